@@ -1,0 +1,91 @@
+"""The ``tcplab`` command: argument parsing only.
+
+Every subcommand lives in its own module under :mod:`tcplab.cli.commands` and is
+discovered at start-up, so adding a command never means editing a central list.
+A command module provides:
+
+* ``ORDER`` — an int placing it in ``tcplab --help`` (lower first);
+* ``add_parser(subparsers)`` — adds its parser and calls
+  ``parser.set_defaults(handler=<function(args) -> int>)``.
+
+Handlers call library functions and return an exit status. Exit statuses:
+0 success, 1 bad input (file, row, field), 2 environment problem (missing
+privilege, unsupported platform, missing program), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from tcplab import __version__
+from tcplab.errors import TcplabError
+
+EPILOG = """\
+examples:
+  tcplab encap examples/http_ecommerce.csv -o http.pcap     build a valid TCP conversation
+  tcplab analyze http.pcap --explain                         read it the way Wireshark does
+  tcplab server                                              start the chat server on 127.0.0.1:55555
+  tcplab client --nick Alice                                 join the chat
+
+Run 'tcplab COMMAND --help' for a command's options and examples.
+exit status: 0 ok, 1 bad input, 2 environment problem (privilege, platform), 130 interrupted
+"""
+
+
+def _command_modules() -> list:
+    from tcplab.cli import commands
+
+    modules = []
+    for info in pkgutil.iter_modules(commands.__path__):
+        if info.name.startswith("_"):
+            continue
+        modules.append(importlib.import_module(f"{commands.__name__}.{info.name}"))
+    modules.sort(key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser (exposed so docs and tests can inspect it)."""
+    parser = argparse.ArgumentParser(
+        prog="tcplab",
+        description=(
+            "Make TCP/IP visible: turn application messages into hand-built IPv4/TCP "
+            "packets, write pcap files, inject and capture on loopback, explain captures "
+            "the way Wireshark does, and run a multi-user TCP chat."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tcplab {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module in _command_modules():
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tcplab`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(handler(args) or 0)
+    except TcplabError as exc:
+        print(f"tcplab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tcplab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a traceback.
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        finally:
+            return 0

@@ -1,0 +1,1 @@
+"""One module per ``tcplab`` subcommand; see :mod:`tcplab.cli` for the contract."""

@@ -1,0 +1,51 @@
+"""Skip-or-fail helpers for tests that need root, raw sockets, tshark or a display.
+
+Outside CI such a test is skipped with a reason naming what is missing. In CI
+(``CI=true``) every requirement is installed by ``.ci/run``, so a missing one is a
+failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _missing(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+def require_program(name: str) -> str:
+    """Return the path of program ``name`` or skip/fail the test."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"{name} is not installed (apt-get install {name})")
+    return path  # type: ignore[return-value]
+
+
+def require_tshark() -> str:
+    return require_program("tshark")
+
+
+def require_root() -> None:
+    """Raw sockets and AF_PACKET capture need root or CAP_NET_RAW."""
+    if os.geteuid() != 0:
+        _missing("needs root (raw sockets / AF_PACKET capture)")
+    try:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except (PermissionError, AttributeError, OSError) as exc:
+        _missing(f"cannot open an AF_PACKET socket here: {exc}")
+    else:
+        s.close()
+
+
+def require_display() -> None:
+    if not os.environ.get("DISPLAY"):
+        _missing("needs an X display (run under xvfb-run)")
