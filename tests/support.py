@@ -1,4 +1,4 @@
-"""Skip-or-fail helpers for tests that need root, raw sockets, tshark or a display.
+"""Test support: skip-or-fail helpers for tests that need root, raw sockets, tshark or a display.
 
 Outside CI such a test is skipped with a reason naming what is missing. In CI
 (``CI=true``) every requirement is installed by ``.ci/run``, so a missing one is a
@@ -49,3 +49,16 @@ def require_root() -> None:
 def require_display() -> None:
     if not os.environ.get("DISPLAY"):
         _missing("needs an X display (run under xvfb-run)")
+
+
+def tshark(*args: str, check: bool = True) -> str:
+    """Run tshark with checksum validation on and return its stdout (stderr on failure)."""
+    import subprocess
+
+    exe = require_tshark()
+    cmd = [exe, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
+           "-o", "udp.check_checksum:TRUE", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tshark failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
+    return proc.stdout
