@@ -1,0 +1,381 @@
+"""Live capture from a Linux ``AF_PACKET`` socket into a pcap/pcapng file.
+
+This is a thin I/O shell: the filter program comes from :mod:`tcplab.wire.bpf`, the file
+format from :mod:`tcplab.pcap`, and the packet-list line from the analyzer. What lives
+here is only what the kernel interface demands:
+
+* the filter is attached *before* the socket is bound to ``ETH_P_ALL``, so not a single
+  unfiltered frame is queued (libpcap does the same);
+* on a loopback device the kernel hands a packet socket each frame twice (as sent, with
+  ``PACKET_OUTGOING``, and as received); the filter drops the outgoing copy in the kernel,
+  leaving the copy tcpdump/dumpcap keep, so our file and theirs hold the same frames;
+* a large receive buffer (``SO_RCVBUFFORCE``) absorbs bursts, and ``PACKET_STATISTICS``
+  reports honestly how many frames the kernel still had to drop;
+* timestamps are the kernel's (``SO_TIMESTAMPNS``), not the time Python got around to it.
+
+Stopping (count, duration, an event set by a signal handler) always ends with the
+writer closed, so the file is valid whatever stopped it. Never parse protocols here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from tcplab.errors import EnvironmentProblem, InputError
+from tcplab.packet import link
+from tcplab.wire import bpf
+
+# linux/if_ether.h, linux/if_packet.h, asm-generic/socket.h
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS carries a struct timespec
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
+
+#: Receive buffer asked for. The kernel charges each queued frame its full skb size
+#: (~2 KiB for a small loopback frame), so 64 MiB holds roughly 30,000 frames: a third of
+#: a second at 100,000 frames/s, enough to ride out a pause in the writer.
+DEFAULT_RCVBUF = 64 * 1024 * 1024
+
+#: Largest frame read in one call: tcpdump's default snapshot length, above lo's
+#: 65,536-byte MTU, so nothing on lo is ever truncated.
+SNAPLEN = bpf.DEFAULT_SNAPLEN
+
+#: How long a blocking wait lasts before the stop conditions are checked again.
+POLL_INTERVAL = 0.1
+
+_TIMESPEC = struct.Struct("@ll")
+_STATS = struct.Struct("@II")
+_ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 64
+
+PERMISSION_HINT = (
+    "needs the CAP_NET_RAW capability to open a raw (AF_PACKET) socket. Run it as root "
+    "(sudo tcplab ...), or grant the capability once to the Python interpreter: "
+    "sudo setcap cap_net_raw+ep \"$(readlink -f \"$(command -v python3)\")\""
+)
+
+
+@dataclass(slots=True)
+class CaptureSummary:
+    """What a capture run did, for the closing line and for callers that check it."""
+
+    interface: str
+    linktype: int
+    filter_expression: str | None
+    packets: int = 0  #: frames written (and shown)
+    bytes: int = 0
+    kernel_received: int = 0  #: frames that passed the filter, as the kernel counts them
+    kernel_dropped: int = 0  #: frames the kernel discarded because our buffer was full
+    started: float = 0.0
+    stopped: float = 0.0
+    stop_reason: str = ""
+    output: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.stopped - self.started)
+
+    def text(self) -> str:
+        rate = self.packets / self.duration if self.duration > 0 else 0.0
+        lines = [
+            f"{self.packets:,} packets captured on {self.interface} in {self.duration:.2f} s "
+            f"({rate:,.0f} packets/s), stopped by {self.stop_reason}",
+            f"{self.kernel_received:,} packets received by filter, "
+            f"{self.kernel_dropped:,} packets dropped by kernel",
+        ]
+        if self.output:
+            lines.append(f"written to {self.output}")
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+
+def require_packet_sockets() -> None:
+    """Fail early, with advice, on a platform that has no ``AF_PACKET`` (macOS, Windows)."""
+    if getattr(socket, "AF_PACKET", None) is None:
+        raise EnvironmentProblem(
+            "live capture needs Linux AF_PACKET sockets, which this system does not have. "
+            "Capture with Wireshark or tcpdump instead (e.g. tcpdump -i lo0 -w out.pcap "
+            "'tcp port 5074'), then read the file with: tcplab analyze out.pcap --explain"
+        )
+
+
+def permission_problem(what: str, exc: OSError) -> EnvironmentProblem:
+    """The message for EPERM/EACCES on a raw socket: which capability, and how to grant it."""
+    return EnvironmentProblem(f"{what} {PERMISSION_HINT} ({exc.strerror or exc})")
+
+
+def _interface_names() -> list[str]:
+    try:
+        return [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return []
+
+
+def attach_filter(sock: socket.socket, program: list[bpf.Instruction]) -> None:
+    """``SO_ATTACH_FILTER``: hand the kernel a ``struct sock_fprog`` pointing at the program."""
+    code = bpf.pack_program(program)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+class PacketSocket:
+    """An ``AF_PACKET`` socket on one interface with a kernel filter attached.
+
+    ``read()`` drains what is queued without blocking; ``wait()`` blocks until more
+    arrives or the timeout passes. Both leave stop decisions to the caller.
+    """
+
+    def __init__(
+        self,
+        interface: str = "lo",
+        expression: str | None = None,
+        *,
+        rcvbuf: int = DEFAULT_RCVBUF,
+        keep_outgoing: bool = False,
+    ) -> None:
+        require_packet_sockets()
+        self.interface = interface
+        self.expression = expression
+        try:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except PermissionError as exc:
+            raise permission_problem(f"capturing on {interface}", exc) from None
+        self.sock = sock
+        self._received = 0
+        self._dropped = 0
+        try:
+            self._setup(interface, expression, rcvbuf, keep_outgoing)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _setup(self, interface: str, expression: str | None, rcvbuf: int,
+               keep_outgoing: bool) -> None:
+        sock = self.sock
+        # Protocol 0: bound to the device but receiving nothing until the filter is in.
+        try:
+            sock.bind((interface, 0))
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO) or isinstance(exc, socket.gaierror):
+                names = ", ".join(_interface_names()) or "none found"
+                raise InputError(f"no network interface named {interface!r} "
+                                 f"(available: {names})") from None
+            raise
+        hatype = sock.getsockname()[3]
+        if hatype not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+            raise EnvironmentProblem(
+                f"interface {interface} has hardware type {hatype}; tcplab capture reads "
+                "Ethernet-framed interfaces (lo, eth*, veth*, wlan*). Capture this one with "
+                "tcpdump -i " + interface + " -w out.pcap, then run tcplab analyze out.pcap"
+            )
+        self.linktype = link.LINKTYPE_ETHERNET
+        self.loopback = hatype == ARPHRD_LOOPBACK
+        self.program = bpf.compile_filter(
+            expression, self.linktype, drop_outgoing=self.loopback and not keep_outgoing
+        )
+        attach_filter(sock, self.program)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.bind((interface, ETH_P_ALL))
+        sock.setblocking(False)
+        # Frames queued between the two binds were filtered; discard nothing, count nothing.
+        self.statistics()
+        self._received = 0
+        self._dropped = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self, limit: int) -> Iterator[tuple[int, bytes, int]]:
+        """Yield up to ``limit`` queued frames as (timestamp_ns, captured bytes, wire length)."""
+        recvmsg = self.sock.recvmsg
+        unpack = _TIMESPEC.unpack_from
+        for _ in range(limit):
+            try:
+                data, ancillary, _flags, _address = recvmsg(SNAPLEN, _ANCILLARY_SPACE)
+            except BlockingIOError:
+                return
+            except InterruptedError:  # pragma: no cover - PEP 475 retries; belt and braces
+                return
+            timestamp = 0
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = unpack(value)
+                    timestamp = seconds * 1_000_000_000 + nanoseconds
+            if not timestamp:
+                timestamp = time.time_ns()
+            # SNAPLEN exceeds every frame Linux hands a packet socket (lo's MTU is 64 KiB,
+            # GRO merges stay below 64 KiB), so the captured length is the wire length.
+            yield timestamp, data, len(data)
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a frame; False when none arrived."""
+        try:
+            ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        except InterruptedError:  # pragma: no cover - PEP 475 retries
+            return False
+        return bool(ready)
+
+    def statistics(self) -> tuple[int, int]:
+        """Cumulative (received by filter, dropped by kernel) since the socket was bound.
+
+        The kernel resets its counters on every read, so they are accumulated here; its
+        "packets" figure already includes the drops (net/packet/af_packet.c).
+        """
+        raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)
+        packets, drops = _STATS.unpack(raw)
+        self._received += packets
+        self._dropped += drops
+        return self._received, self._dropped
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> PacketSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+PacketCallback = Callable[[int, int, bytes, int], None]
+
+
+def run_capture(
+    interface: str = "lo",
+    output: str | None = None,
+    *,
+    expression: str | None = None,
+    count: int | None = None,
+    duration: float | None = None,
+    file_format: str | None = None,
+    stop: threading.Event | None = None,
+    on_packet: PacketCallback | None = None,
+    on_ready: Callable[[PacketSocket], None] | None = None,
+    rcvbuf: int = DEFAULT_RCVBUF,
+    drain_on_stop: bool = True,
+) -> CaptureSummary:
+    """Capture until ``count`` frames, ``duration`` seconds, or ``stop`` is set.
+
+    ``on_packet(number, timestamp_ns, data, wire_length)`` sees every frame written (the
+    CLI prints the packet-list line there). ``on_ready`` runs once the socket is
+    capturing, so callers can start traffic without a race. When ``stop`` ends the run,
+    frames already queued in the kernel are still written (``drain_on_stop``): a capture
+    wrapped around an experiment then holds its last packets too.
+    """
+    stop = stop if stop is not None else threading.Event()
+    writer = None
+    summary = CaptureSummary(interface, link.LINKTYPE_ETHERNET, expression, output=output)
+    with PacketSocket(interface, expression, rcvbuf=rcvbuf) as psock:
+        summary.linktype = psock.linktype
+        if output is not None:
+            writer = _open_writer(output, psock.linktype, file_format)
+        try:
+            summary.started = time.monotonic()
+            deadline = summary.started + duration if duration else None
+            if on_ready is not None:
+                on_ready(psock)
+            summary.stop_reason = _loop(psock, writer, summary, count, deadline, stop, on_packet,
+                                        drain_on_stop)
+        finally:
+            summary.stopped = time.monotonic()
+            with contextlib.suppress(OSError):
+                summary.kernel_received, summary.kernel_dropped = psock.statistics()
+            if writer is not None:
+                writer.close()
+    return summary
+
+
+def _loop(
+    psock: PacketSocket,
+    writer: object | None,
+    summary: CaptureSummary,
+    count: int | None,
+    deadline: float | None,
+    stop: threading.Event,
+    on_packet: PacketCallback | None,
+    drain_on_stop: bool,
+) -> str:
+    write = writer.write if writer is not None else None  # type: ignore[attr-defined]
+    batch = 256
+    while True:
+        if stop.is_set():
+            if drain_on_stop:
+                _drain(psock, write, summary, count, on_packet)
+            return "request (signal or caller)"
+        if count is not None and summary.packets >= count:
+            return f"--count {count}"
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            return "--duration"
+        limit = batch if count is None else min(batch, count - summary.packets)
+        got = _consume(psock.read(limit), write, summary, on_packet)
+        if got == 0:
+            timeout = POLL_INTERVAL if deadline is None else min(POLL_INTERVAL, deadline - now)
+            psock.wait(timeout)
+
+
+def _consume(frames: Iterator[tuple[int, bytes, int]], write: Callable | None,
+             summary: CaptureSummary, on_packet: PacketCallback | None) -> int:
+    got = 0
+    for timestamp, data, wire_length in frames:
+        got += 1
+        summary.packets += 1
+        summary.bytes += wire_length
+        if write is not None:
+            write(data, timestamp)
+        if on_packet is not None:
+            on_packet(summary.packets, timestamp, data, wire_length)
+    return got
+
+
+def _drain(psock: PacketSocket, write: Callable | None, summary: CaptureSummary,
+           count: int | None, on_packet: PacketCallback | None) -> None:
+    # Bounded: what is queued now, never what keeps arriving after the stop.
+    budget = 1_000_000
+    while budget > 0:
+        limit = min(4096, budget)
+        if count is not None:
+            limit = min(limit, count - summary.packets)
+        if limit <= 0:
+            return
+        got = _consume(psock.read(limit), write, summary, on_packet)
+        if got == 0:
+            return
+        budget -= got
+
+
+def _open_writer(output: str, linktype: int, file_format: str | None) -> object:
+    from tcplab.pcap import open_writer
+
+    try:
+        return open_writer(output, linktype, format=file_format)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write the capture: {exc.strerror or exc}") from None
+
+
+def interfaces() -> list[str]:
+    """Names of the network interfaces, for ``--list-interfaces`` and error messages."""
+    return _interface_names()
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
