@@ -1,0 +1,207 @@
+"""Open any capture file: detect classic pcap vs pcapng (and gzip around either) and stream records.
+
+This is the thin I/O shell: it opens the file, looks at the first bytes, and hands the
+byte stream to the format module's parser. It never parses record layouts itself and
+never reads more than a chunk ahead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from tcplab.errors import InputError
+from tcplab.pcap import pcap, pcapng
+from tcplab.pcap.records import CaptureFormatError, Interface, Record, source_name
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class CaptureReader:
+    """An open capture: iterate it for :class:`Record` s; use it as a context manager.
+
+    Attributes: ``format`` ("pcap" or "pcapng"), ``path``, ``interfaces`` (grows while a
+    multi-section pcapng is read), ``linktype`` (the first interface's), ``byteorder``
+    ("little"/"big", of the first section), ``compressed`` (True for gzip input),
+    ``sections`` (pcapng section headers; empty for classic pcap).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        records: Iterator[Record],
+        interfaces: list[Interface],
+        byteorder: str,
+        close: Callable[[], None],
+        *,
+        compressed: bool = False,
+        sections: list[pcapng.Section] | None = None,
+        version: tuple[int, int] = (0, 0),
+    ) -> None:
+        self.path = path
+        self.format = fmt
+        self.interfaces = interfaces
+        self.byteorder = byteorder
+        self.compressed = compressed
+        self.sections = sections if sections is not None else []
+        self.version = version
+        self._records = records
+        self._close = close
+
+    @property
+    def linktype(self) -> int | None:
+        """The first interface's link type (None for a pcapng without interfaces)."""
+        return self.interfaces[0].linktype if self.interfaces else None
+
+    @property
+    def snaplen(self) -> int | None:
+        return self.interfaces[0].snaplen if self.interfaces else None
+
+    def __iter__(self) -> Iterator[Record]:
+        # Hand out the generator itself: `for` loops then run at generator speed with no
+        # extra method call per record.
+        return self._records
+
+    def __next__(self) -> Record:
+        return next(self._records)
+
+    def close(self) -> None:
+        self._records.close()
+        self._close()
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<CaptureReader {self.format} {self.path!r} linktype={self.linktype}>"
+
+
+def _gzip_reader(raw: BinaryIO, path: str) -> tuple[Callable[[int], bytes], Callable[[], None]]:
+    """A read function over gzip-compressed input whose failures become CaptureFormatError."""
+    stream = gzip.GzipFile(fileobj=raw, mode="rb")
+    delivered = 0
+
+    def read(size: int) -> bytes:
+        nonlocal delivered
+        try:
+            data = stream.read(size)
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise CaptureFormatError(
+                path, delivered,
+                f"compressed data is damaged after {delivered} uncompressed bytes ({exc})",
+            ) from None
+        delivered += len(data)
+        return data
+
+    return read, stream.close
+
+
+def _describe_bad_magic(head: bytes) -> str:
+    if not head:
+        return "the file is empty (0 bytes); expected a pcap or pcapng header"
+    magic = head[:4]
+    text = f"not a pcap or pcapng file (magic 0x{magic.hex()})"
+    sample = head[:64]
+    try:
+        decoded = sample.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = ""
+    if decoded and all(c.isprintable() or c in "\r\n\t" for c in decoded.lstrip("\ufeff")):
+        first_line = decoded.lstrip("\ufeff").splitlines()[0][:40] if decoded.strip() else ""
+        hint = "a CSV? use 'tcplab encap' to turn it into packets" if "," in decoded else "text?"
+        return f"{text}: it starts with {first_line!r}, is it {hint}"
+    if len(head) < 4:
+        return f"{text}: only {len(head)} bytes, too short for any capture header"
+    return f"{text}, expected a1b2c3d4 / a1b23c4d (pcap, either byte order) or 0a0d0d0a (pcapng)"
+
+
+def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
+    """Open a classic pcap or pcapng file (optionally gzip-compressed) for streaming.
+
+    ``source`` is a path or a binary file object (left open on close; it need not be
+    seekable, so pipes work). A file that is not a capture at all, or whose headers are
+    damaged, raises :class:`CaptureFormatError` here; damage later in the file is raised
+    by the iteration after every good record before it.
+    """
+    path = source_name(source)
+    if isinstance(source, str | os.PathLike):
+        try:
+            raw: BinaryIO = open(source, "rb", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(f"{path}: cannot open capture file: {exc.strerror}") from None
+        owns = True
+    else:
+        raw = source
+        owns = False
+
+    closers: list[Callable[[], None]] = []
+    if owns:
+        closers.append(raw.close)
+
+    def close() -> None:
+        while closers:
+            closers.pop()()
+
+    try:
+        read: Callable[[int], bytes] = raw.read
+        head = pcap.fill(read, b"", 4)
+        compressed = False
+        if head[:2] == GZIP_MAGIC:
+            compressed = True
+            read, gz_close = _gzip_reader(_Replay(head, raw), path)
+            closers.append(gz_close)  # closed before the file under it
+            head = pcap.fill(read, b"", 4)
+        if head[:4] in pcap.MAGIC_BYTES:
+            head = pcap.fill(read, head, pcap.GLOBAL_HEADER_LEN)
+            header = pcap.parse_global_header(head, path)
+            records = pcap.iter_records(read, head, path, header, close)
+            return CaptureReader(
+                path, "pcap", records, [header.interface],
+                "little" if header.endian == "<" else "big", close,
+                compressed=compressed, version=header.version,
+            )
+        if head[:4] == pcapng.SHB_MAGIC:
+            state = pcapng.ReaderState()
+            blocks = pcapng.iter_blocks(read, head, path, state, close)
+            next(blocks)  # read the header blocks up to the first packet
+            first = state.sections[0]
+            return CaptureReader(
+                path, "pcapng", blocks, state.interfaces,  # type: ignore[arg-type]
+                first.byteorder, close, compressed=compressed, sections=state.sections,
+                version=first.version,
+            )
+        raise CaptureFormatError(path, 0, _describe_bad_magic(head))
+    except BaseException:
+        close()
+        raise
+
+
+class _Replay:
+    """A file object that first returns bytes already read, then continues from the file.
+
+    Lets us sniff the magic of a non-seekable stream and still hand the whole stream to
+    the gzip decompressor.
+    """
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = head
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0:
+                data, self._head = self._head + self._raw.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._raw.read(size)
+
+    def close(self) -> None:
+        """The underlying file is closed by whoever opened it."""
