@@ -1,0 +1,486 @@
+"""The chat server's I/O shell: one thread, non-blocking sockets, a ``selectors`` (epoll) loop.
+
+The report's server gave every client a thread blocked in ``recv``. That is easy to read
+but costs a thread stack and a context switch per message, and a nickname read inside the
+accept loop lets one silent client stall every login. Here a single loop multiplexes every
+socket; the protocol decisions are made by :class:`tcplab.chat.protocol.ChatCore`, and
+this module only moves bytes, enforces resource bounds and logs metadata.
+
+Bounds: each client's unsent output is capped (``max_output``); a client that stops
+reading past it is disconnected and the senders of what was still queued are told. The
+number of clients is capped, incoming lines are capped by the framer, and lists are
+coalesced by the core. What this module must never do: interpret message text (that is
+the core's job) or log it (unless ``log_messages`` is on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterable
+
+from tcplab.chat.protocol import ChatCore, Close, Code, Limits, Note, system_line
+from tcplab.errors import EnvironmentProblem
+
+log = logging.getLogger("tcplab.chat.server")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 55555
+#: Unsent bytes allowed per client before it counts as a slow consumer. Large enough for a
+#: full ONLINE_USERS list of thousands of users plus a burst of messages, small enough that
+#: 10,000 stalled clients cannot exhaust memory (lists are only queued on an empty buffer).
+DEFAULT_MAX_OUTPUT = 256 * 1024
+DEFAULT_MAX_CLIENTS = 10_000
+#: One recv per readable event: 64 KiB holds hundreds of chat lines, so a busy client is
+#: served in one system call while the others still get their turn.
+RECV_SIZE = 65536
+#: Accepting in bursts keeps a login storm from starving established clients or vice versa.
+ACCEPT_BATCH = 256
+#: How often coalesced lists, idle timeouts and closing deadlines are looked at.
+TICK = 0.05
+#: How long a graceful close waits for the peer to read its last lines and answer our FIN.
+CLOSE_GRACE = 2.0
+#: TCP keepalive: a peer that vanished (power cut, cable pulled) is detected in about
+#: KEEPIDLE + KEEPCNT × KEEPINTVL seconds even if the idle timeout is off.
+KEEPIDLE, KEEPINTVL, KEEPCNT = 60, 10, 3
+
+_LISTENER = object()
+_WAKER = object()
+
+
+class _Conn:
+    """Socket-side state of one client: the socket, its output queue and closing state."""
+
+    __slots__ = ("cid", "sock", "peer", "out", "out_len", "aligned", "want_write", "closing",
+                 "fin_sent", "deadline", "dead", "handshaking")
+
+    def __init__(self, cid: int, sock: socket.socket, peer: str, handshaking: bool) -> None:
+        self.cid = cid
+        self.sock = sock
+        self.peer = peer
+        self.out: list[bytes] = []
+        self.out_len = 0
+        self.aligned = True  # the queued output starts at a line boundary
+        self.want_write = False
+        self.closing: str | None = None
+        self.fin_sent = False
+        self.deadline = 0.0
+        self.dead = False
+        self.handshaking = handshaking
+
+
+def format_peer(addr: tuple) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ChatServer:
+    """A chat server bound to one address; :meth:`serve_forever` runs it in the calling thread.
+
+    Thread-safety: only :meth:`request_shutdown` may be called from another thread (or a
+    signal handler); everything else belongs to the thread running the loop.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        limits: Limits | None = None,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 4096,
+    ) -> None:
+        self.core = ChatCore(limits)
+        self.max_clients = max_clients
+        self.max_output = max_output
+        self.ssl_context = ssl_context
+        self._conns: dict[int, _Conn] = {}
+        self._dirty: set[_Conn] = set()
+        self._closing: set[_Conn] = set()
+        self._next_id = 1
+        self._stop = threading.Event()
+        self._stopping = False
+        self._sel = selectors.DefaultSelector()
+        self._listener = self._listen(host, port, backlog)
+        self.address: tuple = self._listener.getsockname()[:2]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel.register(self._listener, selectors.EVENT_READ, _LISTENER)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKER)
+        self.ready = threading.Event()
+
+    # -- setup ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _listen(host: str, port: int, backlog: int) -> socket.socket:
+        try:
+            infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        except socket.gaierror as exc:
+            raise EnvironmentProblem(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and host in ("::", ""):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # also serve IPv4
+            sock.bind(addr)
+            sock.listen(backlog)
+        except OSError as exc:
+            sock.close()
+            raise EnvironmentProblem(
+                f"cannot listen on {format_peer(addr)}: {exc.strerror or exc}") from None
+        sock.setblocking(False)
+        return sock
+
+    # -- public control ------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def request_shutdown(self) -> None:
+        """Ask the loop to tell every client and close cleanly (safe from any thread or signal handler)."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def client_count(self) -> int:
+        return len(self._conns)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Run until :meth:`request_shutdown`; then say goodbye to every client and return."""
+        _log("listening", 0, {"address": format_peer(self.address),
+                              "tls": self.ssl_context is not None,
+                              "max_clients": self.max_clients})
+        self.ready.set()
+        sel = self._sel
+        next_tick = 0.0
+        next_idle = 0.0
+        stop_deadline = None
+        try:
+            while True:
+                events = sel.select(TICK)
+                now = time.monotonic()
+                for key, mask in events:
+                    conn = key.data
+                    if conn.__class__ is _Conn:
+                        if conn.dead:
+                            continue
+                        if conn.handshaking:
+                            self._handshake(conn, now)
+                            continue
+                        if mask & selectors.EVENT_READ:
+                            self._read(conn, now)
+                        if mask & selectors.EVENT_WRITE and not conn.dead:
+                            self._dirty.add(conn)
+                    elif conn is _LISTENER:
+                        self._accept(now)
+                    else:
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(4096)
+                if self._stop.is_set() and stop_deadline is None:
+                    stop_deadline = now + CLOSE_GRACE
+                    self._begin_shutdown()
+                if now >= next_tick:
+                    next_tick = now + TICK
+                    core = self.core
+                    self._apply(core.due_lists(now, self._drained))
+                    if now >= next_idle:
+                        next_idle = now + 1.0
+                        self._apply(core.idle(now))
+                    self._expire_closing(now)
+                self._flush()
+                self._log_notes()
+                if stop_deadline is not None and (not self._conns or now >= stop_deadline):
+                    break
+        finally:
+            for conn in list(self._conns.values()):
+                self._drop(conn, "shutdown", tell=False)
+            self._log_notes()
+            for s in (self._listener, self._wake_r, self._wake_w):
+                with contextlib.suppress(Exception):
+                    self._sel.unregister(s)
+                s.close()
+            self._sel.close()
+            _log("stopped", 0, {})
+
+    def _drained(self, cid: int) -> bool:
+        conn = self._conns.get(cid)
+        return conn is not None and not conn.out
+
+    def _begin_shutdown(self) -> None:
+        self._stopping = True
+        with contextlib.suppress(Exception):
+            self._sel.unregister(self._listener)
+        self._listener.close()
+        _log("shutdown", 0, {"clients": len(self._conns)})
+        self._apply(self.core.close_all())
+
+    # -- accepting -----------------------------------------------------------------------
+
+    def _accept(self, now: float) -> None:
+        listener = self._listener
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE/ENFILE: out of descriptors; keep serving the others
+                _log("accept_failed", 0, {"error": exc.strerror or str(exc)})
+                return
+            peer = format_peer(addr)
+            if len(self._conns) >= self.max_clients:
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)
+                    if self.ssl_context is None:
+                        sock.send(system_line(Code.SERVER_FULL,
+                                              f"Server full ({self.max_clients} clients); try later."))
+                sock.close()
+                _log("refused", 0, {"peer": peer, "reason": "server full"})
+                continue
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPIDLE)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPINTVL)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPCNT)
+            handshaking = False
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_side=True,
+                                                    do_handshake_on_connect=False)
+                handshaking = True
+            cid = self._next_id
+            self._next_id += 1
+            conn = _Conn(cid, sock, peer, handshaking)
+            self._conns[cid] = conn
+            self._sel.register(sock, selectors.EVENT_READ, conn)
+            _log("connect", cid, {"peer": peer, "clients": len(self._conns)})
+            self._apply(self.core.connect(cid, now))
+            if handshaking:
+                self._handshake(conn, now)
+
+    def _handshake(self, conn: _Conn, now: float) -> None:
+        try:
+            conn.sock.do_handshake()  # type: ignore[attr-defined]
+        except ssl.SSLWantReadError:
+            self._want(conn, False)
+            return
+        except ssl.SSLWantWriteError:
+            self._want(conn, True)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            self._drop(conn, f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}")
+            return
+        conn.handshaking = False
+        self._want(conn, bool(conn.out))
+        self._read(conn, now)  # application data may already sit in the TLS buffer
+
+    def _want(self, conn: _Conn, write: bool) -> None:
+        if conn.want_write != write:
+            conn.want_write = write
+            events = selectors.EVENT_READ | selectors.EVENT_WRITE if write else selectors.EVENT_READ
+            self._sel.modify(conn.sock, events, conn)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _read(self, conn: _Conn, now: float) -> None:
+        sock = conn.sock
+        while True:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                return
+            except ssl.SSLWantWriteError:
+                self._want(conn, True)
+                return
+            except ConnectionResetError:
+                self._drop(conn, "connection reset")
+                return
+            except TimeoutError:
+                self._drop(conn, "keepalive timeout")
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self._drop(conn, f"receive failed: {exc}")
+                return
+            if not data:
+                self._drop(conn, "closed by client" if not conn.closing else conn.closing)
+                return
+            if conn.closing is None:
+                self._apply(self.core.receive(conn.cid, data, now))
+            if self.ssl_context is None or conn.dead or not sock.pending():  # type: ignore[attr-defined]
+                return
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _apply(self, outputs: Iterable[tuple[int, bytes | Close]]) -> None:
+        conns = self._conns
+        dirty = self._dirty
+        limit = self.max_output
+        for cid, item in outputs:
+            conn = conns.get(cid)
+            if conn is None or conn.dead:
+                continue
+            if item.__class__ is bytes:
+                if conn.fin_sent:
+                    continue
+                size = len(item)  # type: ignore[arg-type]
+                if conn.out_len + size > limit and conn.out_len:
+                    self._overflow(conn, item)  # type: ignore[arg-type]
+                    continue
+                conn.out.append(item)  # type: ignore[arg-type]
+                conn.out_len += size
+                dirty.add(conn)
+            else:
+                self._close(conn, item.reason)  # type: ignore[union-attr]
+
+    def _flush(self) -> None:
+        while self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for conn in dirty:
+                if not conn.dead and not conn.handshaking:
+                    self._write(conn)
+
+    def _write(self, conn: _Conn) -> None:
+        out = conn.out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                sent = 0
+            except ssl.SSLWantReadError:
+                sent = 0
+            except OSError as exc:
+                self._drop(conn, f"send failed: {exc.strerror or exc}")
+                return
+            if sent == len(data):
+                out.clear()
+                conn.out_len = 0
+                conn.aligned = True
+            else:
+                if sent:
+                    conn.aligned = data[sent - 1] == 10
+                    data = data[sent:]
+                conn.out = [data]
+                conn.out_len = len(data)
+                self._want(conn, True)
+                return
+        self._want(conn, False)
+        if conn.closing is not None and not conn.fin_sent:
+            self._send_fin(conn)
+
+    def _overflow(self, conn: _Conn, item: bytes) -> None:
+        pending = b"".join(conn.out) + item
+        if not conn.aligned:
+            cut = pending.find(b"\n")
+            pending = pending[cut + 1:]
+        _log("slow_consumer", conn.cid, {"peer": conn.peer, "queued": conn.out_len,
+                                          "limit": self.max_output})
+        conn.out.clear()
+        conn.out_len = 0
+        self._apply(self.core.undelivered(conn.cid, pending))
+        self._drop(conn, "slow consumer: output buffer full", tell=False)
+
+    # -- closing -------------------------------------------------------------------------
+
+    def _close(self, conn: _Conn, reason: str) -> None:
+        """Graceful close: send what is queued, then FIN, then wait (bounded) for the peer's FIN."""
+        if conn.closing is not None:
+            return
+        conn.closing = reason
+        conn.deadline = time.monotonic() + CLOSE_GRACE
+        self._closing.add(conn)
+        self._dirty.add(conn)
+
+    def _send_fin(self, conn: _Conn) -> None:
+        conn.fin_sent = True
+        try:
+            if isinstance(conn.sock, ssl.SSLSocket):
+                conn.sock.unwrap()
+            conn.sock.shutdown(socket.SHUT_WR)
+        except (ssl.SSLError, OSError, ValueError):
+            self._drop(conn, conn.closing or "closed")
+
+    def _expire_closing(self, now: float) -> None:
+        if not self._closing:
+            return
+        for conn in list(self._closing):
+            if conn.dead:
+                self._closing.discard(conn)
+            elif now >= conn.deadline:
+                self._drop(conn, conn.closing or "closed")
+
+    def _drop(self, conn: _Conn, reason: str, *, tell: bool = True) -> None:
+        """Forget a connection at once (RST, EOF, overflow, deadline) and update everyone else."""
+        if conn.dead:
+            return
+        conn.dead = True
+        self._closing.discard(conn)
+        with contextlib.suppress(Exception):
+            self._sel.unregister(conn.sock)
+        with contextlib.suppress(OSError):
+            conn.sock.close()
+        del self._conns[conn.cid]
+        if tell and conn.out and not self._stopping:
+            pending = b"".join(conn.out)
+            if not conn.aligned:
+                pending = pending[pending.find(b"\n") + 1:]
+            self._apply(self.core.undelivered(conn.cid, pending))
+        conn.out = []
+        conn.out_len = 0
+        _log("disconnect", conn.cid, {"peer": conn.peer, "reason": reason,
+                                       "clients": len(self._conns)})
+        if not self._stopping:
+            self._apply(self.core.disconnect(conn.cid, reason))
+        else:
+            self.core.disconnect(conn.cid, reason)
+
+    def _log_notes(self) -> None:
+        notes = self.core.notes
+        if notes:
+            if log.isEnabledFor(logging.INFO):
+                for note in notes:
+                    _log(note.event, note.conn, note.fields)
+            notes.clear()
+
+
+def _log(event: str, conn: int, fields: dict) -> None:
+    """One structured line per event: ``event conn=N key=value ...`` with values repr()'d so
+    peer-chosen text (nicknames) can never forge a log line or carry terminal escapes."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    parts = [event] + ([f"conn={conn}"] if conn else [])
+    for k, v in fields.items():
+        parts.append(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}")
+    log.info(" ".join(parts))
+
+
+def make_server_ssl_context(cert: str, key: str | None) -> ssl.SSLContext:
+    """TLS for use beyond loopback: the stdlib's defaults (TLS 1.2+) with our certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        from tcplab.errors import InputError
+
+        raise InputError(f"TLS certificate or key not found: {exc.filename}") from None
+    except (ssl.SSLError, OSError) as exc:
+        from tcplab.errors import InputError
+
+        raise InputError(f"cannot load TLS certificate {cert!r} / key {key!r}: {exc}") from None
+    return ctx
+
+
+__all__ = ["ChatServer", "Limits", "Note", "make_server_ssl_context", "DEFAULT_HOST", "DEFAULT_PORT"]
