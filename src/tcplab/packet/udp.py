@@ -8,7 +8,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from tcplab.packet.checksum import ChecksumStatus, internet_checksum, pseudo_header, verify_transport
+from tcplab.packet.checksum import (
+    ChecksumStatus,
+    internet_checksum,
+    pseudo_header,
+    verify_transport,
+)
 from tcplab.packet.errors import ParseError
 
 HEADER = struct.Struct("!HHHH")

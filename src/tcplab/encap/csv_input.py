@@ -1,0 +1,366 @@
+"""Read the course's CSV of application messages into :class:`Message` records.
+
+This is the file-facing edge of the encapsulator: it owns every decision about what a
+row *means* (column aliases, escapes, timestamps, control rows) and every error a user
+can make in the file, each naming the file, the CSV line and the column. It streams:
+one row at a time, so a million-row file needs no more memory than a ten-row one.
+
+Real course CSVs vary, and all of these are accepted: columns in any order and any case;
+``protocol`` for ``app_protocol``; optional ``src_ip,dst_ip,src_port,dst_port``; extra
+columns (Wireshark exports) ignored; surrounding spaces trimmed; quoted cells with
+commas, doubled quotes and real CRLF line breaks; literal ``\\r\\n`` escapes; UTF-8
+with or without a BOM; timestamps as relative seconds, ISO 8601 or ``dd/mm/YYYY HH:MM[:SS]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from tcplab.errors import InputError
+from tcplab.packet import ipv4, ipv6
+
+Unescape = Literal["auto", "always", "never"]
+
+# Column name (lower-cased, spaces/dashes → underscores) → canonical name.
+COLUMN_ALIASES = {
+    "msg_id": "msg_id",
+    "message_id": "msg_id",
+    "id": "msg_id",
+    "no": "msg_id",
+    "app_protocol": "app_protocol",
+    "protocol": "app_protocol",
+    "application_protocol": "app_protocol",
+    "src_app": "src_app",
+    "source_app": "src_app",
+    "dst_app": "dst_app",
+    "destination_app": "dst_app",
+    "dest_app": "dst_app",
+    "message": "message",
+    "payload": "message",
+    "data": "message",
+    "timestamp": "timestamp",
+    "time": "timestamp",
+    "src_ip": "src_ip",
+    "dst_ip": "dst_ip",
+    "src_port": "src_port",
+    "dst_port": "dst_port",
+}
+REQUIRED_COLUMNS = ("src_app", "dst_app", "message")
+
+#: Messages of a TCP "control" row, and the flags each stands for (see conversation.py).
+CONTROL_MESSAGES = {"SYN", "SYN-ACK", "SYN/ACK", "SYN,ACK", "ACK", "FIN", "FIN-ACK", "FIN/ACK", "FIN,ACK", "RST", "RST-ACK", "RST/ACK"}
+
+# Application protocols carried over UDP, with their well-known server port.
+UDP_APPS = {"DNS": 53}
+
+_HTTP_START = re.compile(rb"^(?:[A-Z]{3,10} \S+ HTTP/\d\.\d|HTTP/\d\.\d \d{3})")
+_ESCAPES = re.compile(r"\\(r\\n|n|r|t|\\)")
+_ESCAPE_MAP = {"r\\n": "\r\n", "n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
+_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?$")
+
+
+@dataclass(slots=True)
+class Message:
+    """One application message, as the CSV describes it."""
+
+    msg_id: str
+    app_protocol: str
+    src_app: str
+    dst_app: str
+    payload: bytes
+    #: Seconds: relative to the capture start, or since the Unix epoch when ``absolute_time``.
+    timestamp: float | None
+    absolute_time: bool = False
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    src_port: int | None = None
+    dst_port: int | None = None
+    #: CSV line where the row starts (1 = header line), for error messages.
+    line: int = 0
+    #: For TCP control rows: the control word (SYN, SYN-ACK, ACK, FIN, FIN-ACK, RST).
+    control: str | None = None
+
+    @property
+    def is_udp(self) -> bool:
+        return self.app_protocol in UDP_APPS
+
+    @property
+    def is_http_request(self) -> bool:
+        return bool(_HTTP_START.match(self.payload)) and not self.payload.startswith(b"HTTP/")
+
+    @property
+    def is_http_response(self) -> bool:
+        return self.payload.startswith(b"HTTP/") and bool(_HTTP_START.match(self.payload))
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """What reading saw: nothing is dropped without being counted here."""
+
+    rows: int = 0
+    messages: int = 0
+    empty_skipped: int = 0
+    bad_skipped: int = 0
+    unescaped: int = 0
+    #: The first few skipped rows, as "line N: reason", for the closing summary.
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def note_skip(self, line: int, reason: str) -> None:
+        if len(self.skipped_examples) < 5:
+            self.skipped_examples.append(f"line {line}: {reason}")
+
+
+def _normalise_header(raw: list[str]) -> list[str]:
+    return [re.sub(r"[\s\-]+", "_", h.strip().lstrip("\ufeff").lower()) for h in raw]
+
+
+def parse_timestamp(text: str) -> tuple[float, bool]:
+    """Parse a CSV timestamp → (seconds, is_absolute). Raises ValueError with the accepted forms."""
+    t = text.strip()
+    try:
+        return float(t), False
+    except ValueError:
+        pass
+    m = _DMY.match(t)
+    if m:
+        d, mo, y, h, mi, s, frac = m.groups()
+        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=UTC)
+        return dt.timestamp() + (float("0." + frac) if frac else 0.0), True
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"timestamp {text!r} is not relative seconds (0.266), ISO 8601 "
+            "(2024-05-01T10:00:00) or dd/mm/YYYY HH:MM[:SS]"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp(), True
+
+
+def _looks_http(protocol: str, message: str) -> bool:
+    return protocol.startswith("HTTP") or bool(_HTTP_START.match(message.encode("utf-8", "replace")[:64]))
+
+
+def _should_unescape(mode: Unescape, protocol: str, text: str) -> bool:
+    """Auto mode: only HTTP messages written with literal "\\n" escapes (common in generated course CSVs)."""
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    return "\\n" in text and _looks_http(protocol, text)
+
+
+def unescape_text(text: str) -> str:
+    """Turn literal backslash escapes (``\\r\\n``, ``\\n``, ``\\t``, ``\\\\``) into the characters."""
+    return _ESCAPES.sub(lambda m: _ESCAPE_MAP[m.group(1)], text)
+
+
+def _find_bad_utf8(path: str) -> tuple[int, int, str]:
+    """Locate the first byte that is not UTF-8 → (line, byte offset, hex of the bad bytes)."""
+    line = 1
+    offset = 0
+    with open(path, "rb") as fh:
+        tail = b""
+        while True:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                break
+            data = tail + chunk
+            try:
+                data.decode("utf-8")
+                tail = b""
+            except UnicodeDecodeError as exc:
+                if exc.reason == "unexpected end of data" and exc.end == len(data):
+                    tail = data[exc.start :]
+                    data = data[: exc.start]
+                else:
+                    base = offset - len(tail)
+                    bad_at = base + exc.start
+                    line += data.count(b"\n", 0, exc.start)
+                    return line, bad_at, data[exc.start : exc.end].hex(" ")
+            line += data.count(b"\n")
+            offset += len(chunk)
+    return line, offset, tail.hex(" ")
+
+
+def read_messages(
+    path: str | os.PathLike[str],
+    *,
+    unescape: Unescape = "auto",
+    skip_bad: bool = False,
+    stats: ReadStats | None = None,
+) -> Iterator[Message]:
+    """Yield the messages of a course CSV, one row at a time.
+
+    Empty messages are counted in ``stats.empty_skipped`` and never replaced by filler.
+    A malformed row raises :class:`InputError` naming the file, line and column, unless
+    ``skip_bad`` is set, in which case it is counted in ``stats.bad_skipped``.
+    """
+    path = os.fspath(path)
+    stats = stats if stats is not None else ReadStats()
+    name = os.path.basename(path)
+    try:
+        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in finally below
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a CSV file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    try:
+        yield from _read_rows(fh, path, name, unescape, skip_bad, stats)
+    except UnicodeDecodeError:
+        line, offset, bad = _find_bad_utf8(path)
+        raise InputError(
+            f"{name}: line {line}: byte offset {offset}: not UTF-8 (bytes {bad}); "
+            "save the file as UTF-8 and try again"
+        ) from None
+    except csv.Error as exc:
+        raise InputError(f"{name}: CSV syntax error: {exc}") from None
+    finally:
+        fh.close()
+
+
+def _read_rows(
+    fh: io.TextIOWrapper, path: str, name: str, unescape: Unescape, skip_bad: bool, stats: ReadStats
+) -> Iterator[Message]:
+    reader = csv.reader(fh)
+    try:
+        raw_header = next(reader)
+    except StopIteration:
+        raise InputError(f"{name}: the file is empty; expected a header line such as "
+                         "msg_id,app_protocol,src_app,dst_app,message,timestamp") from None
+    header = _normalise_header(raw_header)
+    columns: dict[str, int] = {}
+    for i, h in enumerate(header):
+        canon = COLUMN_ALIASES.get(h)
+        if canon is not None and canon not in columns:
+            columns[canon] = i
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        found = ", ".join(h for h in header if h) or "(none)"
+        raise InputError(
+            f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}; columns found: {found}"
+        )
+    ncols = len(header)
+    c_id = columns.get("msg_id")
+    c_proto = columns.get("app_protocol")
+    c_src, c_dst, c_msg = columns["src_app"], columns["dst_app"], columns["message"]
+    c_ts = columns.get("timestamp")
+    c_sip, c_dip = columns.get("src_ip"), columns.get("dst_ip")
+    c_sport, c_dport = columns.get("src_port"), columns.get("dst_port")
+    prev_end = reader.line_num
+    counter = 0
+    for row in reader:
+        line = prev_end + 1
+        prev_end = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        stats.rows += 1
+        counter += 1
+        try:
+            if len(row) < ncols and len(row) <= max(columns.values()):
+                raise ValueError(f"has {len(row)} fields, the header has {ncols}")
+            msg = _row_to_message(row, line, counter, c_id, c_proto, c_src, c_dst, c_msg, c_ts,
+                                  c_sip, c_dip, c_sport, c_dport, unescape, stats)
+        except ValueError as exc:
+            if skip_bad:
+                stats.bad_skipped += 1
+                stats.note_skip(line, str(exc))
+                continue
+            raise InputError(f"{name}: line {line}: {exc} (use --skip-bad to skip such rows)") from None
+        if msg is None:
+            stats.empty_skipped += 1
+            stats.note_skip(line, "empty message")
+            continue
+        stats.messages += 1
+        yield msg
+
+
+def _cell(row: list[str], idx: int | None) -> str:
+    if idx is None or idx >= len(row):
+        return ""
+    return row[idx].strip()
+
+
+def _port(row: list[str], idx: int | None, column: str) -> int | None:
+    text = _cell(row, idx)
+    if not text:
+        return None
+    try:
+        value = int(float(text)) if "." in text else int(text)
+    except ValueError:
+        raise ValueError(f"column {column}: {text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise ValueError(f"column {column}: port {value} is outside 0–65535")
+    return value
+
+
+def _ip(row: list[str], idx: int | None, column: str) -> str | None:
+    text = _cell(row, idx)
+    if not text:
+        return None
+    try:
+        (ipv6.addr if ":" in text else ipv4.addr)(text)
+    except ValueError:
+        raise ValueError(f"column {column}: {text!r} is not an IPv4 or IPv6 address") from None
+    return text
+
+
+def _row_to_message(
+    row: list[str], line: int, counter: int, c_id: int | None, c_proto: int | None, c_src: int,
+    c_dst: int, c_msg: int, c_ts: int | None, c_sip: int | None, c_dip: int | None,
+    c_sport: int | None, c_dport: int | None, unescape: Unescape, stats: ReadStats,
+) -> Message | None:
+    src_app = _cell(row, c_src)
+    dst_app = _cell(row, c_dst)
+    if not src_app:
+        raise ValueError("column src_app is empty")
+    if not dst_app:
+        raise ValueError("column dst_app is empty")
+    protocol = _cell(row, c_proto).upper()
+    text = row[c_msg] if c_msg < len(row) else ""
+    # Trim surrounding spaces but keep meaningful line breaks at the end of HTTP heads.
+    text = text.strip(" \t")
+    if not text.strip():
+        return None
+    timestamp: float | None = None
+    absolute = False
+    ts_text = _cell(row, c_ts)
+    if ts_text:
+        try:
+            timestamp, absolute = parse_timestamp(ts_text)
+        except ValueError as exc:
+            raise ValueError(f"column timestamp: {exc}") from None
+    control = None
+    if protocol == "TCP" and text.strip().upper() in CONTROL_MESSAGES:
+        control = text.strip().upper().replace("/", "-").replace(",", "-")
+    elif "\\" in text and _should_unescape(unescape, protocol, text):
+        text = unescape_text(text)
+        stats.unescaped += 1
+    if not protocol:
+        protocol = "HTTP" if _looks_http("", text) else "DATA"
+    return Message(
+        msg_id=_cell(row, c_id) or str(counter),
+        app_protocol=protocol,
+        src_app=src_app,
+        dst_app=dst_app,
+        payload=b"" if control else text.encode("utf-8"),
+        timestamp=timestamp,
+        absolute_time=absolute,
+        src_ip=_ip(row, c_sip, "src_ip"),
+        dst_ip=_ip(row, c_dip, "dst_ip"),
+        src_port=_port(row, c_sport, "src_port"),
+        dst_port=_port(row, c_dport, "dst_port"),
+        line=line,
+        control=control,
+    )
