@@ -1,0 +1,846 @@
+"""Display filters (``-Y``): a Wireshark display-filter subset compiled to a Python predicate.
+
+The analyzer describes every packet as a ``dict`` keyed by Wireshark field names (absent key
+= field not present). :func:`compile_filter` turns an expression such as
+``tcp.port == 80 && !tcp.analysis.retransmission`` into a function of that dict, so users can
+paste the filters they already type into Wireshark and get the same packets.
+
+Semantics follow tshark 4.0 (checked by a differential test against it):
+
+* a comparison with a field the packet lacks is false — for ``!=`` too
+  (``tcp.port != 80`` does not match UDP packets), while ``!(tcp.port == 80)`` does;
+* multi-value fields (``tcp.port``, ``ip.addr``…) match if *any* value matches, except
+  ``!=`` which since Wireshark 3.6 means "all differ" (``!==``/``~=`` is "any differs",
+  ``===`` "all equal");
+* ``&&`` binds tighter than ``||``; ``!`` tighter than both;
+* a bare field is a presence test, so ``tcp.flags.syn`` matches every TCP packet (the field is
+  there with value 0) while ``tcp.flags.syn == 1`` matches SYNs.
+
+What it must never do: evaluate anything (no ``eval``), look at packet bytes, or print. Every
+unsupported construct raises :class:`~tcplab.errors.InputError` with a caret under the column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from tcplab.errors import InputError
+
+Packet = dict
+Predicate = Callable[[Packet], bool]
+
+# Longer than any filter a person types; keeps hostile input from costing real time.
+MAX_EXPRESSION_LENGTH = 4096
+# Parentheses/negation nesting limit: the parser recurses, so bound it well below Python's.
+MAX_NESTING = 64
+
+# ---------------------------------------------------------------------------------------------
+# Field catalogue.  Types follow Wireshark's (FT_UINT*, FT_IPv4, FT_STRING, FT_NONE...).
+
+UINT, INT, FLOAT, STR, IPV4, IPV6, BOOL, FLAG, STATUS, PROTO, ANY = (
+    "unsigned integer", "integer", "number", "string", "IPv4 address", "IPv6 address",
+    "boolean", "flag", "checksum status", "protocol", "value",
+)
+
+_U8, _U16, _U32 = 0xFF, 0xFFFF, 0xFFFFFFFF
+
+#: name → (type, largest value for unsigned fields or None)
+FIELDS: dict[str, tuple[str, int | None]] = {
+    "frame.number": (UINT, _U32),
+    "frame.len": (UINT, _U32),
+    "frame.cap_len": (UINT, _U32),
+    "frame.time_epoch": (FLOAT, None),
+    "frame.time_relative": (FLOAT, None),
+    "frame.time_delta": (FLOAT, None),
+    "frame.comment": (STR, None),
+    "frame.protocols": (STR, None),
+    "frame.interface_id": (UINT, _U32),
+    "_ws.col.Protocol": (STR, None),
+    "_ws.col.Info": (STR, None),
+    "_ws.col.protocol": (STR, None),
+    "_ws.col.info": (STR, None),
+    "eth.src": (STR, None),
+    "eth.dst": (STR, None),
+    "eth.type": (UINT, _U16),
+    "null.family": (UINT, _U32),
+    "sll.pkttype": (UINT, _U16),
+    "ip.version": (UINT, 15),
+    "ip.hdr_len": (UINT, _U8),
+    "ip.dsfield": (UINT, _U8),
+    "ip.len": (UINT, _U16),
+    "ip.id": (UINT, _U16),
+    "ip.flags": (UINT, _U8),
+    "ip.flags.df": (BOOL, None),
+    "ip.flags.mf": (BOOL, None),
+    "ip.frag_offset": (UINT, _U16),
+    "ip.ttl": (UINT, _U8),
+    "ip.proto": (UINT, _U8),
+    "ip.checksum": (UINT, _U16),
+    "ip.checksum.status": (STATUS, None),
+    "ip.src": (IPV4, None),
+    "ip.dst": (IPV4, None),
+    "ipv6.src": (IPV6, None),
+    "ipv6.dst": (IPV6, None),
+    "ipv6.nxt": (UINT, _U8),
+    "ipv6.hlim": (UINT, _U8),
+    "ipv6.plen": (UINT, _U16),
+    "udp.srcport": (UINT, _U16),
+    "udp.dstport": (UINT, _U16),
+    "udp.length": (UINT, _U16),
+    "udp.checksum": (UINT, _U16),
+    "udp.checksum.status": (STATUS, None),
+    "udp.stream": (UINT, _U32),
+    "tcp.stream": (UINT, _U32),
+    "tcp.srcport": (UINT, _U16),
+    "tcp.dstport": (UINT, _U16),
+    "tcp.len": (UINT, _U32),
+    "tcp.seq": (UINT, _U32),
+    "tcp.seq_raw": (UINT, _U32),
+    "tcp.nxtseq": (UINT, _U32),
+    "tcp.ack": (UINT, _U32),
+    "tcp.ack_raw": (UINT, _U32),
+    "tcp.hdr_len": (UINT, _U8),
+    "tcp.flags": (UINT, 0xFFF),
+    "tcp.flags.fin": (BOOL, None),
+    "tcp.flags.syn": (BOOL, None),
+    "tcp.flags.reset": (BOOL, None),
+    "tcp.flags.push": (BOOL, None),
+    "tcp.flags.ack": (BOOL, None),
+    "tcp.flags.urg": (BOOL, None),
+    "tcp.flags.ece": (BOOL, None),
+    "tcp.flags.cwr": (BOOL, None),
+    "tcp.flags.ns": (BOOL, None),
+    "tcp.flags.str": (STR, None),
+    "tcp.window_size": (UINT, _U32),
+    "tcp.window_size_value": (UINT, _U16),
+    "tcp.window_size_scalefactor": (INT, None),
+    "tcp.checksum": (UINT, _U16),
+    "tcp.checksum.status": (STATUS, None),
+    "tcp.urgent_pointer": (UINT, _U16),
+    "tcp.options.mss_val": (UINT, _U16),
+    "tcp.options.wscale.shift": (UINT, _U8),
+    "tcp.options.timestamp.tsval": (UINT, _U32),
+    "tcp.options.timestamp.tsecr": (UINT, _U32),
+    "tcp.time_relative": (FLOAT, None),
+    "tcp.time_delta": (FLOAT, None),
+    "tcp.completeness": (UINT, _U8),
+    "tcp.analysis.retransmission": (FLAG, None),
+    "tcp.analysis.fast_retransmission": (FLAG, None),
+    "tcp.analysis.spurious_retransmission": (FLAG, None),
+    "tcp.analysis.out_of_order": (FLAG, None),
+    "tcp.analysis.lost_segment": (FLAG, None),
+    "tcp.analysis.ack_lost_segment": (FLAG, None),
+    "tcp.analysis.keep_alive": (FLAG, None),
+    "tcp.analysis.keep_alive_ack": (FLAG, None),
+    "tcp.analysis.window_update": (FLAG, None),
+    "tcp.analysis.window_full": (FLAG, None),
+    "tcp.analysis.zero_window": (FLAG, None),
+    "tcp.analysis.zero_window_probe": (FLAG, None),
+    "tcp.analysis.duplicate_ack": (FLAG, None),
+    "tcp.analysis.reused_ports": (FLAG, None),
+    "tcp.analysis.duplicate_ack_num": (UINT, _U32),
+    "tcp.analysis.duplicate_ack_frame": (UINT, _U32),
+    "tcp.analysis.acks_frame": (UINT, _U32),
+    "tcp.analysis.ack_rtt": (FLOAT, None),
+    "tcp.analysis.bytes_in_flight": (UINT, _U32),
+    "http.request.method": (STR, None),
+    "http.request.uri": (STR, None),
+    "http.request.version": (STR, None),
+    "http.request.full_uri": (STR, None),
+    "http.response.code": (UINT, _U16),
+    "http.response.phrase": (STR, None),
+    "http.response.version": (STR, None),
+    "http.host": (STR, None),
+    "http.user_agent": (STR, None),
+    "http.content_type": (STR, None),
+    "http.content_length": (UINT, None),
+    "http.request_in": (UINT, _U32),
+    "http.response_in": (UINT, _U32),
+    "dns.qry.name": (STR, None),
+    "dns.id": (UINT, _U16),
+    "dns.flags.response": (BOOL, None),
+    "dns.a": (IPV4, None),
+}
+
+#: Wireshark's convenience fields that stand for several real ones ("any of them").
+VIRTUAL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tcp.port": (UINT, ("tcp.srcport", "tcp.dstport")),
+    "udp.port": (UINT, ("udp.srcport", "udp.dstport")),
+    "ip.addr": (IPV4, ("ip.src", "ip.dst")),
+    "ip.host": (STR, ("ip.src", "ip.dst")),
+    "ip.src_host": (STR, ("ip.src",)),
+    "ip.dst_host": (STR, ("ip.dst",)),
+    "ipv6.addr": (IPV6, ("ipv6.src", "ipv6.dst")),
+    "ipv6.host": (STR, ("ipv6.src", "ipv6.dst")),
+    "eth.addr": (STR, ("eth.src", "eth.dst")),
+}
+
+#: Presence-only names: protocol layers and Wireshark's umbrella items.
+PROTOCOLS = (
+    "frame", "eth", "null", "sll", "ip", "ipv6", "tcp", "udp", "icmp", "icmpv6", "arp",
+    "http", "dns", "data", "chat", "_ws.malformed", "tcp.analysis.flags", "http.request",
+    "http.response",
+)
+
+# A key that is always there when the layer is (fast path instead of scanning every key).
+_PROTOCOL_MARKER = {
+    "ip": "ip.src",
+    "ipv6": "ipv6.src",
+    "tcp": "tcp.srcport",
+    "udp": "udp.srcport",
+    "http.request": "http.request.method",
+    "http.response": "http.response.code",
+}
+
+_STATUS_WORDS = {"bad": 0, "good": 1, "unverified": 2, "not present": 3}
+
+
+def known_field_names() -> list[str]:
+    """Every name a filter may use (for help text and "did you mean" suggestions)."""
+    return sorted({*FIELDS, *VIRTUAL_FIELDS, *PROTOCOLS})
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens
+
+_OPERATOR_WORDS = {
+    "eq": "==", "ne": "!=", "gt": ">", "lt": "<", "ge": ">=", "le": "<=",
+    "any_eq": "==", "all_ne": "!=", "all_eq": "===", "any_ne": "!==",
+    "contains": "contains", "in": "in",
+}
+_UNSUPPORTED_OPERATOR_WORDS = {"matches", "bitand", "xor", "^^"}
+_LOGIC_WORDS = {"and": "&&", "or": "||", "not": "!"}
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+    | (?P<string>"(?:[^"\\]|\\.)*"?)
+    | (?P<op>===|!==|==|!=|~=|>=|<=|&&|\|\||[<>!&(){},])
+    | (?P<word>[A-Za-z0-9_.:/\-]+)
+    """,
+    re.VERBOSE,
+)
+
+
+_CLOSED_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str  # "op", "word", "string", "end"
+    text: str
+    pos: int
+
+
+def _error(
+    expr: str, pos: int, message: str, length: int = 1, option: str = "-Y", hint: str = ""
+) -> InputError:
+    """Wireshark-style message: what is wrong, the column, the expression with a caret under it."""
+    caret = "^" + "~" * max(0, length - 1)
+    tail = f"; {hint}" if hint else ""
+    return InputError(
+        f"{option}: {message} at column {pos + 1}{tail}\n  {expr}\n  {' ' * pos}{caret}"
+    )
+
+
+def _tokenize(expr: str, option: str) -> list[_Tok]:
+    tokens: list[_Tok] = []
+    pos = 0
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if m is None:
+            ch = expr[pos]
+            hint = {
+                "[": "field slices like 'eth.src[0:3]' are not supported",
+                "~": "unsupported operator '~' (regular expressions are not supported)",
+                "=": "use '==' to compare",
+                "|": "use '||' (or 'or') to combine tests",
+                "^": "unsupported operator '^^' (use '||' and '&&')",
+            }.get(ch, f"unexpected character {ch!r}")
+            raise _error(expr, pos, hint, option=option)
+        kind = m.lastgroup or ""
+        text = m.group(kind)
+        if kind == "string" and not _CLOSED_STRING.fullmatch(text):
+                raise _error(expr, pos, "string literal has no closing '\"'", len(text), option)
+        if kind == "op" and text == "~=":
+            text = "!=="
+        if kind != "ws":
+            tokens.append(_Tok(kind, text, pos))
+        pos = m.end()
+    tokens.append(_Tok("end", "", len(expr)))
+    return tokens
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "0": "\0", "a": "\a",
+            "b": "\b", "f": "\f", "v": "\v"}
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt == "x" and re.fullmatch(r"[0-9A-Fa-f]{2}", body[i + 2 : i + 4]):
+                out.append(chr(int(body[i + 2 : i + 4], 16)))
+                i += 4
+                continue
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Value access
+
+
+@lru_cache(maxsize=8192)
+def _ip_int(text: str) -> int | None:
+    """Address text → int (cached: captures repeat the same few addresses endlessly)."""
+    try:
+        return int(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
+    """A function returning the field's values in a packet as a tuple (empty = absent)."""
+    if name in VIRTUAL_FIELDS:
+        keys = VIRTUAL_FIELDS[name][1]
+
+        def get_many(d: Packet) -> tuple:
+            return tuple(v for k in keys if (v := d.get(k)) is not None)
+
+        return get_many
+
+    if ftype == FLAG:
+        def get_flag(d: Packet) -> tuple:
+            v = d.get(name)
+            return () if v is None or v is False else (v,)
+
+        return get_flag
+
+    if ftype == STATUS:
+        def get_status(d: Packet) -> tuple:
+            v = d.get(name)
+            if v is None:
+                return ()
+            if isinstance(v, str):
+                return (_STATUS_WORDS.get(v.lower(), v),)
+            return (int(v),)
+
+        return get_status
+
+    def get_one(d: Packet) -> tuple:
+        v = d.get(name)
+        return () if v is None else (v,)
+
+    return get_one
+
+
+def _protocol_present(name: str) -> Predicate:
+    if name == "frame":
+        return lambda d: True
+    if name == "tcp.analysis.flags":
+        flags = [f for f, (t, _) in FIELDS.items() if t == FLAG]
+        return lambda d: any(d.get(f) not in (None, False) for f in flags)
+    if name == "_ws.malformed":
+        return lambda d: d.get(name) not in (None, False)
+    marker = _PROTOCOL_MARKER.get(name)
+    if marker is not None:
+        return lambda d: marker in d
+    prefix = name + "."
+    return lambda d: name in d or any(k.startswith(prefix) for k in d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Literal parsing, per field type
+
+_OCTAL = re.compile(r"-?0[0-7]+")
+
+
+def _parse_int(text: str) -> int | None:
+    t = text.lower()
+    try:
+        if re.fullmatch(r"-?0x[0-9a-f]+", t):
+            return int(t, 16)
+        if re.fullmatch(r"-?0b[01]+", t):
+            return int(t, 2)
+        if _OCTAL.fullmatch(t):
+            return int(t, 8)
+        if re.fullmatch(r"-?[0-9]+", t):
+            return int(t, 10)
+    except ValueError:
+        return None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Literal:
+    value: object
+    network: tuple[int, int] | None = None  # (network int, mask) for CIDR literals
+
+
+class _Compiler:
+    def __init__(self, expr: str, option: str, extra_fields: frozenset[str]) -> None:
+        self.expr = expr
+        self.option = option
+        self.extra = extra_fields
+        self.tokens = _tokenize(expr, option)
+        self.i = 0
+        self.depth = 0
+
+    # -- helpers -----------------------------------------------------------------------------
+    def err(self, tok: _Tok, message: str, hint: str = "") -> InputError:
+        return _error(self.expr, tok.pos, message, max(1, len(tok.text)), self.option, hint)
+
+    def peek(self) -> _Tok:
+        return self.tokens[self.i]
+
+    def take(self) -> _Tok:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def is_logic(self, tok: _Tok, op: str) -> bool:
+        if tok.kind == "op":
+            return tok.text == op
+        return tok.kind == "word" and _LOGIC_WORDS.get(tok.text.lower()) == op
+
+    def field_type(self, name: str) -> str | None:
+        if name in FIELDS:
+            return FIELDS[name][0]
+        if name in VIRTUAL_FIELDS:
+            return VIRTUAL_FIELDS[name][0]
+        if name in PROTOCOLS:
+            return PROTO
+        if name in self.extra:
+            return ANY
+        return None
+
+    def unknown_field(self, tok: _Tok) -> InputError:
+        names = sorted({*FIELDS, *VIRTUAL_FIELDS, *PROTOCOLS, *self.extra})
+        close = difflib.get_close_matches(tok.text, names, n=4, cutoff=0.6)
+        if not close:
+            prefix = tok.text.split(".")[0] + "."
+            close = [n for n in names if n.startswith(prefix)][:6]
+        hint = f"similar known names: {', '.join(close)}" if close else ""
+        return self.err(tok, f"unknown field {tok.text!r}", hint)
+
+    # -- grammar -----------------------------------------------------------------------------
+    def compile(self) -> Predicate:
+        if self.peek().kind == "end":
+            raise _error(self.expr, 0, "empty filter expression", option=self.option)
+        pred = self.or_expr()
+        tok = self.peek()
+        if tok.kind != "end":
+            raise self.err(tok, f"unexpected {tok.text!r} (missing '&&' or '||'?)")
+        return pred
+
+    def or_expr(self) -> Predicate:
+        parts = [self.and_expr()]
+        while self.is_logic(self.peek(), "||"):
+            self.take()
+            parts.append(self.and_expr())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda d: any(p(d) for p in parts)
+
+    def and_expr(self) -> Predicate:
+        parts = [self.not_expr()]
+        while self.is_logic(self.peek(), "&&"):
+            self.take()
+            parts.append(self.not_expr())
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            a, b = parts
+            return lambda d: a(d) and b(d)
+        return lambda d: all(p(d) for p in parts)
+
+    def nest(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.err(tok, f"expression nested deeper than {MAX_NESTING} levels")
+
+    def not_expr(self) -> Predicate:
+        tok = self.peek()
+        if self.is_logic(tok, "!"):
+            self.take()
+            self.nest(tok)
+            inner = self.not_expr()
+            self.depth -= 1
+            return lambda d: not inner(d)
+        return self.primary()
+
+    def primary(self) -> Predicate:
+        tok = self.take()
+        if tok.kind == "op" and tok.text == "(":
+            self.nest(tok)
+            pred = self.or_expr()
+            self.depth -= 1
+            close = self.take()
+            if close.kind != "op" or close.text != ")":
+                if close.kind == "end":
+                    raise _error(self.expr, tok.pos, "'(' is never closed", option=self.option)
+                raise self.err(close, f"expected ')' but found {close.text!r}")
+            return pred
+        if tok.kind == "end":
+            raise self.err(tok, "unexpected end of filter expression")
+        if tok.kind == "string":
+            raise self.err(tok, "a test must start with a field name, not a string")
+        if tok.kind == "op":
+            raise self.err(tok, f"unexpected {tok.text!r}")
+        return self.test(tok)
+
+    def operator(self) -> _Tok | None:
+        tok = self.peek()
+        if tok.kind == "op" and tok.text in {"==", "!=", "===", "!==", ">", "<", ">=", "<=", "&"}:
+            return self.take()
+        if tok.kind == "word":
+            low = tok.text.lower()
+            if low in _OPERATOR_WORDS:
+                self.take()
+                return _Tok("op", _OPERATOR_WORDS[low], tok.pos)
+            if low in _UNSUPPORTED_OPERATOR_WORDS:
+                raise self.err(tok, f"unsupported operator {tok.text!r}")
+        return None
+
+    def test(self, tok: _Tok) -> Predicate:
+        name = tok.text
+        ftype = self.field_type(name)
+        if ftype is None:
+            if _parse_int(name) is not None or _ip_int(name.split("/")[0]) is not None:
+                raise self.err(tok, "a test must start with a field name, not a value")
+            raise self.unknown_field(tok)
+        op_tok = self.operator()
+        if op_tok is None:
+            nxt = self.peek()
+            if nxt.kind == "word" and not any(self.is_logic(nxt, x) for x in ("&&", "||", "!")):
+                raise self.err(
+                    nxt, f"unexpected {nxt.text!r} after {name!r}",
+                    "expected an operator (==, !=, >, <, >=, <=, contains, in) or '&&'/'||'",
+                )
+            if nxt.kind == "op" and nxt.text in {"{", "}", ","}:
+                raise self.err(nxt, f"unexpected {nxt.text!r}")
+            return self.presence(name, ftype)
+        op = op_tok.text
+        if ftype == PROTO:
+            raise self.err(
+                tok,
+                f"{name!r} is a protocol: test its presence alone, or compare one of its "
+                f"fields (e.g. {self.example_field(name)})",
+            )
+        if ftype == FLAG:
+            raise self.err(
+                tok, f"{name!r} is a flag with no value: test it alone, e.g. -Y {name}"
+            )
+        getter = _field_getter(name, ftype)
+        if op == "in":
+            return self.membership(getter, ftype, name)
+        rhs = self.take()
+        if rhs.kind == "end":
+            raise self.err(rhs, "unexpected end of filter expression")
+        if rhs.kind == "op":
+            raise self.err(rhs, f"expected a value after {op_tok.text!r}, found {rhs.text!r}")
+        if rhs.kind == "word" and self.field_type(rhs.text) not in (None, PROTO, FLAG):
+            other_type = self.field_type(rhs.text) or ANY
+            other = _field_getter(rhs.text, other_type)
+            return _compare_fields(getter, other, op)
+        lit = self.literal(rhs, ftype, name, op)
+        if lit.network is not None and op not in ("==", "!=", "===", "!=="):
+            raise self.err(rhs, f"a network ({rhs.text}) can only be compared with == or !=")
+        return _compare(getter, op, lit, ftype)
+
+    def example_field(self, proto: str) -> str:
+        for candidate in (f"{proto}.port", f"{proto}.addr", f"{proto}.srcport", f"{proto}.src"):
+            if candidate in FIELDS or candidate in VIRTUAL_FIELDS:
+                return candidate
+        return f"{proto}.<field>"
+
+    def presence(self, name: str, ftype: str) -> Predicate:
+        if ftype == PROTO:
+            return _protocol_present(name)
+        getter = _field_getter(name, ftype)
+        return lambda d: bool(getter(d))
+
+    def membership(self, getter: Callable[[Packet], tuple], ftype: str, name: str) -> Predicate:
+        brace = self.take()
+        if brace.kind != "op" or brace.text != "{":
+            raise self.err(brace, "expected '{' after 'in'")
+        singles: list[object] = []
+        ranges: list[tuple[object, object]] = []
+        while True:
+            tok = self.take()
+            if tok.kind == "op" and tok.text == "}" and (singles or ranges):
+                break
+            if tok.kind in ("end",) or tok.kind == "op":
+                raise self.err(tok, "expected a value or '}' in the set")
+            if tok.kind == "word" and ".." in tok.text and ftype in (UINT, INT, FLOAT, ANY):
+                lo_text, _, hi_text = tok.text.partition("..")
+                lo_tok = _Tok("word", lo_text, tok.pos)
+                hi_tok = _Tok("word", hi_text, tok.pos + len(lo_text) + 2)
+                if not hi_text:
+                    hi_tok = self.take()
+                ranges.append((self.literal(lo_tok, ftype, name, ">=").value,
+                               self.literal(hi_tok, ftype, name, "<=").value))
+            else:
+                lit = self.literal(tok, ftype, name, "==")
+                nxt = self.peek()
+                if nxt.kind == "word" and nxt.text.startswith(".."):
+                    self.take()
+                    hi_tok = self.take() if nxt.text == ".." else _Tok("word", nxt.text[2:], nxt.pos + 2)
+                    ranges.append((lit.value, self.literal(hi_tok, ftype, name, "<=").value))
+                else:
+                    singles.append(lit)
+            sep = self.peek()
+            if sep.kind == "op" and sep.text == ",":
+                self.take()
+            elif not (sep.kind == "op" and sep.text == "}"):
+                raise self.err(sep, "set elements must be separated by ','")
+        tests = [_compare(getter, "==", lit, ftype) for lit in singles]
+        norm = _normalizer(ftype)
+        for lo, hi in ranges:
+
+            def in_range(d: Packet, lo: object = lo, hi: object = hi) -> bool:
+                for v in getter(d):
+                    n = norm(v)
+                    if n is not None and lo <= n <= hi:  # type: ignore[operator]
+                        return True
+                return False
+
+            tests.append(in_range)
+        return lambda d: any(t(d) for t in tests)
+
+    def literal(self, tok: _Tok, ftype: str, name: str, op: str) -> _Literal:
+        text = _unquote(tok.text) if tok.kind == "string" else tok.text
+        if op == "contains":
+            if ftype not in (STR, ANY):
+                raise self.err(tok, f"{name} ({ftype}) cannot be used with 'contains'")
+            return _Literal(text)
+        if ftype in (UINT, INT, BOOL):
+            if tok.kind == "string" or (value := _parse_int(text)) is None:
+                if ftype == BOOL and text.lower() in ("true", "false"):
+                    return _Literal(1 if text.lower() == "true" else 0)
+                raise self.err(tok, f"{text!r} is not a valid number for {name}")
+            limit = FIELDS.get(name, (None, None))[1] if name in FIELDS else (
+                _U16 if VIRTUAL_FIELDS.get(name, (None,))[0] == UINT else None)
+            if limit is not None and value > limit:
+                raise self.err(tok, f"{text!r} is too big for {name}, maximum {limit}")
+            return _Literal(value)
+        if ftype == FLOAT:
+            try:
+                return _Literal(float(text))
+            except ValueError:
+                raise self.err(tok, f"{text!r} is not a valid number for {name}") from None
+        if ftype == STATUS:
+            if text.lower() in _STATUS_WORDS:
+                return _Literal(_STATUS_WORDS[text.lower()])
+            value = _parse_int(text) if tok.kind == "word" else None
+            if value is None:
+                raise self.err(tok, f"{text!r} is not a checksum status (use Good, Bad or 0–3)")
+            return _Literal(value)
+        if ftype in (IPV4, IPV6):
+            return self.address_literal(tok, text, ftype, name)
+        if ftype == ANY:
+            if tok.kind == "word" and (value := _parse_int(text)) is not None:
+                return _Literal(value)
+            return _Literal(text)
+        return _Literal(text)  # STR
+
+    def address_literal(self, tok: _Tok, text: str, ftype: str, name: str) -> _Literal:
+        if tok.kind == "string":
+            raise self.err(tok, f"{name} takes an address without quotes, e.g. {name} == "
+                                f"{'127.0.0.1' if ftype == IPV4 else '::1'}")
+        version = 4 if ftype == IPV4 else 6
+        addr_text, slash, prefix_text = text.partition("/")
+        try:
+            address = ipaddress.ip_address(addr_text)
+        except ValueError:
+            raise self.err(tok, f"{text!r} is not a valid {ftype}") from None
+        if address.version != version:
+            raise self.err(tok, f"{text!r} is not a valid {ftype}")
+        bits = 32 if version == 4 else 128
+        if not slash:
+            return _Literal(int(address))
+        if not prefix_text.isdigit() or int(prefix_text) > bits:
+            raise self.err(tok, f"netmask bits in {text!r} should be 0–{bits}")
+        prefix = int(prefix_text)
+        mask = ((1 << bits) - 1) ^ ((1 << (bits - prefix)) - 1)
+        return _Literal(int(address) & mask, (int(address) & mask, mask))
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison closures
+
+
+def _num(v: object) -> float | int | None:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int | float):
+        return v
+    if isinstance(v, str):
+        parsed = _parse_int(v)
+        if parsed is not None:
+            return parsed
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _normalizer(ftype: str) -> Callable[[object], object]:
+    """Map a packet value to the literal's domain (None = not comparable)."""
+    if ftype in (IPV4, IPV6):
+        return lambda v: _ip_int(v) if isinstance(v, str) else None
+    if ftype in (UINT, INT, FLOAT, BOOL, STATUS):
+        return _num
+    if ftype == STR:
+        return lambda v: v if isinstance(v, str) else str(v)
+    return lambda v: v
+
+
+def _compare(getter: Callable[[Packet], tuple], op: str, lit: _Literal, ftype: str) -> Predicate:
+    norm = _normalizer(ftype)
+    value = lit.value
+    if ftype == ANY:
+        def norm_any(v: object) -> object:
+            if isinstance(value, int | float) and not isinstance(v, int | float):
+                return _num(v)
+            if isinstance(value, str) and not isinstance(v, str):
+                return str(v)
+            return v
+
+        norm = norm_any
+
+    if lit.network is not None:
+        network, mask = lit.network
+
+        def test(v: object) -> bool:
+            n = norm(v)
+            return n is not None and (n & mask) == network  # type: ignore[operator]
+
+        return _quantify(getter, op, test)
+
+    if op == "contains":
+        needle = str(value)
+
+        def test_contains(v: object) -> bool:
+            return needle in (v if isinstance(v, str) else str(v))
+
+        return _quantify(getter, "==", test_contains)
+
+    def eq(v: object) -> bool:
+        return norm(v) == value
+
+    if op in ("==", "!=", "===", "!=="):
+        return _quantify(getter, op, eq)
+
+    def ordered(v: object) -> bool:
+        n = norm(v)
+        if n is None:
+            return False
+        try:
+            if op == ">":
+                return n > value  # type: ignore[operator]
+            if op == "<":
+                return n < value  # type: ignore[operator]
+            if op == ">=":
+                return n >= value  # type: ignore[operator]
+            if op == "<=":
+                return n <= value  # type: ignore[operator]
+            if op == "&":
+                return bool(int(n) & int(value))  # type: ignore[call-overload]
+        except TypeError:
+            return False
+        return False
+
+    return _quantify(getter, "==", ordered)
+
+
+def _quantify(getter: Callable[[Packet], tuple], op: str, match: Callable[[object], bool]) -> Predicate:
+    """Apply Wireshark's any/all rules over a field's values; no values → false."""
+    if op == "==":
+        def any_match(d: Packet) -> bool:
+            return any(match(v) for v in getter(d))
+
+        return any_match
+    if op == "!=":
+        def all_differ(d: Packet) -> bool:
+            values = getter(d)
+            return bool(values) and not any(match(v) for v in values)
+
+        return all_differ
+    if op == "===":
+        def all_match(d: Packet) -> bool:
+            values = getter(d)
+            return bool(values) and all(match(v) for v in values)
+
+        return all_match
+
+    def any_differ(d: Packet) -> bool:  # "!==" / "~="
+        return any(not match(v) for v in getter(d))
+
+    return any_differ
+
+
+def _compare_fields(left: Callable[[Packet], tuple], right: Callable[[Packet], tuple],
+                    op: str) -> Predicate:
+    """Field against field (``tcp.srcport > tcp.dstport``): any pair satisfying the test."""
+    def pairs(d: Packet) -> list[tuple[object, object]]:
+        return [(_key(a), _key(b)) for a in left(d) for b in right(d)]
+
+    def test(a: object, b: object) -> bool:
+        try:
+            return {
+                "==": a == b, "!=": a != b, "===": a == b, "!==": a != b,
+                ">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b,  # type: ignore[operator]
+                "contains": str(b) in str(a),
+            }.get(op, False)
+        except TypeError:
+            return False
+
+    if op == "!=":
+        return lambda d: bool(ps := pairs(d)) and all(test(a, b) for a, b in ps)
+    if op == "===":
+        return lambda d: bool(ps := pairs(d)) and all(test(a, b) for a, b in ps)
+    return lambda d: any(test(a, b) for a, b in pairs(d))
+
+
+def _key(v: object) -> object:
+    """Comparable form of a value: addresses as ints, numeric text as numbers."""
+    if isinstance(v, str):
+        ip = _ip_int(v) if (":" in v or v.count(".") == 3) else None
+        if ip is not None:
+            return ip
+        return v
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def compile_filter(
+    expr: str, *, option: str = "-Y", known_fields: Iterable[str] = ()
+) -> Callable[[dict], bool]:
+    """Compile a display filter once so the per-packet test is a chain of small closures.
+
+    ``known_fields`` lets a caller admit extra field names its dicts carry (compared loosely,
+    as numbers when the literal is a number, else as text); ``option`` names the flag in errors.
+    """
+    if len(expr) > MAX_EXPRESSION_LENGTH:
+        raise InputError(f"{option}: filter is longer than {MAX_EXPRESSION_LENGTH} characters")
+    return _Compiler(expr, option, frozenset(known_fields)).compile()

@@ -1,0 +1,136 @@
+"""Display filter unit tests: semantics on hand-written packet dicts, and the error messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcplab.analyze.filter import compile_filter, known_field_names
+from tcplab.errors import InputError
+
+HTTP_GET = {
+    "frame.number": 1, "ip.src": "127.0.0.1", "ip.dst": "10.0.0.2", "tcp.srcport": 12345,
+    "tcp.dstport": 80, "tcp.flags": 0x18, "tcp.flags.reset": 0, "tcp.flags.syn": 0,
+    "tcp.analysis.retransmission": True, "http.request.method": "GET",
+    "http.request.uri": "/blog", "tcp.checksum.status": "bad", "frame.comment": "msg_id=20",
+    "_ws.col.Info": "GET /blog HTTP/1.1",
+}
+UDP = {"frame.number": 2, "ip.src": "127.0.0.1", "ip.dst": "10.0.0.2", "udp.srcport": 53,
+       "udp.dstport": 5353}
+V6 = {"frame.number": 3, "ipv6.src": "::1", "ipv6.dst": "fe80::2", "tcp.srcport": 1,
+      "tcp.dstport": 2, "tcp.flags.reset": 1, "tcp.flags.syn": 0, "tcp.analysis.zero_window": False}
+
+
+def select(expr: str) -> list[int]:
+    predicate = compile_filter(expr)
+    return [d["frame.number"] for d in (HTTP_GET, UDP, V6) if predicate(d)]
+
+
+@pytest.mark.parametrize(
+    "expr, frames",
+    [
+        ("tcp.port == 80", [1]),
+        ("tcp.port != 80", [3]),  # a missing field never satisfies a comparison
+        ("!(tcp.port == 80)", [2, 3]),
+        ("udp.port == 53 || tcp.flags.reset == 1", [2, 3]),
+        ("ip.addr == 10.0.0.0/8", [1, 2]),
+        ("ipv6.addr == ::1", [3]),
+        ("ip.addr == 10.0.0.2 && !udp", [1]),
+        ("http", [1]),
+        ("http.request", [1]),
+        ("tcp", [1, 3]),
+        ("tcp.analysis.zero_window", []),  # False is "not set"
+        ("tcp.analysis.retransmission", [1]),
+        ("tcp.analysis.flags", [1]),
+        ("tcp.checksum.status == Bad", [1]),
+        ("tcp.checksum.status == 0", [1]),
+        ("frame.comment contains \"msg_id=\"", [1]),
+        ("_ws.col.Info contains \"/blog\"", [1]),
+        ("http.request.uri == \"/blog\"", [1]),
+        ("http.request.method in {\"GET\", \"POST\"}", [1]),
+        ("tcp.flags.syn == false && tcp.flags.reset == true", [3]),
+        ("tcp.port in {1..2}", [3]),
+        ("ip.host == \"127.0.0.1\"", [1, 2]),
+        ("frame", [1, 2, 3]),
+    ],
+)
+def test_semantics(expr: str, frames: list[int]) -> None:
+    assert select(expr) == frames
+
+
+@pytest.mark.parametrize(
+    "expr, fragment, column",
+    [
+        ('http.host matches "x"', "unsupported operator 'matches'", 11),
+        ("tcp.prot == 80", "unknown field 'tcp.prot'", 1),
+        ("tcp.port == 80 and", "unexpected end", 19),
+        ("tcp.port > 65536", "too big for tcp.port", 12),
+        ("ip.addr == 300.1.1.1", "not a valid IPv4 address", 12),
+        ("ip.addr == 10.0.0.0/33", "netmask bits", 12),
+        ("ip.addr == \"1.2.3.4\"", "without quotes", 12),
+        ("(tcp", "never closed", 1),
+        ("tcp)", "unexpected ')'", 4),
+        ("tcp[0:2] == 1", "slices", 4),
+        ("tcp.analysis.retransmission == 1", "flag with no value", 1),
+        ('tcp.port == "80', "no closing", 13),
+        ("tcp == 1", "is a protocol", 1),
+        ("80 == tcp.port", "must start with a field name", 1),
+        ("", "empty filter", 1),
+        ("tcp.port = 80", "use '=='", 10),
+        ("tcp.port == 80 | udp", "'||'", 16),
+        ("tcp.port tcp", "unexpected 'tcp'", 10),
+        ("tcp.seq == 1.5", "not a valid number", 12),
+        ("ip.addr > 10.0.0.0/8", "can only be compared", 11),
+        ("tcp.port in {80 443}", "separated by ','", 17),
+        ("http.request.uri > 1 && tcp.len contains \"x\"", "cannot be used with 'contains'", 42),
+    ],
+)
+def test_errors_name_the_column(expr: str, fragment: str, column: int) -> None:
+    with pytest.raises(InputError) as info:
+        compile_filter(expr)
+    message = str(info.value)
+    assert message.startswith("-Y: ")
+    assert fragment in message
+    assert f"at column {column}" in message
+    # The caret line points at that column under the echoed expression.
+    lines = message.splitlines()
+    assert lines[1] == "  " + expr
+    assert lines[2].index("^") == column - 1 + 2
+
+
+def test_unknown_field_suggests_similar_names() -> None:
+    with pytest.raises(InputError, match=r"similar known names: .*tcp\.port"):
+        compile_filter("tcp.prot == 80")
+    with pytest.raises(InputError, match=r"http\.request\.method"):
+        compile_filter('http.request.methd == "GET"')
+
+
+def test_option_name_and_extra_fields() -> None:
+    with pytest.raises(InputError, match=r"^--filter: "):
+        compile_filter("nosuch.field", option="--filter")
+    predicate = compile_filter("chat.target == \"Alice\"", known_fields=["chat.target"])
+    assert predicate({"chat.target": "Alice"})
+    assert not predicate({"chat.target": "Bob"})
+    assert not predicate({})
+
+
+def test_hostile_input_is_bounded() -> None:
+    with pytest.raises(InputError, match="nested deeper"):
+        compile_filter("(" * 500 + "tcp" + ")" * 500)
+    with pytest.raises(InputError, match="nested deeper"):
+        compile_filter("!" * 500 + "tcp")
+    with pytest.raises(InputError, match="longer than"):
+        compile_filter("tcp || " * 1000 + "udp")
+    with pytest.raises(InputError, match="unexpected character"):
+        compile_filter("tcp.port == 80 \x1b[31m")
+
+
+def test_values_of_unexpected_type_do_not_crash() -> None:
+    odd = {"tcp.srcport": "eighty", "ip.src": "not-an-ip", "ip.dst": None, "tcp.len": [1]}
+    for expr in ("tcp.port == 80", "ip.addr == 10.0.0.0/8", "tcp.len > 3", "ip.src == ip.dst"):
+        assert compile_filter(expr)(odd) is False
+
+
+def test_known_field_names_cover_the_virtual_fields() -> None:
+    names = known_field_names()
+    for name in ("tcp.port", "udp.port", "ip.addr", "ipv6.addr", "ip.host", "http", "dns"):
+        assert name in names
