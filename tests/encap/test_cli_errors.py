@@ -18,7 +18,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (b"msg_id,src_app,message\n1,c,x\n", "missing required column dst_app; columns found: msg_id, src_app, message"),
         (b"src_app,dst_app,message,dst_port\nc,s,x,70000\n", "in.csv: line 2: column dst_port: port 70000 is outside"),
-        (b"src_app,dst_app,message\nc,s,\xff\xfe\n", "in.csv: line 2: byte offset 28: not UTF-8 (bytes ff fe)"),
+        (b"src_app,dst_app,message\nc,s,\xff\xfe\n", "in.csv: line 2: byte offset 28: not UTF-8 (bytes ff)"),
         (b"", "the file is empty"),
         (b"src_app,dst_app,message,dst_ip\nc,s,x,1.2.3\n", "column dst_ip: '1.2.3' is not an IPv4 or IPv6 address"),
     ],
