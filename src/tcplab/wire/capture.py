@@ -379,3 +379,62 @@ def interfaces() -> list[str]:
 
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+class BackgroundCapture:
+    """Capture in a thread around some other work (``inject --capture``, ``replay --capture``).
+
+    ``start()`` returns once the socket is capturing, so no packet of the work is missed;
+    ``stop()`` waits ``grace`` seconds for late packets (the kernel's RSTs, the last ACK),
+    then writes what is queued and closes the file.
+    """
+
+    def __init__(
+        self,
+        interface: str = "lo",
+        output: str | None = None,
+        *,
+        expression: str | None = None,
+        file_format: str | None = None,
+        on_packet: PacketCallback | None = None,
+        rcvbuf: int = DEFAULT_RCVBUF,
+    ) -> None:
+        self._kwargs = dict(expression=expression, file_format=file_format, on_packet=on_packet,
+                            rcvbuf=rcvbuf)
+        self.interface = interface
+        self.output = output
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.summary: CaptureSummary | None = None
+        self._thread = threading.Thread(target=self._run, name="tcplab-capture", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.summary = run_capture(self.interface, self.output, stop=self._stop,
+                                       on_ready=lambda _sock: self._ready.set(),
+                                       **self._kwargs)  # type: ignore[arg-type]
+        except BaseException as exc:  # handed to the caller's thread in start()/stop()
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def start(self, timeout: float = 10.0) -> BackgroundCapture:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise EnvironmentProblem(f"the capture on {self.interface} did not start "
+                                     f"within {timeout:g} s")
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def stop(self, grace: float = 0.2) -> CaptureSummary:
+        if grace > 0 and self._thread.is_alive():
+            time.sleep(grace)
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self._error is not None:
+            raise self._error
+        assert self.summary is not None, "capture thread ended without a summary"
+        return self.summary

@@ -1,0 +1,215 @@
+"""Send hand-built IP packets as they are, through raw sockets with ``IP_HDRINCL``.
+
+An ``AF_INET``/``SOCK_RAW``/``IPPROTO_RAW`` socket implies ``IP_HDRINCL``: the kernel takes
+our IPv4 header instead of writing its own, so the bytes a capture sees are the bytes
+:mod:`tcplab.encap` built. Linux still touches three fields (raw(7)): it rewrites the total
+length and header checksum (to the values we already computed) and, only when the
+identification is 0 *and* DF is clear, picks an ID of its own. :func:`kernel_rewrites`
+says in advance when that will happen. IPv6 uses ``AF_INET6``/``IPPROTO_RAW``, which
+implies ``IPV6_HDRINCL`` on Linux ≥ 4.5.
+
+The :class:`Pacer` spaces packets by ``--rate``/``--interval`` without busy-waiting: it
+sleeps only when ahead of schedule by more than the sleep granularity. Nothing here
+builds or parses protocols beyond reading the destination address out of a header.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from tcplab.errors import EnvironmentProblem, InputError
+from tcplab.packet import ipv4
+
+#: Sleeping is pointless for gaps shorter than this: the scheduler wakes us later anyway.
+SLEEP_GRANULARITY = 0.001
+
+#: When the device queue is full (ENOBUFS), wait this long before trying again, at most
+#: MAX_RETRIES times for one packet; a persistent failure is reported, never spun on.
+ENOBUFS_BACKOFF = 0.0005
+MAX_RETRIES = 2000
+
+RAW_PERMISSION_HINT = (
+    "needs the CAP_NET_RAW capability to open a raw IP socket. Run it as root "
+    "(sudo tcplab ...), or grant the capability once to the Python interpreter: "
+    "sudo setcap cap_net_raw+ep \"$(readlink -f \"$(command -v python3)\")\""
+)
+
+
+def kernel_rewrites(packet: bytes) -> bool:
+    """True when Linux will replace this IPv4 packet's identification (ID 0, DF clear)."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return False
+    ident = int.from_bytes(packet[4:6], "big")
+    df = bool(packet[6] & 0x40)
+    return ident == 0 and not df
+
+
+def destination(packet: bytes) -> tuple[int, str]:
+    """(IP version, destination address text) read from an IP packet's header."""
+    if not packet:
+        raise InputError("cannot send an empty packet")
+    version = packet[0] >> 4
+    if version == 4 and len(packet) >= 20:
+        return 4, ipv4.ntoa(packet[16:20])
+    if version == 6 and len(packet) >= 40:
+        return 6, socket.inet_ntop(socket.AF_INET6, packet[24:40])
+    raise InputError(f"not an IPv4/IPv6 packet (version {version}, {len(packet)} bytes)")
+
+
+class RawSender:
+    """One raw socket per IP version, opened on first use; ``send`` writes one packet."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[int, socket.socket] = {}
+        self._addresses: dict[bytes, tuple] = {}
+        self.retries = 0
+
+    def _socket(self, version: int) -> socket.socket:
+        sock = self._sockets.get(version)
+        if sock is None:
+            family = socket.AF_INET if version == 4 else socket.AF_INET6
+            try:
+                sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            except PermissionError as exc:
+                raise EnvironmentProblem(
+                    f"sending hand-built packets {RAW_PERMISSION_HINT} ({exc.strerror})"
+                ) from None
+            except OSError as exc:
+                raise EnvironmentProblem(
+                    f"cannot open a raw IPv{version} socket: {exc.strerror or exc}"
+                ) from None
+            self._sockets[version] = sock
+        return sock
+
+    def open(self, version: int = 4) -> None:
+        """Open the socket now, so permission problems surface before any work is done."""
+        self._socket(version)
+
+    def send(self, packet: bytes) -> None:
+        """Send one complete IP packet to the destination in its own header."""
+        key = packet[16:20] if packet[:1] and packet[0] >> 4 == 4 else packet[24:40]
+        address = self._addresses.get(key)
+        if address is None:
+            version, text = destination(packet)
+            address = (text, 0) if version == 4 else (text, 0, 0, 0)
+            if len(self._addresses) < 4096:  # bounded: a CSV may name many hosts
+                self._addresses[key] = address
+        version = 4 if len(address) == 2 else 6
+        sock = self._sockets.get(version) or self._socket(version)
+        for _attempt in range(MAX_RETRIES):
+            try:
+                sock.sendto(packet, address)
+                return
+            except OSError as exc:
+                if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
+                    self.retries += 1
+                    time.sleep(ENOBUFS_BACKOFF)
+                    continue
+                raise _send_problem(exc, address[0], len(packet)) from None
+        raise EnvironmentProblem(f"the kernel kept refusing packets to {address[0]} "
+                                 f"(no buffer space) after {MAX_RETRIES} retries")
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+
+    def __enter__(self) -> RawSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _send_problem(exc: OSError, address: str, size: int) -> Exception:
+    if exc.errno == errno.EMSGSIZE:
+        return InputError(f"a {size}-byte packet to {address} is larger than the route's MTU")
+    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
+        return EnvironmentProblem(f"no route to {address}: {exc.strerror}")
+    if exc.errno in (errno.EPERM, errno.EACCES):
+        return EnvironmentProblem(f"the kernel refused a packet to {address} ({exc.strerror}); "
+                                  "a firewall rule may drop it")
+    return EnvironmentProblem(f"sending to {address} failed: {exc.strerror or exc}")
+
+
+class Pacer:
+    """Hold each packet until its slot: ``rate`` packets/s or one per ``interval`` seconds.
+
+    Slots are measured from the start, not from the previous packet, so a slow send is
+    caught up rather than accumulated as drift.
+    """
+
+    def __init__(self, rate: float | None = None, interval: float | None = None) -> None:
+        if rate:
+            self.gap = 1.0 / rate
+        elif interval:
+            self.gap = interval
+        else:
+            self.gap = 0.0
+        self.start: float | None = None
+
+    def wait(self, index: int) -> None:
+        if not self.gap:
+            return
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now
+            return
+        ahead = self.start + index * self.gap - now
+        if ahead > SLEEP_GRANULARITY:
+            time.sleep(ahead)
+
+
+@dataclass(slots=True)
+class SendSummary:
+    packets: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    retries: int = 0
+    kernel_rewrote_id: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.packets / self.seconds if self.seconds > 0 else 0.0
+
+
+def send_all(
+    packets: Iterable[bytes],
+    sender: RawSender,
+    *,
+    rate: float | None = None,
+    interval: float | None = None,
+    count: int | None = None,
+    on_sent: Callable[[int, bytes], None] | None = None,
+    before_send: Callable[[bytes], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SendSummary:
+    """Send ``packets`` in order with pacing; stop after ``count`` or when ``should_stop()``."""
+    pacer = Pacer(rate, interval)
+    summary = SendSummary()
+    send = sender.send
+    start = time.perf_counter()
+    try:
+        for packet in packets:
+            if count is not None and summary.packets >= count:
+                break
+            if should_stop is not None and should_stop():
+                break
+            pacer.wait(summary.packets)
+            if before_send is not None:
+                before_send(packet)
+            send(packet)
+            summary.packets += 1
+            summary.bytes += len(packet)
+            if kernel_rewrites(packet):
+                summary.kernel_rewrote_id += 1
+            if on_sent is not None:
+                on_sent(summary.packets, packet)
+    finally:
+        summary.seconds = time.perf_counter() - start
+        summary.retries = sender.retries
+    return summary
