@@ -88,6 +88,55 @@ def mixed_packets() -> list[tuple[float, bytes]]:
     return pk
 
 
+#: Conversation shapes for completeness/verdict tests: steps S (SYN), SA (SYN-ACK), A (ACK),
+#: D (data A→B), d (data B→A), F (FIN A→B), f (FIN B→A), R (RST B→A).
+SHAPES: dict[str, list[str]] = {
+    "syn": ["S"], "syn_synack": ["S", "SA"], "established": ["S", "SA", "A"],
+    "data": ["S", "SA", "A", "D"], "full": ["S", "SA", "A", "D", "d", "F", "f"],
+    "data_rst": ["S", "SA", "A", "D", "R"], "nodata_fin": ["S", "SA", "A", "F"],
+    "nodata_rst": ["S", "SA", "A", "R"], "fin_rst": ["S", "SA", "A", "D", "F", "R"],
+    "only_data": ["D"], "seed": ["D", "R", "D", "R"], "refused": ["S", "R"],
+    "data_fin": ["D", "F"], "nodata_fin_rst": ["S", "SA", "A", "F", "R"],
+    "no_final_ack": ["S", "SA", "D"],
+}
+
+
+def shape_packets(shapes: dict[str, list[str]] = SHAPES) -> list[tuple[float, bytes]]:
+    """One TCP stream per shape, client ports 20001, 20002... in order, server port 80."""
+    a, b = NET_A, NET_B
+    out: list[tuple[float, bytes]] = []
+    t = 2000.0
+    for i, steps in enumerate(shapes.values()):
+        port, cseq, sseq = 20001 + i, 1000, 5000
+        for step in steps:
+            t += 0.01
+            if step == "S":
+                pkt = stack.tcp_packet(a, b, port, 80, seq=cseq, flags=tcp.SYN)
+                cseq += 1
+            elif step == "SA":
+                pkt = stack.tcp_packet(b, a, 80, port, seq=sseq, ack=cseq, flags=tcp.SYN | tcp.ACK)
+                sseq += 1
+            elif step == "A":
+                pkt = stack.tcp_packet(a, b, port, 80, seq=cseq, ack=sseq, flags=tcp.ACK)
+            elif step == "D":
+                pkt = stack.tcp_packet(a, b, port, 80, b"hello", seq=cseq, ack=sseq)
+                cseq += 5
+            elif step == "d":
+                pkt = stack.tcp_packet(b, a, 80, port, b"hi", seq=sseq, ack=cseq)
+                sseq += 2
+            elif step == "F":
+                pkt = stack.tcp_packet(a, b, port, 80, seq=cseq, ack=sseq, flags=tcp.FIN | tcp.ACK)
+                cseq += 1
+            elif step == "f":
+                pkt = stack.tcp_packet(b, a, 80, port, seq=sseq, ack=cseq, flags=tcp.FIN | tcp.ACK)
+                sseq += 1
+            else:  # "R"
+                pkt = stack.tcp_packet(b, a, 80, port, seq=sseq, ack=cseq,
+                                       flags=tcp.RST | tcp.ACK, window=0)
+            out.append((t, pkt))
+    return out
+
+
 # tshark field → how to store it in the packet dict (like the analyzer's --json).
 _INT, _FLOAT, _STR, _FLAG = int, float, str, "flag"
 EXPORT_FIELDS: dict[str, object] = {
