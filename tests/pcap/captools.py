@@ -45,7 +45,8 @@ def tshark_frames(path: str | Path, *extra_fields: str) -> list[tuple]:
     for line in proc.stdout.splitlines():
         cols = line.split("\t")
         iface = int(cols[3]) if cols[3] else 0
-        rows.append((epoch_to_ns(cols[0]), int(cols[1]), int(cols[2]), iface, *cols[4:]))
+        # tshark leaves the time empty for Simple Packet Blocks, which carry none; we say 0.
+        rows.append((epoch_to_ns(cols[0]) if cols[0] else 0, int(cols[1]), int(cols[2]), iface, *cols[4:]))
     return rows
 
 
