@@ -1,0 +1,59 @@
+"""``tcplab client``: the chat client for the terminal (argument parsing only)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tcplab.cli.common import add_command, port_number, positive_float
+
+ORDER = 61
+
+EXAMPLES = """\
+  tcplab client                                  asks for host, port and nickname (the report's flow)
+  tcplab client --nick "Britney Spears"          default server 127.0.0.1:55555, no questions
+  tcplab client --host ::1 --port 6000 --nick Bob --reconnect
+  tcplab client --tls --tls-ca cert.pem --password s3cret --nick Alice
+  printf 'Alice\\nBob: hi\\n' | tcplab client --port 55555   scripted (plain line mode)
+
+in the chat:
+  TargetName: message    private message (Tab completes online names)
+  *: message             message to everyone
+  /users  /help  exit
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(
+        subparsers, "client",
+        summary="join the chat from the terminal",
+        description=(
+            "Connect to a tcplab chat server, choose a nickname and chat. Messages arriving "
+            "while you type appear above your input line. Host, port and nickname are asked "
+            "for unless given as options. Exit status: 0 after 'exit', 1 if the connection "
+            "was lost, 2 if the server cannot be reached."
+        ),
+        examples=EXAMPLES,
+    )
+    p.add_argument("--host", default=None, help="server address (asked if omitted; default 127.0.0.1)")
+    p.add_argument("--port", type=port_number, default=None,
+                   help="server port (asked if omitted; default 55555)")
+    p.add_argument("--nick", default=None, help="nickname (asked if omitted)")
+    p.add_argument("--password", default=None, help="server password (servers run with --password)")
+    p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--tls-ca", metavar="PEM", default=None,
+                   help="trust this CA/self-signed certificate for --tls")
+    p.add_argument("--insecure", action="store_true",
+                   help="with --tls: do not verify the server certificate (testing only)")
+    p.add_argument("--reconnect", action="store_true",
+                   help="on a lost connection, reconnect with the same nickname (with back-off)")
+    p.add_argument("--timeout", type=positive_float, default=10.0, help="connect timeout, seconds")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tcplab.chat.cli_client import Options, run_client
+
+    opts = Options(host=args.host, port=args.port, nick=args.nick, password=args.password,
+                   tls=args.tls or bool(args.tls_ca), tls_ca=args.tls_ca, insecure=args.insecure,
+                   reconnect=args.reconnect, connect_timeout=args.timeout)
+    return run_client(opts)
