@@ -1,0 +1,263 @@
+"""Flow graph (``--flow`` / ``--flow-svg``): one TCP conversation drawn as a ladder diagram.
+
+The client (the side that sent the first SYN, else the first sender) is the left column,
+the server the right; each segment is an arrow carrying Wireshark's flag text and the
+relative ``Seq``/``Ack``/``Len``, with the time and frame number beside it and analysis
+tags (``[TCP Retransmission]``…) or the application line (``GET /blog HTTP/1.1``) as a note.
+The same rows feed a terminal drawing (:func:`render_ladder`) and a standalone SVG picture
+(:func:`write_svg`) that needs no fonts, scripts or stylesheets beyond the file itself.
+
+What it must never do: trust text from the capture — every note goes through
+:func:`~tcplab.analyze.render.safe_text` (terminal) and XML escaping (SVG). Rows are
+capped (``max_rows``) so a million-packet stream cannot produce a million-line drawing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from tcplab.analyze.render import safe_text
+from tcplab.analyze.tcp_analysis import TAGS
+from tcplab.errors import InputError
+from tcplab.packet.tcp import flags_text
+
+#: Default cap on drawn rows: enough for any conversation a student reads arrow by arrow.
+MAX_ROWS = 2000
+# Widths of the terminal drawing.
+_MIN_GAP = 40
+_MAX_GAP = 72
+_NOTE_MAX = 60
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRow:
+    """One arrow: who sent it, its label and the note beside it."""
+
+    frame: int
+    time: float
+    from_client: bool
+    label: str
+    note: str
+    kind: str  # "syn", "fin", "rst", "data", "ack" (colour in the SVG)
+    flagged: bool  # carries an analysis tag (drawn dashed in the SVG)
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    stream: int
+    client: str
+    server: str
+    rows: list[FlowRow]
+    omitted: int  # rows past max_rows, counted but not kept
+
+
+def _endpoint(d: dict, which: str, port_key: str) -> str:
+    addr = str(d.get(f"ip.{which}") or d.get(f"ipv6.{which}") or "?")
+    port = d.get(port_key, "?")
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def _tags(d: dict) -> list[str]:
+    out = []
+    for _bit, name, text in TAGS:
+        if d.get("tcp.analysis." + name):
+            num = d.get("tcp.analysis.duplicate_ack_num")
+            if name == "duplicate_ack" and num:
+                text = f"{text} {d.get('tcp.analysis.duplicate_ack_frame', '')}#{num}"
+            out.append(f"[{text}]")
+    return out
+
+
+def _row(d: dict, from_client: bool) -> FlowRow:
+    flags = int(d.get("tcp.flags", 0) or 0)
+    length = int(d.get("tcp.len", 0) or 0)
+    label = f"[{flags_text(flags)}] Seq={d.get('tcp.seq', '?')}"
+    if flags & 0x10:
+        label += f" Ack={d.get('tcp.ack', '?')}"
+    label += f" Len={length}"
+    tags = _tags(d)
+    note_parts = list(tags)
+    proto = str(d.get("_ws.col.Protocol", "TCP"))
+    if proto not in ("TCP", "") and d.get("_ws.col.Info"):
+        note_parts.append(f"{proto}: {d['_ws.col.Info']}")
+    note = safe_text(" ".join(note_parts))
+    if flags & 0x04:
+        kind = "rst"
+    elif flags & 0x02:
+        kind = "syn"
+    elif flags & 0x01:
+        kind = "fin"
+    elif length:
+        kind = "data"
+    else:
+        kind = "ack"
+    return FlowRow(int(d.get("frame.number", 0) or 0), float(d.get("frame.time_relative", 0.0)
+                   or 0.0), from_client, label, note, kind, bool(tags))
+
+
+def build_flow(packets: Iterable[dict], stream: int, *, max_rows: int = MAX_ROWS) -> Flow:
+    """Select ``stream``'s packets and turn them into rows (raises if the stream is absent)."""
+    kept: list[dict] = []
+    omitted = 0
+    first: tuple[str, str] | None = None  # (sender, receiver) of the stream's first packet
+    syn: tuple[str, str] | None = None  # ... of its first SYN without ACK: the client
+    seen_streams: set[int] = set()
+    for d in packets:
+        s = d.get("tcp.stream")
+        if s is None:
+            continue
+        if len(seen_streams) < 100_000:
+            seen_streams.add(s)
+        if s != stream:
+            continue
+        src = _endpoint(d, "src", "tcp.srcport")
+        dst = _endpoint(d, "dst", "tcp.dstport")
+        if first is None:
+            first = (src, dst)
+        if syn is None and int(d.get("tcp.flags", 0) or 0) & 0x12 == 0x02:
+            syn = (src, dst)
+        if len(kept) < max_rows:
+            kept.append(d)
+        else:
+            omitted += 1
+    if first is None:
+        available = sorted(seen_streams)
+        shown = ", ".join(map(str, available[:20])) + (" …" if len(available) > 20 else "")
+        where = f"streams in this capture: {shown}" if available else "no TCP in this capture"
+        raise InputError(f"--flow: TCP stream {stream} is not in the capture ({where})")
+    client, server = syn or first
+    rows = [_row(d, _endpoint(d, "src", "tcp.srcport") == client) for d in kept]
+    return Flow(stream, client, server, rows, omitted)
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def iter_ladder_lines(flow: Flow, *, ascii_only: bool = False) -> Iterator[str]:
+    """The terminal drawing line by line (so a caller can print as it goes)."""
+    v, h, right, left = ("|", "-", ">", "<") if ascii_only else ("│", "─", "►", "◄")
+    gap = max(_MIN_GAP, min(_MAX_GAP, max((len(r.label) for r in flow.rows), default=0) + 12))
+    prefix = 20  # "  No.        Time   " — the left lifeline sits right after it
+    client, server = safe_text(flow.client), safe_text(flow.server)
+    yield f"TCP stream {flow.stream}: {client} (client) ⇄ {server} (server)"
+    yield ""
+    head = f"{'No.':>6} {'Time':>11}  "
+    a_col = max(prefix - len(client) // 2, len(head))
+    b_col = prefix + gap + 1 - len(server) // 2
+    line = head.ljust(a_col) + client
+    line = line.ljust(max(b_col, len(line) + 2)) + server
+    yield line
+    yield " " * prefix + v + " " * gap + v
+    for r in flow.rows:
+        label = " " + _fit(r.label, gap - 6) + " "
+        fill = gap - 1 - len(label)
+        left_fill = fill // 2
+        right_fill = fill - left_fill
+        if r.from_client:
+            arrow = h * left_fill + label + h * right_fill + right
+        else:
+            arrow = left + h * left_fill + label + h * right_fill
+        note = ("  " + _fit(r.note, _NOTE_MAX)) if r.note else ""
+        yield f"{r.frame:>6} {r.time:>11.6f}  {v}{arrow}{v}{note}".rstrip()
+    yield " " * prefix + v + " " * gap + v
+    if flow.omitted:
+        yield f"… {flow.omitted} more packets in this stream not drawn (limit {len(flow.rows)})"
+
+
+def render_ladder(packets: Iterable[dict], stream: int, *, max_rows: int = MAX_ROWS,
+                  ascii_only: bool = False) -> str:
+    """The ladder diagram of TCP stream ``stream`` for a terminal."""
+    flow = build_flow(packets, stream, max_rows=max_rows)
+    return "\n".join(iter_ladder_lines(flow, ascii_only=ascii_only))
+
+
+# ---------------------------------------------------------------------------------------------
+# SVG
+
+_COLOURS = {"syn": "#2e7d32", "fin": "#6d4c41", "rst": "#c62828", "data": "#1565c0",
+            "ack": "#616161"}
+_ROW_H = 34
+_TOP = 96
+_X_TIME = 16
+_X_A = 230
+_X_B = 650
+_X_NOTE = 668
+_FONT = "font-family='DejaVu Sans Mono, Menlo, Consolas, monospace'"
+
+
+def _x(text: str) -> str:
+    """Text safe inside an SVG element: control characters shown as escapes, XML-escaped."""
+    return escape(safe_text(text))
+
+
+def svg_text(flow: Flow) -> str:
+    """The whole SVG document for ``flow`` as a string."""
+    width = _X_NOTE + 8 + 7 * max([len(r.note) for r in flow.rows] + [24])
+    height = _TOP + _ROW_H * (len(flow.rows) + 1) + (24 if flow.omitted else 0)
+    out = [
+        "<?xml version='1.0' encoding='UTF-8'?>",
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"viewBox='0 0 {width} {height}' {_FONT} font-size='12'>",
+        f"<title>{_x(f'TCP stream {flow.stream}: {flow.client} ⇄ {flow.server}')}</title>",
+        "<defs>",
+    ]
+    for kind, colour in _COLOURS.items():
+        out.append(
+            f"<marker id='arrow-{kind}' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='8' "
+            f"markerHeight='8' orient='auto-start-reverse'><path d='M0,0 L10,5 L0,10 z' "
+            f"fill='{colour}'/></marker>"
+        )
+    out.append("</defs>")
+    out.append(f"<rect width='{width}' height='{height}' fill='white'/>")
+    out.append(f"<text x='{_X_TIME}' y='24' font-size='15' font-weight='bold'>"
+               f"{_x(f'TCP stream {flow.stream}: {flow.client} ⇄ {flow.server}')}</text>")
+    bottom = _TOP + _ROW_H * len(flow.rows) + 8
+    for x, name, role in ((_X_A, flow.client, "client"), (_X_B, flow.server, "server")):
+        box_w = 8 * max(len(name), 8) + 16
+        out.append(f"<rect x='{x - box_w / 2}' y='38' width='{box_w}' height='36' rx='4' "
+                   f"fill='#eceff1' stroke='#455a64'/>")
+        out.append(f"<text x='{x}' y='54' text-anchor='middle' font-weight='bold'>{_x(name)}</text>")
+        out.append(f"<text x='{x}' y='68' text-anchor='middle' fill='#455a64'>{role}</text>")
+        out.append(f"<line x1='{x}' y1='74' x2='{x}' y2='{bottom}' stroke='#90a4ae' "
+                   f"stroke-width='2'/>")
+    out.append(f"<text x='{_X_TIME}' y='{_TOP - 8}' fill='#455a64'>No.  Time (s)</text>")
+    for i, r in enumerate(flow.rows):
+        y = _TOP + _ROW_H * i + 20
+        colour = _COLOURS[r.kind]
+        x1, x2 = (_X_A, _X_B) if r.from_client else (_X_B, _X_A)
+        dash = " stroke-dasharray='6 3'" if r.flagged else ""
+        out.append(f"<text x='{_X_TIME + 36}' y='{y + 4}' text-anchor='end' fill='#455a64'>"
+                   f"{r.frame}</text>")
+        out.append(f"<text x='{_X_TIME + 48}' y='{y + 4}' fill='#455a64'>{r.time:.6f}</text>")
+        out.append(f"<line x1='{x1}' y1='{y}' x2='{x2 - 3 if x2 > x1 else x2 + 3}' y2='{y}' "
+                   f"stroke='{colour}' stroke-width='1.6'{dash} "
+                   f"marker-end='url(#arrow-{r.kind})'/>")
+        out.append(f"<text x='{(_X_A + _X_B) / 2}' y='{y - 5}' text-anchor='middle' "
+                   f"fill='{colour}'>{_x(r.label)}</text>")
+        if r.note:
+            note_colour = "#e65100" if r.flagged else "#37474f"
+            out.append(f"<text x='{_X_NOTE}' y='{y + 4}' fill='{note_colour}'>{_x(r.note)}</text>")
+    if flow.omitted:
+        out.append(f"<text x='{_X_TIME}' y='{bottom + 24}' fill='#455a64'>"
+                   f"{_x(f'… {flow.omitted} more packets not drawn')}</text>")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write_svg(packets: Iterable[dict], stream: int, path: str | os.PathLike[str], *,
+              max_rows: int = MAX_ROWS) -> int:
+    """Write the flow graph of ``stream`` as a standalone SVG file; returns the rows drawn."""
+    flow = build_flow(packets, stream, max_rows=max_rows)
+    document = svg_text(flow)
+    target = os.fspath(path)
+    try:
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(document)
+    except OSError as exc:
+        raise InputError(f"--flow-svg: cannot write {target}: {exc.strerror}") from None
+    return len(flow.rows)
+
