@@ -1,0 +1,283 @@
+"""HTTP summary (``--http``): methods, status codes, request↔response pairs, URIs, CSV msg_ids.
+
+Built from the analyzer's ``http.*`` fields, one packet dict at a time. Responses are paired
+with requests per TCP stream in the order the requests were sent: HTTP/1.1 (RFC 9112 §9.3.2)
+requires a server to answer pipelined requests in order, so the oldest unanswered request
+on a stream owns the next response. When the capture came from ``tcplab encap`` each frame
+carries a pcapng comment ``msg_id=N``, which maps every HTTP message back to its CSV row.
+
+What it must never do: print, or keep per-packet state beyond bounded tables — pending
+requests per stream, listed pairs and distinct URIs are all capped (the counts stay exact).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tcplab.analyze.render import safe_text
+
+#: Pairs listed individually; beyond this they are still counted. A summary is for reading.
+MAX_PAIRS = 10_000
+#: Requests waiting for an answer on one stream; older ones are given up as unanswered.
+MAX_PENDING_PER_STREAM = 1_000
+#: Distinct URIs counted individually; the rest fold into one "(other URIs)" line.
+MAX_URIS = 10_000
+#: Frames listed per "unanswered"/"unmatched" list.
+MAX_LISTED = 1_000
+
+_MSG_ID = re.compile(r"\bmsg_id=(\d{1,18})\b")
+OTHER_URIS = "(other URIs)"
+
+
+def msg_id_of(d: dict) -> int | None:
+    """The CSV msg_id a ``tcplab encap`` frame comment names, if any."""
+    comment = d.get("frame.comment")
+    if not isinstance(comment, str):
+        return None
+    m = _MSG_ID.search(comment)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    frame: int
+    stream: int | None
+    method: str
+    uri: str
+    time: float
+    msg_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpPair:
+    """A request and the response that answered it (``response`` None: never answered)."""
+
+    request: HttpRequest
+    response_frame: int
+    code: int
+    phrase: str
+    response_msg_id: int | None
+    elapsed: float  # seconds from request to response
+
+
+@dataclass
+class HttpSummary:
+    requests: int = 0
+    responses: int = 0
+    requests_by_method: Counter = field(default_factory=Counter)
+    responses_by_code: Counter = field(default_factory=Counter)
+    phrases: dict[int, str] = field(default_factory=dict)
+    uri_counts: Counter = field(default_factory=Counter)
+    uri_methods: dict[str, set[str]] = field(default_factory=dict)
+    pairs: list[HttpPair] = field(default_factory=list)
+    pairs_total: int = 0
+    unanswered: list[HttpRequest] = field(default_factory=list)
+    unanswered_total: int = 0
+    unmatched_responses: list[int] = field(default_factory=list)  # frame numbers
+    unmatched_total: int = 0
+    streams: set[int] = field(default_factory=set)
+    msg_ids_http: int = 0  # HTTP frames that carry a msg_id comment
+    msg_ids_other: list[tuple[int, int]] = field(default_factory=list)  # (msg_id, frame)
+    msg_ids_other_total: int = 0
+
+
+class HttpTable:
+    """Incremental form: ``add`` each packet dict in capture order, then ``finish()``."""
+
+    def __init__(self) -> None:
+        self.summary = HttpSummary()
+        self._pending: dict[object, deque[HttpRequest]] = {}
+
+    def add(self, d: dict) -> None:
+        s = self.summary
+        method = d.get("http.request.method")
+        code = d.get("http.response.code")
+        msg_id = msg_id_of(d)
+        frame = int(d.get("frame.number", 0) or 0)
+        if method is None and code is None:
+            if msg_id is not None and d.get("tcp.len"):
+                # Data the analyzer did not take as HTTP (e.g. a retransmission, which
+                # Wireshark does not hand to the HTTP dissector) yet a CSV row produced it.
+                s.msg_ids_other_total += 1
+                if len(s.msg_ids_other) < MAX_LISTED:
+                    s.msg_ids_other.append((msg_id, frame))
+            return
+        if msg_id is not None:
+            s.msg_ids_http += 1
+        stream = d.get("tcp.stream")
+        if stream is not None and len(s.streams) < MAX_URIS:
+            s.streams.add(int(stream))
+        key = stream if stream is not None else ("udp", d.get("ip.src"), d.get("ip.dst"))
+        when = float(d.get("frame.time_relative", 0.0) or 0.0)
+        if method is not None:
+            method = safe_text(str(method))
+            uri = safe_text(str(d.get("http.request.uri", "")))
+            s.requests += 1
+            s.requests_by_method[method] += 1
+            if uri in s.uri_counts or len(s.uri_counts) < MAX_URIS:
+                s.uri_counts[uri] += 1
+                s.uri_methods.setdefault(uri, set()).add(method)
+            else:
+                s.uri_counts[OTHER_URIS] += 1
+            queue = self._pending.setdefault(key, deque())
+            if len(queue) >= MAX_PENDING_PER_STREAM:
+                self._give_up(queue.popleft())
+            queue.append(HttpRequest(frame, stream, method, uri, when, msg_id))
+        else:
+            code = int(code)  # type: ignore[arg-type]
+            phrase = safe_text(str(d.get("http.response.phrase", "")))
+            s.responses += 1
+            s.responses_by_code[code] += 1
+            s.phrases.setdefault(code, phrase)
+            queue = self._pending.get(key)
+            if queue:
+                request = queue.popleft()
+                s.pairs_total += 1
+                if len(s.pairs) < MAX_PAIRS:
+                    s.pairs.append(HttpPair(request, frame, code, phrase, msg_id, when - request.time))
+            else:
+                s.unmatched_total += 1
+                if len(s.unmatched_responses) < MAX_LISTED:
+                    s.unmatched_responses.append(frame)
+
+    def _give_up(self, request: HttpRequest) -> None:
+        s = self.summary
+        s.unanswered_total += 1
+        if len(s.unanswered) < MAX_LISTED:
+            s.unanswered.append(request)
+
+    def finish(self) -> HttpSummary:
+        for queue in self._pending.values():
+            while queue:
+                self._give_up(queue.popleft())
+        self._pending.clear()
+        self.summary.unanswered.sort(key=lambda r: r.frame)
+        return self.summary
+
+
+def summarize(packets: Iterable[dict]) -> HttpSummary:
+    """Summarize every HTTP message in ``packets`` (consumed once, in capture order)."""
+    table = HttpTable()
+    for d in packets:
+        table.add(d)
+    return table.finish()
+
+
+def _msg(m: int | None) -> str:
+    return "" if m is None else str(m)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  " + "  ".join(
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
+def render(summary: HttpSummary) -> str:
+    """The summary as text sections a student can read top to bottom."""
+    s = summary
+    if not s.requests and not s.responses:
+        text = "No HTTP messages."
+        if s.msg_ids_other_total:
+            text += (f" {s.msg_ids_other_total} data segments carry a msg_id comment but were not"
+                     " dissected as HTTP (see --explain).")
+        return text
+    streams = len(s.streams)
+    out = [f"HTTP: {s.requests} request{'s' if s.requests != 1 else ''}, {s.responses} "
+           f"response{'s' if s.responses != 1 else ''} in {streams} TCP "
+           f"stream{'s' if streams != 1 else ''}"]
+    if s.requests_by_method:
+        out += ["", "Requests by method"]
+        out += _table(("Method", "Count"),
+                      [(m, str(n)) for m, n in s.requests_by_method.most_common()], {1})
+    if s.responses_by_code:
+        out += ["", "Responses by status code"]
+        out += _table(("Code", "Phrase", "Count"),
+                      [(str(c), s.phrases.get(c, ""), str(n))
+                       for c, n in sorted(s.responses_by_code.items())], {0, 2})
+    if s.uri_counts:
+        out += ["", "Requests per URI"]
+        out += _table(("Count", "Methods", "URI"),
+                      [(str(n), ",".join(sorted(s.uri_methods.get(u, ()))), u)
+                       for u, n in sorted(s.uri_counts.items(), key=lambda kv: (-kv[1], kv[0]))],
+                      {0})
+    if s.pairs:
+        with_ids = any(p.request.msg_id is not None or p.response_msg_id is not None
+                       for p in s.pairs)
+        out += ["", "Request ↔ response (per stream, in the order requests were sent)"]
+        header = ["Stream", "Request", "Frame", "Response", "Frame", "Time"]
+        if with_ids:
+            header[2:2] = ["msg_id"]
+            header[5:5] = ["msg_id"]
+        rows = []
+        for p in s.pairs:
+            row = [str(p.request.stream if p.request.stream is not None else "-"),
+                   f"{p.request.method} {p.request.uri}", str(p.request.frame),
+                   f"{p.code} {p.phrase}".rstrip(), str(p.response_frame),
+                   f"{p.elapsed * 1000:.3f} ms"]
+            if with_ids:
+                row[2:2] = [_msg(p.request.msg_id)]
+                row[5:5] = [_msg(p.response_msg_id)]
+            rows.append(tuple(row))
+        right = {0, 2, 3, 5, 6, 7} if with_ids else {0, 2, 4, 5}
+        out += _table(tuple(header), rows, right)
+        if s.pairs_total > len(s.pairs):
+            out.append(f"  … {s.pairs_total - len(s.pairs)} more pairs not listed")
+    if s.unanswered_total:
+        frames = ", ".join(f"{r.frame} ({r.method} {r.uri})" for r in s.unanswered[:20])
+        more = " …" if s.unanswered_total > 20 else ""
+        out += ["", f"Requests never answered in the capture: {s.unanswered_total}: {frames}{more}"]
+    if s.unmatched_total:
+        frames = ", ".join(map(str, s.unmatched_responses[:20]))
+        more = " …" if s.unmatched_total > 20 else ""
+        out += ["", f"Responses with no request before them on their stream: "
+                    f"{s.unmatched_total} (frames {frames}{more})"]
+    if s.msg_ids_http or s.msg_ids_other_total:
+        out += ["", f"CSV rows: {s.msg_ids_http} HTTP messages carry their msg_id (frame comment)."]
+        if s.msg_ids_other_total:
+            listed = ", ".join(f"msg_id {m} → frame {f}" for m, f in s.msg_ids_other[:10])
+            more = " …" if s.msg_ids_other_total > 10 else ""
+            out.append(f"  {s.msg_ids_other_total} more data segments carry a msg_id but were not"
+                       f" dissected as HTTP (e.g. marked retransmissions): {listed}{more}")
+    return "\n".join(out)
+
+
+def _request_json(r: HttpRequest) -> dict:
+    return {"frame": r.frame, "tcp.stream": r.stream, "method": r.method, "uri": r.uri,
+            "msg_id": r.msg_id}
+
+
+def to_json(summary: HttpSummary) -> dict:
+    """The ``--json`` summary object (``{"summary": "http", ...}``)."""
+    s = summary
+    return {
+        "summary": "http",
+        "requests": s.requests,
+        "responses": s.responses,
+        "requests_by_method": dict(s.requests_by_method.most_common()),
+        "responses_by_code": {str(c): {"phrase": s.phrases.get(c, ""), "count": n}
+                              for c, n in sorted(s.responses_by_code.items())},
+        "uris": [{"uri": u, "count": n, "methods": sorted(s.uri_methods.get(u, ()))}
+                 for u, n in s.uri_counts.most_common()],
+        "pairs": [
+            {"request": _request_json(p.request),
+             "response": {"frame": p.response_frame, "code": p.code, "phrase": p.phrase,
+                          "msg_id": p.response_msg_id},
+             "elapsed": p.elapsed}
+            for p in s.pairs
+        ],
+        "pairs_total": s.pairs_total,
+        "unanswered_requests": [_request_json(r) for r in s.unanswered],
+        "unanswered_total": s.unanswered_total,
+        "unmatched_response_frames": s.unmatched_responses,
+        "unmatched_total": s.unmatched_total,
+        "msg_ids_not_http": [{"msg_id": m, "frame": f} for m, f in s.msg_ids_other],
+    }
