@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from tcplab.encap.csv_input import UDP_APPS, Message
+from tcplab.encap.csv_input import UDP_APPS, Message, is_http_start
 from tcplab.encap.http_framing import frame_http
 from tcplab.packet import dns, ipv4, ipv6, stack, tcp
 
@@ -42,6 +42,7 @@ WSCALE = 7
 DELAYED_ACK = 0.000_200  # seconds between the data and a pure ACK for it
 GAP = 0.000_050  # seconds between back-to-back packets of one burst
 TICK = 0.000_001  # smallest step that keeps timestamps strictly increasing
+_PSH_ACK = tcp.PSH | tcp.ACK
 
 _SERVER_NAME_HINTS = re.compile(r"server|web|api|http|site|shop|store|host|backend|db|dns|cdn|proxy", re.I)
 _HTTPS_HINT = re.compile(r"https|tls|ssl", re.I)
@@ -89,6 +90,8 @@ class _Side:
     ip_id: int
     next_seq: int = 0
     fin_sent: bool = False
+    #: Precomputed header builder for this side's direction (IPv4), made on first use.
+    flow: stack.TCPv4Flow | None = None
 
     def __post_init__(self) -> None:
         self.next_seq = self.isn
@@ -125,6 +128,10 @@ class Synthesizer:
         self._udp_flows: dict[tuple[str, str], _Conn] = {}
         self._dns_txids: dict[str, int] = {}
         self._ip_cache: dict[str, bytes] = {}
+        self._last_conn: _Conn | None = None
+        # Seed style copies scapy's defaults (TTL 64, no DF); stream style looks like Linux.
+        self._ttl = SEED_TTL if self.options.style == "seed" else ipv4.DEFAULT_TTL
+        self._df = self.options.style == "stream"
         self.connections = 0
         self.http_framed = 0
 
@@ -355,27 +362,38 @@ class Synthesizer:
         conn, from_server = self._conn_for(msg, t, out)
         src, dst = (conn.server, conn.client) if from_server else (conn.client, conn.server)
         flags = self._CONTROL_FLAGS[msg.control] if msg.control else tcp.PSH | tcp.ACK
-        packet = stack.tcp_packet(
-            src.ip, dst.ip, src.port, dst.port, msg.payload, seq=0, ack=0, flags=flags,
-            window=SEED_WINDOW, identification=SEED_IP_ID, ttl=SEED_TTL, df=False,
-        )
+        packet = self._tcp(src, dst, msg.payload, 0, 0, flags, SEED_WINDOW, SEED_IP_ID)
         out.append(Emitted(self._stamp(t), packet, msg.msg_id))
 
     # ---- stream style ---------------------------------------------------------------
 
+    def _tcp(self, src: _Side, dst: _Side, payload: bytes, seq: int, ack: int, flags: int,
+             window: int, ident: int, options: bytes = b"") -> bytes:
+        flow = src.flow
+        if flow is None:
+            if len(src.ip) != 4:
+                return stack.tcp_packet(
+                    src.ip, dst.ip, src.port, dst.port, payload, seq=seq, ack=ack, flags=flags,
+                    window=window, options=options, identification=ident, ttl=self._ttl, df=self._df,
+                )
+            flow = src.flow = stack.TCPv4Flow(src.ip, dst.ip, src.port, dst.port, ttl=self._ttl, df=self._df)
+        return flow.packet(payload, seq, ack, flags, window, ident, options)
+
     def _emit(self, conn: _Conn, src: _Side, flags: int, t: float, out: list[Emitted],
               payload: bytes = b"", msg_id: str | None = None, options: bytes = b"") -> None:
-        dst = conn.peer(src)
+        dst = conn.server if src is conn.client else conn.client
         ident = src.ip_id
         src.ip_id = (ident + 1) & 0xFFFF
         window = SYN_WINDOW if flags & tcp.SYN else WINDOW
         ack = dst.next_seq if flags & tcp.ACK else 0
-        packet = stack.tcp_packet(
-            src.ip, dst.ip, src.port, dst.port, payload, seq=src.next_seq, ack=ack, flags=flags,
-            window=window, options=options, identification=ident, df=True,
-        )
-        src.next_seq = (src.next_seq + len(payload) + (1 if flags & (tcp.SYN | tcp.FIN) else 0)) & 0xFFFFFFFF
-        out.append(Emitted(self._stamp(t), packet, msg_id))
+        seq = src.next_seq
+        packet = self._tcp(src, dst, payload, seq, ack, flags, window, ident, options)
+        src.next_seq = (seq + len(payload) + (1 if flags & (tcp.SYN | tcp.FIN) else 0)) & 0xFFFFFFFF
+        # Timestamps strictly increase (see _stamp), inlined here: this is the hot path.
+        if t <= self._clock:
+            t = self._clock + TICK
+        self._clock = t
+        out.append(Emitted(round(t * 1e9), packet, msg_id))
         if flags & tcp.ACK and conn.owes_ack is src:
             conn.owes_ack = None
 
@@ -404,9 +422,12 @@ class Synthesizer:
             self._emit(conn, debtor, tcp.ACK, min(conn.owes_ack_time + DELAYED_ACK, t), out)
 
     def _flush_other_acks(self, keep: _Conn | None, t: float, out: list[Emitted]) -> None:
-        for conn in self._conns_by_tuple.values():
-            if conn is not keep and conn.owes_ack is not None:
-                self._flush_ack(conn, t, out)
+        # Invariant: every message flushes the ACKs owed on other connections, so only the
+        # connection that carried the previous message can still owe one.
+        last = self._last_conn
+        if last is not None and last is not keep and last.owes_ack is not None and last.state != "closed":
+            self._flush_ack(last, t, out)
+        self._last_conn = keep
 
     def _close(self, conn: _Conn, t: float, out: list[Emitted]) -> None:
         if conn.state == "closed":
@@ -430,36 +451,40 @@ class Synthesizer:
     def _stream(self, msg: Message, t: float, out: list[Emitted]) -> None:
         conn, from_server = self._conn_for(msg, t, out)
         self._flush_other_acks(conn, t, out)
-        src = conn.server if from_server else conn.client
-        dst = conn.peer(src)
+        if from_server:
+            src, dst = conn.server, conn.client
+        else:
+            src, dst = conn.client, conn.server
         if msg.control:
             self._stream_control(conn, src, msg, t, out)
             return
-        self._handshake(conn, t, out)
+        if conn.state != "established":
+            self._handshake(conn, t, out)
         if conn.owes_ack is dst:
             # The sender of this message is owed an ACK for its previous data: the receiver
             # acknowledges before more arrives (a delayed ACK timer would have fired).
             self._flush_ack(conn, t, out)
         payload = msg.payload
-        if self.options.http_framing and msg.app_protocol.startswith("HTTP") and (
-            msg.is_http_request or msg.is_http_response
-        ):
+        if self.options.http_framing and msg.app_protocol.startswith("HTTP") and is_http_start(payload):
             payload, changed = frame_http(payload)
             self.http_framed += changed
         mss = self.options.mss
         n = len(payload)
-        pos = 0
-        seg_no = 0
-        while pos < n:
-            chunk = payload[pos : pos + mss]
-            pos += len(chunk)
-            last = pos >= n
-            self._emit(conn, src, tcp.ACK | (tcp.PSH if last else 0), t, out, chunk, msg.msg_id)
-            t += GAP / 5
-            seg_no += 1
-            if not last and seg_no % 2 == 0:
-                # RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
-                self._emit(conn, dst, tcp.ACK, t, out)
+        if n <= mss:
+            self._emit(conn, src, _PSH_ACK, t, out, payload, msg.msg_id)
+        else:
+            pos = 0
+            seg_no = 0
+            while pos < n:
+                chunk = payload[pos : pos + mss]
+                pos += len(chunk)
+                last = pos >= n
+                self._emit(conn, src, _PSH_ACK if last else tcp.ACK, t, out, chunk, msg.msg_id)
+                t += GAP / 5
+                seg_no += 1
+                if not last and seg_no % 2 == 0:
+                    # RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
+                    self._emit(conn, dst, tcp.ACK, t, out)
         conn.owes_ack = dst
         conn.owes_ack_time = t
 

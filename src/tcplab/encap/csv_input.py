@@ -66,6 +66,11 @@ _ESCAPE_MAP = {"r\\n": "\r\n", "n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?$")
 
 
+def is_http_start(payload: bytes) -> bool:
+    """Does ``payload`` begin with an HTTP/1.x request line or status line?"""
+    return _HTTP_START.match(payload) is not None
+
+
 @dataclass(slots=True)
 class Message:
     """One application message, as the CSV describes it."""
@@ -252,12 +257,8 @@ def _read_rows(
             f"{', '.join(missing)}; columns found: {found}"
         )
     ncols = len(header)
-    c_id = columns.get("msg_id")
-    c_proto = columns.get("app_protocol")
-    c_src, c_dst, c_msg = columns["src_app"], columns["dst_app"], columns["message"]
-    c_ts = columns.get("timestamp")
-    c_sip, c_dip = columns.get("src_ip"), columns.get("dst_ip")
-    c_sport, c_dport = columns.get("src_port"), columns.get("dst_port")
+    needed = max(columns.values()) + 1
+    has_addresses = bool(columns.keys() & {"src_ip", "dst_ip", "src_port", "dst_port"})
     prev_end = reader.line_num
     counter = 0
     for row in reader:
@@ -268,10 +269,9 @@ def _read_rows(
         stats.rows += 1
         counter += 1
         try:
-            if len(row) < ncols and len(row) <= max(columns.values()):
+            if len(row) < needed:
                 raise ValueError(f"has {len(row)} fields, the header has {ncols}")
-            msg = _row_to_message(row, line, counter, c_id, c_proto, c_src, c_dst, c_msg, c_ts,
-                                  c_sip, c_dip, c_sport, c_dport, unescape, stats)
+            msg = _row_to_message(row, line, counter, columns, unescape, stats, has_addresses)
         except ValueError as exc:
             if skip_bad:
                 stats.bad_skipped += 1
@@ -317,30 +317,36 @@ def _ip(row: list[str], idx: int | None, column: str) -> str | None:
 
 
 def _row_to_message(
-    row: list[str], line: int, counter: int, c_id: int | None, c_proto: int | None, c_src: int,
-    c_dst: int, c_msg: int, c_ts: int | None, c_sip: int | None, c_dip: int | None,
-    c_sport: int | None, c_dport: int | None, unescape: Unescape, stats: ReadStats,
+    row: list[str], line: int, counter: int, columns: dict[str, int], unescape: Unescape,
+    stats: ReadStats, has_addresses: bool,
 ) -> Message | None:
-    src_app = _cell(row, c_src)
-    dst_app = _cell(row, c_dst)
+    """One CSV row → a Message (None for an empty message). ``row`` has every mapped column."""
+    get = columns.get
+    src_app = row[columns["src_app"]].strip()
+    dst_app = row[columns["dst_app"]].strip()
     if not src_app:
         raise ValueError("column src_app is empty")
     if not dst_app:
         raise ValueError("column dst_app is empty")
-    protocol = _cell(row, c_proto).upper()
-    text = row[c_msg] if c_msg < len(row) else ""
+    c = get("app_protocol")
+    protocol = row[c].strip().upper() if c is not None else ""
     # Trim surrounding spaces but keep meaningful line breaks at the end of HTTP heads.
-    text = text.strip(" \t")
-    if not text.strip():
+    text = row[columns["message"]].strip(" \t")
+    if not text or text.isspace():
         return None
     timestamp: float | None = None
     absolute = False
-    ts_text = _cell(row, c_ts)
-    if ts_text:
+    c = get("timestamp")
+    if c is not None:
+        ts_text = row[c]
         try:
-            timestamp, absolute = parse_timestamp(ts_text)
-        except ValueError as exc:
-            raise ValueError(f"column timestamp: {exc}") from None
+            timestamp = float(ts_text)  # the common case: relative seconds
+        except ValueError:
+            if ts_text.strip():
+                try:
+                    timestamp, absolute = parse_timestamp(ts_text)
+                except ValueError as exc:
+                    raise ValueError(f"column timestamp: {exc}") from None
     control = None
     if protocol == "TCP" and text.strip().upper() in CONTROL_MESSAGES:
         control = text.strip().upper().replace("/", "-").replace(",", "-")
@@ -349,18 +355,16 @@ def _row_to_message(
         stats.unescaped += 1
     if not protocol:
         protocol = "HTTP" if _looks_http("", text) else "DATA"
-    return Message(
-        msg_id=_cell(row, c_id) or str(counter),
-        app_protocol=protocol,
-        src_app=src_app,
-        dst_app=dst_app,
-        payload=b"" if control else text.encode("utf-8"),
-        timestamp=timestamp,
-        absolute_time=absolute,
-        src_ip=_ip(row, c_sip, "src_ip"),
-        dst_ip=_ip(row, c_dip, "dst_ip"),
-        src_port=_port(row, c_sport, "src_port"),
-        dst_port=_port(row, c_dport, "dst_port"),
-        line=line,
-        control=control,
+    c = get("msg_id")
+    msg_id = row[c].strip() if c is not None else ""
+    msg = Message(
+        msg_id or str(counter), protocol, src_app, dst_app,
+        b"" if control else text.encode("utf-8"), timestamp, absolute,
+        line=line, control=control,
     )
+    if has_addresses:
+        msg.src_ip = _ip(row, get("src_ip"), "src_ip")
+        msg.dst_ip = _ip(row, get("dst_ip"), "dst_ip")
+        msg.src_port = _port(row, get("src_port"), "src_port")
+        msg.dst_port = _port(row, get("dst_port"), "dst_port")
+    return msg

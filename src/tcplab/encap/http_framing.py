@@ -26,8 +26,17 @@ def frame_http(payload: bytes) -> tuple[bytes, bool]:
     without a length gains ``Content-Length``; a response without a body and without a
     length gains ``Content-Length: 0`` (except 1xx/204/304, which never have a body).
     """
-    if b"\r\n\r\n" in payload:
-        head, body = payload.split(b"\r\n\r\n", 1)
+    end = payload.find(b"\r\n\r\n")
+    crlf_only = end >= 0 and payload.count(b"\n", 0, end) == payload.count(b"\r\n", 0, end)
+    # Fast path for the common, already well-framed message.
+    if crlf_only and (
+        (end + 4 == len(payload) and not payload.startswith(b"HTTP/"))
+        or _LENGTH.search(payload, 0, end)
+        or _CHUNKED.search(payload, 0, end)
+    ):
+        return payload, False
+    if end >= 0:
+        head, body = payload[:end], payload[end + 4 :]
     elif b"\n\n" in payload:
         head, body = payload.split(b"\n\n", 1)
     else:
