@@ -57,6 +57,9 @@ SNAPLEN = bpf.DEFAULT_SNAPLEN
 #: How long a blocking wait lasts before the stop conditions are checked again.
 POLL_INTERVAL = 0.1
 
+#: Longest time spent writing out queued frames after a stop request.
+DRAIN_LIMIT = 1.0
+
 _TIMESPEC = struct.Struct("@ll")
 _STATS = struct.Struct("@II")
 _ANCILLARY_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 64
@@ -349,18 +352,21 @@ def _consume(frames: Iterator[tuple[int, bytes, int]], write: Callable | None,
 
 def _drain(psock: PacketSocket, write: Callable | None, summary: CaptureSummary,
            count: int | None, on_packet: PacketCallback | None) -> None:
-    # Bounded: what is queued now, never what keeps arriving after the stop.
-    budget = 1_000_000
-    while budget > 0:
-        limit = min(4096, budget)
-        if count is not None:
-            limit = min(limit, count - summary.packets)
+    # What the kernel had queued when the stop came, never what keeps arriving after it:
+    # frames stamped later than the stop are left unread, and the drain is time-boxed.
+    cutoff_ns = time.time_ns()
+    give_up = time.monotonic() + DRAIN_LIMIT
+    while time.monotonic() < give_up:
+        limit = 256 if count is None else min(256, count - summary.packets)
         if limit <= 0:
             return
-        got = _consume(psock.read(limit), write, summary, on_packet)
-        if got == 0:
+        frames = list(psock.read(limit))
+        if not frames:
             return
-        budget -= got
+        early = [frame for frame in frames if frame[0] <= cutoff_ns]
+        _consume(iter(early), write, summary, on_packet)
+        if len(early) < len(frames):
+            return
 
 
 def _open_writer(output: str, linktype: int, file_format: str | None) -> object:

@@ -217,10 +217,14 @@ def inject(
     on_sent: Callable[[int, bytes], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     grace: float = 0.3,
+    sender: rawsock.RawSender | None = None,
 ) -> InjectSummary:
-    """Send every packet ``source()`` yields, optionally capturing and counting the RSTs."""
+    """Send every packet ``source()`` yields, optionally capturing and counting the RSTs.
+
+    Pass an already opened ``sender`` to check privileges before any other work.
+    """
     watcher = RstWatch() if watch or capture_path else None
-    sender = rawsock.RawSender()
+    sender = sender if sender is not None else rawsock.RawSender()
     background = None
     notes: list[str] = []
     with sender:

@@ -84,7 +84,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tcplab.wire import inject as inject_mod
+    from tcplab.wire.rawsock import RawSender
 
+    # The privilege check comes first: no point reading a large CSV to be refused later.
+    sender = RawSender()
+    sender.open(4)
     path = args.input
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 watch=not args.no_watch, capture_path=args.capture,
                 capture_filter=capture_filter,
                 on_sent=None if args.quiet else (lambda n, _p: progress.update(n)),
-                should_stop=stop.is_set,
+                should_stop=stop.is_set, sender=sender,
             )
         finally:
             progress.close()
