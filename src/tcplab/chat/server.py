@@ -202,7 +202,8 @@ class ChatServer:
                     self._expire_closing(now)
                 self._flush()
                 self._log_notes()
-                if stop_deadline is not None and (not self._conns or now >= stop_deadline):
+                if stop_deadline is not None and (now >= stop_deadline or all(
+                        c.fin_sent and not c.out for c in self._conns.values())):
                     break
         finally:
             for conn in list(self._conns.values()):
