@@ -1,0 +1,142 @@
+"""Injection on lo: every segment captured once, byte-identical to encap's, refused by RST."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+
+from tcplab.encap import EncapOptions
+from tcplab.packet import ipv4, link, stack, tcp
+from tcplab.wire import inject, rawsock
+from tests.support import require_root, tshark
+from tests.wire.helpers import frames, free_ports, run_tcplab
+
+CSV_TEXT = """msg_id,app_protocol,src_app,dst_app,message,timestamp
+1,HTTP,client_browser,web_server,GET /blog HTTP/1.1,0.000
+2,HTTP,web_server,client_browser,HTTP/1.1 200 OK,0.100
+3,HTTP,client_browser,web_server,GET /cart HTTP/1.1,0.200
+4,HTTP,web_server,client_browser,HTTP/1.1 404 Not Found,0.300
+5,HTTP,client_browser,web_server,POST /orders HTTP/1.1,0.400
+6,HTTP,web_server,client_browser,HTTP/1.1 201 Created,0.500
+"""
+
+
+def _encap_packets(csv_path: str, client: int, server: int, style: str) -> list[bytes]:
+    options = EncapOptions(style=style, client_port=client, server_port=server, seed=3)
+    return list(inject.packets_from_csv(csv_path, options))
+
+
+@pytest.mark.parametrize("style", ["seed", "stream"])
+def test_each_segment_captured_once_identical_and_refused(tmp_path, style: str) -> None:
+    require_root()
+    client, server = free_ports(2)
+    csv_path = tmp_path / "seed.csv"
+    csv_path.write_text(CSV_TEXT)
+    out = str(tmp_path / "inject.pcap")
+    args = ["inject", str(csv_path), "--style", style, "--interval", "0.01",
+            "--client-port", str(client), "--server-port", str(server), "--capture", out]
+    if style == "stream":
+        args += ["--seed", "3"]
+    proc = run_tcplab(*args)
+    assert proc.returncode == 0, proc.stderr
+    expected = _encap_packets(str(csv_path), client, server, style)
+    captured = [frame[14:] for frame in frames(out)]  # strip lo's Ethernet header
+    ours = [p for p in captured if not struct.unpack_from("!H", p, 32)[0] & tcp.RST]
+    resets = [p for p in captured if struct.unpack_from("!H", p, 32)[0] & tcp.RST]
+    assert ours == expected, "each segment once, in order, byte for byte what encap built"
+    assert len(resets) == len(expected), "the kernel answers every segment with RST"
+    for sent, answer in zip(ours, resets):
+        assert answer[12:16] == sent[16:20] and answer[16:20] == sent[12:16]
+        assert answer[20:22] == sent[22:24] and answer[22:24] == sent[20:22]
+    # The summary says what happened and where to read why.
+    assert f"sent      {len(expected)} packets" in proc.stdout
+    assert f"{len(expected)} answered by RST from the kernel" in proc.stdout
+    assert "RFC 9293" in proc.stdout
+    assert f"tcplab analyze {out} --explain" in proc.stdout
+    # tshark agrees: valid checksums, and one RST per data segment.
+    text = tshark("-r", out, "-T", "fields", "-e", "tcp.flags.reset", "-e", "tcp.checksum.status",
+                  "-e", "ip.checksum.status")
+    rows = [line.split("\t") for line in text.splitlines()]
+    assert sum(1 for row in rows if row[0] == "1") == len(expected)
+    assert all(row[1] == "1" and row[2] == "1" for row in rows), rows[:3]  # 1 = Good
+
+
+def test_pcap_input_is_resent_as_is(tmp_path) -> None:
+    require_root()
+    from tcplab.pcap import PcapWriter
+
+    client, server = free_ports(2)
+    lo = ipv4.addr("127.0.0.1")
+    packets = [stack.tcp_packet(lo, lo, client, server, f"hello {i}".encode(), identification=7 + i)
+               for i in range(5)]
+    source = str(tmp_path / "in.pcap")
+    with PcapWriter(source, link.LINKTYPE_ETHERNET) as writer:
+        for i, packet in enumerate(packets):
+            writer.write(stack.frame(link.LINKTYPE_ETHERNET, packet), i * 1000)
+    out = str(tmp_path / "out.pcap")
+    proc = run_tcplab("inject", source, "--topspeed", "--loop", "2", "--capture", out)
+    assert proc.returncode == 0, proc.stderr
+    captured = [frame[14:] for frame in frames(out)]
+    assert [p for p in captured if p[20 + 13] & tcp.RST == 0] == packets * 2
+    assert "10 answered by RST" in proc.stdout
+
+
+def test_count_and_rate_pacing(tmp_path) -> None:
+    require_root()
+    client, server = free_ports(2)
+    csv_path = tmp_path / "seed.csv"
+    csv_path.write_text(CSV_TEXT)
+    started = time.monotonic()
+    proc = run_tcplab("inject", str(csv_path), "--rate", "20", "--count", "5", "--loop", "0",
+                      "--no-watch", "--client-port", str(client), "--server-port", str(server))
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    assert "sent      5 packets" in proc.stdout
+    assert elapsed >= 0.19, "5 packets at 20/s take at least 4 gaps of 50 ms"
+
+
+def test_bad_csv_fails_before_sending(tmp_path) -> None:
+    require_root()
+    csv_path = tmp_path / "bad.csv"
+    csv_path.write_text("msg_id,app_protocol,src_app\n1,HTTP,client\n")
+    proc = run_tcplab("inject", str(csv_path), "--no-watch")
+    assert proc.returncode == 1
+    assert "bad.csv" in proc.stderr and "Traceback" not in proc.stderr
+    assert "sent" not in proc.stdout
+
+
+def test_kernel_rewrite_rule() -> None:
+    lo = ipv4.addr("127.0.0.1")
+    assert rawsock.kernel_rewrites(stack.tcp_packet(lo, lo, 1, 2, b"", identification=0))
+    assert not rawsock.kernel_rewrites(stack.tcp_packet(lo, lo, 1, 2, b"", identification=1))
+    assert not rawsock.kernel_rewrites(stack.tcp_packet(lo, lo, 1, 2, b"", identification=0,
+                                                        df=True))
+
+
+def test_pacer_keeps_the_schedule() -> None:
+    pacer = rawsock.Pacer(rate=200)
+    started = time.perf_counter()
+    for i in range(21):
+        pacer.wait(i)
+    elapsed = time.perf_counter() - started
+    assert 0.09 <= elapsed < 1.0
+
+
+def test_destination_errors_name_the_problem() -> None:
+    from tcplab.errors import InputError
+
+    with pytest.raises(InputError, match="not an IPv4/IPv6 packet"):
+        rawsock.destination(b"\x50" + b"\x00" * 30)
+    with pytest.raises(InputError, match="empty"):
+        rawsock.destination(b"")
+    assert rawsock.destination(stack.tcp_packet(b"\x7f\0\0\1", b"\x0a\0\0\2", 1, 2))[1] == "10.0.0.2"
+
+
+def test_watch_filter_lists_the_ports() -> None:
+    lo = ipv4.addr("127.0.0.1")
+    packets = [stack.tcp_packet(lo, lo, 5074, 12345, b"x"), stack.udp_packet(lo, lo, 53, 53, b"")]
+    assert inject.watch_filter(packets) == "tcp and (port 5074 or port 12345)"
+    many = [stack.tcp_packet(lo, lo, 1000 + i, 2000, b"") for i in range(40)]
+    assert inject.watch_filter(many) == "tcp"
