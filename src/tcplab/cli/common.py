@@ -9,7 +9,17 @@ from typing import TextIO
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep hand-written example blocks as written and show defaults beside options."""
+    """Keep hand-written example blocks as written and show meaningful defaults beside options.
+
+    "(default: None)" and "(default: False)" say nothing to a reader, so they are left out,
+    as is a default the help text already states.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def add_command(
