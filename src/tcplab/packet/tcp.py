@@ -40,7 +40,9 @@ NS = 0x100  # ECN-nonce concealment (RFC 3540, historic)
 FLAG_MASK = 0x1FF
 
 # Wireshark's order and names for the packet-list "[SYN, ACK]" text: lowest bit first
-# (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS), as in "[FIN, PSH, ACK]".
+# (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE), as in "[FIN, PSH, ACK]". tshark 4.0 calls
+# bit 8 "AE" (Accurate ECN, which reuses the historic NS bit) and adds "Reserved" when
+# any of the three reserved bits above it is set.
 _FLAG_NAMES = (
     (FIN, "FIN"),
     (SYN, "SYN"),
@@ -50,10 +52,12 @@ _FLAG_NAMES = (
     (URG, "URG"),
     (ECE, "ECE"),
     (CWR, "CWR"),
-    (NS, "NS"),
+    (NS, "AE"),
+    (0xE00, "Reserved"),
 )
-# tshark's tcp.flags.str: 12 characters for the 12 bits, reserved bits shown as "·".
-_FLAG_STR_LETTERS = "···NCEUAPRSF"
+# tshark's tcp.flags.str: 12 characters for the 12 bits, high bit first; "R" for a set
+# reserved bit, "A" (AE) for bit 8, "·" for any clear bit.
+_FLAG_STR_LETTERS = "RRRACEUAPRSF"
 
 # Option kinds (IANA "TCP Option Kind Numbers").
 OPT_EOL = 0  # end of option list (RFC 9293)
@@ -168,13 +172,17 @@ def parse_options(buf: bytes, base_offset: int = 20) -> list[TCPOption]:
 
 
 def flags_text(flags: int) -> str:
-    """Wireshark's packet-list flag text, e.g. ``PSH, ACK`` (``<None>`` when no flag is set)."""
+    """Wireshark's packet-list flag text, e.g. ``PSH, ACK`` (``<None>`` when no flag is set).
+
+    ``flags`` is the 9 flag bits, optionally with the reserved bits above them
+    (``reserved << 9 | flags``), as tshark 4.0 shows them.
+    """
     names = [name for bit, name in _FLAG_NAMES if flags & bit]
     return ", ".join(names) if names else "<None>"
 
 
 def flags_str(flags: int) -> str:
-    """tshark's ``tcp.flags.str`` (e.g. ``·······AP···``) for the 12 flag bits."""
+    """tshark's ``tcp.flags.str`` (e.g. ``·······AP···``) for the 12 bits (reserved << 9 | flags)."""
     return "".join(
         letter if flags & (1 << (11 - i)) else "·" for i, letter in enumerate(_FLAG_STR_LETTERS)
     )
