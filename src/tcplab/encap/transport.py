@@ -9,7 +9,12 @@ payload down the stack (TCP header with pseudo-header checksum, then IPv4 header
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tcplab.packet import ipv4, link, stack, tcp
+
+if TYPE_CHECKING:
+    from tcplab.wire.rawsock import RawSender
 
 
 class RawTCPTransport:
@@ -28,6 +33,7 @@ class RawTCPTransport:
         self.dst_port = dst_port
         self._src = ipv4.addr(src_ip)
         self._dst = ipv4.addr(dst_ip)
+        self._sender: RawSender | None = None
 
     def encapsulate(
         self,
@@ -50,3 +56,30 @@ class RawTCPTransport:
     def frame(self, payload: bytes | str, linktype: int = link.LINKTYPE_NULL, **kwargs: int) -> bytes:
         """The packet with a link header, as a capture file stores it (the report's 62-byte frame)."""
         return stack.frame(linktype, self.encapsulate(payload, **kwargs))
+
+    def send(self, payload: bytes | str, flags: int = tcp.PSH | tcp.ACK, **kwargs: int) -> bytes:
+        """Build the packet for ``payload`` and put it on the wire; returns the bytes sent.
+
+        Needs root or CAP_NET_RAW (raises :class:`~tcplab.errors.EnvironmentProblem`
+        saying how to grant it). On loopback with nothing listening on ``dst_port`` the
+        kernel answers with RST — the report's experiment.
+        """
+        from tcplab.wire.rawsock import RawSender
+
+        packet = self.encapsulate(payload, flags, **kwargs)
+        if self._sender is None:
+            self._sender = RawSender()
+        self._sender.send(packet)
+        return packet
+
+    def close(self) -> None:
+        """Close the raw socket ``send`` opened (if any)."""
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+
+    def __enter__(self) -> RawTCPTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
