@@ -85,17 +85,16 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def live_printer(linktype: int, stream=None) -> Callable[[int, int, bytes, int], None]:
-    """One packet-list line per frame, in the analyzer's format."""
-    from tcplab.wire.lines import packet_line
+    """One packet-list line per frame, in the analyzer's format (as ``tcplab analyze``)."""
+    from tcplab.wire.lines import LiveLines
 
     out = stream if stream is not None else sys.stdout
-    first: list[int] = []
+    lines = LiveLines(linktype)
+    out.write(lines.header + "\n")
 
     def show(number: int, timestamp_ns: int, data: bytes, wire_length: int) -> None:
-        if not first:
-            first.append(timestamp_ns)
-        out.write(packet_line(number, timestamp_ns - first[0], data, wire_length, linktype) + "\n")
-        if number % 64 == 0:
+        out.write(lines.line(data, timestamp_ns, wire_length) + "\n")
+        if number % 64 == 0 or not out.isatty():
             out.flush()
 
     return show
