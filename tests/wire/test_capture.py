@@ -136,7 +136,7 @@ def _unprivileged(argv: list[str]) -> subprocess.CompletedProcess[str]:
     code = (
         "import os, sys\n"
         "import tcplab.cli, tcplab.wire.capture, tcplab.wire.inject, tcplab.wire.rawsock\n"
-        "import tcplab.encap, tcplab.pcap\n"
+        "import tcplab.encap, tcplab.pcap, tcplab.wire.lines, tcplab.analyze\n"
         "from tcplab.errors import TcplabError\n"
         f"args = tcplab.cli.build_parser().parse_args({argv!r})\n"
         "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
