@@ -121,6 +121,9 @@ def _ssl_context(opts: Options):  # -> ssl.SSLContext | None
 
 
 def _ask_endpoint(console: _Console, opts: Options) -> tuple[str, int]:
+    """The report's questions, unless any of --host/--port/--nick says the user knows where to go."""
+    if opts.host is not None or opts.port is not None or opts.nick is not None:
+        return opts.host or DEFAULT_HOST, opts.port or DEFAULT_PORT
     host = opts.host
     if host is None:
         host = console.ask(f"Host IP (default {DEFAULT_HOST}): ").strip() or DEFAULT_HOST
