@@ -61,6 +61,14 @@ def test_each_segment_captured_once_identical_and_refused(tmp_path, style: str) 
     rows = [line.split("\t") for line in text.splitlines()]
     assert sum(1 for row in rows if row[0] == "1") == len(expected)
     assert all(row[1] == "1" and row[2] == "1" for row in rows), rows[:3]  # 1 = Good
+    # The analyzer's explanation of this very capture names the cause: data with no handshake.
+    from tcplab.analyze import analyze
+    from tcplab.analyze.explain import explain
+
+    notes = "\n".join(explain(list(analyze(out))))
+    assert "RST" in notes
+    if style == "seed":
+        assert "without a handshake" in notes
 
 
 def test_pcap_input_is_resent_as_is(tmp_path) -> None:
