@@ -1,0 +1,453 @@
+"""Frame bytes → layered field dictionary (link, IPv4/IPv6, TCP/UDP/ICMP), malformed-safe.
+
+What this module is for: the per-packet half of the analyzer. :func:`dissect` walks one
+captured frame down its layers and writes Wireshark display-filter fields (``eth.src``,
+``ip.ttl``, ``tcp.flags``…) into the packet's dictionary; :func:`tcp_info` writes the
+TCP Info column once :mod:`~tcplab.analyze.tcp_analysis` has numbered the segment.
+
+It is the analyzer's hot path, so the common frames (Null/Loopback, Ethernet, raw IP,
+IPv4, TCP with no options or the kernel's NOP,NOP,Timestamps) are unpacked straight
+from the record bytes with precompiled ``struct``s; anything rarer goes through the
+packet engine's parsers (:mod:`tcplab.packet.link`, :mod:`~tcplab.packet.ipv6`,
+:func:`tcplab.packet.tcp.parse_options`), which also word every error.
+
+Damaged bytes never raise: the frame gets ``_ws.malformed`` (the reason, naming the
+layer, field and byte offset), Protocol/Info say ``[Malformed Packet: …]`` and the run
+goes on. What it must never do: I/O, or keep state between frames.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from tcplab.analyze import http
+from tcplab.analyze import tcp_analysis as ta
+from tcplab.packet import ipv6 as _ipv6
+from tcplab.packet import link as _link
+from tcplab.packet import tcp as _tcp
+from tcplab.packet.checksum import ones_complement_sum
+from tcplab.packet.errors import ParseError
+
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_TCP = struct.Struct("!HHIIHHHH")
+_UDP = struct.Struct("!HHHH")
+_U32LE = struct.Struct("<I")
+_U32BE = struct.Struct("!I")
+_U16BE = struct.Struct("!H")
+# Linux puts NOP, NOP, Timestamps (kind 8, length 10) in every segment after the handshake.
+_NOP_NOP_TS = 0x0101080A
+_TS_WORDS = struct.Struct("!III")
+
+_PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP"}
+_ICMP_TYPES = {0: "Echo (ping) reply", 3: "Destination unreachable", 5: "Redirect",
+               8: "Echo (ping) request", 11: "Time-to-live exceeded"}
+
+# Address → text caches: captures repeat a handful of addresses, and inet_ntoa/MAC
+# formatting is a measurable share of the per-packet cost. Bounded: cleared when full.
+_CACHE_MAX = 4096
+_ntoa_cache: dict[bytes, str] = {}
+_mac_cache: dict[bytes, str] = {}
+
+
+def _ntoa(raw: bytes) -> str:
+    text = _ntoa_cache.get(raw)
+    if text is None:
+        if len(_ntoa_cache) >= _CACHE_MAX:
+            _ntoa_cache.clear()
+        text = _ntoa_cache[raw] = socket.inet_ntoa(raw)
+    return text
+
+
+def _mac(raw: bytes) -> str:
+    text = _mac_cache.get(raw)
+    if text is None:
+        if len(_mac_cache) >= _CACHE_MAX:
+            _mac_cache.clear()
+        text = _mac_cache[raw] = raw.hex(":")
+    return text
+
+
+class TcpSegment:
+    """What the conversation tracker needs from one TCP segment (built only for TCP frames)."""
+
+    __slots__ = ("src", "dst", "sport", "dport", "seq", "ack", "flags", "seglen", "window",
+                 "wscale", "options_text", "payload")
+
+    def __init__(self, src: str, dst: str, sport: int, dport: int, seq: int, ack: int,
+                 flags: int, seglen: int, window: int, wscale: int | None,
+                 options_text: str, payload: bytes) -> None:
+        self.src = src
+        self.dst = dst
+        self.sport = sport
+        self.dport = dport
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.seglen = seglen
+        self.window = window
+        self.wscale = wscale
+        self.options_text = options_text
+        self.payload = payload
+
+
+def _malformed(d: dict, err: ParseError | str, protocol: str | None = None) -> None:
+    reason = str(err)
+    d["_ws.malformed"] = reason
+    d["_ws.col.Protocol"] = protocol or (err.protocol if isinstance(err, ParseError) else "Frame")
+    d["_ws.col.Info"] = f"[Malformed Packet: {reason}]"
+    d["_ws.expert"] = "Malformed Packet"
+
+
+def _truncated(d: dict, protocol: str) -> None:
+    """Headers cut by the capture's snapshot length: Wireshark's wording, not "malformed"."""
+    d["_ws.col.Protocol"] = protocol
+    d["_ws.col.Info"] = "[Packet size limited during capture]"
+    d["_ws.short"] = True
+
+
+def _link_layer(data: bytes, linktype: int, d: dict) -> tuple[int, str | None, str]:
+    """Return (offset of the network header, "IPv4"/"IPv6"/None, frame.protocols prefix)."""
+    if linktype == 0:  # Null/Loopback: family in the capturing host's byte order
+        if len(data) < 4:
+            raise ParseError("Null/Loopback", "family", 0, f"needs 4 bytes, only {len(data)} captured")
+        family = _U32LE.unpack_from(data)[0]
+        if family > 0xFFFF:
+            family = _U32BE.unpack_from(data)[0]
+        return 4, "IPv4" if family == 2 else "IPv6" if family in _link.AF_INET6_VALUES else None, "null"
+    if linktype == 1:
+        if len(data) < 14:
+            raise ParseError("Ethernet", "header", 0, f"needs 14 bytes, only {len(data)} captured")
+        d["eth.dst"] = _mac(data[0:6])
+        d["eth.src"] = _mac(data[6:12])
+        ethertype = _U16BE.unpack_from(data, 12)[0]
+        if ethertype == 0x0800:
+            return 14, "IPv4", "eth:ethertype"
+        if ethertype == 0x86DD:
+            return 14, "IPv6", "eth:ethertype"
+        hdr = _link.parse(linktype, data)  # VLAN tags and other types
+        d["eth.type"] = hdr.fields.get("Type")
+        return hdr.header_len, hdr.network, "eth:ethertype"
+    if linktype in (101, 12, 14, 228, 229):
+        if not data:
+            raise ParseError("Raw IP", "version", 0, "empty frame")
+        v = data[0] >> 4
+        return 0, "IPv4" if v == 4 else "IPv6" if v == 6 else None, "raw"
+    hdr = _link.parse(linktype, data)
+    prefix = {108: "loop", 113: "sll:ethertype", 276: "sll:ethertype"}.get(linktype, "frame")
+    return hdr.header_len, hdr.network, prefix
+
+
+def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
+            checksums: bool = True) -> TcpSegment | None:
+    """Dissect one frame into ``d``; return the TCP segment's values when the frame is TCP.
+
+    ``orig_len`` (the length on the wire) tells a snapshot-length cut from a damaged
+    packet. With ``checksums`` the IP and TCP/UDP checksums are verified
+    (``*.checksum.status`` "good"/"bad"), as Wireshark does with validation enabled.
+    """
+    cut = orig_len is not None and orig_len > len(data)
+    try:
+        off, network, protos = _link_layer(data, linktype, d)
+    except ParseError as err:
+        if cut:
+            _truncated(d, err.protocol)
+        else:
+            _malformed(d, err)
+        d["frame.protocols"] = "frame"
+        return None
+    if network == "IPv4":
+        return _dissect_ipv4(data, off, protos, d, cut, checksums)
+    if network == "IPv6":
+        return _dissect_ipv6(data, off, protos, d, cut, checksums)
+    d["frame.protocols"] = protos
+    d["_ws.col.Protocol"] = protos.split(":")[0].upper()
+    d["_ws.col.Info"] = "Non-IP frame"
+    if "eth.type" in d and d["eth.type"] == _link.ETHERTYPE_ARP:
+        d["_ws.col.Protocol"] = "ARP"
+        d["_ws.col.Info"] = "ARP"
+    return None
+
+
+def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
+                  checksums: bool) -> TcpSegment | None:
+    n = len(data)
+    protos += ":ip"
+    d["frame.protocols"] = protos
+    if n - off < 20:
+        err = ParseError("IPv4", "header", off, f"needs 20 bytes, only {max(n - off, 0)} captured")
+        _truncated(d, "IPv4") if cut else _malformed(d, err)
+        return None
+    vihl, tos, total, ident, frag, ttl, proto, csum, rsrc, rdst = _IPV4.unpack_from(data, off)
+    src = _ntoa(rsrc)
+    dst = _ntoa(rdst)
+    ihl = (vihl & 0x0F) * 4
+    d["ip.version"] = vihl >> 4
+    d["ip.hdr_len"] = ihl
+    d["ip.dsfield"] = tos
+    d["ip.len"] = total
+    d["ip.id"] = ident
+    d["ip.flags"] = frag >> 13
+    d["ip.frag_offset"] = (frag & 0x1FFF) * 8
+    d["ip.ttl"] = ttl
+    d["ip.proto"] = proto
+    d["ip.checksum"] = csum
+    d["ip.src"] = src
+    d["ip.dst"] = dst
+    d["_ws.col.Source"] = src
+    d["_ws.col.Destination"] = dst
+    d["_ip_offset"] = off
+    name = _PROTO_NAMES.get(proto, f"IP protocol {proto}")
+    d["_ip.proto_name"] = name
+    if vihl >> 4 != 4:
+        _malformed(d, ParseError("IPv4", "version", off, f"is {vihl >> 4}, expected 4"))
+        return None
+    if ihl < 20:
+        _malformed(d, ParseError("IPv4", "header length (IHL)", off,
+                                 f"{ihl} bytes is below the minimum 20"))
+        return None
+    if off + ihl > n:
+        err = ParseError("IPv4", "header length (IHL)", off, f"{ihl} bytes but only {n - off} captured")
+        _truncated(d, "IPv4") if cut else _malformed(d, err)
+        return None
+    if total < ihl:
+        _malformed(d, ParseError("IPv4", "total length", off + 2,
+                                 f"{total} is smaller than the header length {ihl}"))
+        return None
+    if checksums:
+        good = ones_complement_sum(data[off : off + ihl]) == 0xFFFF
+        d["ip.checksum.status"] = "good" if good else "bad"
+    if not cut and off + total > n:
+        _malformed(d, ParseError("IPv4", "total length", off + 2,
+                                 f"{total} bytes but only {n - off} captured"))
+        return None
+    if frag & 0x3FFF:  # MF set or a non-zero offset: a fragment, not reassembled here
+        d["_ws.col.Protocol"] = "IPv4"
+        d["_ws.col.Info"] = (f"Fragmented IP protocol (proto={name} {proto}, "
+                             f"off={(frag & 0x1FFF) * 8}, ID={ident:04x})")
+        return None
+    l4 = off + ihl
+    end = off + total
+    if proto == 6:
+        return _dissect_tcp(data, l4, end, rsrc, rdst, src, dst, protos, d, cut, checksums)
+    if proto == 17:
+        _dissect_udp(data, l4, end, rsrc, rdst, protos, d, cut, checksums)
+        return None
+    if proto == 1 and end - l4 >= 4:
+        d["frame.protocols"] = protos + ":icmp"
+        d["icmp.type"] = data[l4]
+        d["icmp.code"] = data[l4 + 1]
+        d["_ws.col.Protocol"] = "ICMP"
+        d["_ws.col.Info"] = _ICMP_TYPES.get(data[l4], f"Type {data[l4]}") + f" (code {data[l4 + 1]})"
+        return None
+    d["_ws.col.Protocol"] = "IPv4"
+    d["_ws.col.Info"] = f"{name} ({proto})"
+    return None
+
+
+def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool,
+                  checksums: bool) -> TcpSegment | None:
+    protos += ":ipv6"
+    d["frame.protocols"] = protos
+    try:
+        h = _ipv6.parse(data, off)
+    except ParseError as err:
+        _truncated(d, "IPv6") if cut else _malformed(d, err)
+        return None
+    src, dst = h.src_str, h.dst_str
+    d["ipv6.src"] = src
+    d["ipv6.dst"] = dst
+    d["ipv6.plen"] = h.payload_length
+    d["ipv6.hlim"] = h.hop_limit
+    d["ipv6.nxt"] = h.next_header
+    d["_ws.col.Source"] = src
+    d["_ws.col.Destination"] = dst
+    l4 = off + h.upper_offset
+    end = off + 40 + h.payload_length
+    if not cut and end > len(data):
+        _malformed(d, ParseError("IPv6", "payload length", off + 4,
+                                 f"{h.payload_length} bytes but only {len(data) - off - 40} captured"))
+        return None
+    if h.upper_protocol == 6:
+        return _dissect_tcp(data, l4, end, h.src, h.dst, src, dst, protos, d, cut, checksums)
+    if h.upper_protocol == 17:
+        _dissect_udp(data, l4, end, h.src, h.dst, protos, d, cut, checksums)
+        return None
+    d["_ws.col.Protocol"] = "IPv6"
+    d["_ws.col.Info"] = f"{_PROTO_NAMES.get(h.upper_protocol, 'IP protocol')} ({h.upper_protocol})"
+    return None
+
+
+def _pseudo_sum(rsrc: bytes, rdst: bytes, proto: int, length: int) -> int:
+    # 2**16 ≡ 1 (mod 65535), so whole addresses can be added as integers (see checksum.py).
+    return int.from_bytes(rsrc, "big") + int.from_bytes(rdst, "big") + proto + length
+
+
+def _options(raw: bytes, base: int) -> tuple[int | None, str, dict]:
+    """Decode options for the Info column: (window-scale shift, Info text, fields)."""
+    fields: dict = {}
+    parts = []
+    wscale = None
+    for opt in _tcp.parse_options(raw, base):
+        kind = opt.kind
+        value = opt.value
+        if kind == _tcp.OPT_MSS and isinstance(value, int):
+            fields["tcp.options.mss_val"] = value
+            parts.append(f"MSS={value}")
+        elif kind == _tcp.OPT_WSCALE and isinstance(value, int):
+            wscale = value
+            fields["tcp.options.wscale.shift"] = value
+            fields["tcp.options.wscale.multiplier"] = 1 << min(value, 14)
+            parts.append(f"WS={1 << min(value, 14)}")
+        elif kind == _tcp.OPT_SACK_PERMITTED:
+            fields["tcp.options.sack_perm"] = True
+            parts.append("SACK_PERM")
+        elif kind == _tcp.OPT_TIMESTAMP and isinstance(value, tuple):
+            fields["tcp.options.timestamp.tsval"] = value[0]
+            fields["tcp.options.timestamp.tsecr"] = value[1]
+            parts.append(f"TSval={value[0]} TSecr={value[1]}")
+        elif kind == _tcp.OPT_SACK and isinstance(value, list) and value:
+            fields["tcp.options.sack_le"] = [le for le, _ in value]
+            fields["tcp.options.sack_re"] = [re for _, re in value]
+            parts.append(" ".join(f"SLE={le} SRE={re}" for le, re in value))
+    return wscale, " ".join(parts), fields
+
+
+def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: str, dst: str,
+                 protos: str, d: dict, cut: bool, checksums: bool) -> TcpSegment | None:
+    protos += ":tcp"
+    d["frame.protocols"] = protos
+    n = len(data)
+    if n - l4 < 20:
+        err = ParseError("TCP", "header", l4, f"needs 20 bytes, only {max(n - l4, 0)} captured")
+        _truncated(d, "TCP") if cut else _malformed(d, err)
+        return None
+    sport, dport, seq, ack, offflags, window, csum, urg = _TCP.unpack_from(data, l4)
+    thl = (offflags >> 12) * 4
+    flags = offflags & 0x1FF
+    d["tcp.srcport"] = sport
+    d["tcp.dstport"] = dport
+    d["tcp.seq_raw"] = seq
+    d["tcp.ack_raw"] = ack
+    d["tcp.hdr_len"] = thl
+    d["tcp.flags"] = flags
+    d["tcp.flags.str"] = _tcp.flags_str(flags)
+    d["tcp.flags.syn"] = (flags >> 1) & 1
+    d["tcp.flags.ack"] = (flags >> 4) & 1
+    d["tcp.flags.fin"] = flags & 1
+    d["tcp.flags.reset"] = (flags >> 2) & 1
+    d["tcp.flags.push"] = (flags >> 3) & 1
+    d["tcp.window_size_value"] = window
+    d["tcp.checksum"] = csum
+    d["tcp.urgent_pointer"] = urg
+    if thl < 20:
+        _malformed(d, ParseError("TCP", "data offset", l4 + 12, f"{thl} bytes is below the minimum 20"))
+        return None
+    if l4 + thl > end:
+        _malformed(d, ParseError("TCP", "data offset", l4 + 12,
+                                 f"header of {thl} bytes but the IP payload holds {end - l4}"))
+        return None
+    if l4 + thl > n:
+        err = ParseError("TCP", "data offset", l4 + 12, f"header of {thl} bytes but only {n - l4} captured")
+        _truncated(d, "TCP") if cut else _malformed(d, err)
+        return None
+    seglen = end - l4 - thl
+    d["tcp.len"] = seglen
+    wscale = None
+    options_text = ""
+    if thl > 20:
+        raw_opts = data[l4 + 20 : l4 + thl]
+        d["_tcp.options"] = raw_opts
+        if thl == 32 and _U32BE.unpack_from(raw_opts)[0] == _NOP_NOP_TS:
+            _, tsval, tsecr = _TS_WORDS.unpack_from(raw_opts)
+            d["tcp.options.timestamp.tsval"] = tsval
+            d["tcp.options.timestamp.tsecr"] = tsecr
+            options_text = f"TSval={tsval} TSecr={tsecr}"
+        else:
+            try:
+                wscale, options_text, fields = _options(raw_opts, l4 + 20)
+            except ParseError as err:
+                _malformed(d, err)
+                return None
+            d.update(fields)
+        d["_tcp.options_summary"] = options_text
+    payload = data[l4 + thl : end]
+    if seglen:
+        d["tcp.payload"] = payload
+    if checksums:
+        if cut or end > n:
+            d["tcp.checksum.status"] = "unverified"
+        else:
+            total = ones_complement_sum(data[l4:end], _pseudo_sum(rsrc, rdst, 6, end - l4))
+            if total == 0xFFFF:
+                d["tcp.checksum.status"] = "good"
+            else:
+                d["tcp.checksum.status"] = "bad"
+                d["tcp.checksum_calculated"] = ~(ones_complement_sum(
+                    data[l4 : l4 + 16] + b"\x00\x00" + data[l4 + 18 : end],
+                    _pseudo_sum(rsrc, rdst, 6, end - l4))) & 0xFFFF
+    return TcpSegment(src, dst, sport, dport, seq, ack, flags, seglen, window, wscale,
+                      options_text, payload)
+
+
+def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, protos: str, d: dict,
+                 cut: bool, checksums: bool) -> None:
+    d["frame.protocols"] = protos + ":udp"
+    if len(data) - l4 < 8:
+        err = ParseError("UDP", "header", l4, f"needs 8 bytes, only {max(len(data) - l4, 0)} captured")
+        _truncated(d, "UDP") if cut else _malformed(d, err)
+        return
+    sport, dport, length, csum = _UDP.unpack_from(data, l4)
+    d["udp.srcport"] = sport
+    d["udp.dstport"] = dport
+    d["udp.length"] = length
+    d["udp.checksum"] = csum
+    if length < 8 or l4 + length > end:
+        _malformed(d, ParseError("UDP", "length", l4 + 4,
+                                 f"{length} does not fit the IP payload of {end - l4} bytes"))
+        return
+    if checksums and not cut:
+        if csum == 0 and len(rsrc) == 4:
+            d["udp.checksum.status"] = "unverified"
+        else:
+            ok = ones_complement_sum(data[l4 : l4 + length], _pseudo_sum(rsrc, rdst, 17, length)) == 0xFFFF
+            d["udp.checksum.status"] = "good" if ok else "bad"
+    d["_ws.col.Protocol"] = "UDP"
+    d["_ws.col.Info"] = f"{sport} → {dport} Len={length - 8}"
+
+
+def tcp_info(d: dict, seg: TcpSegment, aflags: int, *, absolute: bool = False) -> str:
+    """Wireshark's TCP Info text: tags, ports, flags, Seq/Ack/Win/Len and option summary."""
+    parts = []
+    if aflags:
+        for bit, _name, text in ta.TAGS:
+            if aflags & bit:
+                if bit == ta.DUPLICATE_ACK:
+                    parts.append(f"[TCP Dup ACK {d['tcp.analysis.duplicate_ack_frame']}"
+                                 f"#{d['tcp.analysis.duplicate_ack_num']}] ")
+                else:
+                    parts.append(f"[{text}] ")
+    flags = seg.flags
+    seq = seg.seq if absolute else d["tcp.seq"]
+    info = (f"{''.join(parts)}{seg.sport} → {seg.dport} [{_tcp.flags_text(flags)}] Seq={seq}")
+    if flags & _tcp.ACK:
+        info += f" Ack={seg.ack if absolute else d['tcp.ack']}"
+    info += f" Win={d['tcp.window_size']}"
+    if flags & _tcp.URG:
+        info += f" Urg={d['tcp.urgent_pointer']}"
+    info += f" Len={seg.seglen}"
+    if seg.options_text:
+        info += " " + seg.options_text
+    return info
+
+
+def app_layer(d: dict, seg: TcpSegment, aflags: int, chat_ports: frozenset[int]) -> bool:
+    """Hand the payload to HTTP/chat recognition unless the segment is a resend or out of order.
+
+    Wireshark does not give retransmitted or out-of-order data to sub-dissectors (the
+    ``tcp.no_subdissector_on_error`` default), so such segments keep the TCP summary.
+    """
+    if not seg.seglen or aflags & (ta.RETRANSMISSION | ta.FAST_RETRANSMISSION | ta.OUT_OF_ORDER
+                                   | ta.SPURIOUS_RETRANSMISSION):
+        return False
+    return http.classify(seg.payload, seg.sport, seg.dport, d, chat_ports)

@@ -1,0 +1,106 @@
+"""Recognise application payloads in one TCP segment: HTTP/1.x and the tcplab chat lines.
+
+What this module is for: the Protocol and Info columns and the ``http.*`` fields. It
+looks at one segment's payload only (no reassembly across segments), which is what the
+encapsulator's captures and short chat lines need: an HTTP request or status line at the
+start of the payload, plus ``Host`` and ``Content-Length`` when those headers are in the
+same segment.
+
+HTTP is recognised by content, on any port (Wireshark would need port 80 or "Decode
+As"), because captures made by ``tcplab encap`` use the course's ports 5074/12345.
+
+What it must never do: trust the bytes. Payload text reaches a terminal, so everything
+shown goes through :func:`tcplab.analyze.render.safe_text`; no I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tcplab.analyze.render import safe_text
+
+#: The chat server's default port (``tcplab server``), where lines are shown as CHAT.
+CHAT_PORTS = frozenset({55555})
+
+# Request methods of RFC 9110 §9 plus PATCH (RFC 5789): a payload starting otherwise is
+# not an HTTP request line.
+_METHODS = (b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT",
+            b"TRACE")
+_REQUEST = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT|TRACE) (\S{1,8192}) "
+                      rb"(HTTP/1\.[01])(?:\r?\n|$)")
+_RESPONSE = re.compile(rb"(HTTP/1\.[01]) ([1-5]\d\d)(?: ([^\r\n]{0,512}))?(?:\r?\n|$)")
+_HEADER = re.compile(rb"^(Host|Content-Length):[ \t]*([^\r\n]{0,1024})", re.IGNORECASE | re.MULTILINE)
+_FIRST_BYTES = frozenset(m[0] for m in _METHODS) | {ord("H")}
+
+#: How much of a chat segment the Info column shows before eliding.
+CHAT_INFO_MAX = 200
+
+
+def _headers(payload: bytes, d: dict) -> None:
+    head = payload.split(b"\r\n\r\n", 1)[0]
+    for name, value in _HEADER.findall(head):
+        if name.lower() == b"host":
+            d["http.host"] = safe_text(value.decode("latin-1").strip())
+        else:
+            text = value.strip()
+            if text.isdigit():
+                d["http.content_length"] = int(text)
+
+
+def classify(payload: bytes, sport: int, dport: int, d: dict,
+             chat_ports: frozenset[int] = CHAT_PORTS) -> bool:
+    """Set Protocol/Info and ``http.*`` fields in ``d`` if ``payload`` is HTTP or chat.
+
+    Returns True when the payload was recognised (so the caller keeps the TCP summary
+    out of the Info column, as Wireshark does when a sub-dissector takes the payload).
+    """
+    if not payload:
+        return False
+    if payload[0] in _FIRST_BYTES:
+        m = _REQUEST.match(payload)
+        if m is not None:
+            method, uri, version = (g.decode("latin-1") for g in m.groups())
+            d["http.request"] = True
+            d["http.request.method"] = method
+            d["http.request.uri"] = safe_text(uri)
+            d["http.request.version"] = version
+            _headers(payload, d)
+            d["_ws.col.Protocol"] = "HTTP"
+            d["_ws.col.Info"] = f"{method} {d['http.request.uri']} {version}"
+            return True
+        m = _RESPONSE.match(payload)
+        if m is not None:
+            version, code, phrase = m.groups()
+            d["http.response"] = True
+            d["http.response.version"] = version.decode()
+            d["http.response.code"] = int(code)
+            text = safe_text((phrase or b"").decode("latin-1").strip())
+            d["http.response.phrase"] = text
+            _headers(payload, d)
+            d["_ws.col.Protocol"] = "HTTP"
+            d["_ws.col.Info"] = f"{version.decode()} {int(code)} {text}".rstrip()
+            return True
+    if sport in chat_ports or dport in chat_ports:
+        d["_ws.col.Protocol"] = "CHAT"
+        d["_ws.col.Info"] = chat_info(payload)
+        return True
+    return False
+
+
+def chat_info(payload: bytes) -> str:
+    """One readable Info line for chat text: ``Target: Message`` lines become ``Target → Message``."""
+    text = payload.decode("utf-8", errors="replace")
+    shown = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        target, sep, message = line.partition(":")
+        if sep and target.strip() and not target.isupper():
+            shown.append(f"{target.strip()} → {message.strip()}")
+        else:
+            shown.append(line)
+    info = safe_text(" | ".join(shown)) or "(blank line)"
+    if len(info) > CHAT_INFO_MAX:
+        info = info[: CHAT_INFO_MAX - 1] + "…"
+    return info

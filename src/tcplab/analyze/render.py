@@ -1,0 +1,306 @@
+"""The one home for analyzer output: packet-list lines, detail trees, hex dumps, JSON Lines.
+
+Every view of a packet is drawn from its field dictionary (Wireshark display-filter names,
+see :mod:`tcplab.analyze`), so ``tcplab analyze``, live capture and the demo print the
+same way. For a live capture, feed each record to an incremental analyzer and print
+one line per packet::
+
+    from tcplab.analyze import Analyzer
+    from tcplab.analyze import render
+
+    analyzer = Analyzer(linktype)
+    print(render.LIST_HEADER)
+    for record in records:
+        print(render.packet_line(analyzer.feed(record)))
+
+What this module must never do: decide anything about the protocol (that is
+:mod:`~tcplab.analyze.dissect` and :mod:`~tcplab.analyze.tcp_analysis`) or print peer
+bytes unescaped — :func:`safe_text` strips terminal control sequences first.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Iterable
+
+from tcplab.packet import checksum as _checksum
+from tcplab.packet import link as _link
+from tcplab.packet import tcp as _tcp
+
+# C0 controls (ESC starts terminal escape sequences), DEL, C1 controls (0x9b is a one-byte
+# CSI on some terminals) and Unicode bidirectional overrides, which can disguise text.
+_UNSAFE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_UNSAFE.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+_UNSAFE.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                            0x200E, 0x200F, 0x061C)})
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every control character shown as an escape, safe to print on a terminal."""
+    return text.translate(_UNSAFE)
+
+
+LIST_HEADER = f"{'No.':>6} {'Time':>11} {'Source':>15}   {'Destination':<15} {'Protocol':<8} {'Length':>6} Info"
+
+
+def packet_line(d: dict) -> str:
+    """One packet-list line in Wireshark's column order: No. Time Source Destination Protocol Length Info."""
+    return (f"{d['frame.number']:>6} {d['frame.time_relative']:>11.6f} {d.get('_ws.col.Source', ''):>15}"
+            f" → {d.get('_ws.col.Destination', ''):<15} {d['_ws.col.Protocol']:<8} {d['frame.len']:>6} "
+            f"{d['_ws.col.Info']}")
+
+
+def hexdump(data: bytes) -> str:
+    """Wireshark's byte pane: ``0000  02 00 00 00 45 00 …   ....E...`` (as ``tshark -x`` prints it)."""
+    lines = []
+    for off in range(0, len(data), 16):
+        chunk = data[off : off + 16]
+        hexpart = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+        lines.append(f"{off:04x}  {hexpart:<47}   {text}")
+    return "\n".join(lines)
+
+
+def _payload_hex(raw: bytes) -> str:
+    """tshark's colon-separated byte notation (``tcp.payload`` in ``-T fields``)."""
+    return raw.hex(":")
+
+
+def json_line(d: dict, *, payload: bool = False) -> str:
+    """One JSON object for ``--json``: private keys dropped, bytes only when asked (hex)."""
+    out = {}
+    for key, value in d.items():
+        if key[0] == "_" and not key.startswith("_ws."):
+            continue
+        if isinstance(value, bytes | bytearray | memoryview):
+            if not payload:
+                continue
+            value = _payload_hex(bytes(value))
+        out[key] = value
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_lines(packets: Iterable[dict], *, payload: bool = False) -> Iterable[str]:
+    for d in packets:
+        yield json_line(d, payload=payload)
+
+
+# ----------------------------------------------------------------------------- detail tree
+
+_IND = "    "
+
+
+def _flag_line(bits: int, width: int, mask: int, label: str, value: bool) -> str:
+    """A Wireshark bit-field line, e.g. ``.... ...1 .... = Acknowledgment: Set``."""
+    chars = []
+    for i in range(width - 1, -1, -1):
+        bit = 1 << i
+        chars.append(("1" if bits & bit else "0") if mask & bit else ".")
+        if i and i % 4 == 0:
+            chars.append(" ")
+    return f"{''.join(chars)} = {label}: {'Set' if value else 'Not set'}"
+
+
+def _frame_section(d: dict) -> list[str]:
+    n, cap = d["frame.len"], d["frame.cap_len"]
+    iface = d.get("frame.interface_name")
+    head = (f"Frame {d['frame.number']}: {n} bytes on wire ({n * 8} bits), {cap} bytes captured "
+            f"({cap * 8} bits)" + (f" on interface {iface}" if iface else ""))
+    when = _dt.datetime.fromtimestamp(d["frame.time_epoch"], _dt.UTC)
+    lines = [head,
+             f"{_IND}Arrival Time: {when:%b %d, %Y %H:%M:%S.%f} UTC",
+             f"{_IND}Epoch Time: {d['frame.time_epoch']:.6f} seconds",
+             f"{_IND}[Time since first frame: {d['frame.time_relative']:.6f} seconds]",
+             f"{_IND}Frame Number: {d['frame.number']}",
+             f"{_IND}Frame Length: {n} bytes ({n * 8} bits)",
+             f"{_IND}Capture Length: {cap} bytes ({cap * 8} bits)",
+             f"{_IND}[Protocols in frame: {d.get('frame.protocols', '')}]"]
+    if "frame.comment" in d:
+        lines.append(f"{_IND}Comment: {safe_text(str(d['frame.comment']))}")
+    return lines
+
+
+def _link_section(d: dict, data: bytes) -> list[str]:
+    linktype = d.get("_linktype")
+    if linktype is None:
+        return []
+    try:
+        hdr = _link.parse(linktype, data)
+    except Exception as exc:  # noqa: BLE001 - already reported as malformed by the dissector
+        return [f"Link layer ({_link.LINKTYPE_NAMES.get(linktype, linktype)}): {exc}"]
+    if linktype in (_link.LINKTYPE_NULL, _link.LINKTYPE_LOOP):
+        fam = hdr.fields["Family"]
+        name = {2: "IP"}.get(fam, "IPv6" if fam in _link.AF_INET6_VALUES else "unknown")
+        return ["Null/Loopback", f"{_IND}Family: {name} ({fam})"]
+    if linktype == _link.LINKTYPE_ETHERNET:
+        f = hdr.fields
+        return [f"Ethernet II, Src: {f['Source']}, Dst: {f['Destination']}",
+                f"{_IND}Destination: {f['Destination']}", f"{_IND}Source: {f['Source']}",
+                f"{_IND}Type: {hdr.network or 'unknown'} (0x{f['Type']:04x})"]
+    if hdr.header_len == 0:
+        return ["Raw packet data", f"{_IND}No link information available"]
+    title = "Linux cooked capture v2" if linktype == _link.LINKTYPE_LINUX_SLL2 else "Linux cooked capture v1"
+    return [title] + [f"{_IND}{k}: {v}" for k, v in hdr.fields.items()]
+
+
+def _ipv4_section(d: dict, data: bytes) -> list[str]:
+    if "ip.src" not in d:
+        return []
+    hl = d["ip.hdr_len"]
+    lines = [f"Internet Protocol Version 4, Src: {d['ip.src']}, Dst: {d['ip.dst']}",
+             f"{_IND}0100 .... = Version: 4",
+             f"{_IND}.... {hl // 4:04b} = Header Length: {hl} bytes ({hl // 4})",
+             f"{_IND}Differentiated Services Field: 0x{d['ip.dsfield']:02x} "
+             f"(DSCP: {d['ip.dsfield'] >> 2}, ECN: {d['ip.dsfield'] & 3})",
+             f"{_IND}Total Length: {d['ip.len']}",
+             f"{_IND}Identification: 0x{d['ip.id']:04x} ({d['ip.id']})",
+             f"{_IND}Flags: 0x{d['ip.flags']:x}" + (" (Don't fragment)" if d["ip.flags"] & 2 else "")
+             + (" (More fragments)" if d["ip.flags"] & 1 else ""),
+             f"{_IND}Fragment Offset: {d['ip.frag_offset']}",
+             f"{_IND}Time to Live: {d['ip.ttl']}",
+             f"{_IND}Protocol: {d.get('_ip.proto_name', '')} ({d['ip.proto']})"]
+    status = d.get("ip.checksum.status")
+    off = d.get("_ip_offset")
+    if status is None or off is None:
+        lines.append(f"{_IND}Header Checksum: 0x{d['ip.checksum']:04x} [validation disabled]")
+    else:
+        verdict = _checksum.verify_ipv4_header(data[off : off + hl])
+        lines.append(f"{_IND}Header Checksum: {verdict}")
+        lines.append(f"{_IND}[Header checksum status: {status.capitalize()}]")
+    lines += [f"{_IND}Source Address: {d['ip.src']}", f"{_IND}Destination Address: {d['ip.dst']}"]
+    return lines
+
+
+def _tcp_flags_lines(flags: int) -> list[str]:
+    names = ((_tcp.NS, "Accurate ECN / Nonce"), (_tcp.CWR, "Congestion Window Reduced"),
+             (_tcp.ECE, "ECN-Echo"), (_tcp.URG, "Urgent"), (_tcp.ACK, "Acknowledgment"),
+             (_tcp.PSH, "Push"), (_tcp.RST, "Reset"), (_tcp.SYN, "Syn"), (_tcp.FIN, "Fin"))
+    out = [f"{_IND}Flags: 0x{flags:03x} ({_tcp.flags_text(flags)})"]
+    for bit, label in names:
+        out.append(_IND * 2 + _flag_line(flags, 12, bit, label, bool(flags & bit)))
+    out.append(f"{_IND * 2}[TCP Flags: {_tcp.flags_str(flags)}]")
+    return out
+
+
+def _tcp_section(d: dict, data: bytes) -> list[str]:
+    from tcplab.analyze import tcp_analysis as ta
+
+    if "tcp.srcport" not in d:
+        return []
+    seg = d["tcp.len"]
+    head = (f"Transmission Control Protocol, Src Port: {d['tcp.srcport']}, Dst Port: "
+            f"{d['tcp.dstport']}, Seq: {d.get('tcp.seq', d['tcp.seq_raw'])}")
+    if d["tcp.flags.ack"]:
+        head += f", Ack: {d.get('tcp.ack', d['tcp.ack_raw'])}"
+    head += f", Len: {seg}"
+    lines = [head, f"{_IND}Source Port: {d['tcp.srcport']}", f"{_IND}Destination Port: {d['tcp.dstport']}"]
+    if "tcp.stream" in d:
+        lines.append(f"{_IND}[Stream index: {d['tcp.stream']}]")
+        comp = d.get("tcp.completeness", 0)
+        lines.append(f"{_IND}[Conversation completeness: {ta.completeness_text(comp)}]")
+    lines.append(f"{_IND}[TCP Segment Len: {seg}]")
+    if "tcp.seq" in d:
+        lines.append(f"{_IND}Sequence Number: {d['tcp.seq']}    (relative sequence number)")
+    lines.append(f"{_IND}Sequence Number (raw): {d['tcp.seq_raw']}")
+    if "tcp.nxtseq" in d:
+        lines.append(f"{_IND}[Next Sequence Number: {d['tcp.nxtseq']}    (relative sequence number)]")
+    if d["tcp.flags.ack"] and "tcp.ack" in d:
+        lines.append(f"{_IND}Acknowledgment Number: {d['tcp.ack']}    (relative ack number)")
+    lines.append(f"{_IND}Acknowledgment number (raw): {d['tcp.ack_raw']}")
+    hl = d["tcp.hdr_len"]
+    lines.append(f"{_IND}{hl // 4:04b} .... = Header Length: {hl} bytes ({hl // 4})")
+    lines += _tcp_flags_lines(d["tcp.flags"])
+    lines.append(f"{_IND}Window: {d['tcp.window_size_value']}")
+    lines.append(f"{_IND}[Calculated window size: {d.get('tcp.window_size', d['tcp.window_size_value'])}]")
+    factor = d.get("tcp.window_size_scalefactor")
+    if factor is not None:
+        word = {-1: " (unknown)", -2: " (no window scaling used)"}.get(factor, "")
+        lines.append(f"{_IND}[Window size scaling factor: {factor}{word}]")
+    status = d.get("tcp.checksum.status")
+    if status is None:
+        lines.append(f"{_IND}Checksum: 0x{d['tcp.checksum']:04x} [unverified]")
+    elif status == "good":
+        lines.append(f"{_IND}Checksum: 0x{d['tcp.checksum']:04x} [correct]")
+        lines.append(f"{_IND}[Checksum Status: Good]")
+    else:
+        lines.append(f"{_IND}Checksum: 0x{d['tcp.checksum']:04x} incorrect, should be "
+                     f"0x{d.get('tcp.checksum_calculated', 0):04x}")
+        lines.append(f"{_IND}[Checksum Status: Bad] — normal for packets the capturing host sent "
+                     "(checksum offload: the kernel leaves the sum to the NIC, and loopback never "
+                     "computes it), so on 'lo' this is not an error")
+    lines.append(f"{_IND}Urgent Pointer: {d['tcp.urgent_pointer']}")
+    raw_opts = d.get("_tcp.options")
+    if raw_opts:
+        lines.append(f"{_IND}Options: ({len(raw_opts)} bytes), {d.get('_tcp.options_summary', '')}")
+        try:
+            for opt in _tcp.parse_options(raw_opts):
+                value = opt.value
+                if opt.kind == _tcp.OPT_TIMESTAMP and isinstance(value, tuple):
+                    text = f"TSval {value[0]}, TSecr {value[1]}"
+                elif opt.kind in (_tcp.OPT_EOL, _tcp.OPT_NOP, _tcp.OPT_SACK_PERMITTED):
+                    text = ""
+                elif opt.kind == _tcp.OPT_WSCALE and isinstance(value, int):
+                    text = f"shift {value} (multiply by {1 << min(value, 14)})"
+                else:
+                    text = str(value)
+                lines.append(f"{_IND * 2}TCP Option - {opt.name}{': ' + text if text else ''}")
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal
+            lines.append(f"{_IND * 2}[Malformed options: {exc}]")
+    tags = [(field, text) for bit, field, text in ta.TAGS if d.get("tcp.analysis." + field)]
+    if tags:
+        lines.append(f"{_IND}[SEQ/ACK analysis]")
+        for _field, text in reversed(tags):
+            if _field == "duplicate_ack":
+                lines.append(f"{_IND * 2}[{text} #{d['tcp.analysis.duplicate_ack_num']} of frame "
+                             f"{d['tcp.analysis.duplicate_ack_frame']}]")
+            else:
+                lines.append(f"{_IND * 2}[{text}]")
+    payload = d.get("tcp.payload")
+    if seg:
+        lines.append(f"{_IND}TCP payload ({seg} byte{'s' if seg != 1 else ''})")
+        if isinstance(payload, bytes | bytearray):
+            lines.append(f"{_IND * 2}Text: {safe_text(bytes(payload[:512]).decode('utf-8', 'replace'))}")
+    return lines
+
+
+def _app_section(d: dict) -> list[str]:
+    if "http.request.method" in d:
+        lines = ["Hypertext Transfer Protocol",
+                 f"{_IND}{d['http.request.method']} {d['http.request.uri']} {d['http.request.version']}",
+                 f"{_IND * 2}Request Method: {d['http.request.method']}",
+                 f"{_IND * 2}Request URI: {d['http.request.uri']}",
+                 f"{_IND * 2}Request Version: {d['http.request.version']}"]
+    elif "http.response.code" in d:
+        lines = ["Hypertext Transfer Protocol",
+                 f"{_IND}{d.get('http.response.version', '')} {d['http.response.code']} "
+                 f"{d.get('http.response.phrase', '')}",
+                 f"{_IND * 2}Status Code: {d['http.response.code']}",
+                 f"{_IND * 2}Response Phrase: {d.get('http.response.phrase', '')}"]
+    elif d.get("_ws.col.Protocol") == "CHAT":
+        return ["tcplab chat line", f"{_IND}{d['_ws.col.Info']}"]
+    else:
+        return []
+    if "http.host" in d:
+        lines.append(f"{_IND}Host: {d['http.host']}")
+    if "http.content_length" in d:
+        lines.append(f"{_IND}Content-Length: {d['http.content_length']}")
+    return lines
+
+
+def detail_tree(d: dict) -> str:
+    """The packet-detail pane: Frame, link layer, IP, TCP/UDP, application, as Wireshark lays it out."""
+    data = d.get("_raw", b"")
+    lines = _frame_section(d) + _link_section(d, data)
+    if "ipv6.src" in d:
+        lines += [f"Internet Protocol Version 6, Src: {d['ipv6.src']}, Dst: {d['ipv6.dst']}"]
+    lines += _ipv4_section(d, data)
+    if "udp.srcport" in d:
+        lines += [f"User Datagram Protocol, Src Port: {d['udp.srcport']}, Dst Port: {d['udp.dstport']}",
+                  f"{_IND}Length: {d['udp.length']}"]
+    lines += _tcp_section(d, data)
+    lines += _app_section(d)
+    if "_ws.malformed" in d:
+        lines.append(f"[Malformed Packet: {d['_ws.malformed']}]")
+        lines.append(f"{_IND}[Expert Info (Error/Malformed): {d['_ws.malformed']}]")
+    return "\n".join(lines)

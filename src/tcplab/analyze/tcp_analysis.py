@@ -1,0 +1,433 @@
+"""TCP conversation tracking the way Wireshark 4.0 does it: stream index, relative numbers, tags.
+
+What this module is for: given the header values of one TCP segment at a time, in capture
+order, it assigns the conversation ("stream") index, turns raw sequence/ack numbers into
+relative ones, computes the calculated (scaled) window, and sets the SEQ/ACK analysis tags
+with the same rules as Wireshark 4.0's ``tcp_analyze_sequence_number()`` in
+``epan/dissectors/packet-tcp.c`` — retransmission, fast retransmission, spurious
+retransmission, out-of-order, lost segment ("previous segment not captured"), ACKed
+unseen segment, keep-alive (and its ACK), zero window (probe, probe ACK), window update,
+window full, duplicate ACK with its ``n#m`` numbering, and port-number reuse. It also
+accumulates Wireshark's conversation-completeness bits.
+
+Every comparison is done in 32-bit sequence space (``GT_SEQ``/``LT_SEQ`` of packet-tcp.h),
+and Wireshark's quirks are kept on purpose so the output is comparable field by field:
+a "next sequence number" of 0 counts as "not known yet", times that would go negative
+count as huge, and the window compared for duplicate ACKs is the raw header value.
+
+What it must never do: read files, print, or look at payload bytes. It keeps only
+per-conversation state (a few integers per direction), so memory grows with the number
+of conversations, never with the number of packets.
+"""
+
+from __future__ import annotations
+
+from tcplab.packet.tcp import ACK, FIN, RST, SYN
+
+_M32 = 0xFFFFFFFF
+_HALF = 0x80000000
+
+# Wireshark's analysis flag bits (TCP_A_* in packet-tcp.h), kept as our own small ints.
+RETRANSMISSION = 0x0001
+LOST_PACKET = 0x0002
+ACK_LOST_PACKET = 0x0004
+KEEP_ALIVE = 0x0008
+DUPLICATE_ACK = 0x0010
+ZERO_WINDOW = 0x0020
+ZERO_WINDOW_PROBE = 0x0040
+ZERO_WINDOW_PROBE_ACK = 0x0080
+KEEP_ALIVE_ACK = 0x0100
+OUT_OF_ORDER = 0x0200
+FAST_RETRANSMISSION = 0x0400
+WINDOW_UPDATE = 0x0800
+WINDOW_FULL = 0x1000
+REUSED_PORTS = 0x2000
+SPURIOUS_RETRANSMISSION = 0x4000
+
+#: Flag bit → (display-filter field suffix under ``tcp.analysis.``, packet-list tag text).
+#: The tuple order is the order Wireshark 4.0 leaves the tags in the Info column (it
+#: prepends them one by one, so the last prepended comes first).
+TAGS: tuple[tuple[int, str, str], ...] = (
+    (ZERO_WINDOW_PROBE_ACK, "zero_window_probe_ack", "TCP ZeroWindowProbeAck"),
+    (ZERO_WINDOW_PROBE, "zero_window_probe", "TCP ZeroWindowProbe"),
+    (ZERO_WINDOW, "zero_window", "TCP ZeroWindow"),
+    (DUPLICATE_ACK, "duplicate_ack", "TCP Dup ACK"),
+    (KEEP_ALIVE_ACK, "keep_alive_ack", "TCP Keep-Alive ACK"),
+    (WINDOW_UPDATE, "window_update", "TCP Window Update"),
+    (KEEP_ALIVE, "keep_alive", "TCP Keep-Alive"),
+    (WINDOW_FULL, "window_full", "TCP Window Full"),
+    (ACK_LOST_PACKET, "ack_lost_segment", "TCP ACKed unseen segment"),
+    (LOST_PACKET, "lost_segment", "TCP Previous segment not captured"),
+    (FAST_RETRANSMISSION, "fast_retransmission", "TCP Fast Retransmission"),
+    (SPURIOUS_RETRANSMISSION, "spurious_retransmission", "TCP Spurious Retransmission"),
+    (OUT_OF_ORDER, "out_of_order", "TCP Out-Of-Order"),
+    (RETRANSMISSION, "retransmission", "TCP Retransmission"),
+    (REUSED_PORTS, "reused_ports", "TCP Port numbers reused"),
+)
+#: Display-filter field name for each flag bit.
+FIELD_OF_FLAG = {bit: "tcp.analysis." + name for bit, name, _ in TAGS}
+
+# Conversation completeness bits (Wireshark 4.0 ``tcp.completeness``).
+COMPLETENESS_SYN = 1
+COMPLETENESS_SYN_ACK = 2
+COMPLETENESS_ACK = 4
+COMPLETENESS_DATA = 8
+COMPLETENESS_FIN = 16
+COMPLETENESS_RST = 32
+
+# Wireshark's window-scale states: -1 = not known (no handshake seen), -2 = known unused.
+WS_UNKNOWN = -1
+WS_NONE = -2
+
+# Out-of-order is judged against the handshake RTT; before one is known, 3 ms (packet-tcp.c).
+DEFAULT_OOO_THRESHOLD_NS = 3_000_000
+# A retransmission within 20 ms of the second duplicate ACK is a "fast" one (packet-tcp.c).
+FAST_RETRANSMISSION_WINDOW_NS = 20_000_000
+# Time differences that would be negative are unsigned in Wireshark, i.e. huge.
+_NEVER = 1 << 64
+
+
+def completeness_text(value: int) -> str:
+    """Wireshark's wording for a completeness value, e.g. ``Incomplete, DATA (8)``."""
+    if value == 31 or value == 63:
+        return f"Complete, {'WITH_DATA' if value & COMPLETENESS_DATA else 'NO_DATA'} ({value})"
+    names = [name for bit, name in ((COMPLETENESS_RST, "RST"), (COMPLETENESS_FIN, "FIN"),
+                                    (COMPLETENESS_DATA, "DATA"), (COMPLETENESS_ACK, "ACK"),
+                                    (COMPLETENESS_SYN_ACK, "SYN_ACK"), (COMPLETENESS_SYN, "SYN"))
+             if value & bit]
+    if not names:
+        return f"Incomplete ({value})"
+    return f"Incomplete, {'_'.join(names)} ({value})"
+
+
+def completeness_bits(flags: int, seglen: int) -> int:
+    """The completeness bits one segment contributes (packet-tcp.c's per-flag rules)."""
+    bits = 0
+    if flags & ACK:
+        if flags & SYN:
+            bits = COMPLETENESS_SYN_ACK
+        else:
+            bits = COMPLETENESS_DATA if seglen else COMPLETENESS_ACK
+        if flags & FIN:
+            bits |= COMPLETENESS_FIN
+    if flags & RST:
+        bits |= COMPLETENESS_RST
+    return bits
+
+
+def displayed_completeness(final: int, first_bits: int, is_first_frame: bool) -> int:
+    """The ``tcp.completeness`` tshark -2 shows on a frame, given its stream's end values.
+
+    tshark 4.0 leaves the opening frame's own bits out of the value shown on that frame
+    (it adds them while re-reading the frame in the second pass, after display).
+    """
+    return final if is_first_frame else final | first_bits
+
+
+class Flow:
+    """State for one direction of a conversation (``tcp_flow_t`` + ``tcp_analyze_seq_info``)."""
+
+    __slots__ = (
+        "base_seq", "base_set", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked",
+        "lastack", "lastacktime", "lastnondupack", "dupacknum", "window", "win_scale",
+        "lastsegmentflags", "packets", "bytes", "addr", "port",
+    )
+
+    def __init__(self, addr: str, port: int) -> None:
+        self.addr = addr
+        self.port = port
+        self.base_seq = 0
+        self.base_set = False
+        self.nextseq = 0
+        self.nextseqframe = 0
+        self.nextseqtime = 0
+        self.maxseqtobeacked = 0
+        self.lastack = 0
+        self.lastacktime = 0
+        self.lastnondupack = 0
+        self.dupacknum = 0
+        self.window = 0xFFFFFFFF  # "never seen": no real 16-bit window equals it
+        self.win_scale = WS_UNKNOWN
+        self.lastsegmentflags = 0
+        self.packets = 0
+        self.bytes = 0
+
+
+class Conversation:
+    """One TCP stream: two flows, completeness bits and the handshake RTT."""
+
+    __slots__ = ("stream", "a", "b", "completeness", "first_bits", "syn_time", "first_rtt",
+                 "first_frame", "last_frame")
+
+    def __init__(self, stream: int, src: str, sport: int, dst: str, dport: int, frame: int) -> None:
+        self.stream = stream
+        self.a = Flow(src, sport)
+        self.b = Flow(dst, dport)
+        #: Bits from every frame but the first (tshark 4.0's first-pass value).
+        self.completeness = 0
+        #: What the first frame would add by the general rule (tshark adds it in pass two).
+        self.first_bits = 0
+        self.syn_time = 0
+        self.first_rtt = 0
+        self.first_frame = frame
+        self.last_frame = frame
+
+
+def _gt(a: int, b: int) -> bool:
+    """GT_SEQ(a, b): a is after b in 32-bit sequence space."""
+    return ((b - a) & _M32) >= _HALF
+
+
+def _lt(a: int, b: int) -> bool:
+    """LT_SEQ(a, b)."""
+    return ((a - b) & _M32) >= _HALF
+
+
+class FinalState:
+    """What tshark's second pass shows from a stream's end-of-capture state.
+
+    Wireshark computes relative numbers, the calculated window and completeness at
+    display time from the conversation's *current* state; with ``-2`` that is its state
+    at the end of the first pass. Usually identical to the running values; they differ
+    when a SYN/ACK restarts a direction's numbering or a window scale is learnt late.
+    """
+
+    __slots__ = ("completeness", "first_bits", "first_frame", "a_base", "a_scale", "b_base",
+                 "b_scale")
+
+    def __init__(self, conv: Conversation) -> None:
+        self.completeness = conv.completeness
+        self.first_bits = conv.first_bits
+        self.first_frame = conv.first_frame
+        self.a_base = conv.a.base_seq
+        self.a_scale = conv.a.win_scale
+        self.b_base = conv.b.base_seq
+        self.b_scale = conv.b.win_scale
+
+
+class TcpTracker:
+    """Feeds TCP segments in capture order; writes Wireshark's ``tcp.*`` analysis fields.
+
+    The only state is the conversation table (4-tuple → current :class:`Conversation`),
+    so a live capture can use the same tracker packet by packet. Given ``final`` (from a
+    first pass over the same packets, :meth:`final_states`), the displayed values are
+    the ones ``tshark -2`` shows.
+    """
+
+    def __init__(self, final: list[FinalState] | None = None) -> None:
+        self._table: dict[tuple, Conversation] = {}
+        self.conversations: list[Conversation] = []
+        self.final = final
+
+    def final_states(self) -> list[FinalState]:
+        """Each stream's end state, to hand to the tracker of a second pass."""
+        return [FinalState(c) for c in self.conversations]
+
+    def process(
+        self,
+        d: dict,
+        frame: int,
+        ts_ns: int,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        seglen: int,
+        window: int,
+        wscale: int | None,
+    ) -> int:
+        """Analyse one segment, write its ``tcp.*`` analysis fields into ``d``; return the flags.
+
+        ``wscale`` is the window-scale option's shift when the segment carries one.
+        """
+        key = (src, sport, dst, dport) if (src, sport) <= (dst, dport) else (dst, dport, src, sport)
+        conv = self._table.get(key)
+        aflags = 0
+        if conv is None:
+            conv = self._new(key, src, sport, dst, dport, frame)
+        if conv.a.port == sport and conv.a.addr == src:
+            fwd, rev = conv.a, conv.b
+        else:
+            fwd, rev = conv.b, conv.a
+        syn = flags & SYN
+        if syn:
+            if not flags & ACK:
+                if fwd.base_set and seq != fwd.base_seq:
+                    # A new SYN with another ISN on a known 4-tuple: the ports were reused.
+                    conv = self._new(key, src, sport, dst, dport, frame)
+                    fwd, rev = conv.a, conv.b
+                    aflags |= REUSED_PORTS
+            elif fwd.base_set and seq != fwd.base_seq:
+                # A SYN/ACK with another ISN: Wireshark keeps the stream, restarts this
+                # direction's numbering and calls it port reuse.
+                fwd.base_set = False
+                aflags |= REUSED_PORTS
+        conv.last_frame = frame
+
+        # Window scaling: the option only counts on SYNs (RFC 7323 §2.2).
+        if syn:
+            if wscale is not None:
+                fwd.win_scale = 14 if wscale > 14 else wscale
+            if fwd.win_scale == WS_UNKNOWN:
+                fwd.win_scale = WS_NONE
+                rev.win_scale = WS_NONE
+            elif flags & ACK and rev.win_scale == WS_NONE:
+                fwd.win_scale = WS_NONE
+            if not flags & ACK:
+                conv.syn_time = ts_ns
+        elif flags & ACK and conv.syn_time and not conv.first_rtt:
+            conv.first_rtt = ts_ns - conv.syn_time
+
+        # Conversation completeness, as tshark 4.0 reports it (checked against it, see
+        # docs/analyze.md): the frame that opens a conversation counts only if it is a
+        # SYN; every later frame adds its bits.
+        bits = completeness_bits(flags, seglen)
+        if conv.first_frame == frame:
+            conv.first_bits = bits
+            if syn and not flags & ACK:
+                conv.completeness |= COMPLETENESS_SYN
+        else:
+            conv.completeness |= bits
+
+        aflags = self._sequence_analysis(fwd, rev, conv, frame, ts_ns, seq, ack, flags, seglen,
+                                          window, aflags, d)
+        fwd.packets += 1
+        fwd.bytes += seglen
+
+        final = self.final
+        if final is not None and conv.stream < len(final):
+            f = final[conv.stream]
+            if fwd is conv.a:
+                fbase, rbase, scale = f.a_base, f.b_base, f.a_scale
+            else:
+                fbase, rbase, scale = f.b_base, f.a_base, f.b_scale
+            comp = displayed_completeness(f.completeness, f.first_bits, f.first_frame == frame)
+        else:
+            fbase, rbase, scale = fwd.base_seq, rev.base_seq, fwd.win_scale
+            comp = conv.completeness | conv.first_bits
+        d["tcp.stream"] = conv.stream
+        # Relative numbers: SYN carries the ISN; otherwise the first segment seen is seq 1.
+        d["tcp.seq"] = (seq - fbase) & _M32
+        nxt = seq + seglen + (1 if flags & (SYN | FIN) else 0)
+        d["tcp.nxtseq"] = (nxt - fbase) & _M32
+        if flags & ACK:
+            d["tcp.ack"] = (ack - rbase) & _M32
+        else:
+            d["tcp.ack"] = ack  # tshark 4.0 shows the raw number when the ACK bit is clear
+        if syn:
+            d["tcp.window_size"] = window  # never scaled on a SYN (RFC 7323 §2.2)
+        elif scale < 0:
+            d["tcp.window_size"] = window
+            d["tcp.window_size_scalefactor"] = scale
+        else:
+            d["tcp.window_size"] = window << scale
+            d["tcp.window_size_scalefactor"] = 1 << scale
+        d["tcp.completeness"] = comp
+        return aflags
+
+    def _new(self, key: tuple, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
+        conv = Conversation(len(self.conversations), src, sport, dst, dport, frame)
+        self.conversations.append(conv)
+        self._table[key] = conv
+        return conv
+
+    @staticmethod
+    def _sequence_analysis(fwd: Flow, rev: Flow, conv: Conversation, frame: int, ts_ns: int,
+                           seq: int, ack: int, flags: int, seglen: int, window: int,
+                           aflags: int, d: dict) -> int:
+        """packet-tcp.c ``tcp_analyze_sequence_number()``, rule for rule."""
+        if not fwd.base_set:
+            fwd.base_seq = seq if flags & SYN else (seq - 1) & _M32
+            fwd.base_set = True
+        # The peer's ISN is learnt from the first segment with ACK set (not from a SYN's ack).
+        if not rev.base_set and flags & ACK:
+            rev.base_seq = (ack - 1) & _M32
+            rev.base_set = True
+
+        nextseq = fwd.nextseq
+        no_sfr = not flags & (SYN | FIN | RST)
+        jumped = False  # the "goto finished_fwd" shortcuts of packet-tcp.c
+
+        # Zero window probe: one byte at the next expected sequence number into a zero window.
+        if seglen == 1 and seq == nextseq and rev.window == 0:
+            aflags |= ZERO_WINDOW_PROBE
+            jumped = True
+        if not jumped:
+            if window == 0 and no_sfr:
+                aflags |= ZERO_WINDOW
+            # Lost segment: a hole before this one (RSTs are not judged).
+            if nextseq and _gt(seq, nextseq) and not flags & RST:
+                aflags |= LOST_PACKET
+            # Keep-alive: 0 or 1 byte starting one byte before the next expected byte.
+            if seglen <= 1 and seq == (nextseq - 1) & _M32 and no_sfr:
+                aflags |= KEEP_ALIVE
+            same = seglen == 0 and seq == nextseq and ack == fwd.lastack and no_sfr
+            if same and window and window != fwd.window:
+                aflags |= WINDOW_UPDATE
+            if (seglen and rev.win_scale != WS_UNKNOWN and no_sfr
+                    and (seq + seglen) & _M32 == (rev.lastack + (
+                        rev.window << (0 if rev.win_scale == WS_NONE else rev.win_scale))) & _M32):
+                aflags |= WINDOW_FULL
+            if same and window and window == fwd.window and rev.lastsegmentflags & KEEP_ALIVE:
+                aflags |= KEEP_ALIVE_ACK
+                jumped = True
+            elif (same and window == 0 and fwd.window == 0
+                    and rev.lastsegmentflags & ZERO_WINDOW_PROBE):
+                aflags |= ZERO_WINDOW_PROBE_ACK
+                jumped = True
+            elif same and window and window == fwd.window:
+                fwd.dupacknum += 1
+                aflags |= DUPLICATE_ACK
+                d["tcp.analysis.duplicate_ack_num"] = fwd.dupacknum
+                d["tcp.analysis.duplicate_ack_frame"] = fwd.lastnondupack
+
+        # finished_fwd: a changed ack number restarts duplicate-ACK counting.
+        if ack != fwd.lastack:
+            fwd.lastnondupack = frame
+            fwd.dupacknum = 0
+
+        # ACKed unseen segment: acknowledges bytes the other direction never showed us.
+        if rev.maxseqtobeacked and _gt(ack, rev.maxseqtobeacked) and flags & ACK:
+            aflags |= ACK_LOST_PACKET
+            rev.maxseqtobeacked = rev.nextseq
+
+        if (seglen or flags & (SYN | FIN)) and not aflags & KEEP_ALIVE:
+            seq_not_advanced = bool(nextseq) and _lt(seq, nextseq)
+            # More than one new byte right after a possible zero-window probe is new data.
+            if seglen > 1 and (nextseq - 1) & _M32 == seq:
+                seq_not_advanced = False
+            t = ts_ns - rev.lastacktime
+            if (seq_not_advanced and rev.dupacknum >= 2 and rev.lastack == seq
+                    and 0 <= t < FAST_RETRANSMISSION_WINDOW_NS):
+                aflags |= FAST_RETRANSMISSION
+            else:
+                t = ts_ns - fwd.nextseqtime
+                if t < 0:
+                    t = _NEVER
+                thres = conv.first_rtt if conv.first_rtt else DEFAULT_OOO_THRESHOLD_NS
+                if seq_not_advanced and t < thres and nextseq != (seq + seglen) & _M32:
+                    aflags |= OUT_OF_ORDER
+                elif (seglen and rev.lastack
+                        and not _gt((seq + seglen) & _M32, rev.lastack)):
+                    aflags |= SPURIOUS_RETRANSMISSION
+                elif seq_not_advanced:
+                    aflags |= RETRANSMISSION
+
+        nxt = (seq + seglen) & _M32
+        if flags & (SYN | FIN):
+            nxt = (nxt + 1) & _M32
+        if (_gt(nxt, nextseq) or not nextseq) and not aflags & ZERO_WINDOW_PROBE:
+            fwd.nextseq = nxt
+            fwd.nextseqframe = frame
+            fwd.nextseqtime = ts_ns
+        if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not aflags & ZERO_WINDOW_PROBE:
+            fwd.maxseqtobeacked = fwd.nextseq
+
+        fwd.window = window
+        fwd.lastack = ack
+        fwd.lastacktime = ts_ns
+        fwd.lastsegmentflags = aflags
+        return aflags
