@@ -138,7 +138,7 @@ def shape_packets(shapes: dict[str, list[str]] = SHAPES) -> list[tuple[float, by
 
 
 # tshark field → how to store it in the packet dict (like the analyzer's --json).
-_INT, _FLOAT, _STR, _FLAG = int, float, str, "flag"
+_INT, _FLOAT, _STR, _FLAG, _BYTES = int, float, str, "flag", bytes
 EXPORT_FIELDS: dict[str, object] = {
     "frame.number": _INT, "frame.len": _INT, "frame.time_epoch": _FLOAT,
     "frame.time_relative": _FLOAT, "frame.comment": _STR,
@@ -160,7 +160,7 @@ EXPORT_FIELDS: dict[str, object] = {
     "tcp.analysis.duplicate_ack_num": _INT,
     "http.request.method": _STR, "http.request.uri": _STR, "http.request.version": _STR,
     "http.response.code": _INT, "http.response.phrase": _STR, "http.host": _STR,
-    "dns.id": _INT, "dns.qry.name": _STR,
+    "dns.id": _INT, "dns.qry.name": _STR, "tcp.payload": _BYTES,
     "_ws.col.Protocol": _STR, "_ws.col.Info": _STR,
 }
 
@@ -184,6 +184,8 @@ def tshark_dicts(path: Path) -> list[dict]:
                 d[name] = True
             elif kind is _INT:
                 d[name] = int(cell, 0)
+            elif kind is _BYTES:
+                d[name] = bytes.fromhex(cell.replace(":", ""))
             elif kind is _FLOAT:
                 d[name] = float(cell)
             else:

@@ -176,3 +176,11 @@ def test_against_tshark_dissection(tmp_path) -> None:
 def test_bad_checksum_spellings(value: object) -> None:
     d = seg(1, 0, "127.0.0.1", 1, "127.0.0.1", 2, 0x10, **{"tcp.checksum.status": value})
     assert any(n.topic == "checksum_tcp" for n in ex.explain_notes([d]))
+
+
+def test_unanswered_http_request_is_mentioned() -> None:
+    get = seg(1, 0, "127.0.0.1", 5074, "127.0.0.1", 12345, 0x18, length=18,
+              **{"http.request.method": "GET", "http.request.uri": "/blog"})
+    rst = seg(2, 0.00004, "127.0.0.1", 12345, "127.0.0.1", 5074, 0x04)
+    (note,) = [n for n in ex.explain_notes([get, rst]) if n.topic == "http"]
+    assert "1 request got no response in the capture (frame 1 (GET /blog))" in note.text

@@ -12,7 +12,8 @@ HTTP_GET = {
     "tcp.dstport": 80, "tcp.flags": 0x18, "tcp.flags.reset": 0, "tcp.flags.syn": 0,
     "tcp.analysis.retransmission": True, "http.request.method": "GET",
     "http.request.uri": "/blog", "tcp.checksum.status": "bad", "frame.comment": "msg_id=20",
-    "_ws.col.Info": "GET /blog HTTP/1.1",
+    "_ws.col.Info": "GET /blog HTTP/1.1", "tcp.payload": b"GET /blog HTTP/1.1",
+    "_raw": b"E\x00GET /blog HTTP/1.1",
 }
 UDP = {"frame.number": 2, "ip.src": "127.0.0.1", "ip.dst": "10.0.0.2", "udp.srcport": 53,
        "udp.dstport": 5353}
@@ -51,6 +52,9 @@ def select(expr: str) -> list[int]:
         ("tcp.port in {1..2}", [3]),
         ("ip.host == \"127.0.0.1\"", [1, 2]),
         ("frame", [1, 2, 3]),
+        ("frame contains \"GET\"", [1]),
+        ("tcp.payload contains 2f:62", [1]),
+        ("tcp.payload contains \"/blog\" && tcp.payload != \"x\"", [1]),
     ],
 )
 def test_semantics(expr: str, frames: list[int]) -> None:
@@ -82,6 +86,9 @@ def test_semantics(expr: str, frames: list[int]) -> None:
         ("ip.addr > 10.0.0.0/8", "can only be compared", 11),
         ("tcp.port in {80 443}", "separated by ','", 17),
         ("http.request.uri > 1 && tcp.len contains \"x\"", "cannot be used with 'contains'", 42),
+        ('tcp contains "GET"', "'tcp contains' is not supported", 1),
+        ("tcp.payload contains zz", "not a byte string", 22),
+        ("tcp.payload > 3", "can only be compared with contains", 15),
     ],
 )
 def test_errors_name_the_column(expr: str, fragment: str, column: int) -> None:

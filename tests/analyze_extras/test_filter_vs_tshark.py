@@ -81,6 +81,10 @@ FILTERS = [
     "((tcp.port == 80) || (tcp.port == 443)) && tcp.flags.syn == 1",
     "ip.ttl == 64 && ip.id == 1",
     "tcp.port > 50000",
+    "tcp.payload contains \"GET\"",
+    "tcp.payload contains 47:45:54 && !http",
+    "tcp.payload == \"Alice: hi\"",
+    "tcp.payload != \"Alice: hi\"",
 ]
 
 

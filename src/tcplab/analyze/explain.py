@@ -613,6 +613,11 @@ class Explainer:
                     meanings.append(f"{code}{where}: {STATUS_MEANINGS[code]}")
             if meanings:
                 text += " Status codes besides 200: " + "; ".join(meanings) + "."
+            if s.unanswered_total:
+                listed = ", ".join(f"{r.frame} ({r.method} {r.uri})" for r in s.unanswered[:5])
+                more = " …" if s.unanswered_total > 5 else ""
+                text += (f" {_plural(s.unanswered_total, 'request')} got no response in the "
+                         f"capture (frame {listed}{more}).")
             notes.append(Note("http", text))
         if s.msg_ids_other_total:
             frames = [f for _, f in s.msg_ids_other]

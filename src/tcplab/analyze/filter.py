@@ -42,9 +42,9 @@ MAX_NESTING = 64
 # ---------------------------------------------------------------------------------------------
 # Field catalogue.  Types follow Wireshark's (FT_UINT*, FT_IPv4, FT_STRING, FT_NONE...).
 
-UINT, INT, FLOAT, STR, IPV4, IPV6, BOOL, FLAG, STATUS, PROTO, ANY = (
+UINT, INT, FLOAT, STR, IPV4, IPV6, BOOL, FLAG, STATUS, PROTO, ANY, BYTES = (
     "unsigned integer", "integer", "number", "string", "IPv4 address", "IPv6 address",
-    "boolean", "flag", "checksum status", "protocol", "value",
+    "boolean", "flag", "checksum status", "protocol", "value", "byte sequence",
 )
 
 _U8, _U16, _U32 = 0xFF, 0xFFFF, 0xFFFFFFFF
@@ -129,6 +129,7 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "tcp.time_relative": (FLOAT, None),
     "tcp.time_delta": (FLOAT, None),
     "tcp.completeness": (UINT, _U8),
+    "tcp.payload": (BYTES, None),
     "tcp.analysis.retransmission": (FLAG, None),
     "tcp.analysis.fast_retransmission": (FLAG, None),
     "tcp.analysis.spurious_retransmission": (FLAG, None),
@@ -178,6 +179,8 @@ VIRTUAL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ipv6.addr": (IPV6, ("ipv6.src", "ipv6.dst")),
     "ipv6.host": (STR, ("ipv6.src", "ipv6.dst")),
     "eth.addr": (STR, ("eth.src", "eth.dst")),
+    # The whole frame's bytes, as the analyzer keeps them (``frame contains "GET"``).
+    "frame": (BYTES, ("_raw",)),
 }
 
 #: Presence-only names: protocol layers and Wireshark's umbrella items.
@@ -533,8 +536,11 @@ class _Compiler:
                 )
             if nxt.kind == "op" and nxt.text in {"{", "}", ","}:
                 raise self.err(nxt, f"unexpected {nxt.text!r}")
-            return self.presence(name, ftype)
+            return self.presence(name, PROTO if name in PROTOCOLS else ftype)
         op = op_tok.text
+        if ftype == PROTO and op == "contains":
+            raise self.err(tok, f"'{name} contains' is not supported",
+                           "search the bytes with 'tcp.payload contains' or 'frame contains'")
         if ftype == PROTO:
             raise self.err(
                 tok,
@@ -624,6 +630,17 @@ class _Compiler:
 
     def literal(self, tok: _Tok, ftype: str, name: str, op: str) -> _Literal:
         text = _unquote(tok.text) if tok.kind == "string" else tok.text
+        if ftype == BYTES:
+            if op not in ("contains", "==", "!=", "===", "!=="):
+                raise self.err(tok, f"{name} (bytes) can only be compared with contains, == or !=")
+            if tok.kind == "string":
+                return _Literal(text.encode("utf-8"))
+            hex_text = text.replace(":", "").replace("-", "").replace(".", "")
+            try:
+                return _Literal(bytes.fromhex(hex_text))
+            except ValueError:
+                raise self.err(tok, f"{text!r} is not a byte string (use \"text\" or "
+                                    f"hex like 47:45:54)") from None
         if op == "contains":
             if ftype not in (STR, ANY):
                 raise self.err(tok, f"{name} ({ftype}) cannot be used with 'contains'")
@@ -732,6 +749,16 @@ def _compare(getter: Callable[[Packet], tuple], op: str, lit: _Literal, ftype: s
             return n is not None and (n & mask) == network  # type: ignore[operator]
 
         return _quantify(getter, op, test)
+
+    if ftype == BYTES:
+        want = value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+        def as_bytes(v: object) -> bytes | None:
+            return bytes(v) if isinstance(v, bytes | bytearray | memoryview) else None
+
+        if op == "contains":
+            return _quantify(getter, "==", lambda v: (b := as_bytes(v)) is not None and want in b)
+        return _quantify(getter, op, lambda v: as_bytes(v) == want)
 
     if op == "contains":
         needle = str(value)
