@@ -243,7 +243,8 @@ class Generator:
             self.proc.wait(timeout=10)
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream:
-                stream.close()
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
 @dataclass
@@ -325,6 +326,34 @@ def run_pairs(server: Server, clients: int, opts: argparse.Namespace) -> Row:
     return row
 
 
+def best_runs(rows: list[Row]) -> list[Row]:
+    """One row per (scenario, clients, server): the repeat with the highest throughput.
+
+    Every repeat's throughput is kept in ``runs`` so the spread stays visible; losses
+    and errors are summed over all repeats, so a bad repeat is never hidden.
+    """
+    best: dict[tuple, Row] = {}
+    for row in rows:
+        key = (row.scenario, row.clients, row.server)
+        if row.scenario != "pairs":
+            best[key] = row
+            continue
+        kept = best.get(key)
+        if kept is None:
+            kept = best[key] = Row(row.scenario, row.server, row.clients, dict(row.values))
+            kept.values["runs"] = []
+            kept.values["lost_all_runs"] = 0
+            kept.values["misattributed_all_runs"] = 0
+        elif row.values["msg_per_s"] > kept.values["msg_per_s"]:
+            carried = {k: kept.values[k] for k in ("runs", "lost_all_runs",
+                                                     "misattributed_all_runs")}
+            kept.values = dict(row.values, **carried)
+        kept.values["runs"].append(row.values["msg_per_s"])
+        kept.values["lost_all_runs"] += row.values["lost"]
+        kept.values["misattributed_all_runs"] += row.values["misattributed"]
+    return list(best.values())
+
+
 def merge_counts(dicts) -> dict[str, int]:
     total: dict[str, int] = {}
     for d in dicts:
@@ -352,7 +381,8 @@ def run_idle(server: Server, clients: int, opts: argparse.Namespace) -> Row:
         row.values.update(
             logged_in=done["logged_in"], login_s=done["login_s"], login_complete=done["complete"],
             login_p50_ms=done["login_p50_ms"], login_p99_ms=done["login_p99_ms"],
-            rss_logged_in_kb=status["VmRSS"], threads=status.get("Threads"),
+            rss_logged_in_kb=status["VmRSS"], rss_peak_kb=status.get("VmHWM"),
+            threads=status.get("Threads"),
             rss_per_logged_in_kb=(round((status["VmRSS"] - rss0) / max(1, done["logged_in"]), 2)
                                   if done["complete"] else None),
             errors=merge_counts([connected["errors"], done["errors"]]),
@@ -373,28 +403,34 @@ def print_tables(rows: list[Row], opts: argparse.Namespace) -> None:
     pair_rows = [r for r in rows if r.scenario == "pairs"]
     if pair_rows:
         print(f"\nThroughput/latency: sender→receiver pairs, window {opts.window}, "
-              f"{opts.duration:g} s measured, {opts.procs} load generator process(es)")
+              f"{opts.duration:g} s measured, {opts.procs} load generator process(es); "
+              f"best of {opts.repeat} interleaved run(s); 'lost' sums all runs")
         print(f"{'clients':>7} {'server':<7} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'max ms':>8} {'lost':>5} {'KB/conn':>8} {'srv CPU':>7} {'gen CPU':>11} {'login s':>7}")
+              f"{'max ms':>8} {'lost':>5} {'KB/conn':>8} {'srv CPU':>7} {'gen CPU':>11} "
+              f"{'login s':>7}  all runs (k msg/s)")
         for r in pair_rows:
             v = r.values
             gen_cpu = "/".join(f"{x:.2f}" for x in v.get("loadgen_cpu", []))
             print(f"{r.clients:>7} {r.server:<7} {fmt(v.get('msg_per_s'), ',d'):>9} "
                   f"{fmt(v.get('p50_ms')):>8} {fmt(v.get('p99_ms')):>8} {fmt(v.get('max_ms')):>8} "
-                  f"{fmt(v.get('lost')):>5} {fmt(v.get('rss_per_conn_kb')):>8} "
-                  f"{fmt(v.get('server_cpu')):>7} {gen_cpu:>11} {fmt(v.get('login_s')):>7}")
+                  f"{fmt(v.get('lost_all_runs', v.get('lost'))):>5} "
+                  f"{fmt(v.get('rss_per_conn_kb')):>8} "
+                  f"{fmt(v.get('server_cpu')):>7} {gen_cpu:>11} {fmt(v.get('login_s')):>7}  "
+                  + "/".join(str(round(x / 1000)) for x in v.get("runs", [])))
     idle_rows = [r for r in rows if r.scenario == "idle"]
     if idle_rows:
         print("\nIdle connections and login burst")
         print(f"{'clients':>7} {'server':<7} {'connect s':>9} {'KB/idle':>8} {'logged in':>9} "
-              f"{'login s':>8} {'p99 ms':>8} {'KB/user':>8} {'threads':>7}")
+              f"{'login s':>10} {'p99 ms':>8} {'KB/user':>8} {'peak MB':>8} {'threads':>7}")
         for r in idle_rows:
             v = r.values
             login = fmt(v.get("login_s")) + ("" if v.get("login_complete") else " DNF")
+            peak = v.get("rss_peak_kb")
             print(f"{r.clients:>7} {r.server:<7} {fmt(v.get('connect_s')):>9} "
                   f"{fmt(v.get('rss_per_idle_conn_kb')):>8} {fmt(v.get('logged_in')):>9} "
-                  f"{login:>8} {fmt(v.get('login_p99_ms')):>8} "
-                  f"{fmt(v.get('rss_per_logged_in_kb')):>8} {fmt(v.get('threads')):>7}")
+                  f"{login:>10} {fmt(v.get('login_p99_ms')):>8} "
+                  f"{fmt(v.get('rss_per_logged_in_kb')):>8} "
+                  f"{fmt(round(peak / 1024, 1) if peak else None):>8} {fmt(v.get('threads')):>7}")
     for r in rows:
         v = r.values
         notes = []
@@ -458,7 +494,8 @@ def check_targets(rows: list[Row]) -> None:
                 ratio = v["msg_per_s"] / max(1, base["msg_per_s"])
                 checks.append((f"{r.clients} clients ≥ 3× baseline", ratio >= 3, f"{ratio:.2f}×"))
         if r.scenario == "pairs":
-            checks.append((f"{r.clients} clients zero loss", v["lost"] == 0, str(v["lost"])))
+            lost = v.get("lost_all_runs", v["lost"])
+            checks.append((f"{r.clients} clients zero loss", lost == 0, str(lost)))
         if r.scenario == "idle" and r.clients >= 10_000:
             per = v.get("rss_per_logged_in_kb") or v.get("rss_per_idle_conn_kb")
             checks.append((f"{r.clients} idle connections ≤ 10 KB each",
@@ -491,10 +528,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle", type=int, nargs="*", default=None,
                         help="connection counts for the idle/login scenario "
                              "[10000; quick: 200]; give no number to skip it")
-    parser.add_argument("--servers", default="tcplab,thread",
+    parser.add_argument("--servers", default="tcplab,thread,bare",
                         help=f"comma-separated, from {', '.join(SERVERS)}")
     parser.add_argument("--window", type=int, default=8, help="messages in flight per sender")
     parser.add_argument("--procs", type=int, default=1, help="load generator processes")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="pairs runs per server, interleaved; the best is reported "
+                             "[3; quick 1]")
     parser.add_argument("--warmup", type=float, default=None, help="seconds [1; quick 0.3]")
     parser.add_argument("--duration", type=float, default=None,
                         help="measured seconds [5; quick 1]")
@@ -521,6 +561,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         opts.clients = [20] if quick else [100, 1000]
     if opts.idle is None:
         opts.idle = [200] if quick else [10_000]
+    opts.repeat = opts.repeat or (1 if quick else 3)
     opts.warmup = opts.warmup if opts.warmup is not None else (0.3 if quick else 1.0)
     opts.duration = opts.duration if opts.duration is not None else (1.0 if quick else 5.0)
     if quick and opts.drain == 5.0:
@@ -549,11 +590,16 @@ def main(argv: list[str] | None = None) -> int:
               "is not available in this installation", file=sys.stderr)
         return 2
     extra = tcplab_flags(command) + shlex.split(opts.tcplab_args)
+    with open("/proc/loadavg") as fh:
+        load = fh.read().split()[0]
     print(f"bench_chat: servers {', '.join(opts.servers)}; pairs {opts.clients}; "
-          f"idle {opts.idle}; tcplab server flags: {' '.join(extra) or '(defaults)'}",
-          flush=True)
+          f"idle {opts.idle}; tcplab server flags: {' '.join(extra) or '(defaults)'}; "
+          f"{os.cpu_count()} CPUs, load average {load}", flush=True)
     rows: list[Row] = []
-    plan = [("pairs", n) for n in opts.clients] + [("idle", n) for n in opts.idle]
+    # Pairs runs are repeated with the servers interleaved, so a burst of other work on
+    # a shared machine hits every server alike; the best run of each is kept.
+    plan = [("pairs", n) for n in opts.clients for _ in range(opts.repeat)]
+    plan += [("idle", n) for n in opts.idle]
     try:
         for scenario, clients in plan:
             for kind in opts.servers:
@@ -572,16 +618,19 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     server.stop()
                 rows.append(row)
-                print(f"done in {time.monotonic() - started:.1f} s", flush=True)
+                print(f"done in {time.monotonic() - started:.1f} s"
+                      + (f", {row.values['msg_per_s']:,} msg/s" if scenario == "pairs" else ""),
+                      flush=True)
     except BenchError as exc:
         print(f"\nbench_chat: error: {exc}", file=sys.stderr)
-        print_tables(rows, opts)
+        print_tables(best_runs(rows), opts)
         return 1
     except KeyboardInterrupt:
         print("\nbench_chat: interrupted", file=sys.stderr)
         return 130
-    print_tables(rows, opts)
-    check_targets(rows)
+    best = best_runs(rows)
+    print_tables(best, opts)
+    check_targets(best)
     if opts.json:
         opts.json.write_text(json.dumps([r.__dict__ for r in rows], indent=2))
     if opts.profile and opts.profile.exists():
