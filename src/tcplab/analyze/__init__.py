@@ -155,9 +155,12 @@ def _first_pass(path: str | os.PathLike[str], **options: Any) -> list[FinalState
     analyzer = Analyzer(reader.linktype, checksums=False, payload=False,
                         chat_ports=options.get("chat_ports", CHAT_PORTS))
     feed = analyzer.feed
+    limit = options.get("max_packets")
     try:
         for record in reader:
             feed(record)
+            if limit is not None and analyzer.count >= limit:
+                break
     except CaptureFormatError:
         pass  # reported by the second pass, after its good packets
     finally:
@@ -167,18 +170,21 @@ def _first_pass(path: str | os.PathLike[str], **options: Any) -> list[FinalState
 
 def analyze(path: str | os.PathLike[str], *, two_pass: bool = True, checksums: bool = True,
             absolute: bool = False, payload: bool = True,
-            chat_ports: frozenset[int] = CHAT_PORTS) -> Iterator[dict]:
+            chat_ports: frozenset[int] = CHAT_PORTS,
+            max_packets: int | None = None) -> Iterator[dict]:
     """Yield one field dict per packet of the capture at ``path``.
 
     A file that is not a capture raises :class:`~tcplab.errors.InputError` before any
     packet. Damage later in the file raises :class:`CaptureDamage` after every good
     packet before it has been yielded, so callers show what could be read and then say
     where the file broke. ``two_pass=False`` streams in one pass (completeness is then
-    the value so far, as in a live capture).
+    the value so far, as in a live capture). ``max_packets`` stops after that many
+    packets in both passes (``tshark -c``).
     """
     from tcplab.pcap import CaptureFormatError
 
-    final = _first_pass(path, chat_ports=chat_ports) if two_pass else None
+    final = (_first_pass(path, chat_ports=chat_ports, max_packets=max_packets)
+             if two_pass else None)
     reader = _open(path)
     analyzer = Analyzer(reader.linktype, checksums=checksums, absolute=absolute,
                         payload=payload, chat_ports=chat_ports, interfaces=reader.interfaces,
@@ -187,6 +193,8 @@ def analyze(path: str | os.PathLike[str], *, two_pass: bool = True, checksums: b
     try:
         for record in reader:
             yield feed(record)
+            if max_packets is not None and analyzer.count >= max_packets:
+                break
     except CaptureFormatError as exc:
         raise CaptureDamage(
             f"{exc} (after {analyzer.count} good packet{'s' if analyzer.count != 1 else ''}; "
