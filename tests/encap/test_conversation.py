@@ -120,3 +120,9 @@ def test_timestamps_strictly_increase_even_when_csv_repeats_them() -> None:
                   b"GET / HTTP/1.1" if i % 2 else b"HTTP/1.1 200 OK", 1.0) for i in range(1, 7)]
     stamps = [e.timestamp_ns for e in build(ms, EncapOptions(seed=1))]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+
+
+def test_handshake_before_a_message_at_time_zero_never_goes_negative() -> None:
+    m = Message("1", "HTTP", "c", "web_server", b"GET / HTTP/1.1", 0.0)
+    stamps = [e.timestamp_ns for e in build([m], EncapOptions(seed=1, start_time=0.0))]
+    assert min(stamps) >= 0 and stamps == sorted(stamps)

@@ -116,7 +116,8 @@ class Synthesizer:
     def __init__(self, options: EncapOptions | None = None) -> None:
         self.options = options or EncapOptions()
         self._rng = random.Random(self.options.seed)
-        self._clock = float("-inf")
+        # Packets never get negative times (a handshake is placed just before its message).
+        self._clock = -TICK
         self._next_synthetic = self.options.start_time
         self._conns_by_pair: dict[tuple[str, str], _Conn] = {}
         self._conns_by_tuple: dict[tuple[bytes, int, bytes, int], _Conn] = {}
