@@ -150,8 +150,14 @@ def packets_from_capture(path: str) -> Iterator[bytes]:
     """The IP packets inside a pcap/pcapng file (link headers removed; ARP and others skipped)."""
     from tcplab.pcap import open_capture
 
+    ethernet = link.LINKTYPE_ETHERNET
     with open_capture(path) as records:
         for record in records:
+            data = record.data
+            # Fast path for the common case (lo and Ethernet captures of IPv4/IPv6).
+            if record.linktype == ethernet and data[12:14] in (b"\x08\x00", b"\x86\xdd"):
+                yield data[14:]
+                continue
             try:
                 header = link.parse(record.linktype, record.data)
             except InputError:
@@ -191,17 +197,32 @@ def watch_filter(packets: Iterable[bytes]) -> str:
     return "tcp and (" + " or ".join(f"port {p}" for p in sorted(ports)) + ")"
 
 
+#: With --loop, a source whose packets fit in this many bytes is kept in memory after the
+#: first pass (as tcpreplay's --preload-pcap does), so later passes cost no parsing.
+#: Larger sources are re-read every pass: memory stays bounded either way.
+PRELOAD_LIMIT = 32 * 1024 * 1024
+
+
 def repeated(source: Callable[[], Iterable[bytes]], loops: int) -> Iterator[bytes]:
-    """``source()`` ``loops`` times over (0 = forever), re-reading it each time: flat memory."""
-    done = 0
+    """``source()`` ``loops`` times over (0 = forever), with bounded memory (see PRELOAD_LIMIT)."""
+    kept: list[bytes] | None = [] if loops != 1 else None
+    kept_bytes = 0
+    produced = False
+    for packet in source():
+        produced = True
+        if kept is not None:
+            kept_bytes += len(packet)
+            if kept_bytes <= PRELOAD_LIMIT:
+                kept.append(packet)
+            else:
+                kept = None
+        yield packet
+    if not produced:
+        return
+    done = 1
     while loops == 0 or done < loops:
-        produced = False
-        for packet in source():
-            produced = True
-            yield packet
+        yield from (kept if kept is not None else source())
         done += 1
-        if not produced:
-            return
 
 
 def inject(

@@ -65,7 +65,9 @@ class RawSender:
 
     def __init__(self) -> None:
         self._sockets: dict[int, socket.socket] = {}
-        self._addresses: dict[bytes, tuple] = {}
+        self._last_key: bytes | None = None
+        self._last_address: tuple = ()
+        self._last_socket: socket.socket | None = None
         self.retries = 0
 
     def _socket(self, version: int) -> socket.socket:
@@ -91,15 +93,18 @@ class RawSender:
 
     def send(self, packet: bytes) -> None:
         """Send one complete IP packet to the destination in its own header."""
-        key = packet[16:20] if packet[:1] and packet[0] >> 4 == 4 else packet[24:40]
-        address = self._addresses.get(key)
-        if address is None:
-            version, text = destination(packet)
-            address = (text, 0) if version == 4 else (text, 0, 0, 0)
-            if len(self._addresses) < 4096:  # bounded: a CSV may name many hosts
-                self._addresses[key] = address
-        version = 4 if len(address) == 2 else 6
+        # Hot path: a run of packets to the same destination reuses the last lookup.
+        if packet[16:20] == self._last_key and packet[:1] and packet[0] >> 4 == 4:
+            try:
+                self._last_socket.sendto(packet, self._last_address)  # type: ignore[union-attr]
+                return
+            except OSError:
+                pass  # the general path below retries or explains
+        version, text = destination(packet)
+        address: tuple = (text, 0) if version == 4 else (text, 0, 0, 0)
         sock = self._sockets.get(version) or self._socket(version)
+        if version == 4:
+            self._last_key, self._last_address, self._last_socket = packet[16:20], address, sock
         for _attempt in range(MAX_RETRIES):
             try:
                 sock.sendto(packet, address)
@@ -117,6 +122,7 @@ class RawSender:
         for sock in self._sockets.values():
             sock.close()
         self._sockets.clear()
+        self._last_key = self._last_socket = None
 
     def __enter__(self) -> RawSender:
         return self
@@ -192,24 +198,30 @@ def send_all(
     pacer = Pacer(rate, interval)
     summary = SendSummary()
     send = sender.send
+    limit = count if count is not None else -1
+    sent = nbytes = rewritten = 0
     start = time.perf_counter()
     try:
         for packet in packets:
-            if count is not None and summary.packets >= count:
+            if sent == limit:
                 break
-            if should_stop is not None and should_stop():
+            # Checked every 256 packets: a stop request is honoured within microseconds
+            # without a function call per packet at full speed.
+            if should_stop is not None and not sent & 0xFF and should_stop():
                 break
-            pacer.wait(summary.packets)
+            if pacer.gap:
+                pacer.wait(sent)
             if before_send is not None:
                 before_send(packet)
             send(packet)
-            summary.packets += 1
-            summary.bytes += len(packet)
-            if kernel_rewrites(packet):
-                summary.kernel_rewrote_id += 1
+            sent += 1
+            nbytes += len(packet)
+            if not packet[4] and not packet[5] and not packet[6] & 0x40 and packet[0] >> 4 == 4:
+                rewritten += 1
             if on_sent is not None:
-                on_sent(summary.packets, packet)
+                on_sent(sent, packet)
     finally:
         summary.seconds = time.perf_counter() - start
+        summary.packets, summary.bytes, summary.kernel_rewrote_id = sent, nbytes, rewritten
         summary.retries = sender.retries
     return summary

@@ -1,0 +1,210 @@
+"""Live-wire benchmark: injection rate against tcpreplay, capture loss against tcpdump/dumpcap.
+
+    python benchmarks/bench_wire.py            # full run (~1 minute), needs root
+    python benchmarks/bench_wire.py --quick    # smoke run (a few seconds)
+
+1. Injection: the same pcap (the course sample, seed style, repeated) is sent onto ``lo``
+   by ``tcpreplay --topspeed`` and by ``tcplab inject --topspeed``, alternately, several
+   rounds; the best rate of each is compared (best-of filters out other load on the box).
+2. Capture loss: one burst is injected at a target rate (default 100,000 packets/s) while
+   ``tcplab capture``, ``tcpdump`` and ``dumpcap`` all capture it at the same time; each
+   reports the frames it wrote and the kernel drops it saw.
+
+Targets (docs/performance.md, "Wire"): injection ≥ 50 % of tcpreplay's rate; zero capture
+drops at 100,000 packets/s. Every child process runs under a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from tcplab.encap import EncapOptions, build, read_messages
+from tcplab.packet import link
+from tcplab.pcap import PcapWriter, open_capture
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, "examples", "http_ecommerce.csv")
+TIMEOUT = 300
+
+
+def free_port_pair() -> tuple[int, int]:
+    ports = []
+    socks = []
+    while len(ports) < 2:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        if s.getsockname()[1] > 30000:
+            ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports[0], ports[1]
+
+
+def make_pcap(path: str, packets: int, client: int, server: int) -> int:
+    """The sample CSV, seed style, repeated to ``packets`` frames (only client→server)."""
+    options = EncapOptions(style="seed", client_port=client, server_port=server)
+    one_pass = [e.packet for e in build(read_messages(SAMPLE), options)
+                if int.from_bytes(e.packet[22:24], "big") == server]
+    header = link.header_for(link.LINKTYPE_ETHERNET)
+    with PcapWriter(path, link.LINKTYPE_ETHERNET) as writer:
+        for i in range(packets):
+            writer.write(header + one_pass[i % len(one_pass)], i * 1000)
+    return packets
+
+
+def tcplab(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tcplab", *args]
+
+
+def run_tcpreplay(path: str, loops: int) -> float:
+    proc = subprocess.run(["tcpreplay", "--topspeed", "-i", "lo", f"--loop={loops}", path],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    match = re.search(r"Actual: (\d+) packets .* sent in ([\d.]+) seconds", proc.stdout)
+    if proc.returncode != 0 or not match:
+        raise SystemExit(f"tcpreplay failed: {proc.stdout}{proc.stderr}")
+    return int(match.group(1)) / float(match.group(2))
+
+
+def run_tcplab_inject(path: str, loops: int) -> float:
+    proc = subprocess.run(tcplab("inject", path, "--topspeed", "--no-watch", "--loop", str(loops),
+                                 "-q"), capture_output=True, text=True, timeout=TIMEOUT)
+    match = re.search(r"sent +([\d,]+) packets .* in ([\d.]+) s", proc.stdout)
+    if proc.returncode != 0 or not match:
+        raise SystemExit(f"tcplab inject failed: {proc.stdout}{proc.stderr}")
+    return int(match.group(1).replace(",", "")) / float(match.group(2))
+
+
+def bench_injection(folder: str, packets: int, loops: int, rounds: int) -> tuple[float, float]:
+    client, server = free_port_pair()
+    path = os.path.join(folder, "inject.pcap")
+    make_pcap(path, packets, client, server)
+    best_replay = best_tcplab = 0.0
+    for _ in range(rounds):
+        best_replay = max(best_replay, run_tcpreplay(path, loops))
+        best_tcplab = max(best_tcplab, run_tcplab_inject(path, loops))
+    total = packets * loops
+    print(f"injection: {total:,} packets per run on lo, best of {rounds} rounds")
+    print(f"  tcpreplay --topspeed   {best_replay:>12,.0f} packets/s")
+    print(f"  tcplab inject          {best_tcplab:>12,.0f} packets/s")
+    print(f"  ratio tcplab/tcpreplay {best_tcplab / best_replay:>12.2f}   (target >= 0.50)")
+    return best_replay, best_tcplab
+
+
+def _wait_stderr(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> None:
+    import selectors
+
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            line = proc.stderr.readline()
+            if not line:
+                break
+            if needle in line:
+                return
+    proc.kill()
+    raise SystemExit(f"{proc.args[0]} did not start capturing")
+
+
+def _count(path: str) -> int:
+    with open_capture(path) as records:
+        return sum(1 for _ in records)
+
+
+def bench_capture_loss(folder: str, rate: int, seconds: float, peers: bool) -> None:
+    client, server = free_port_pair()
+    total = int(rate * seconds)
+    source = os.path.join(folder, "burst.pcap")
+    make_pcap(source, min(total, 20_000), client, server)
+    loops = -(-total // min(total, 20_000))
+    expression = f"tcp dst port {server}"
+    captures: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    out = os.path.join(folder, "tcplab.pcap")
+    proc = subprocess.Popen(tcplab("capture", "-q", "-o", out, *expression.split()),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_stderr(proc, "capturing on")
+    captures["tcplab capture"] = (proc, out)
+    if peers and shutil.which("tcpdump"):
+        out = os.path.join(folder, "tcpdump.pcap")
+        proc = subprocess.Popen(["tcpdump", "-i", "lo", "-n", "-B", "65536", "-w", out, expression],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _wait_stderr(proc, "listening on")
+        captures["tcpdump"] = (proc, out)
+    if peers and shutil.which("dumpcap"):
+        out = os.path.join(folder, "dumpcap.pcapng")
+        proc = subprocess.Popen(["dumpcap", "-i", "lo", "-B", "64", "-f", expression, "-w", out],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _wait_stderr(proc, "Capturing on")
+        captures["dumpcap"] = (proc, out)
+    time.sleep(0.5)
+    sent = subprocess.run(tcplab("inject", source, "--rate", str(rate), "--count", str(total),
+                                 "--loop", str(loops), "--no-watch", "-q"),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    match = re.search(r"sent +([\d,]+) packets .* in ([\d.]+) s", sent.stdout)
+    if sent.returncode != 0 or not match:
+        raise SystemExit(f"tcplab inject failed: {sent.stdout}{sent.stderr}")
+    n_sent = int(match.group(1).replace(",", ""))
+    achieved = n_sent / float(match.group(2))
+    time.sleep(1.0)
+    print(f"capture loss: burst of {n_sent:,} packets at {achieved:,.0f} packets/s "
+          f"(target {rate:,}/s), captured at the same time by:")
+    for name, (proc, path) in captures.items():
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        drops = _drops(name, err)
+        written = _count(path)
+        print(f"  {name:<15} wrote {written:>9,}  kernel drops {drops:>9}  "
+              f"missing {n_sent - written:>9,}")
+
+
+def _drops(name: str, err: str) -> str:
+    if name == "tcplab capture":
+        match = re.search(r"([\d,]+) packets dropped by kernel", err)
+    elif name == "tcpdump":
+        match = re.search(r"(\d+) packets? dropped by kernel", err)
+    else:
+        match = re.search(r"Packets received/dropped on interface '\w+': \d+/(\d+)", err)
+    return match.group(1) if match else "?"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
+    parser.add_argument("--rate", type=int, default=100_000, help="capture-loss burst rate")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="capture-loss run without tcpdump/dumpcap beside tcplab")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_wire needs root (raw sockets and packet capture)", file=sys.stderr)
+        return 2
+    if not shutil.which("tcpreplay"):
+        print("bench_wire needs tcpreplay (apt-get install tcpreplay)", file=sys.stderr)
+        return 2
+    packets, loops, rounds, seconds = (5_000, 1, 1, 0.5) if args.quick else (20_000, 5, 3, 3.0)
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="bench-wire-") as folder:
+        bench_injection(folder, packets, loops, rounds)
+        bench_capture_loss(folder, args.rate, seconds, not args.no_peers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
