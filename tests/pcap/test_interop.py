@@ -279,3 +279,18 @@ def test_cli_tools_accept_our_big_endian_pcapng(tmp_path: Path, frames) -> None:
     run("editcap", "-F", "nsecpcap", str(path), str(converted))
     assert read_all(converted) and [r.data for r in read_all(converted)] == frames
     assert [r.timestamp_ns for r in read_all(converted)] == [BASE_NS + i for i in range(len(frames))]
+
+
+def test_kuznetzov_modified_pcap_matches_tshark(tmp_path) -> None:
+    """Red Hat's patched libpcap: magic 0xa1b2cd34 and 24-byte record headers."""
+    require_tshark()
+    frames = [sample_frame(i) for i in range(6)]
+    body = b"".join(
+        craft.pcap_record(f, sec=1_700_000_000 + i, frac=i * 1000)[:16]
+        + struct.pack("<IHBx", 1, 0x0800, 0) + f
+        for i, f in enumerate(frames)
+    )
+    path = tmp_path / "modified.pcap"
+    path.write_bytes(craft.pcap_header(magic=0xA1B2CD34) + body)
+    assert [r.data for r in read_all(path)] == frames
+    assert our_frames(path) == tshark_frames(path)

@@ -276,3 +276,18 @@ def test_gzip_compressed_captures_are_read(tmp_path) -> None:
         with open_capture(packed) as reader:
             assert reader.compressed and reader.format == fmt
             assert list(reader) == read_all(plain)
+
+
+def test_text_mode_stream_is_refused_clearly() -> None:
+    from tcplab.errors import InputError
+
+    with pytest.raises(InputError, match="binary mode"):
+        open_capture(io.StringIO("not bytes"))  # type: ignore[arg-type]
+
+
+def test_fcs_bits_in_the_link_type_field_are_masked() -> None:
+    # The top bits of the pcap link-type field say "frames carry an FCS of N bytes".
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 0x14000001)
+    with open_capture(io.BytesIO(header + struct.pack("<IIII", 1, 2, 3, 3) + b"abc")) as r:
+        assert r.linktype == 1
+        assert [rec.linktype for rec in r] == [1]

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from tcplab.errors import InputError
 from tcplab.pcap import pcap, pcapng
-from tcplab.pcap.records import CaptureFormatError, Interface, Record, source_name
+from tcplab.pcap.records import READ_CHUNK, CaptureFormatError, Interface, Record, source_name
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -151,7 +151,10 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
 
     try:
         read: Callable[[int], bytes] = raw.read
-        head = pcap.fill(read, b"", 4)
+        head = read(READ_CHUNK)
+        if not isinstance(head, bytes | bytearray):
+            raise InputError(f"{path}: capture files must be opened in binary mode ('rb')")
+        head = pcap.fill(read, bytes(head), 4)
         compressed = False
         if head[:2] == GZIP_MAGIC:
             compressed = True
