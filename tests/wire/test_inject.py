@@ -148,3 +148,23 @@ def test_watch_filter_lists_the_ports() -> None:
     assert inject.watch_filter(packets) == "tcp and (port 5074 or port 12345)"
     many = [stack.tcp_packet(lo, lo, 1000 + i, 2000, b"") for i in range(40)]
     assert inject.watch_filter(many) == "tcp"
+
+
+def test_ipv6_segments_go_out_as_built_and_are_refused(tmp_path) -> None:
+    require_root()
+    client, server = free_ports(2)
+    csv_path = tmp_path / "v6.csv"
+    csv_path.write_text(CSV_TEXT)
+    out = str(tmp_path / "v6.pcap")
+    proc = run_tcplab("inject", str(csv_path), "--client-ip", "::1", "--server-ip", "::1",
+                      "--client-port", str(client), "--server-port", str(server),
+                      "--interval", "0.01", "--capture", out)
+    assert proc.returncode == 0, proc.stderr
+    options = EncapOptions(style="seed", client_ip="::1", server_ip="::1", client_port=client,
+                           server_port=server)
+    expected = list(inject.packets_from_csv(str(csv_path), options))
+    captured = [frame[14:] for frame in frames(out)]
+    assert all(p[0] >> 4 == 6 for p in captured)
+    flags = [inject._tcp_tuple(p)[1] for p in captured]  # type: ignore[index]
+    assert [p for p, f in zip(captured, flags) if not f & tcp.RST] == expected
+    assert sum(1 for f in flags if f & tcp.RST) == len(expected)
