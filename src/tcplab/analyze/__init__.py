@@ -44,10 +44,20 @@ __all__ = ["Analyzer", "CaptureDamage", "analyze", "CHAT_PORTS"]
 class CaptureDamage(InputError):
     """The capture file is damaged after some good records (raised after they were all handed out)."""
 
-    def __init__(self, message: str, packets_read: int, offset: int | None) -> None:
+    def __init__(self, message: str, packets_read: int, offset: int | None,
+                 reason: str = "") -> None:
         super().__init__(message)
         self.packets_read = packets_read
         self.offset = offset
+        self.reason = reason or message
+
+    def as_packet(self) -> dict:
+        """The damaged record as a pseudo-packet, so lists and JSON show it in its place."""
+        where = f" at byte {self.offset}" if self.offset is not None else ""
+        reason = f"capture record{where}: {self.reason}"
+        return {"frame.number": self.packets_read + 1, "_ws.malformed": reason,
+                "_ws.col.Protocol": "Frame", "_ws.col.Info": f"[Malformed Packet: {reason}]",
+                "_ws.col.Source": "", "_ws.col.Destination": ""}
 
 
 class Analyzer:
@@ -199,6 +209,7 @@ def analyze(path: str | os.PathLike[str], *, two_pass: bool = True, checksums: b
         raise CaptureDamage(
             f"{exc} (after {analyzer.count} good packet{'s' if analyzer.count != 1 else ''}; "
             "the rest of the file cannot be read)", analyzer.count, getattr(exc, "offset", None),
+            getattr(exc, "reason", ""),
         ) from None
     finally:
         reader.close()

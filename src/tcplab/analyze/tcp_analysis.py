@@ -87,17 +87,15 @@ FAST_RETRANSMISSION_WINDOW_NS = 20_000_000
 _NEVER = 1 << 64
 
 
+_COMPLETENESS_STAGES = {1: "SYN_SENT", 3: "CLIENT_ESTABLISHED", 7: "ESTABLISHED", 15: "DATA"}
+
+
 def completeness_text(value: int) -> str:
-    """Wireshark's wording for a completeness value, e.g. ``Incomplete, DATA (8)``."""
-    if value == 31 or value == 63:
+    """tshark 4.0's wording for a completeness value, e.g. ``Complete, WITH_DATA (31)``."""
+    if value & 7 == 7 and value & (COMPLETENESS_FIN | COMPLETENESS_RST):
         return f"Complete, {'WITH_DATA' if value & COMPLETENESS_DATA else 'NO_DATA'} ({value})"
-    names = [name for bit, name in ((COMPLETENESS_RST, "RST"), (COMPLETENESS_FIN, "FIN"),
-                                    (COMPLETENESS_DATA, "DATA"), (COMPLETENESS_ACK, "ACK"),
-                                    (COMPLETENESS_SYN_ACK, "SYN_ACK"), (COMPLETENESS_SYN, "SYN"))
-             if value & bit]
-    if not names:
-        return f"Incomplete ({value})"
-    return f"Incomplete, {'_'.join(names)} ({value})"
+    stage = _COMPLETENESS_STAGES.get(value)
+    return f"Incomplete, {stage} ({value})" if stage else f"Incomplete ({value})"
 
 
 def completeness_bits(flags: int, seglen: int) -> int:

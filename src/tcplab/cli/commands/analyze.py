@@ -185,6 +185,12 @@ def run(args: argparse.Namespace) -> int:
                     out.add(line(d))
     except CaptureDamage as exc:
         damage = exc
+        bad = exc.as_packet()
+        if args.json and args.packet is None:
+            out.add(render.json_line(bad))
+        elif show_list:
+            out.add(f"{bad['frame.number']:>6} {'':>11} {'':>15}   {'':<15} {'Frame':<8} {'':>6} "
+                    f"{bad['_ws.col.Info']}")
     if args.packet is not None and not found and damage is None:
         out.flush()
         raise InputError(f"{args.file}: there is no frame {args.packet}"
