@@ -91,17 +91,21 @@ class Progress:
     callers invoke :meth:`update` freely and the clock check does the throttling.
     """
 
-    def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None) -> None:
+    def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None,
+                 *, bytes: bool = False) -> None:
         self.label = label
+        self.bytes = bytes
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self._next_draw = 0.0
         self._drawn = False
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, total: int | None = None) -> None:
         if not self.enabled:
             return
+        if total is not None:
+            self.total = total
         now = time.monotonic()
         if now < self._next_draw:
             return
@@ -111,7 +115,8 @@ class Progress:
             width = 30
             filled = int(width * pct / 100)
             bar = "█" * filled + "·" * (width - filled)
-            text = f"\r{self.label} {bar} {pct:5.1f}% ({done:,}/{self.total:,})"
+            text = f"\r{self.label} {bar} {pct:5.1f}% ({_size(done)}/{_size(self.total)})" if self.bytes \
+                else f"\r{self.label} {bar} {pct:5.1f}% ({done:,}/{self.total:,})"
         else:
             text = f"\r{self.label} {done:,}"
         self.stream.write(text)
@@ -122,3 +127,11 @@ class Progress:
         if self.enabled and self._drawn:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)

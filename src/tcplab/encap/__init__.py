@@ -104,10 +104,11 @@ def encapsulate_csv(
     format: str | None = None,
     unescape: Unescape = "auto",
     skip_bad: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EncapSummary:
     """Read a course CSV and write the packets to a pcap (or pcapng) file.
 
+    ``progress(bytes_read, file_size)`` is called now and then while reading.
     pcapng output carries each data packet's CSV ``msg_id`` as a packet comment, which
     ``tcplab analyze --http`` uses to map HTTP messages back to CSV rows. The output is
     written to a temporary name and renamed at the end, so a failure never leaves a
@@ -142,7 +143,7 @@ def encapsulate_csv(
                 nbytes += len(frame)
                 packets += 1
                 if progress is not None and not packets & 1023:
-                    progress(stats.rows)
+                    progress(stats.bytes_read, stats.file_size)
         os.replace(tmp_path, out_path)
     except BaseException:
         try:

@@ -114,12 +114,35 @@ class ReadStats:
     empty_skipped: int = 0
     bad_skipped: int = 0
     unescaped: int = 0
+    #: Bytes of the file read so far (for a progress bar) and the file's size.
+    bytes_read: int = 0
+    file_size: int = 0
     #: The first few skipped rows, as "line N: reason", for the closing summary.
     skipped_examples: list[str] = field(default_factory=list)
 
     def note_skip(self, line: int, reason: str) -> None:
         if len(self.skipped_examples) < 5:
             self.skipped_examples.append(f"line {line}: {reason}")
+
+
+class _Counting(io.RawIOBase):
+    """A read-only file wrapper that counts bytes into ``stats.bytes_read`` for progress."""
+
+    def __init__(self, raw: io.BufferedReader, stats: ReadStats) -> None:
+        self._raw = raw
+        self._stats = stats
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)
+        self._stats.bytes_read += n or 0
+        return n  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _normalise_header(raw: list[str]) -> list[str]:
@@ -213,13 +236,16 @@ def read_messages(
     stats = stats if stats is not None else ReadStats()
     name = os.path.basename(path)
     try:
-        fh = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in finally below
+        raw = open(path, "rb")  # noqa: SIM115 - closed in finally below
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, expected a CSV file") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
+    stats.file_size = os.fstat(raw.fileno()).st_size
+    # newline="" keeps CRLF inside quoted cells intact (the csv module's requirement).
+    fh = io.TextIOWrapper(_Counting(raw, stats), encoding="utf-8-sig", newline="")
     try:
         yield from _read_rows(fh, path, name, unescape, skip_bad, stats)
     except UnicodeDecodeError:

@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         connection_per_message=args.connection_per_message,
         http_framing=not args.no_http_framing,
     )
-    progress = Progress("encap: rows")
+    progress = Progress("encap", bytes=True)
     try:
         summary = encapsulate_csv(
             args.input,
