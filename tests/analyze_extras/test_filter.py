@@ -141,3 +141,34 @@ def test_known_field_names_cover_the_virtual_fields() -> None:
     names = known_field_names()
     for name in ("tcp.port", "udp.port", "ip.addr", "ipv6.addr", "ip.host", "http", "dns"):
         assert name in names
+
+
+FAST_EXPRS = ["tcp.port == 80", "tcp.port != 80", "tcp.port > 1000", "tcp.srcport <= 80",
+              "tcp.len >= 1", "http.request.method == \"GET\"", "http.request.method != GET",
+              "tcp.stream == 0 || udp.port == 53"]
+
+
+def test_fast_path_agrees_with_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int/str fast path must give the general path's answer for every value type."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tcplab.analyze import filter as flt
+
+    fast = [compile_filter(e) for e in FAST_EXPRS]
+    assert fast[0].__name__ == "two_eq" and fast[3].__name__ == "one"  # the fast path is in use
+    monkeypatch.setattr(flt, "_fast_compare", lambda *a: None)
+    general = [compile_filter(e) for e in FAST_EXPRS]
+    values = st.one_of(st.none(), st.integers(-2, 70000), st.sampled_from([80, 53, 0, 1]),
+                       st.booleans(), st.floats(allow_nan=False), st.sampled_from(["80", "GET", ""]))
+    keys = ["tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.len", "tcp.stream",
+            "http.request.method"]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.fixed_dictionaries({}, optional={k: values for k in keys}))
+    def check(d: dict) -> None:
+        d = {k: v for k, v in d.items() if v is not None}
+        for expr, f, g in zip(FAST_EXPRS, fast, general):
+            assert f(d) == g(d), (expr, d)
+
+    check()

@@ -120,6 +120,11 @@ STATUS_MEANINGS = {
 }
 
 
+_CHECKSUM_KEYS = (("ip", "ip.checksum.status"), ("tcp", "tcp.checksum.status"),
+                  ("udp", "udp.checksum.status"))
+_TAG_KEYS = tuple((name, "tcp.analysis." + name) for name in (*TAG_MEANINGS, "retransmission"))
+
+
 @dataclass
 class Note:
     """One explanation paragraph, with the frames and streams it is about (for ``--json``)."""
@@ -246,8 +251,9 @@ class Explainer:
             reason = d.get("_ws.malformed")
             if isinstance(reason, str):
                 self.malformed_reasons[safe_text(reason)] += 1
-        for layer in ("ip", "tcp", "udp"):
-            if _bad(d.get(f"{layer}.checksum.status")):
+        for layer, key in _CHECKSUM_KEYS:
+            status = d.get(key)
+            if status is not None and status != "good" and _bad(status):
                 self.checksums_bad.setdefault(layer, _Frames()).add(frame)
                 if not _is_loopback(d):
                     self.checksums_bad_not_loopback.setdefault(layer, _Frames()).add(frame)
@@ -263,8 +269,8 @@ class Explainer:
         self.conversations.add(d)
         flags = int(d.get("tcp.flags", 0) or 0)
         self.flag_combos.setdefault(flags, _Frames()).add(frame)
-        for name in (*TAG_MEANINGS, "retransmission"):
-            if d.get("tcp.analysis." + name):
+        for name, key in _TAG_KEYS:
+            if d.get(key):
                 self.tags.setdefault(name, _Frames()).add(frame)
                 streams = self.tag_streams.setdefault(name, set())
                 if len(streams) < 1000:

@@ -566,7 +566,8 @@ class _Compiler:
         lit = self.literal(rhs, ftype, name, op)
         if lit.network is not None and op not in ("==", "!=", "===", "!=="):
             raise self.err(rhs, f"a network ({rhs.text}) can only be compared with == or !=")
-        return _compare(getter, op, lit, ftype)
+        slow = _compare(getter, op, lit, ftype)
+        return _fast_compare(name, ftype, op, lit, slow) or slow
 
     def example_field(self, proto: str) -> str:
         for candidate in (f"{proto}.port", f"{proto}.addr", f"{proto}.srcport", f"{proto}.src"):
@@ -794,6 +795,73 @@ def _compare(getter: Callable[[Packet], tuple], op: str, lit: _Literal, ftype: s
         return False
 
     return _quantify(getter, "==", ordered)
+
+
+_FAST_OPS = {
+    "==": lambda v, w: v == w, "!=": lambda v, w: v != w, ">": lambda v, w: v > w,
+    "<": lambda v, w: v < w, ">=": lambda v, w: v >= w, "<=": lambda v, w: v <= w,
+}
+
+
+def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate) -> Predicate | None:
+    """The common case without tuples: plain int/str values under one or two keys.
+
+    Any value of another type (or a missing one) takes the general path, so the answer is
+    always the general path's answer; this only saves time on every ordinary packet.
+    """
+    value = lit.value
+    if op not in _FAST_OPS or lit.network is not None:
+        return None
+    if ftype in (UINT, INT) and type(value) is int:
+        kind: type = int
+    elif ftype == STR and type(value) is str and op in ("==", "!="):
+        kind = str
+    else:
+        return None
+    if name in FIELDS:
+        keys: tuple[str, ...] = (name,)
+    elif name in VIRTUAL_FIELDS and VIRTUAL_FIELDS[name][0] == ftype:
+        keys = VIRTUAL_FIELDS[name][1]
+    else:
+        return None
+    if len(keys) == 1:
+        (key,) = keys
+        if op == "==":
+            def one_eq(d: Packet) -> bool:
+                v = d.get(key)
+                return v == value if type(v) is kind else slow(d)
+
+            return one_eq
+        test = _FAST_OPS[op]
+
+        def one(d: Packet) -> bool:
+            v = d.get(key)
+            return test(v, value) if type(v) is kind else slow(d)
+
+        return one
+    if len(keys) == 2:
+        k1, k2 = keys
+        if op == "==":
+            def two_eq(d: Packet) -> bool:
+                a, b = d.get(k1), d.get(k2)
+                if type(a) is kind and type(b) is kind:
+                    return a == value or b == value
+                return slow(d)
+
+            return two_eq
+        test = _FAST_OPS[op]
+        combine_all = op == "!="  # Wireshark 3.6+: "!=" means every value differs
+
+        def two(d: Packet) -> bool:
+            a, b = d.get(k1), d.get(k2)
+            if type(a) is kind and type(b) is kind:
+                if combine_all:
+                    return test(a, value) and test(b, value)
+                return test(a, value) or test(b, value)
+            return slow(d)
+
+        return two
+    return None
 
 
 def _quantify(getter: Callable[[Packet], tuple], op: str, match: Callable[[object], bool]) -> Predicate:
