@@ -89,14 +89,29 @@ def run(args: argparse.Namespace) -> int:
     # The privilege check comes first: no point reading a large CSV to be refused later.
     sender = RawSender()
     sender.open(4)
+    try:
+        summary, stopped = _inject(args, inject_mod, sender)
+    finally:
+        sender.close()
+    for line in summary.lines():
+        print(line)
+    if stopped:
+        print("tcplab: stopped by signal; the summary covers what was sent", file=sys.stderr)
+    return 0
+
+
+def _inject(args: argparse.Namespace, inject_mod, sender) -> tuple[object, bool]:
     path = args.input
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
     if args.loop < 0:
         raise InputError("--loop must be 0 (forever) or a positive number")
+    watching = not args.no_watch or args.capture
     if inject_mod.is_capture_file(path):
         def source():
             return inject_mod.packets_from_capture(path)
+        # The watch filter learns the ports, so the rest of lo's traffic stays out.
+        capture_filter = inject_mod.watch_filter(source()) if watching else None
     else:
         from tcplab.encap import EncapOptions
 
@@ -108,9 +123,8 @@ def run(args: argparse.Namespace) -> int:
         def source():
             return inject_mod.packets_from_csv(path, options, unescape=args.unescape,
                                                skip_bad=args.skip_bad)
-    # One pass before sending: a bad CSV fails before any packet leaves, and the watch
-    # filter learns the ports so the rest of lo's traffic stays out of the capture.
-    capture_filter = inject_mod.watch_filter(source())
+        # Always one pass first: a bad CSV fails before any packet leaves.
+        capture_filter = inject_mod.watch_filter(source())
     interval = None if args.topspeed or args.rate else (0.1 if args.interval is None
                                                          else args.interval)
     progress = Progress("inject: packets")
@@ -128,8 +142,4 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             progress.close()
-    for line in summary.lines():
-        print(line)
-    if stop.is_set():
-        print("tcplab: stopped by signal; the summary covers what was sent", file=sys.stderr)
-    return 0
+    return summary, stop.is_set()
