@@ -37,11 +37,15 @@ MAX_NICK_CHARS = 32
 DEFAULT_RATE = 20.0
 DEFAULT_BURST = 40.0
 #: Online lists are coalesced: a client gets at most one list per interval. The interval grows
-#: with the cost of a full list round (clients × list size) so a login storm of thousands of
-#: clients spends at most about LIST_BYTES_PER_SECOND on lists instead of growing quadratically.
+#: with the cost of a full list round (clients × list size) and all list sending together is
+#: held to about LIST_BYTES_PER_SECOND, so a login storm of thousands of clients costs a few
+#: lists per client instead of one per join (the seed's design is quadratic).
 LIST_MIN_INTERVAL = 0.05
 LIST_MAX_INTERVAL = 10.0
 LIST_BYTES_PER_SECOND = 100e6
+#: A newcomer gets the list together with the welcome while it is this small (the report's
+#: client shows it at once); a larger one is queued and sent under the byte budget above.
+LIST_INLINE_MAX = 8192
 
 # --- wire constants -----------------------------------------------------------------------
 
@@ -268,6 +272,8 @@ class ChatCore:
         self.roster_gen = 0
         self._list_cache: tuple[int, bytes] = (-1, b"")
         self._synced_gen = 0
+        self._awaiting: dict[int, Session] = {}  # logged in, first list not yet sent
+        self._last_due = 0.0
         self.notes: list[Note] = []
 
     # -- connection lifecycle ------------------------------------------------------------
@@ -284,6 +290,7 @@ class ChatCore:
         if sess is None or sess.key is None:
             return []
         del self.users[sess.key]
+        self._awaiting.pop(conn, None)
         self._by_bytes.pop(sess.prefix[:-2], None)
         self.roster_gen += 1
         self.notes.append(Note("leave", conn, {"nick": sess.nick, "reason": reason,
@@ -412,11 +419,15 @@ class ChatCore:
         self.notes.append(Note("join", conn, {"nick": nick, "online": len(self.users)}))
         out: list[Output] = [(conn, system_line(
             Code.WELCOME, f"Welcome, {nick}! Usage: 'TargetName: Your Message'; '*: Message' for everyone."))]
-        # The newcomer gets the list at once (the seed's client shows it right after
-        # connecting); everybody else gets it coalesced through due_lists().
-        out.append((conn, self.online_line()))
-        sess.list_gen = self.roster_gen
-        sess.list_sent_at = now
+        # The newcomer gets a small list at once (the report's client shows it right after
+        # connecting); a large one, and everybody else's, goes through due_lists().
+        line = self.online_line()
+        if len(line) <= LIST_INLINE_MAX:
+            out.append((conn, line))
+            sess.list_gen = self.roster_gen
+            sess.list_sent_at = now
+        else:
+            self._awaiting[conn] = sess
         notice = system_line(Code.JOINED, f"{nick} joined.")
         out.extend((s.conn, notice) for s in self.users.values() if s.deltas and s is not sess)
         return out
@@ -478,22 +489,42 @@ class ChatCore:
         return min(LIST_MAX_INTERVAL, max(LIST_MIN_INTERVAL, cost))
 
     def due_lists(self, now: float, drained: Callable[[int], bool]) -> list[Output]:
-        """Send the current list to each logged-in client whose copy is stale, whose output
-        queue is empty (``drained``) and whose coalescing interval has passed."""
+        """Send the current list to logged-in clients whose copy is stale, whose output queue
+        is empty (``drained``) and whose coalescing interval has passed — newcomers first,
+        and no more list bytes than the budget for the time since the last call."""
         gen = self.roster_gen
         if self._synced_gen == gen:
+            self._last_due = now
             return []
         line = self.online_line()
+        size = len(line)
+        budget = max(size, LIST_BYTES_PER_SECOND * min(0.25, max(0.0, now - self._last_due)))
+        self._last_due = now
         earliest = now - self.list_interval()
         out: list[Output] = []
         pending = False
+        if self._awaiting:
+            for conn, s in list(self._awaiting.items()):
+                if budget < size:
+                    pending = True
+                    break
+                if drained(conn):
+                    del self._awaiting[conn]
+                    out.append((conn, line))
+                    s.list_gen = gen
+                    s.list_sent_at = now
+                    budget -= size
+                else:
+                    pending = True
         for s in self.users.values():
             if s.list_gen == gen or s.deltas:
                 continue
-            if s.list_sent_at <= earliest and drained(s.conn):
+            if budget >= size and s.list_sent_at <= earliest and drained(s.conn):
+                self._awaiting.pop(s.conn, None)
                 out.append((s.conn, line))
                 s.list_gen = gen
                 s.list_sent_at = now
+                budget -= size
             else:
                 pending = True
         if not pending:

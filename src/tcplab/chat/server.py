@@ -41,6 +41,10 @@ DEFAULT_MAX_CLIENTS = 10_000
 RECV_SIZE = 65536
 #: Accepting in bursts keeps a login storm from starving established clients or vice versa.
 ACCEPT_BATCH = 256
+#: Output queues up to this size are joined into one buffer for send(); larger ones use
+#: sendmsg() scatter/gather so a big ONLINE_USERS list shared by many clients is never copied.
+JOIN_MAX = 64 * 1024
+IOV_MAX = 1024
 #: How often coalesced lists, idle timeouts and closing deadlines are looked at.
 TICK = 0.05
 #: How long a graceful close waits for the peer to read its last lines and answer our FIN.
@@ -63,7 +67,7 @@ class _Conn:
         self.cid = cid
         self.sock = sock
         self.peer = peer
-        self.out: list[bytes] = []
+        self.out: list[bytes | memoryview] = []
         self.out_len = 0
         self.aligned = True  # the queued output starts at a line boundary
         self.want_write = False
@@ -356,26 +360,39 @@ class ChatServer:
     def _write(self, conn: _Conn) -> None:
         out = conn.out
         if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
+            sock = conn.sock
             try:
-                sent = conn.sock.send(data)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
-                sent = 0
-            except ssl.SSLWantReadError:
+                if len(out) == 1:
+                    sent = sock.send(out[0])
+                elif conn.out_len <= JOIN_MAX or self.ssl_context is not None:
+                    # Small pieces: one copy is cheaper than building an iovec.
+                    out = conn.out = [b"".join(out)]
+                    sent = sock.send(out[0])
+                else:
+                    # Large queues (lists of thousands of names) go out without copying.
+                    sent = sock.sendmsg(out[:IOV_MAX])
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError,
+                    ssl.SSLWantReadError):
                 sent = 0
             except OSError as exc:
                 self._drop(conn, f"send failed: {exc.strerror or exc}")
                 return
-            if sent == len(data):
+            if sent == conn.out_len:
                 out.clear()
                 conn.out_len = 0
                 conn.aligned = True
             else:
+                conn.out_len -= sent
+                i = 0
+                while sent >= len(out[i]):
+                    sent -= len(out[i])
+                    i += 1
                 if sent:
-                    conn.aligned = data[sent - 1] == 10
-                    data = data[sent:]
-                conn.out = [data]
-                conn.out_len = len(data)
+                    conn.aligned = out[i][sent - 1] == 10
+                    out[i] = memoryview(out[i])[sent:]
+                elif i:
+                    conn.aligned = True  # every queued piece is whole lines
+                del out[:i]
                 self._want(conn, True)
                 return
         self._want(conn, False)
