@@ -1,0 +1,120 @@
+"""``tcplab analyze`` end to end: views, filters, JSON, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tcplab.cli import main
+from tests.analyze import scenarios
+
+
+@pytest.fixture()
+def capture(tmp_path):
+    return scenarios.anomalies().write(str(tmp_path / "a.pcap"))
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["analyze", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_packet_list(capsys, capture):
+    code, out, err = run(capsys, capture)
+    lines = out.splitlines()
+    assert code == 0 and err == ""
+    assert lines[0].split() == ["No.", "Time", "Source", "Destination", "Protocol", "Length", "Info"]
+    assert len(lines) == 1 + 37
+    assert "10.0.0.1 → 10.0.0.2" in lines[1] and "[SYN] Seq=0 Win=64240" in lines[1]
+    assert "[TCP Dup ACK 5#2]" in lines[8]
+
+
+def test_absolute_numbers(capsys, capture):
+    _, out, _ = run(capsys, capture, "--absolute", "-c", "4")
+    assert "Seq=1001 Ack=5001" in out.splitlines()[4]
+
+
+def test_detail_and_hex(capsys, capture):
+    code, out, _ = run(capsys, capture, "--packet", "10", "--hex")
+    assert code == 0
+    assert out.startswith("Frame 10: 154 bytes on wire (1232 bits)")
+    assert "[Stream index: 0]" in out and "[TCP Fast Retransmission]" in out
+    assert "[Conversation completeness: Complete, WITH_DATA (31)]" in out
+    assert "\n0000  00 00 00 00 00 00 00 00 00 00 00 00 08 00 45 00" in out
+
+
+def test_display_filter_and_json(capsys, capture):
+    code, out, _ = run(capsys, capture, "-Y", "tcp.analysis.retransmission && tcp.port == 80",
+                       "--json")
+    frames = [json.loads(line)["frame.number"] for line in out.splitlines()]
+    assert code == 0 and frames == [10, 13, 30]
+
+
+def test_bad_filter_is_a_clear_error(capsys, capture):
+    code, _, err = run(capsys, capture, "-Y", "tcp.port === ")
+    assert code == 1 and err.startswith("tcplab: error:")
+
+
+def test_summaries_as_json_objects(capsys, capture):
+    code, out, _ = run(capsys, capture, "--json", "--conversations", "--explain")
+    objs = [json.loads(line) for line in out.splitlines()]
+    kinds = [o["summary"] for o in objs if "summary" in o]
+    assert code == 0 and kinds == ["conversations", "explain"]
+    assert sum(1 for o in objs if "frame.number" in o) == 37
+
+
+def test_summary_only_skips_the_list(capsys, capture):
+    code, out, _ = run(capsys, capture, "--conversations")
+    assert code == 0 and "No." not in out.splitlines()[0] and "TCP conversations" in out
+
+
+def test_missing_frame(capsys, capture):
+    code, _, err = run(capsys, capture, "--packet", "999")
+    assert code == 1 and "no frame 999" in err
+
+
+def test_hex_needs_packet(capsys, capture):
+    code, _, err = run(capsys, capture, "--hex")
+    assert code == 1 and "--packet" in err
+
+
+def test_bad_magic_is_a_clear_error(capsys, tmp_path):
+    bad = tmp_path / "notes.pcap"
+    bad.write_text("msg_id,app_protocol\n1,HTTP\n")
+    code, out, err = run(capsys, str(bad))
+    assert code == 1 and out == ""
+    assert err.startswith("tcplab: error: ") and "not a pcap or pcapng file" in err
+    assert "Traceback" not in err
+
+
+def test_truncated_record_is_reported_in_place_after_the_good_packets(capsys, tmp_path, capture):
+    data = Path(capture).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-10])
+    code, out, err = run(capsys, str(cut))
+    lines = out.splitlines()
+    assert code == 1
+    assert len(lines) == 1 + 37 and lines[-1].split()[0] == "37"
+    assert "[Malformed Packet: capture record at byte" in lines[-1]
+    assert "after 36 good packets" in err
+
+
+def test_damaged_packets_inside_a_good_file(capsys, tmp_path):
+    b = scenarios.Builder()
+    b.seg(scenarios.A, scenarios.B, 1, 2, 10, 0, scenarios.S)
+    good = b.frames[0][1]
+    b.raw(b"\x42" + good[1:])  # IHL 2
+    b.raw(good[:32] + b"\x20" + good[33:])  # TCP data offset 2
+    b.raw(good[:30])  # shorter than its headers
+    b.seg(scenarios.A, scenarios.B, 1, 2, 10, 0, scenarios.S)
+    path = b.write(str(tmp_path / "damaged.pcap"))
+    code, out, _ = run(capsys, path)
+    lines = out.splitlines()[1:]
+    assert code == 0 and len(lines) == 5
+    assert "[Malformed Packet: IPv4: header length (IHL)" in lines[1]
+    assert "[Malformed Packet: TCP: data offset" in lines[2]
+    assert "[Malformed Packet: IPv4: total length" in lines[3]
+    assert "[TCP Retransmission]" in lines[4]
