@@ -52,7 +52,12 @@ def test_same_frames_as_dumpcap_capturing_at_the_same_time(tmp_path) -> None:
     assert "0 packets dropped by kernel" in ours_err
     mine, reference = frames(ours_path), frames(theirs_path)
     assert len(reference) >= 50 + 10, "dumpcap saw too little traffic for a meaningful comparison"
-    assert mine == reference
+    # dumpcap announces itself a moment before its socket is live; on a loaded machine it
+    # may miss the first datagrams. Compare from its first frame on: same bytes, same order.
+    assert reference[0] in mine
+    skipped = mine.index(reference[0])
+    assert skipped <= 40, "dumpcap started far too late for a comparison"
+    assert mine[skipped:] == reference
 
 
 def test_loopback_frames_are_kept_once_and_count_stops(tmp_path) -> None:
