@@ -402,6 +402,7 @@ class _Compiler:
         self.tokens = _tokenize(expr, option)
         self.i = 0
         self.depth = 0
+        self.used: set[str] = set()  # every field/protocol name the expression reads
 
     # -- helpers -----------------------------------------------------------------------------
     def err(self, tok: _Tok, message: str, hint: str = "") -> InputError:
@@ -521,6 +522,7 @@ class _Compiler:
 
     def test(self, tok: _Tok) -> Predicate:
         name = tok.text
+        self.used.add(name)
         ftype = self.field_type(name)
         if ftype is None:
             if _parse_int(name) is not None or _ip_int(name.split("/")[0]) is not None:
@@ -560,6 +562,7 @@ class _Compiler:
         if rhs.kind == "op":
             raise self.err(rhs, f"expected a value after {op_tok.text!r}, found {rhs.text!r}")
         if rhs.kind == "word" and self.field_type(rhs.text) not in (None, PROTO, FLAG):
+            self.used.add(rhs.text)
             other_type = self.field_type(rhs.text) or ANY
             other = _field_getter(rhs.text, other_type)
             return _compare_fields(getter, other, op)
@@ -933,9 +936,21 @@ def compile_filter(
 ) -> Callable[[dict], bool]:
     """Compile a display filter once so the per-packet test is a chain of small closures.
 
+    The returned function also carries ``expression`` and ``fields`` (the names it reads).
+
     ``known_fields`` lets a caller admit extra field names its dicts carry (compared loosely,
     as numbers when the literal is a number, else as text); ``option`` names the flag in errors.
     """
     if len(expr) > MAX_EXPRESSION_LENGTH:
         raise InputError(f"{option}: filter is longer than {MAX_EXPRESSION_LENGTH} characters")
-    return _Compiler(expr, option, frozenset(known_fields)).compile()
+    compiler = _Compiler(expr, option, frozenset(known_fields))
+    predicate = compiler.compile()
+    # Callers read these: e.g. the analyzer keeps payload bytes only when a filter needs them.
+    predicate.expression = expr  # type: ignore[attr-defined]
+    predicate.fields = frozenset(compiler.used)  # type: ignore[attr-defined]
+    return predicate
+
+
+def needs_payload(predicate: Callable[[dict], bool]) -> bool:
+    """Whether a compiled filter reads ``tcp.payload`` (dropped by the analyzer unless asked)."""
+    return "tcp.payload" in getattr(predicate, "fields", ())

@@ -100,6 +100,8 @@ def _extra(name: str) -> Any:
 
 def _packets(args: argparse.Namespace, *, payload: bool) -> Iterator[dict]:
     chat = frozenset(args.chat_port) if args.chat_port else CHAT_PORTS
+    # A filter on tcp.payload needs the bytes the analyzer otherwise drops.
+    payload = payload or getattr(args, "filter_needs_payload", False)
     return analyze(args.file, two_pass=not args.one_pass, checksums=not args.no_checksums,
                    absolute=args.absolute, payload=payload, chat_ports=chat,
                    max_packets=args.count)
@@ -139,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     keep = None
     if args.filter:
         keep = _extra("filter").compile_filter(args.filter, option="-Y")
+        args.filter_needs_payload = _extra("filter").needs_payload(keep)
     summaries = args.conversations or args.http or args.explain
     flow = args.flow is not None or args.flow_svg
     show_list = args.list or not (summaries or flow or args.packet is not None)
