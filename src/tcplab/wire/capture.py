@@ -290,7 +290,7 @@ def run_capture(
     with PacketSocket(interface, expression, rcvbuf=rcvbuf) as psock:
         summary.linktype = psock.linktype
         if output is not None:
-            writer = _open_writer(output, psock.linktype, file_format)
+            writer = _open_writer(output, psock.linktype, file_format, interface)
         try:
             summary.started = time.monotonic()
             deadline = summary.started + duration if duration else None
@@ -369,11 +369,14 @@ def _drain(psock: PacketSocket, write: Callable | None, summary: CaptureSummary,
             return
 
 
-def _open_writer(output: str, linktype: int, file_format: str | None) -> object:
-    from tcplab.pcap import open_writer
+def _open_writer(output: str, linktype: int, file_format: str | None, interface: str) -> object:
+    from tcplab.pcap import format_for_path, open_writer
 
+    # pcapng records the interface name, so Wireshark shows "lo" as dumpcap's files do.
+    extra = {"interface_name": interface} if (file_format or format_for_path(output)) == "pcapng" \
+        else {}
     try:
-        return open_writer(output, linktype, format=file_format)
+        return open_writer(output, linktype, format=file_format, **extra)
     except OSError as exc:
         raise InputError(f"{output}: cannot write the capture: {exc.strerror or exc}") from None
 
