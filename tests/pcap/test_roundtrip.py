@@ -291,3 +291,11 @@ def test_fcs_bits_in_the_link_type_field_are_masked() -> None:
     with open_capture(io.BytesIO(header + struct.pack("<IIII", 1, 2, 3, 3) + b"abc")) as r:
         assert r.linktype == 1
         assert [rec.linktype for rec in r] == [1]
+
+
+def test_pcapng_snaplen_zero_means_no_limit() -> None:
+    out = io.BytesIO()
+    with PcapngWriter(out, 1, snaplen=0) as w:
+        w.write(b"z" * 5000, 1)
+    (rec,) = list(open_capture(io.BytesIO(out.getvalue())))
+    assert rec.data == b"z" * 5000

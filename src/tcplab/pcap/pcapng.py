@@ -443,6 +443,8 @@ class PcapngWriter(CaptureWriter):
         e = self._endian
         if not 0 <= linktype <= 0xFFFF:
             raise ValueError(f"link type {linktype} does not fit pcapng's 16-bit field")
+        if not 0 <= snaplen <= 0xFFFFFFFF:
+            raise ValueError(f"snaplen {snaplen} is outside 0..4294967295")
         body = struct.pack(e + "HHI", linktype, 0, snaplen)
         options = b""
         if name:
@@ -451,7 +453,8 @@ class PcapngWriter(CaptureWriter):
             options += _option(e, IF_TSRESOL, bytes((9,)))
         if options:
             body += options + self._end_of_options
-        self._ifaces.append((snaplen, 1 if nanosecond else 1000))
+        # An IDB snaplen of 0 means "no limit" (pcapng §4.2).
+        self._ifaces.append((snaplen or 0xFFFFFFFF, 1 if nanosecond else 1000))
         return _block(e, BLOCK_IDB, body)
 
     def add_interface(
