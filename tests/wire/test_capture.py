@@ -226,3 +226,27 @@ def test_summary_reports_kernel_counters(tmp_path, count: int) -> None:
     assert f"{count} packets captured on lo" in err
     assert "packets received by filter" in err and "0 packets dropped by kernel" in err
     assert out == ""
+
+
+def test_background_capture_hands_errors_to_the_caller() -> None:
+    require_root()
+    from tcplab.errors import InputError
+
+    with pytest.raises(InputError, match="no network interface named 'nosuchif1'"):
+        capture.BackgroundCapture("nosuchif1").start()
+
+
+def test_background_capture_writes_what_happened_around_the_work(tmp_path) -> None:
+    require_root()
+    (port,) = free_ports(1)
+    path = str(tmp_path / "around.pcap")
+    background = capture.BackgroundCapture("lo", path, expression=f"udp dst port {port}").start()
+    udp_burst(port, 7)
+    summary = background.stop(grace=0.2)
+    assert summary.packets == 7 and len(frames(path)) == 7
+
+
+def test_list_interfaces_names_lo() -> None:
+    proc = run_tcplab("capture", "-D")
+    assert proc.returncode == 0
+    assert any(line.endswith(". lo") for line in proc.stdout.splitlines())
