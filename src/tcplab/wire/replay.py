@@ -71,8 +71,9 @@ def steps_from_packets(packets: Iterable[tuple[int, bytes, str | None]]) -> Iter
 
     Consecutive data segments of one message (split at the MSS) become one :class:`Send`.
     """
-    clients: dict[tuple[Endpoint, Endpoint], bool] = {}  # (a, b) → a is the client
-    closed: set[tuple[Endpoint, Endpoint]] = set()
+    # (a, b) → a is the client; only open connections are kept, so memory follows the
+    # number of simultaneously open connections, not the length of the CSV.
+    clients: dict[tuple[Endpoint, Endpoint], bool] = {}
     pending: Send | None = None
     for timestamp_ns, packet, msg_id in packets:
         parsed = _segment(packet)
@@ -85,7 +86,6 @@ def steps_from_packets(packets: Iterable[tuple[int, bytes, str | None]]) -> Iter
                 pending = None
             clients[(src, dst)] = True
             clients[(dst, src)] = False
-            closed.discard((src, dst))
             yield Open(src, dst, timestamp_ns)
             continue
         role = clients.get((src, dst))
@@ -101,11 +101,11 @@ def steps_from_packets(packets: Iterable[tuple[int, bytes, str | None]]) -> Iter
             if pending is not None:
                 yield pending
             pending = Send(client, server, role, payload, msg_id, timestamp_ns)
-        if flags & (tcp.FIN | tcp.RST) and (client, server) not in closed:
+        if flags & (tcp.FIN | tcp.RST):
+            # The first FIN (or RST) closes; the peer's FIN then finds no open connection.
             if pending is not None:
                 yield pending
                 pending = None
-            closed.add((client, server))
             clients.pop((client, server), None)
             clients.pop((server, client), None)
             yield Close(client, server, role, bool(flags & tcp.RST), timestamp_ns)
