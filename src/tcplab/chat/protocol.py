@@ -273,7 +273,12 @@ class ChatCore:
         self._list_cache: tuple[int, bytes] = (-1, b"")
         self._synced_gen = 0
         self._awaiting: dict[int, Session] = {}  # logged in, first list not yet sent
+        # Logged-in clients that asked for join/leave notices (a dict keeps join order), so
+        # a join costs O(deltas clients), not a scan of everyone.
+        self._delta_conns: dict[int, None] = {}
         self._last_due = 0.0
+        # Length of the ONLINE_USERS line, kept up to date so a join never has to build it.
+        self._list_bytes = len(ONLINE_PREFIX)
         self.notes: list[Note] = []
 
     # -- connection lifecycle ------------------------------------------------------------
@@ -290,13 +295,15 @@ class ChatCore:
         if sess is None or sess.key is None:
             return []
         del self.users[sess.key]
+        self._list_bytes -= len(sess.prefix) - 1
         self._awaiting.pop(conn, None)
+        self._delta_conns.pop(conn, None)
         self._by_bytes.pop(sess.prefix[:-2], None)
         self.roster_gen += 1
         self.notes.append(Note("leave", conn, {"nick": sess.nick, "reason": reason,
                                                "online": len(self.users)}))
         notice = system_line(Code.LEFT, f"{sess.nick} left.")
-        return [(s.conn, notice) for s in self.users.values() if s.deltas]
+        return [(c, notice) for c in self._delta_conns]
 
     def close_all(self, text: str = "Server is shutting down.") -> list[Output]:
         """Graceful shutdown: tell every connection why, then close it."""
@@ -415,21 +422,23 @@ class ChatCore:
         sess.bcast_prefix = BROADCAST_MARK + raw + b": "
         self.users[key] = sess
         self._by_bytes[raw] = sess
+        self._list_bytes += len(raw) + 1
+        if sess.deltas:
+            self._delta_conns[conn] = None
         self.roster_gen += 1
         self.notes.append(Note("join", conn, {"nick": nick, "online": len(self.users)}))
         out: list[Output] = [(conn, system_line(
             Code.WELCOME, f"Welcome, {nick}! Usage: 'TargetName: Your Message'; '*: Message' for everyone."))]
         # The newcomer gets a small list at once (the report's client shows it right after
         # connecting); a large one, and everybody else's, goes through due_lists().
-        line = self.online_line()
-        if len(line) <= LIST_INLINE_MAX:
-            out.append((conn, line))
+        if self._list_bytes <= LIST_INLINE_MAX:
+            out.append((conn, self.online_line()))
             sess.list_gen = self.roster_gen
             sess.list_sent_at = now
         else:
             self._awaiting[conn] = sess
         notice = system_line(Code.JOINED, f"{nick} joined.")
-        out.extend((s.conn, notice) for s in self.users.values() if s.deltas and s is not sess)
+        out.extend((c, notice) for c in self._delta_conns if c != conn)
         return out
 
     def _command(self, sess: Session, line: str, now: float) -> list[Output]:
@@ -457,6 +466,8 @@ class ChatCore:
             return [(conn, Close("quit"))]
         if name == "/deltas":
             sess.deltas = True
+            if sess.key is not None:
+                self._delta_conns[conn] = None
             out: list[Output] = [(conn, system_line(
                 Code.DELTAS_ON, "Join/leave notices on: lists are sent only on /users."))]
             if sess.key is not None:
@@ -485,7 +496,7 @@ class ChatCore:
 
     def list_interval(self) -> float:
         """Seconds between two lists to one client, from the cost of a full round."""
-        cost = len(self.users) * len(self.online_line()) / LIST_BYTES_PER_SECOND
+        cost = len(self.users) * self._list_bytes / LIST_BYTES_PER_SECOND
         return min(LIST_MAX_INTERVAL, max(LIST_MIN_INTERVAL, cost))
 
     def due_lists(self, now: float, drained: Callable[[int], bool]) -> list[Output]:
