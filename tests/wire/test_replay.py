@@ -103,3 +103,18 @@ def test_replay_without_capture_needs_no_privilege_and_reports() -> None:
     assert proc.returncode == 0, proc.stderr
     n = sum(1 for _ in read_messages(SAMPLE))
     assert f"replayed  {n} messages" in proc.stdout
+
+
+def test_timing_keeps_the_csv_pauses(tmp_path) -> None:
+    client, server = free_ports(2)
+    csv_path = tmp_path / "timed.csv"
+    csv_path.write_text("msg_id,app_protocol,src_app,dst_app,message,timestamp\n"
+                        "1,HTTP,client_browser,web_server,GET / HTTP/1.1,0.0\n"
+                        "2,HTTP,web_server,client_browser,HTTP/1.1 204 No Content,0.4\n"
+                        "3,HTTP,client_browser,web_server,GET /a HTTP/1.1,0.8\n")
+    options = EncapOptions(style="stream", client_port=client, server_port=server)
+    fast = replay.replay_csv(str(csv_path), options)
+    timed = replay.replay_csv(str(csv_path), options, timing=True, speed=2.0)
+    assert fast.messages == timed.messages == 3
+    assert fast.seconds < 0.3
+    assert 0.35 <= timed.seconds < 3.0, "0.8 s of CSV time at double speed"
