@@ -91,4 +91,4 @@ def test_memory_is_per_conversation_not_per_packet(tmp_path):
     a = Analyzer(link.LINKTYPE_RAW)
     for ts, pkt in b.frames:
         a.feed_frame(pkt, ts)
-    assert len(a.tracker.conversations) == 1 and len(a.tracker._table) == 1
+    assert len(a.tracker.conversations) == 1 and len(a.tracker._table) == 2

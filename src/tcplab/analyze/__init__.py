@@ -93,14 +93,17 @@ class Analyzer:
 
     def feed(self, record: Any) -> dict:
         """Analyse one :class:`tcplab.pcap.Record` (or anything with the same attributes)."""
-        return self.feed_frame(record.data, record.timestamp_ns, orig_len=record.orig_len,
-                               linktype=record.linktype, comment=record.comment,
-                               interface=record.interface)
+        return self._feed(record.data, record.timestamp_ns, record.orig_len, record.linktype,
+                          record.comment, record.interface)
 
     def feed_frame(self, data: bytes, timestamp_ns: int, *, orig_len: int | None = None,
                    linktype: int | None = None, comment: str | None = None,
                    interface: int | None = None) -> dict:
         """Analyse one frame given as bytes plus its capture metadata."""
+        return self._feed(data, timestamp_ns, orig_len, linktype, comment, interface)
+
+    def _feed(self, data: bytes, timestamp_ns: int, orig_len: int | None, linktype: int | None,
+              comment: str | None, interface: int | None) -> dict:
         self.count += 1
         if self._first_ns is None:
             self._first_ns = timestamp_ns
@@ -119,7 +122,8 @@ class Analyzer:
         }
         if comment:
             d["frame.comment"] = comment
-        if interface is not None and self.interfaces and interface < len(self.interfaces):
+        if interface and self.interfaces and interface < len(self.interfaces) or (
+                interface == 0 and self.interfaces):
             name = getattr(self.interfaces[interface], "name", None)
             if name:
                 d["frame.interface_name"] = name

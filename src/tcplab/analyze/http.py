@@ -29,7 +29,10 @@ _METHODS = (b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b
 _REQUEST = re.compile(rb"(GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT|TRACE) (\S{1,8192}) "
                       rb"(HTTP/1\.[01])(?:\r?\n|$)")
 _RESPONSE = re.compile(rb"(HTTP/1\.[01]) ([1-5]\d\d)(?: ([^\r\n]{0,512}))?(?:\r?\n|$)")
-_HEADER = re.compile(rb"^(Host|Content-Length):[ \t]*([^\r\n]{0,1024})", re.IGNORECASE | re.MULTILINE)
+_HOST = re.compile(rb"\nHost:[ \t]*([^\r\n]{0,1024})", re.IGNORECASE)
+_LENGTH = re.compile(rb"\nContent-Length:[ \t]*(\d{1,18})[ \t]*\r?\n", re.IGNORECASE)
+# Headers are looked for in the first few KiB only: one segment's worth, bounded work.
+_HEAD_MAX = 8192
 _FIRST_BYTES = frozenset(m[0] for m in _METHODS) | {ord("H")}
 
 #: How much of a chat segment the Info column shows before eliding.
@@ -37,14 +40,14 @@ CHAT_INFO_MAX = 200
 
 
 def _headers(payload: bytes, d: dict) -> None:
-    head = payload.split(b"\r\n\r\n", 1)[0]
-    for name, value in _HEADER.findall(head):
-        if name.lower() == b"host":
-            d["http.host"] = safe_text(value.decode("latin-1").strip())
-        else:
-            text = value.strip()
-            if text.isdigit():
-                d["http.content_length"] = int(text)
+    end = payload.find(b"\r\n\r\n", 0, _HEAD_MAX)
+    head = payload[: end + 2 if end >= 0 else _HEAD_MAX]
+    m = _HOST.search(head)
+    if m is not None:
+        d["http.host"] = safe_text(m.group(1).decode("latin-1").strip())
+    m = _LENGTH.search(head)
+    if m is not None:
+        d["http.content_length"] = int(m.group(1))
 
 
 def classify(payload: bytes, sport: int, dport: int, d: dict,

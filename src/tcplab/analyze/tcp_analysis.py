@@ -213,7 +213,7 @@ class TcpTracker:
     """
 
     def __init__(self, final: list[FinalState] | None = None) -> None:
-        self._table: dict[tuple, Conversation] = {}
+        self._table: dict[tuple, tuple[Conversation, Flow, Flow]] = {}
         self.conversations: list[Conversation] = []
         self.final = final
 
@@ -241,21 +241,20 @@ class TcpTracker:
 
         ``wscale`` is the window-scale option's shift when the segment carries one.
         """
-        key = (src, sport, dst, dport) if (src, sport) <= (dst, dport) else (dst, dport, src, sport)
-        conv = self._table.get(key)
+        # Keyed by the directed 4-tuple, so one lookup gives the conversation and direction.
+        entry = self._table.get((src, sport, dst, dport))
         aflags = 0
-        if conv is None:
-            conv = self._new(key, src, sport, dst, dport, frame)
-        if conv.a.port == sport and conv.a.addr == src:
+        if entry is None:
+            conv = self._new(src, sport, dst, dport, frame)
             fwd, rev = conv.a, conv.b
         else:
-            fwd, rev = conv.b, conv.a
+            conv, fwd, rev = entry
         syn = flags & SYN
         if syn:
             if not flags & ACK:
                 if fwd.base_set and seq != fwd.base_seq:
                     # A new SYN with another ISN on a known 4-tuple: the ports were reused.
-                    conv = self._new(key, src, sport, dst, dport, frame)
+                    conv = self._new(src, sport, dst, dport, frame)
                     fwd, rev = conv.a, conv.b
                     aflags |= REUSED_PORTS
             elif fwd.base_set and seq != fwd.base_seq:
@@ -326,10 +325,11 @@ class TcpTracker:
         d["tcp.completeness"] = comp
         return aflags
 
-    def _new(self, key: tuple, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
+    def _new(self, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
         conv = Conversation(len(self.conversations), src, sport, dst, dport, frame)
         self.conversations.append(conv)
-        self._table[key] = conv
+        self._table[(src, sport, dst, dport)] = (conv, conv.a, conv.b)
+        self._table[(dst, dport, src, sport)] = (conv, conv.b, conv.a)
         return conv
 
     @staticmethod
