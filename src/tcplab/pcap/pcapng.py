@@ -193,7 +193,8 @@ def iter_blocks(
                         path, base,
                         f"truncated block header: file ends after {n} of {MIN_BLOCK_LEN} bytes",
                     )
-            if buf[pos : pos + 4] == SHB_MAGIC:
+            btype, blen = head_unpack(buf, pos)
+            if btype == BLOCK_SHB:  # a palindrome: reads the same in either byte order
                 bom = buf[pos + 8 : pos + 12]
                 if bom == _BOM_LITTLE:
                     endian = "<"
@@ -209,7 +210,7 @@ def iter_blocks(
                 u32_unpack = struct.Struct(endian + "I").unpack_from
                 epb_unpack = struct.Struct(endian + "IIIII").unpack_from
                 pb_unpack = struct.Struct(endian + "HHIIII").unpack_from
-            btype, blen = head_unpack(buf, pos)
+                blen = u32_unpack(buf, pos + 4)[0]
             if blen < MIN_BLOCK_LEN or blen % 4:
                 raise CaptureFormatError(
                     path, base + pos + 4,
