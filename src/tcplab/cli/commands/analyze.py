@@ -42,9 +42,9 @@ Dissect every packet of a capture (classic pcap or pcapng, as written by Wiresha
 tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, HTTP and chat lines.
 TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
 sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
-analysis tags, and conversation completeness. The file is read twice (like 'tshark -2')
-so values that depend on the whole conversation are final on every packet; memory stays
-flat however large the file."""
+analysis tags, and conversation completeness. For JSON, the detail view and summaries the
+file is read twice (like 'tshark -2') so values that depend on the whole conversation
+are final on every packet; memory stays flat however large the file."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -81,9 +81,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="raw sequence/ack numbers in the Info column (tcp.seq stays relative)")
     opts.add_argument("--no-checksums", action="store_true",
                       help="skip IP/TCP/UDP checksum verification (faster)")
-    opts.add_argument("--one-pass", action="store_true",
-                      help="read the file once (completeness is then the value so far, as in "
-                           "a live capture); works on pipes")
+    passes = opts.add_mutually_exclusive_group()
+    passes.add_argument("-2", "--two-pass", action="store_true",
+                        help="read the file twice like 'tshark -2' even for the plain list "
+                             "(the default for --json, --packet and summaries)")
+    passes.add_argument("--one-pass", action="store_true",
+                        help="read the file once, like 'tshark -r' (the default for the plain "
+                             "list): completeness is then the value so far, as in a live capture")
     opts.add_argument("--chat-port", metavar="PORT", type=port_number, action="append",
                       help=f"port whose payload is shown as chat lines (default {min(CHAT_PORTS)}; "
                            "repeatable)")
