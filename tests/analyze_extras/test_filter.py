@@ -172,3 +172,12 @@ def test_fast_path_agrees_with_the_general_path(monkeypatch: pytest.MonkeyPatch)
             assert f(d) == g(d), (expr, d)
 
     check()
+
+
+def test_repeated_fields_are_lists_of_values() -> None:
+    d = {"tcp.srcport": 1, "tcp.options.sack_le": [100, 200], "tcp.options.sack_perm": True}
+    assert compile_filter("tcp.options.sack_le == 200")(d)
+    assert compile_filter("tcp.options.sack_le > 150")(d)
+    assert not compile_filter("tcp.options.sack_le != 100")(d)  # != means all differ
+    assert compile_filter("tcp.options.sack_le !== 100")(d)
+    assert compile_filter("tcp.options.sack_perm")(d)

@@ -64,6 +64,12 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "_ws.col.Info": (STR, None),
     "_ws.col.protocol": (STR, None),
     "_ws.col.info": (STR, None),
+    "_ws.col.Source": (STR, None),
+    "_ws.col.Destination": (STR, None),
+    "_ws.expert": (STR, None),
+    "frame.interface_name": (STR, None),
+    "icmp.type": (UINT, _U8),
+    "icmp.code": (UINT, _U8),
     "eth.src": (STR, None),
     "eth.dst": (STR, None),
     "eth.type": (UINT, _U16),
@@ -126,6 +132,11 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "tcp.options.wscale.shift": (UINT, _U8),
     "tcp.options.timestamp.tsval": (UINT, _U32),
     "tcp.options.timestamp.tsecr": (UINT, _U32),
+    "tcp.options.wscale.multiplier": (UINT, None),
+    "tcp.options.sack_perm": (FLAG, None),
+    "tcp.options.sack_le": (UINT, _U32),
+    "tcp.options.sack_re": (UINT, _U32),
+    "tcp.checksum_calculated": (UINT, _U16),
     "tcp.time_relative": (FLOAT, None),
     "tcp.time_delta": (FLOAT, None),
     "tcp.completeness": (UINT, _U8),
@@ -346,7 +357,10 @@ def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
 
     def get_one(d: Packet) -> tuple:
         v = d.get(name)
-        return () if v is None else (v,)
+        if v is None:
+            return ()
+        # Repeated fields (SACK block edges) are lists: each element is one value.
+        return tuple(v) if isinstance(v, list) else (v,)
 
     return get_one
 
