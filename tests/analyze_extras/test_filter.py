@@ -181,3 +181,15 @@ def test_repeated_fields_are_lists_of_values() -> None:
     assert not compile_filter("tcp.options.sack_le != 100")(d)  # != means all differ
     assert compile_filter("tcp.options.sack_le !== 100")(d)
     assert compile_filter("tcp.options.sack_perm")(d)
+
+
+def test_every_field_the_analyzer_writes_can_be_filtered(tmp_path) -> None:
+    """What `--json` shows a user must be usable in -Y (internal `_` keys aside)."""
+    from tcplab.analyze import analyze
+    from tests.analyze_extras.captures import mixed_packets, write_pcap
+
+    path = write_pcap(tmp_path / "m.pcap", mixed_packets())
+    known = set(known_field_names())
+    keys = {k for d in analyze(path) for k in d if not k.startswith("_") or k.startswith("_ws.")}
+    keys -= {"http.request", "http.response"} & known  # protocol-style presence names
+    assert keys - known == set()
