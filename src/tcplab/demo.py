@@ -196,7 +196,10 @@ class Demo:
         from tcplab.chat.server import ChatServer
 
         self.heading("Part 2 · the chat: five users, scenarios A–F")
-        server = ChatServer("127.0.0.1", 0)
+        try:
+            server = ChatServer("127.0.0.1", 55555)  # the report's port, when it is free
+        except EnvironmentProblem:
+            server = ChatServer("127.0.0.1", 0)
         port = server.port
         thread = threading.Thread(target=server.serve_forever, name="demo-chat-server", daemon=True)
         thread.start()
@@ -212,9 +215,10 @@ class Demo:
         if captured:
             self.produced(capture_path, "live capture of the chat session (scenarios A–F)")
             self.heading("Part 2 · the chat traffic, analyzed")
-            self.run("analyze", str(capture_path), "-Y", "tcp.len > 0", limit=16)
+            chat = ("--chat-port", str(port))
+            self.run("analyze", str(capture_path), "-Y", "tcp.len > 0", *chat, limit=16)
             self.say()
-            self.run("analyze", str(capture_path), "--conversations")
+            self.run("analyze", str(capture_path), "--conversations", *chat)
 
     def _scenarios(self, port: int) -> None:
         from tcplab.chat.client import (
