@@ -90,6 +90,7 @@ class Analyzer:
         self.tracker = TcpTracker(final)
         self.count = 0
         self._first_ns: int | None = None
+        self._if_names: list[str | None] = []
 
     def feed(self, record: Any) -> dict:
         """Analyse one :class:`tcplab.pcap.Record` (or anything with the same attributes)."""
@@ -104,17 +105,18 @@ class Analyzer:
 
     def _feed(self, data: bytes, timestamp_ns: int, orig_len: int | None, linktype: int | None,
               comment: str | None, interface: int | None) -> dict:
-        self.count += 1
-        if self._first_ns is None:
-            self._first_ns = timestamp_ns
+        count = self.count = self.count + 1
+        first = self._first_ns
+        if first is None:
+            first = self._first_ns = timestamp_ns
         lt = self.linktype if linktype is None else linktype
         if lt is None:
             raise ValueError("no link type: pass linktype to Analyzer() or feed_frame()")
         cap = len(data)
         d: dict[str, Any] = {
-            "frame.number": self.count,
+            "frame.number": count,
             "frame.time_epoch": timestamp_ns / 1e9,
-            "frame.time_relative": (timestamp_ns - self._first_ns) / 1e9,
+            "frame.time_relative": (timestamp_ns - first) / 1e9,
             "frame.len": cap if orig_len is None else orig_len,
             "frame.cap_len": cap,
             "_raw": data,
@@ -122,9 +124,8 @@ class Analyzer:
         }
         if comment:
             d["frame.comment"] = comment
-        if interface and self.interfaces and interface < len(self.interfaces) or (
-                interface == 0 and self.interfaces):
-            name = getattr(self.interfaces[interface], "name", None)
+        if interface is not None and self.interfaces:
+            name = self._interface_name(interface)
             if name:
                 d["frame.interface_name"] = name
         seg = _dissect.dissect(data, lt, d, orig_len=orig_len, checksums=self.checksums)
@@ -133,7 +134,7 @@ class Analyzer:
                 d["_ws.col.Source"] = d["_ws.col.Destination"] = ""
             return d
         aflags = self.tracker.process(
-            d, self.count, timestamp_ns, seg.src, seg.dst, seg.sport, seg.dport, seg.seq,
+            d, count, timestamp_ns, seg.src, seg.dst, seg.sport, seg.dport, seg.seq,
             seg.ack, seg.flags, seg.seglen, seg.window, seg.wscale)
         if aflags:
             for bit, field in FIELD_OF_FLAG.items():
@@ -143,16 +144,24 @@ class Analyzer:
                 # Wireshark files fast and spurious retransmissions under
                 # tcp.analysis.retransmission too (the Info column shows only the specific tag).
                 d["tcp.analysis.retransmission"] = True
-        if not _dissect.app_layer(d, seg, aflags, self.chat_ports):
+        if seg.seglen and _dissect.app_layer(d, seg, aflags, self.chat_ports):
+            d["frame.protocols"] += ":" + d["_ws.col.Protocol"].lower()
+        else:
             d["_ws.col.Protocol"] = "TCP"
             d["_ws.col.Info"] = _dissect.tcp_info(d, seg, aflags, absolute=self.absolute)
             if seg.seglen:
                 d["frame.protocols"] += ":data"
-        else:
-            d["frame.protocols"] += ":" + d["_ws.col.Protocol"].lower()
-        if not self.payload:
-            d.pop("tcp.payload", None)
+        if not self.payload and seg.seglen:
+            del d["tcp.payload"]
         return d
+
+    def _interface_name(self, index: int) -> str | None:
+        names = self._if_names
+        if index >= len(names):  # pcapng files may describe interfaces as they go
+            names[:] = [getattr(i, "name", None) for i in self.interfaces or ()]
+            if index >= len(names):
+                return None
+        return names[index]
 
 
 def _open(path: str | os.PathLike[str]) -> Any:

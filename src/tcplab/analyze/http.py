@@ -62,7 +62,9 @@ def classify(payload: bytes, sport: int, dport: int, d: dict,
     if payload[0] in _FIRST_BYTES:
         m = _REQUEST.match(payload)
         if m is not None:
-            method, uri, version = (g.decode("latin-1") for g in m.groups())
+            method = m.group(1).decode()
+            uri = m.group(2).decode("latin-1")
+            version = m.group(3).decode()
             d["http.request"] = True
             d["http.request.method"] = method
             d["http.request.uri"] = safe_text(uri)

@@ -289,54 +289,7 @@ class TcpTracker:
         else:
             conv.completeness |= bits
 
-        aflags = self._sequence_analysis(fwd, rev, conv, frame, ts_ns, seq, ack, flags, seglen,
-                                          window, aflags, d)
-        fwd.packets += 1
-        fwd.bytes += seglen
-
-        final = self.final
-        if final is not None and conv.stream < len(final):
-            f = final[conv.stream]
-            if fwd is conv.a:
-                fbase, rbase, scale = f.a_base, f.b_base, f.a_scale
-            else:
-                fbase, rbase, scale = f.b_base, f.a_base, f.b_scale
-            comp = displayed_completeness(f.completeness, f.first_bits, f.first_frame == frame)
-        else:
-            fbase, rbase, scale = fwd.base_seq, rev.base_seq, fwd.win_scale
-            comp = conv.completeness | conv.first_bits
-        d["tcp.stream"] = conv.stream
-        # Relative numbers: SYN carries the ISN; otherwise the first segment seen is seq 1.
-        d["tcp.seq"] = (seq - fbase) & _M32
-        nxt = seq + seglen + (1 if flags & (SYN | FIN) else 0)
-        d["tcp.nxtseq"] = (nxt - fbase) & _M32
-        if flags & ACK:
-            d["tcp.ack"] = (ack - rbase) & _M32
-        else:
-            d["tcp.ack"] = ack  # tshark 4.0 shows the raw number when the ACK bit is clear
-        if syn:
-            d["tcp.window_size"] = window  # never scaled on a SYN (RFC 7323 §2.2)
-        elif scale < 0:
-            d["tcp.window_size"] = window
-            d["tcp.window_size_scalefactor"] = scale
-        else:
-            d["tcp.window_size"] = window << scale
-            d["tcp.window_size_scalefactor"] = 1 << scale
-        d["tcp.completeness"] = comp
-        return aflags
-
-    def _new(self, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
-        conv = Conversation(len(self.conversations), src, sport, dst, dport, frame)
-        self.conversations.append(conv)
-        self._table[(src, sport, dst, dport)] = (conv, conv.a, conv.b)
-        self._table[(dst, dport, src, sport)] = (conv, conv.b, conv.a)
-        return conv
-
-    @staticmethod
-    def _sequence_analysis(fwd: Flow, rev: Flow, conv: Conversation, frame: int, ts_ns: int,
-                           seq: int, ack: int, flags: int, seglen: int, window: int,
-                           aflags: int, d: dict) -> int:
-        """packet-tcp.c ``tcp_analyze_sequence_number()``, rule for rule."""
+        # --- packet-tcp.c tcp_analyze_sequence_number(), rule for rule ---
         if not fwd.base_set:
             fwd.base_seq = seq if flags & SYN else (seq - 1) & _M32
             fwd.base_set = True
@@ -428,4 +381,43 @@ class TcpTracker:
         fwd.lastack = ack
         fwd.lastacktime = ts_ns
         fwd.lastsegmentflags = aflags
+        fwd.packets += 1
+        fwd.bytes += seglen
+
+        final = self.final
+        if final is not None and conv.stream < len(final):
+            f = final[conv.stream]
+            if fwd is conv.a:
+                fbase, rbase, scale = f.a_base, f.b_base, f.a_scale
+            else:
+                fbase, rbase, scale = f.b_base, f.a_base, f.b_scale
+            comp = displayed_completeness(f.completeness, f.first_bits, f.first_frame == frame)
+        else:
+            fbase, rbase, scale = fwd.base_seq, rev.base_seq, fwd.win_scale
+            comp = conv.completeness | conv.first_bits
+        d["tcp.stream"] = conv.stream
+        # Relative numbers: SYN carries the ISN; otherwise the first segment seen is seq 1.
+        d["tcp.seq"] = (seq - fbase) & _M32
+        nxt = seq + seglen + (1 if flags & (SYN | FIN) else 0)
+        d["tcp.nxtseq"] = (nxt - fbase) & _M32
+        if flags & ACK:
+            d["tcp.ack"] = (ack - rbase) & _M32
+        else:
+            d["tcp.ack"] = ack  # tshark 4.0 shows the raw number when the ACK bit is clear
+        if syn:
+            d["tcp.window_size"] = window  # never scaled on a SYN (RFC 7323 §2.2)
+        elif scale < 0:
+            d["tcp.window_size"] = window
+            d["tcp.window_size_scalefactor"] = scale
+        else:
+            d["tcp.window_size"] = window << scale
+            d["tcp.window_size_scalefactor"] = 1 << scale
+        d["tcp.completeness"] = comp
         return aflags
+
+    def _new(self, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
+        conv = Conversation(len(self.conversations), src, sport, dst, dport, frame)
+        self.conversations.append(conv)
+        self._table[(src, sport, dst, dport)] = (conv, conv.a, conv.b)
+        self._table[(dst, dport, src, sport)] = (conv, conv.b, conv.a)
+        return conv
