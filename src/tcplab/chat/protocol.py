@@ -120,12 +120,15 @@ class LineFramer:
     :data:`OVERLONG` once and the rest of it is discarded as it streams in.
     """
 
-    __slots__ = ("max_line", "_buf", "_discarding")
+    __slots__ = ("max_line", "_buf", "_discarding", "ascii")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
         self.max_line = max_line
         self._buf = b""
         self._discarding = False
+        #: True when everything the last feed() returned is ASCII (hence valid UTF-8), which
+        #: lets the caller skip decoding line by line in the common case.
+        self.ascii = True
 
     @property
     def buffered(self) -> int:
@@ -136,6 +139,7 @@ class LineFramer:
         """Return the complete lines in ``data`` (without ``\\n``/``\\r\\n``), OVERLONG for each overlong one."""
         if self._buf:
             data = self._buf + data
+        self.ascii = data.isascii()
         lines: list[bytes | None] = data.split(b"\n")  # type: ignore[assignment]
         rest: bytes = lines.pop()  # type: ignore[assignment]
         if self._discarding:
@@ -333,6 +337,7 @@ class ChatCore:
             sess.tokens = tokens if tokens < lim.burst else lim.burst
             sess.stamp = now
         by_bytes = self._by_bytes
+        check_utf8 = not sess.framer.ascii
         for line in lines:
             if rate > 0.0:
                 if sess.tokens < 1.0:
@@ -354,13 +359,14 @@ class ChatCore:
                     Code.LINE_TOO_LONG, f"Line too long (max {lim.max_line} bytes); discarded.")))
                 self.notes.append(Note("error", conn, {"code": Code.LINE_TOO_LONG}))
                 continue
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                out.append((conn, system_line(
-                    Code.INVALID_UTF8, f"Invalid UTF-8 at byte {exc.start} of the line; discarded.")))
-                self.notes.append(Note("error", conn, {"code": Code.INVALID_UTF8}))
-                continue
+            if check_utf8:
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    out.append((conn, system_line(
+                        Code.INVALID_UTF8, f"Invalid UTF-8 at byte {exc.start} of the line; discarded.")))
+                    self.notes.append(Note("error", conn, {"code": Code.INVALID_UTF8}))
+                    continue
             if line[:1] == b"/":
                 out.extend(self._command(sess, line.decode().strip(), now))
                 if sess.closing:
