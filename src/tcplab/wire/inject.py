@@ -104,6 +104,8 @@ class InjectSummary:
     capture: capture_mod.CaptureSummary | None
     capture_path: str | None
     notes: list[str] = field(default_factory=list)
+    #: Set when frames went straight onto a device (``--device``), not through a raw IP socket.
+    device: str | None = None
 
     def lines(self) -> list[str]:
         s = self.send
@@ -126,6 +128,13 @@ class InjectSummary:
                     "so the receiving kernel refuses each one (RFC 9293 §3.10.7.1), as in "
                     "the report's capture"
                 )
+        if self.device and w is not None and not w.rst_answers and w.captured_ours:
+            out.append(
+                f"no RST    frames written straight onto {self.device} carry no route, and Linux "
+                "drops 127.0.0.0/8 traffic arriving that way as martian (unless "
+                "net.ipv4.conf.lo.route_localnet=1): the stack never saw them. Leave out "
+                "--device for the report's experiment"
+            )
         if self.capture is not None:
             out.append(f"kernel    {self.capture.kernel_dropped:,} frames dropped by the capture")
         if self.capture_path:
@@ -238,7 +247,7 @@ def inject(
     on_sent: Callable[[int, bytes], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     grace: float = 0.3,
-    sender: rawsock.RawSender | None = None,
+    sender: rawsock.RawSender | rawsock.DeviceSender | None = None,
 ) -> InjectSummary:
     """Send every packet ``source()`` yields, optionally capturing and counting the RSTs.
 
@@ -267,4 +276,5 @@ def inject(
             capture_summary = background.stop(grace) if background is not None else None
     if summary.packets == 0:
         notes.append("note      the input held no packets to send")
-    return InjectSummary(summary, watcher, capture_summary, capture_path, notes)
+    device = sender.device if isinstance(sender, rawsock.DeviceSender) else None
+    return InjectSummary(summary, watcher, capture_summary, capture_path, notes, device)

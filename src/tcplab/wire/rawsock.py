@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tcplab.errors import EnvironmentProblem, InputError
-from tcplab.packet import ipv4
+from tcplab.packet import ipv4, link
+
+ARPHRD_LOOPBACK = 772  # sll_hatype of a loopback device (linux/if_arp.h)
 
 #: Sleeping is pointless for gaps shorter than this: the scheduler wakes us later anyway.
 SLEEP_GRANULARITY = 0.001
@@ -142,6 +144,82 @@ def _send_problem(exc: OSError, address: str, size: int) -> Exception:
     return EnvironmentProblem(f"sending to {address} failed: {exc.strerror or exc}")
 
 
+class DeviceSender:
+    """Write IP packets straight onto a loopback device with ``AF_PACKET`` (as tcpreplay does).
+
+    The kernel then touches nothing at all — no route lookup, no length/checksum/ID
+    rewrite — and skips the IP output path, which makes it the faster way onto ``lo``
+    and the same path ``tcpreplay -i lo`` takes. The price: a frame that arrives on a
+    device carries no route, and Linux drops 127.0.0.0/8 packets arriving that way as
+    martians (``route_localnet`` is off by default), so the stack never answers them —
+    captures see the segments, but no RST comes back. Only loopback devices are accepted:
+    a real NIC would need the next hop's MAC address, which is ARP's business, not ours.
+    """
+
+    def __init__(self, device: str = "lo") -> None:
+        self.device = device
+        self.retries = 0
+        self._sock: socket.socket | None = None
+        self._headers = {4: link.header_for(link.LINKTYPE_ETHERNET, 4),
+                         6: link.header_for(link.LINKTYPE_ETHERNET, 6)}
+
+    def open(self, version: int = 4) -> None:
+        if self._sock is not None:
+            return
+        if getattr(socket, "AF_PACKET", None) is None:
+            raise EnvironmentProblem("--device needs Linux AF_PACKET sockets; leave it out to "
+                                     "send through a raw IP socket instead")
+        try:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except PermissionError as exc:
+            raise EnvironmentProblem(
+                f"sending on {self.device} {RAW_PERMISSION_HINT} ({exc.strerror})") from None
+        try:
+            sock.bind((self.device, 0))
+            hatype = sock.getsockname()[3]
+        except OSError as exc:
+            sock.close()
+            raise InputError(f"no network interface named {self.device!r} "
+                             f"({exc.strerror or exc})") from None
+        if hatype != ARPHRD_LOOPBACK:
+            sock.close()
+            raise InputError(f"--device {self.device}: only loopback devices can take frames "
+                             "without a next-hop MAC address; use lo, or leave --device out")
+        self._sock = sock
+
+    def send(self, packet: bytes) -> None:
+        if self._sock is None:
+            self.open()
+        version = packet[0] >> 4 if packet else 0
+        header = self._headers.get(version)
+        if header is None:
+            raise InputError(f"not an IPv4/IPv6 packet (version {version}, {len(packet)} bytes)")
+        frame = header + packet
+        for _attempt in range(MAX_RETRIES):
+            try:
+                self._sock.send(frame)  # type: ignore[union-attr]
+                return
+            except OSError as exc:
+                if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
+                    self.retries += 1
+                    time.sleep(ENOBUFS_BACKOFF)
+                    continue
+                raise _send_problem(exc, self.device, len(packet)) from None
+        raise EnvironmentProblem(f"{self.device} kept refusing frames (no buffer space) after "
+                                 f"{MAX_RETRIES} retries")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> DeviceSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Pacer:
     """Hold each packet until its slot: ``rate`` packets/s or one per ``interval`` seconds.
 
@@ -185,7 +263,7 @@ class SendSummary:
 
 def send_all(
     packets: Iterable[bytes],
-    sender: RawSender,
+    sender: RawSender | DeviceSender,
     *,
     rate: float | None = None,
     interval: float | None = None,
