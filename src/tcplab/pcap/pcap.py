@@ -238,8 +238,9 @@ class PcapWriter(CaptureWriter):
         try:
             head = self._pack(sec, frac // self._frac_div, caplen, orig_len)
         except struct.error:
-            raise timestamp_error(timestamp_ns, "classic pcap") if not 0 <= sec <= 0xFFFFFFFF else \
-                ValueError(f"original length {orig_len} is not a 32-bit unsigned value") from None
+            if not 0 <= sec <= 0xFFFFFFFF:
+                raise timestamp_error(timestamp_ns, "classic pcap") from None
+            raise ValueError(f"original length {orig_len} is not a 32-bit unsigned value") from None
         buf = self._buf
         buf += head
         buf += data

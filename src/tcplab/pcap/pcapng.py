@@ -498,8 +498,9 @@ class PcapngWriter(CaptureWriter):
         try:
             head = self._epb(BLOCK_EPB, total, interface, ts >> 32, ts & 0xFFFFFFFF, caplen, orig_len)
         except struct.error:
-            raise timestamp_error(timestamp_ns, "pcapng") if ts >> 64 else \
-                ValueError(f"original length {orig_len} is not a 32-bit unsigned value") from None
+            if ts >> 64:
+                raise timestamp_error(timestamp_ns, "pcapng") from None
+            raise ValueError(f"original length {orig_len} is not a 32-bit unsigned value") from None
         buf = self._buf
         buf += head
         buf += data
