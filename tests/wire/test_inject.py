@@ -190,3 +190,21 @@ def test_ipv6_segments_go_out_as_built_and_are_refused(tmp_path) -> None:
     flags = [inject._tcp_tuple(p)[1] for p in captured]  # type: ignore[index]
     assert [p for p, f in zip(captured, flags) if not f & tcp.RST] == expected
     assert sum(1 for f in flags if f & tcp.RST) == len(expected)
+
+
+def test_stop_request_is_honoured_promptly_when_paced() -> None:
+    class Collect:
+        retries = 0
+
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def send(self, packet: bytes) -> None:
+            self.sent.append(packet)
+
+    lo = ipv4.addr("127.0.0.1")
+    packet = stack.tcp_packet(lo, lo, 1, 2, b"x", identification=1)
+    sink = Collect()
+    summary = rawsock.send_all(iter([packet] * 1000), sink, interval=0.001,  # type: ignore[arg-type]
+                               should_stop=lambda: len(sink.sent) >= 3)
+    assert summary.packets == 3

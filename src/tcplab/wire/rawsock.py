@@ -277,15 +277,16 @@ def send_all(
     summary = SendSummary()
     send = sender.send
     limit = count if count is not None else -1
+    check_mask = 0 if pacer.gap else 0xFF
     sent = nbytes = rewritten = 0
     start = time.perf_counter()
     try:
         for packet in packets:
             if sent == limit:
                 break
-            # Checked every 256 packets: a stop request is honoured within microseconds
-            # without a function call per packet at full speed.
-            if should_stop is not None and not sent & 0xFF and should_stop():
+            # At full speed checked every 256 packets (a stop is still honoured within
+            # microseconds, without a call per packet); when paced, before every packet.
+            if should_stop is not None and not sent & check_mask and should_stop():
                 break
             if pacer.gap:
                 pacer.wait(sent)
