@@ -50,7 +50,7 @@ def completeness_bits(value: int) -> list[str]:
     return [name for bit, name in _BIT_NAMES if value & bit]
 
 
-@dataclass
+@dataclass(slots=True)
 class ConversationSummary:
     """One TCP stream as the conversations table shows it (A → B and B → A counters)."""
 
@@ -83,7 +83,7 @@ class ConversationSummary:
     retransmissions: int = 0
     data_answered_by_rst: int = 0
     verdict: str = ""
-    _pending_data_from: str = field(default="", repr=False)
+    pending_data_from: str = field(default="", repr=False)  # "a"/"b": data awaiting an answer
 
     @property
     def endpoint_a(self) -> str:
@@ -107,7 +107,7 @@ class ConversationSummary:
         self.payload_ab, self.payload_ba = self.payload_ba, self.payload_ab
         self.fin_a, self.fin_b = self.fin_b, self.fin_a
         self.rst_a, self.rst_b = self.rst_b, self.rst_a
-        self._pending_data_from = {"a": "b", "b": "a"}.get(self._pending_data_from, "")
+        self.pending_data_from = {"a": "b", "b": "a"}.get(self.pending_data_from, "")
 
 
 def _endpoint(address: str, port: int) -> str:
@@ -166,7 +166,7 @@ class ConversationTable:
             else:
                 conv.data_ba += 1
                 conv.payload_ba += payload
-            conv._pending_data_from = side
+            conv.pending_data_from = side
         if d.get("tcp.analysis.retransmission") or d.get("tcp.analysis.fast_retransmission"):
             conv.retransmissions += 1
         if fin:
@@ -179,9 +179,9 @@ class ConversationTable:
                 conv.rst_a += 1
             else:
                 conv.rst_b += 1
-            if conv._pending_data_from == other:
+            if conv.pending_data_from == other:
                 conv.data_answered_by_rst += 1
-            conv._pending_data_from = ""
+            conv.pending_data_from = ""
         if d.get("tcp.completeness") is not None:
             # The last packet's value: what Wireshark shows once the whole stream is seen.
             conv.completeness = int(d["tcp.completeness"])

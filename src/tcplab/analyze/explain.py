@@ -165,7 +165,7 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Stream:
     """What explanations need about one conversation beyond the conversations table."""
 
@@ -178,7 +178,8 @@ class _Stream:
     rst_frames: list[int] = field(default_factory=list)
     rst_seq_raws: set[int] = field(default_factory=set)
     rst_seq_rel: int | None = None
-    rst_delays: list[float] = field(default_factory=list)
+    rst_delay_sum: float = 0.0
+    rst_delay_count: int = 0
     fin_frames: list[int] = field(default_factory=list)
     last_data_time: float | None = None
     last_data_from: str = ""
@@ -306,8 +307,9 @@ class Explainer:
                 s.rst_seq_raws.add(int(d["tcp.seq_raw"]))
             if s.rst_seq_rel is None and d.get("tcp.seq") is not None:
                 s.rst_seq_rel = int(d["tcp.seq"])
-            if s.last_data_time is not None and s.last_data_from != src and len(s.rst_delays) < 1000:
-                s.rst_delays.append(t - s.last_data_time)
+            if s.last_data_time is not None and s.last_data_from != src:
+                s.rst_delay_sum += t - s.last_data_time
+                s.rst_delay_count += 1
             s.last_data_time = None
         if flags & FIN and len(s.fin_frames) < 4:
             s.fin_frames.append(frame)
@@ -448,8 +450,8 @@ class Explainer:
                 f"{lengths[0]}–{lengths[-1]} bytes")
         combos = sorted(flags_text(f) for f in s.data_flags) or ["data"]
         delay = ""
-        if s.rst_delays:
-            avg = sum(s.rst_delays) / len(s.rst_delays)
+        if s.rst_delay_count:
+            avg = s.rst_delay_sum / s.rst_delay_count
             delay = f", on average {avg * 1000:.3f} ms later"
         text = (
             f"Stream {c.stream}: {safe_text(c.endpoint_a)} sent "
