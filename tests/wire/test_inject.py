@@ -208,3 +208,25 @@ def test_stop_request_is_honoured_promptly_when_paced() -> None:
     summary = rawsock.send_all(iter([packet] * 1000), sink, interval=0.001,  # type: ignore[arg-type]
                                should_stop=lambda: len(sink.sent) >= 3)
     assert summary.packets == 3
+
+
+def test_ctrl_c_ends_an_endless_loop_with_a_summary(tmp_path) -> None:
+    require_root()
+    import signal
+    import subprocess
+
+    from tests.wire.helpers import TIMEOUT, tcplab_cmd
+
+    client, server = free_ports(2)
+    csv_path = tmp_path / "seed.csv"
+    csv_path.write_text(CSV_TEXT)
+    proc = subprocess.Popen(tcplab_cmd("inject", str(csv_path), "--loop", "0", "--interval",
+                                       "0.01", "--client-port", str(client), "--server-port",
+                                       str(server)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert "stopped by signal" in err
+    assert "answered by RST" in out
