@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import os
 import select
 import socket
 import struct
@@ -392,10 +391,6 @@ def _open_writer(output: str, linktype: int, file_format: str | None, interface:
 def interfaces() -> list[str]:
     """Names of the network interfaces, for ``--list-interfaces`` and error messages."""
     return _interface_names()
-
-
-def is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 class BackgroundCapture:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from tcplab.cli.common import add_command, non_negative_float, port_number, positive_int
+from tcplab.cli.common import add_command, port_number, positive_float, positive_int
 
 ORDER = 40
 
@@ -42,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=("pcap", "pcapng"), default=None,
                         help="file format (default: from the file name)")
     parser.add_argument("-c", "--count", type=positive_int, help="stop after this many packets")
-    parser.add_argument("--duration", type=non_negative_float, metavar="SECONDS",
+    parser.add_argument("--duration", type=positive_float, metavar="SECONDS",
                         help="stop after this many seconds")
     parser.add_argument("--port", type=port_number, action="append", default=[],
                         help="only this TCP/UDP port (repeat for several)")
