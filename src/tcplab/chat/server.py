@@ -330,23 +330,22 @@ class ChatServer:
     # -- writing -------------------------------------------------------------------------
 
     def _apply(self, outputs: Iterable[tuple[int, bytes | Close]]) -> None:
-        conns = self._conns
-        dirty = self._dirty
+        conns = self._conns  # dropped connections leave this dict at once
+        mark_dirty = self._dirty.add
         limit = self.max_output
         for cid, item in outputs:
             conn = conns.get(cid)
-            if conn is None or conn.dead:
+            if conn is None:
                 continue
             if item.__class__ is bytes:
-                if conn.fin_sent:
-                    continue
-                size = len(item)  # type: ignore[arg-type]
-                if conn.out_len + size > limit and conn.out_len:
+                queued = conn.out_len
+                total = queued + len(item)  # type: ignore[arg-type]
+                if total > limit and queued:
                     self._overflow(conn, item)  # type: ignore[arg-type]
-                    continue
-                conn.out.append(item)  # type: ignore[arg-type]
-                conn.out_len += size
-                dirty.add(conn)
+                elif not conn.fin_sent:
+                    conn.out.append(item)  # type: ignore[arg-type]
+                    conn.out_len = total
+                    mark_dirty(conn)
             else:
                 self._close(conn, item.reason)  # type: ignore[union-attr]
 
