@@ -141,7 +141,7 @@ def shape_packets(shapes: dict[str, list[str]] = SHAPES) -> list[tuple[float, by
 _INT, _FLOAT, _STR, _FLAG, _BYTES = int, float, str, "flag", bytes
 EXPORT_FIELDS: dict[str, object] = {
     "frame.number": _INT, "frame.len": _INT, "frame.time_epoch": _FLOAT,
-    "frame.time_relative": _FLOAT, "frame.comment": _STR,
+    "frame.time_relative": _FLOAT, "frame.comment": _STR, "frame.protocols": _STR,
     "ip.src": _STR, "ip.dst": _STR, "ip.proto": _INT, "ip.ttl": _INT, "ip.len": _INT,
     "ip.id": _INT,
     "ipv6.src": _STR, "ipv6.dst": _STR,

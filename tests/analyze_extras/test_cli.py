@@ -37,6 +37,8 @@ def frames_of(json_lines: str) -> list[int]:
     "tcp.payload contains \"GET\"",
     "tcp.analysis.flags && tcp.stream == 4",
     "tcp.checksum.status == 0",
+    "dns || tcp.flags.syn == 1",
+    "tcp.analysis.flags",
 ])
 def test_display_filter_selects_what_tshark_selects(capsys, mixed, expr: str) -> None:
     require_tshark()

@@ -44,6 +44,8 @@ FILTERS = [
     "tcp.port in {79..81, 443}",
     "tcp.port in {1000 .. 60000}",
     "dns",
+    "data",
+    "!data && tcp.len > 0",
     "http",
     "!http && tcp.len > 0",
     "http.request.method == \"GET\"",

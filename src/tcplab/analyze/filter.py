@@ -369,7 +369,7 @@ def _protocol_present(name: str) -> Predicate:
     if name == "frame":
         return lambda d: True
     if name == "tcp.analysis.flags":
-        flags = [f for f, (t, _) in FIELDS.items() if t == FLAG]
+        flags = [f for f, (t, _) in FIELDS.items() if t == FLAG and f.startswith("tcp.analysis.")]
         return lambda d: any(d.get(f) not in (None, False) for f in flags)
     if name == "_ws.malformed":
         return lambda d: d.get(name) not in (None, False)
@@ -377,7 +377,26 @@ def _protocol_present(name: str) -> Predicate:
     if marker is not None:
         return lambda d: marker in d
     prefix = name + "."
-    return lambda d: name in d or any(k.startswith(prefix) for k in d)
+
+    def layered(d: Packet) -> bool:
+        # "frame.protocols" (e.g. "eth:ethertype:ip:tcp:http") names every layer dissected.
+        layers = d.get("frame.protocols")
+        if isinstance(layers, str) and name in layers.split(":"):
+            return True
+        return name in d or any(k.startswith(prefix) for k in d)
+
+    if name != "dns":
+        return layered
+
+    def dns(d: Packet) -> bool:
+        # Wireshark hands port 53 to its DNS dissector; an analyzer without DNS fields still
+        # answers "dns" the same way.
+        if layered(d):
+            return True
+        return 53 in (d.get("udp.srcport"), d.get("udp.dstport"), d.get("tcp.srcport"),
+                      d.get("tcp.dstport")) and not d.get("_ws.malformed")
+
+    return dns
 
 
 # ---------------------------------------------------------------------------------------------
