@@ -53,9 +53,9 @@ def test_completeness_text_values(value: int, text: str) -> None:
     assert cv.completeness_text(value) == text
 
 
-def test_completeness_bits() -> None:
-    assert cv.completeness_bits(40) == ["DATA", "RST"]
-    assert cv.completeness_bits(31) == ["SYN", "SYN-ACK", "ACK", "DATA", "FIN"]
+def test_completeness_names() -> None:
+    assert cv.completeness_names(40) == ["DATA", "RST"]
+    assert cv.completeness_names(31) == ["SYN", "SYN-ACK", "ACK", "DATA", "FIN"]
 
 
 EXPECTED_VERDICTS = {

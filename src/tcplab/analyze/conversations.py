@@ -18,34 +18,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tcplab.analyze import tcp_analysis as _ta
 from tcplab.analyze.render import safe_text
 
-# Wireshark's tcp.completeness bits.
-SYN, SYN_ACK, ACK, DATA, FIN, RST = 1, 2, 4, 8, 16, 32
-
-# packet-tcp.c (4.0) conversation_completeness_fill(): only these values have a name.
-_COMPLETENESS_NAMES = {
-    SYN: "Incomplete, SYN_SENT",
-    SYN | SYN_ACK: "Incomplete, CLIENT_ESTABLISHED",
-    SYN | SYN_ACK | ACK: "Incomplete, ESTABLISHED",
-    SYN | SYN_ACK | ACK | DATA: "Incomplete, DATA",
-    SYN | SYN_ACK | ACK | DATA | FIN: "Complete, WITH_DATA",
-    SYN | SYN_ACK | ACK | DATA | RST: "Complete, WITH_DATA",
-    SYN | SYN_ACK | ACK | DATA | FIN | RST: "Complete, WITH_DATA",
-    SYN | SYN_ACK | ACK | FIN: "Complete, NO_DATA",
-    SYN | SYN_ACK | ACK | RST: "Complete, NO_DATA",
-    SYN | SYN_ACK | ACK | FIN | RST: "Complete, NO_DATA",
-}
+# Wireshark's tcp.completeness bits (the analyzer's constants, named for short).
+SYN, SYN_ACK, ACK, DATA, FIN, RST = (
+    _ta.COMPLETENESS_SYN, _ta.COMPLETENESS_SYN_ACK, _ta.COMPLETENESS_ACK,
+    _ta.COMPLETENESS_DATA, _ta.COMPLETENESS_FIN, _ta.COMPLETENESS_RST,
+)
 _BIT_NAMES = ((SYN, "SYN"), (SYN_ACK, "SYN-ACK"), (ACK, "ACK"), (DATA, "DATA"), (FIN, "FIN"),
               (RST, "RST"))
 
-
-def completeness_text(value: int) -> str:
-    """Wireshark 4.0's text for a ``tcp.completeness`` value, e.g. ``Incomplete (48)``."""
-    return f"{_COMPLETENESS_NAMES.get(value, 'Incomplete')} ({value})"
+#: Wireshark 4.0's text for a completeness value (one home: the TCP analysis module).
+completeness_text = _ta.completeness_text
 
 
-def completeness_bits(value: int) -> list[str]:
+def completeness_names(value: int) -> list[str]:
     """The bits in a completeness value by name (``40`` → ``['DATA', 'RST']``)."""
     return [name for bit, name in _BIT_NAMES if value & bit]
 

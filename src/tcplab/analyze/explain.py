@@ -538,7 +538,7 @@ class Explainer:
             return []
         lines = []
         for c in incomplete[:MAX_STREAM_NOTES]:
-            have = _conv.completeness_bits(c.completeness)
+            have = _conv.completeness_names(c.completeness)
             missing = [b for b in ("SYN", "SYN-ACK", "ACK") if b not in have]
             if "FIN" not in have and "RST" not in have:
                 missing.append("FIN or RST")
