@@ -224,7 +224,14 @@ def test_ctrl_c_ends_an_endless_loop_with_a_summary(tmp_path) -> None:
                                        "0.01", "--client-port", str(client), "--server-port",
                                        str(server)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    # Interrupt only once it is sending (start-up may be slow on a busy machine).
+    from tcplab.wire.capture import PacketSocket
+
+    with PacketSocket("lo", f"tcp dst port {server}") as watch:
+        deadline = time.monotonic() + TIMEOUT
+        while not list(watch.read(1)) and time.monotonic() < deadline:
+            watch.wait(0.1)
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, err
