@@ -155,3 +155,52 @@ def random_conversations(seed: int, count: int = 300) -> Builder:
         if rng.random() < 0.8:
             st[mine] = (seq + length + (1 if flags & (tcp.SYN | tcp.FIN) else 0)) & 0xFFFFFFFF
     return b
+
+
+def lossy_connections(seed: int, connections: int = 6) -> Builder:
+    """Realistic connections seen by an imperfect capture: drops, duplicates, reordering.
+
+    Each connection is a proper handshake, request/response data with cumulative ACKs and a
+    FIN teardown; then the *capture* loses, repeats or swaps packets at random, which is how
+    retransmission, out-of-order, lost-segment and ACKed-unseen tags arise in practice.
+    """
+    rng = random.Random(seed)
+    b = Builder()
+    for n in range(connections):
+        seq = [rng.randrange(1 << 32), rng.randrange(1 << 32)]
+        ends = [(A, 41000 + n), (B, 8000 + n % 3)]
+        pkts: list[tuple[int, int, int, int, bytes, int]] = []  # (side, seq, ack, flags, data, win)
+
+        def send(side: int, flags: int, data: bytes = b"", win: int = 8192, *,
+                 pkts: list = pkts, seq: list = seq) -> None:
+            pkts.append((side, seq[side], seq[1 - side], flags, data, win))
+            seq[side] = (seq[side] + len(data) + (1 if flags & (tcp.SYN | tcp.FIN) else 0)) & 0xFFFFFFFF
+
+        pkts.append((0, seq[0], 0, S, b"", 64240))
+        seq[0] += 1
+        send(1, SA, win=65160)
+        send(0, AK)
+        for _ in range(rng.randrange(3, 12)):
+            side = 0 if rng.random() < 0.5 else 1
+            for _ in range(rng.randrange(1, 4)):
+                send(side, PA, bytes(rng.choice([1, 50, 300, 1000])))
+            send(1 - side, AK, win=rng.choice([8192, 8192, 8192, 0, 4000]))
+        send(0, FA)
+        send(1, FA)
+        send(0, AK)
+        shown = []
+        for p in pkts:
+            r = rng.random()
+            if r < 0.06 and p[3] != S:
+                continue  # the capture missed it
+            shown.append(p)
+            if r > 0.94:
+                shown.append(p)  # seen twice: a retransmission
+        for i in range(len(shown) - 1):
+            if rng.random() < 0.05:
+                shown[i], shown[i + 1] = shown[i + 1], shown[i]
+        for side, s, a, flags, data, win in shown:
+            (src, sport), (dst, dport) = ends[side], ends[1 - side]
+            b.seg(src, dst, sport, dport, s, a, flags, data, win=win,
+                  dt=rng.choice([0.0005, 0.002, 0.01, 0.2]))
+    return b
