@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pexpect
 import pytest
@@ -158,29 +159,38 @@ def test_plain_line_mode_when_stdin_is_not_a_terminal():
         proc = subprocess.Popen([sys.executable, "-m", "tcplab", "client"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout],
+                                  daemon=True)
+        reader.start()
+
+        def next_line() -> str:
+            return lines.get(timeout=15).rstrip("\n")
+
         try:
             proc.stdin.write(f"\n{server.port}\nAlice\nBob: scripted hello\nnonsense\n")
             proc.stdin.flush()
+            assert next_line() == ("Host IP (default 127.0.0.1): Port (default 55555): "
+                                   "Choose a Nickname: Connected! Usage: 'TargetName: Your Message'")
+            assert next_line() == "Type 'exit' to quit."
+            # Printed by two threads (events and input), so in either order.
+            assert {next_line(), next_line()} == {"Online: Bob, Alice",
+                                                  "Invalid format! Use: TargetName: Message"}
             assert bob.expect("Alice:") == "Alice: scripted hello"
             bob.send("Alice: reply \x1b[31mred")
+            assert next_line() == "Bob: reply red"
             proc.stdin.write("Bob:\n")
             proc.stdin.flush()
-            time.sleep(0.5)  # let the replies arrive before exiting
-            out, err = proc.communicate("exit\n", timeout=15)
+            assert next_line() == "System: Name or message cannot be empty."
+            proc.stdin.write("exit\n")
+            proc.stdin.flush()
+            assert proc.wait(15) == 0, proc.stderr.read()
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        assert proc.returncode == 0, err
-        assert out.splitlines() == [
-            "Host IP (default 127.0.0.1): Port (default 55555): Choose a Nickname: "
-            "Connected! Usage: 'TargetName: Your Message'",
-            "Type 'exit' to quit.",
-            "Online: Bob, Alice",
-            "Invalid format! Use: TargetName: Message",
-            "Bob: reply red",
-            "System: Name or message cannot be empty.",
-        ]
+        reader.join(5)
+        assert lines.empty()
 
 
 def test_reconnect_after_server_restart():
