@@ -151,7 +151,7 @@ def _count(path: str) -> int:
 def bench_capture_loss(folder: str, rate: int, seconds: float, peers: bool,
                        generator: str) -> None:
     client, server = free_port_pair()
-    total = int(rate * seconds)
+    total = int((rate or 100_000) * seconds)
     source = os.path.join(folder, "burst.pcap")
     make_pcap(source, min(total, 20_000), client, server)
     loops = -(-total // min(total, 20_000))
@@ -178,12 +178,14 @@ def bench_capture_loss(folder: str, rate: int, seconds: float, peers: bool,
     if generator == "tcpreplay":
         # tcpreplay paces in C, so the burst really runs at the target rate even on a busy
         # machine; what is measured is the capture side.
-        sent = subprocess.run(["tcpreplay", f"--pps={rate}", "-i", "lo", f"--loop={loops}",
+        pace = [f"--pps={rate}"] if rate else ["--topspeed"]
+        sent = subprocess.run(["tcpreplay", *pace, "-i", "lo", f"--loop={loops}",
                                f"--limit={total}", source],
                               capture_output=True, text=True, timeout=TIMEOUT)
         match = re.search(r"Actual: (\d+) packets .* sent in ([\d.]+) seconds", sent.stdout)
     else:
-        sent = subprocess.run(tcplab("inject", source, "--rate", str(rate), "--count", str(total),
+        pace = ["--rate", str(rate)] if rate else ["--topspeed"]
+        sent = subprocess.run(tcplab("inject", source, *pace, "--count", str(total),
                                      "--loop", str(loops), "--no-watch", "-q"),
                               capture_output=True, text=True, timeout=TIMEOUT)
         match = re.search(r"sent +([\d,]+) packets .* in ([\d.]+) s", sent.stdout)
@@ -193,7 +195,8 @@ def bench_capture_loss(folder: str, rate: int, seconds: float, peers: bool,
     achieved = n_sent / float(match.group(2))
     time.sleep(1.0)
     print(f"capture loss: burst of {n_sent:,} packets sent by {generator} at {achieved:,.0f} "
-          f"packets/s (target {rate:,}/s), captured at the same time by:")
+          f"packets/s (target {f'{rate:,}/s' if rate else 'top speed'}), captured at the same "
+          "time by:")
     for name, (proc, path) in captures.items():
         proc.send_signal(signal.SIGINT)
         try:
@@ -221,7 +224,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
-    parser.add_argument("--rate", type=int, default=100_000, help="capture-loss burst rate")
+    parser.add_argument("--rate", type=int, default=100_000,
+                        help="capture-loss burst rate in packets/s (0 = as fast as possible)")
     parser.add_argument("--no-peers", action="store_true",
                         help="capture-loss run without tcpdump/dumpcap beside tcplab")
     parser.add_argument("--generator", choices=("tcpreplay", "tcplab"), default="tcpreplay",
