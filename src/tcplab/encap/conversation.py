@@ -133,6 +133,8 @@ class Synthesizer:
         # Seed style copies scapy's defaults (TTL 64, no DF); stream style looks like Linux.
         self._ttl = SEED_TTL if self.options.style == "seed" else ipv4.DEFAULT_TTL
         self._df = self.options.style == "stream"
+        self._framing = self.options.http_framing
+        self._mss = self.options.mss
         self.connections = 0
         self.http_framed = 0
 
@@ -466,10 +468,11 @@ class Synthesizer:
             # acknowledges before more arrives (a delayed ACK timer would have fired).
             self._flush_ack(conn, t, out)
         payload = msg.payload
-        if self.options.http_framing and msg.app_protocol.startswith("HTTP") and is_http_start(payload):
+        if self._framing and msg.app_protocol.startswith("HTTP") and is_http_start(payload):
             payload, changed = frame_http(payload)
-            self.http_framed += changed
-        mss = self.options.mss
+            if changed:
+                self.http_framed += 1
+        mss = self._mss
         n = len(payload)
         if n <= mss:
             self._emit(conn, src, _PSH_ACK, t, out, payload, msg.msg_id)

@@ -347,14 +347,13 @@ def _row_to_message(
     stats: ReadStats, has_addresses: bool,
 ) -> Message | None:
     """One CSV row → a Message (None for an empty message). ``row`` has every mapped column."""
-    get = columns.get
     src_app = row[columns["src_app"]].strip()
     dst_app = row[columns["dst_app"]].strip()
     if not src_app:
         raise ValueError("column src_app is empty")
     if not dst_app:
         raise ValueError("column dst_app is empty")
-    c = get("app_protocol")
+    c = columns.get("app_protocol")
     protocol = row[c].strip().upper() if c is not None else ""
     # Trim surrounding spaces but keep meaningful line breaks at the end of HTTP heads.
     text = row[columns["message"]].strip(" \t")
@@ -362,7 +361,7 @@ def _row_to_message(
         return None
     timestamp: float | None = None
     absolute = False
-    c = get("timestamp")
+    c = columns.get("timestamp")
     if c is not None:
         ts_text = row[c]
         try:
@@ -381,7 +380,7 @@ def _row_to_message(
         stats.unescaped += 1
     if not protocol:
         protocol = "HTTP" if _looks_http("", text) else "DATA"
-    c = get("msg_id")
+    c = columns.get("msg_id")
     msg_id = row[c].strip() if c is not None else ""
     msg = Message(
         msg_id or str(counter), protocol, src_app, dst_app,
@@ -389,6 +388,7 @@ def _row_to_message(
         line=line, control=control,
     )
     if has_addresses:
+        get = columns.get
         msg.src_ip = _ip(row, get("src_ip"), "src_ip")
         msg.dst_ip = _ip(row, get("dst_ip"), "dst_ip")
         msg.src_port = _port(row, get("src_port"), "src_port")
