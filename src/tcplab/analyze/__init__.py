@@ -91,6 +91,7 @@ class Analyzer:
         self.count = 0
         self._first_ns: int | None = None
         self._if_names: list[str | None] = []
+        self._any_name: bool | None = None
 
     def feed(self, record: Any) -> dict:
         """Analyse one :class:`tcplab.pcap.Record` (or anything with the same attributes)."""
@@ -124,11 +125,12 @@ class Analyzer:
         }
         if comment:
             d["frame.comment"] = comment
-        if interface is not None and self.interfaces:
+        if interface is not None and self.interfaces and self._named:
             name = self._interface_name(interface)
             if name:
                 d["frame.interface_name"] = name
-        seg = _dissect.dissect(data, lt, d, orig_len=orig_len, checksums=self.checksums)
+        seg = _dissect.dissect(data, lt, d, orig_len=orig_len, checksums=self.checksums,
+                               payload=self.payload)
         if seg is None:
             if "_ws.col.Source" not in d:
                 d["_ws.col.Source"] = d["_ws.col.Destination"] = ""
@@ -151,8 +153,6 @@ class Analyzer:
             d["_ws.col.Info"] = _dissect.tcp_info(d, seg, aflags, absolute=self.absolute)
             if seg.seglen:
                 d["frame.protocols"] += ":data"
-        if not self.payload and seg.seglen:
-            del d["tcp.payload"]
         return d
 
     def _interface_name(self, index: int) -> str | None:
@@ -162,6 +162,14 @@ class Analyzer:
             if index >= len(names):
                 return None
         return names[index]
+
+    @property
+    def _named(self) -> bool:
+        """Whether any interface has a name (classic pcap never does): skip the lookup if not."""
+        if self._any_name is None or len(self._if_names) != len(self.interfaces or ()):
+            self._if_names[:] = [getattr(i, "name", None) for i in self.interfaces or ()]
+            self._any_name = any(self._if_names)
+        return self._any_name
 
 
 def _open(path: str | os.PathLike[str]) -> Any:

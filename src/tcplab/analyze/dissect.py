@@ -48,6 +48,7 @@ _ICMP_TYPES = {0: "Echo (ping) reply", 3: "Destination unreachable", 5: "Redirec
 _CACHE_MAX = 4096
 _ntoa_cache: dict[bytes, str] = {}
 _mac_cache: dict[bytes, str] = {}
+_mac_pairs: dict[bytes, tuple[str, str]] = {}  # destination+source MAC bytes → their texts
 
 
 # Flag texts by flag value: formatting them per packet was a tenth of the list view's time.
@@ -144,22 +145,28 @@ def _link_layer(data: bytes, linktype: int, d: dict) -> tuple[int, str | None, s
 
 
 def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
-            checksums: bool = True) -> TcpSegment | None:
+            checksums: bool = True, payload: bool = True) -> TcpSegment | None:
     """Dissect one frame into ``d``; return the TCP segment's values when the frame is TCP.
 
     ``orig_len`` (the length on the wire) tells a snapshot-length cut from a damaged
     packet. With ``checksums`` the IP and TCP/UDP checksums are verified
     (``*.checksum.status`` "good"/"bad"), as Wireshark does with validation enabled.
+    ``payload`` keeps the TCP payload bytes in ``d`` (``tcp.payload``).
     """
     cut = orig_len is not None and orig_len > len(data)
     # Fast path for the two commonest frames: Ethernet carrying IPv4 (Linux lo, every LAN)
     # and BSD Null/Loopback with AF_INET in little-endian (the seed's captures).
     if linktype == 1 and data[12:14] == b"\x08\x00":
-        d["eth.dst"] = _mac_cache.get(data[0:6]) or _mac(data[0:6])
-        d["eth.src"] = _mac_cache.get(data[6:12]) or _mac(data[6:12])
-        return _dissect_ipv4(data, 14, "eth:ethertype", d, cut, checksums)
+        macs = data[:12]
+        pair = _mac_pairs.get(macs)
+        if pair is None:
+            if len(_mac_pairs) >= _CACHE_MAX:
+                _mac_pairs.clear()
+            pair = _mac_pairs[macs] = (_mac(data[0:6]), _mac(data[6:12]))
+        d["eth.dst"], d["eth.src"] = pair
+        return _dissect_ipv4(data, 14, "eth:ethertype", d, cut, checksums, payload)
     if linktype == 0 and data[0:4] == b"\x02\x00\x00\x00":
-        return _dissect_ipv4(data, 4, "null", d, cut, checksums)
+        return _dissect_ipv4(data, 4, "null", d, cut, checksums, payload)
     try:
         off, network, protos = _link_layer(data, linktype, d)
     except ParseError as err:
@@ -170,9 +177,9 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
         d["frame.protocols"] = "frame"
         return None
     if network == "IPv4":
-        return _dissect_ipv4(data, off, protos, d, cut, checksums)
+        return _dissect_ipv4(data, off, protos, d, cut, checksums, payload)
     if network == "IPv6":
-        return _dissect_ipv6(data, off, protos, d, cut, checksums)
+        return _dissect_ipv6(data, off, protos, d, cut, checksums, payload)
     d["frame.protocols"] = protos
     d["_ws.col.Protocol"] = protos.split(":")[0].upper()
     d["_ws.col.Info"] = "Non-IP frame"
@@ -183,7 +190,7 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
 
 
 def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
-                  checksums: bool) -> TcpSegment | None:
+                  checksums: bool, payload: bool = True) -> TcpSegment | None:
     n = len(data)
     protos += ":ip"
     d["frame.protocols"] = protos
@@ -242,7 +249,8 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
     l4 = off + ihl
     end = off + total
     if proto == 6:
-        return _dissect_tcp(data, l4, end, rsrc, rdst, src, dst, protos, d, cut, checksums)
+        return _dissect_tcp(data, l4, end, rsrc, rdst, src, dst, protos, d, cut, checksums,
+                            payload)
     if proto == 17:
         _dissect_udp(data, l4, end, rsrc, rdst, protos, d, cut, checksums)
         return None
@@ -259,7 +267,7 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
 
 
 def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool,
-                  checksums: bool) -> TcpSegment | None:
+                  checksums: bool, payload: bool = True) -> TcpSegment | None:
     protos += ":ipv6"
     d["frame.protocols"] = protos
     try:
@@ -282,7 +290,8 @@ def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool,
                                  f"{h.payload_length} bytes but only {len(data) - off - 40} captured"))
         return None
     if h.upper_protocol == 6:
-        return _dissect_tcp(data, l4, end, h.src, h.dst, src, dst, protos, d, cut, checksums)
+        return _dissect_tcp(data, l4, end, h.src, h.dst, src, dst, protos, d, cut, checksums,
+                            payload)
     if h.upper_protocol == 17:
         _dissect_udp(data, l4, end, h.src, h.dst, protos, d, cut, checksums)
         return None
@@ -327,7 +336,8 @@ def _options(raw: bytes, base: int) -> tuple[int | None, str, dict]:
 
 
 def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: str, dst: str,
-                 protos: str, d: dict, cut: bool, checksums: bool) -> TcpSegment | None:
+                 protos: str, d: dict, cut: bool, checksums: bool,
+                 keep_payload: bool = True) -> TcpSegment | None:
     protos += ":tcp"
     d["frame.protocols"] = protos
     n = len(data)
@@ -385,7 +395,7 @@ def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: 
             d.update(fields)
         d["_tcp.options_summary"] = options_text
     payload = data[l4 + thl : end]
-    if seglen:
+    if seglen and keep_payload:
         d["tcp.payload"] = payload
     if checksums:
         if cut or end > n:
