@@ -101,12 +101,17 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all processors spent busy since boot (/proc/stat), to spot other load."""
+def machine_seconds() -> tuple[float, float]:
+    """(process-context busy, interrupt) CPU seconds of all processors since boot.
+
+    From /proc/stat: user+nice+system+steal, and irq+softirq apart, because loopback
+    TCP is mostly processed in softirq — time charged to no process, yet caused by
+    the benchmark's own traffic rather than by other work on the machine.
+    """
     with open("/proc/stat") as fh:
-        fields = [int(x) for x in fh.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / CLK_TCK
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (
+            int(x) for x in fh.readline().split()[1:9])
+    return (user + nice + system + steal) / CLK_TCK, (irq + softirq) / CLK_TCK
 
 
 def free_port() -> int:
@@ -317,12 +322,14 @@ def run_pairs(server: Server, clients: int, opts: argparse.Namespace) -> Row:
         for g in gens:
             g.send(f"go {opts.warmup} {opts.duration} {opts.drain}")
         time.sleep(opts.warmup)
-        cpu0, busy0 = proc_cpu_seconds(server.pid), machine_busy_seconds()
+        cpu0, (busy0, irq0) = proc_cpu_seconds(server.pid), machine_seconds()
         t0 = time.monotonic()
         time.sleep(opts.duration)
         elapsed = time.monotonic() - t0
         server_cpu = (proc_cpu_seconds(server.pid) - cpu0) / elapsed
-        machine_busy = (machine_busy_seconds() - busy0) / elapsed
+        busy1, irq1 = machine_seconds()
+        machine_busy = (busy1 - busy0) / elapsed
+        softirq = (irq1 - irq0) / elapsed
         results = [g.expect("result", opts.duration + opts.drain + opts.phase_timeout)
                    for g in gens]
     finally:
@@ -346,6 +353,7 @@ def run_pairs(server: Server, clients: int, opts: argparse.Namespace) -> Row:
         loadgen_cpu=[r["loadgen_cpu_share"] for r in results],
         # Cores busy with anything but this server and these generators: other
         # people's work on the machine, which makes the figures noisy.
+        softirq_cpu=round(softirq, 2),
         other_cpu=round(max(0.0, machine_busy - server_cpu
                             - sum(r["loadgen_cpu_share"] for r in results)), 2),
         rss_peak_kb=status.get("VmHWM"),
@@ -434,7 +442,7 @@ def print_tables(rows: list[Row], opts: argparse.Namespace) -> None:
               f"best of {opts.repeat} interleaved run(s); 'lost' sums all runs")
         print(f"{'clients':>7} {'server':<7} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'max ms':>8} {'lost':>5} {'KB/conn':>8} {'srv CPU':>7} {'msg/CPU-s':>9} "
-              f"{'gen CPU':>11} {'other':>5} {'login s':>7}  all runs (k msg/s)")
+              f"{'gen CPU':>11} {'irq':>4} {'other':>5} {'login s':>7}  all runs (k msg/s)")
         for r in pair_rows:
             v = r.values
             gen_cpu = "/".join(f"{x:.2f}" for x in v.get("loadgen_cpu", []))
@@ -443,7 +451,7 @@ def print_tables(rows: list[Row], opts: argparse.Namespace) -> None:
                   f"{fmt(v.get('lost_all_runs', v.get('lost'))):>5} "
                   f"{fmt(v.get('rss_per_conn_kb')):>8} "
                   f"{fmt(v.get('server_cpu')):>7} {fmt(v.get('msg_per_cpu_s'), ',d'):>9} "
-                  f"{gen_cpu:>11} {fmt(v.get('other_cpu')):>5} "
+                  f"{gen_cpu:>11} {fmt(v.get('softirq_cpu')):>4} {fmt(v.get('other_cpu')):>5} "
                   f"{fmt(v.get('login_s')):>7}  "
                   + "/".join(str(round(x / 1000)) for x in v.get("runs", [])))
     idle_rows = [r for r in rows if r.scenario == "idle"]
