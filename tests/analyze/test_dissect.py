@@ -132,6 +132,8 @@ def test_chat_lines_are_shown_readably_and_safely():
     d = feed(link.frame(0, pkt))
     assert d["_ws.col.Protocol"] == "CHAT"
     assert d["_ws.col.Info"] == "isabelleeee → how are youuu"
+    back = stack.tcp_packet(LO, LO, 55555, 53359, b"alice: hi\nONLINE_USERS:a,b\n", seq=1, ack=1)
+    assert feed(link.frame(0, back))["_ws.col.Info"] == "from alice: hi | online: a, b"
     evil = stack.tcp_packet(LO, LO, 53393, 55555, b"bob: \x1b[2Jgotcha\x07\n", seq=1, ack=1)
     info = feed(link.frame(0, evil))["_ws.col.Info"]
     assert "\x1b" not in info and "\x07" not in info and "\\x1b[2J" in info

@@ -87,24 +87,35 @@ def classify(payload: bytes, sport: int, dport: int, d: dict,
             return True
     if sport in chat_ports or dport in chat_ports:
         d["_ws.col.Protocol"] = "CHAT"
-        d["_ws.col.Info"] = chat_info(payload)
+        d["_ws.col.Info"] = chat_info(payload, to_server=dport in chat_ports)
         return True
     return False
 
 
-def chat_info(payload: bytes) -> str:
-    """One readable Info line for chat text: ``Target: Message`` lines become ``Target → Message``."""
+def _chat_line(line: str, to_server: bool) -> str:
+    """One chat line for the Info column (wire format in docs/protocol.md)."""
+    if line.startswith("ONLINE_USERS:"):
+        return "online: " + ", ".join(n for n in line[13:].split(",") if n)
+    if line.startswith("/") or ":" not in line:
+        return line  # a command, or the nickname a client sends first
+    head, _, text = line.partition(":")
+    head, text = head.strip(), text.strip()
+    if not head:
+        return line
+    if to_server:
+        return f"{head} → {text}" if head != "*" else f"everyone → {text}"
+    if head == "System":
+        return f"System: {text}"
+    if head.startswith("* "):
+        return f"{head[2:]} (to everyone): {text}"
+    return f"from {head}: {text}"
+
+
+def chat_info(payload: bytes, *, to_server: bool = True) -> str:
+    """Readable Info for chat text: a client's ``Target: Message`` shows as ``Target → Message``,
+    the server's ``Sender: Message`` as ``from Sender: Message``."""
     text = payload.decode("utf-8", errors="replace")
-    shown = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        target, sep, message = line.partition(":")
-        if sep and target.strip() and not target.isupper():
-            shown.append(f"{target.strip()} → {message.strip()}")
-        else:
-            shown.append(line)
+    shown = [_chat_line(line.strip(), to_server) for line in text.splitlines() if line.strip()]
     info = safe_text(" | ".join(shown)) or "(blank line)"
     if len(info) > CHAT_INFO_MAX:
         info = info[: CHAT_INFO_MAX - 1] + "…"
