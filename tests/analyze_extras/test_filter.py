@@ -193,3 +193,30 @@ def test_every_field_the_analyzer_writes_can_be_filtered(tmp_path) -> None:
     keys = {k for d in analyze(path) for k in d if not k.startswith("_") or k.startswith("_ws.")}
     keys -= {"http.request", "http.response"} & known  # protocol-style presence names
     assert keys - known == set()
+
+
+def test_any_text_compiles_or_raises_input_error() -> None:
+    """Whatever a user types, -Y answers with a predicate or a clear InputError, never a crash."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from([
+        "tcp.port", "ip.addr", "http", "==", "!=", ">", "&&", "||", "!", "(", ")", "{", "}",
+        ",", "..", "in", "contains", "80", "0x1g", "10.0.0.0/8", "::1", '"a"', '"', "\\",
+        "tcp.payload", "frame", "not", "and", "tcp.analysis.flags", "tcp.flags & 2", "~", "[",
+    ])
+    sample = {"tcp.srcport": 80, "tcp.dstport": 1, "ip.src": "10.0.0.1", "ip.dst": "::1",
+              "tcp.payload": b"a", "_raw": b"a", "http.request.method": "GET"}
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.one_of(st.lists(pieces, max_size=8).map(" ".join), st.text(max_size=40)))
+    def check(expr: str) -> None:
+        try:
+            predicate = compile_filter(expr)
+        except InputError as exc:
+            assert str(exc).startswith("-Y: ")
+            return
+        assert predicate(sample) in (True, False)
+        assert predicate({}) in (True, False)
+
+    check()

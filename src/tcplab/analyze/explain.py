@@ -23,6 +23,7 @@ import ipaddress
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from tcplab.analyze import conversations as _conv
 from tcplab.analyze import http_summary as _http
@@ -194,15 +195,19 @@ def _endpoint(d: dict, which: str) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
+@lru_cache(maxsize=4096)
+def _loopback_address(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_loopback(d: dict) -> bool:
+    """Both addresses loopback (a capture of lo: every bad checksum there is offload)."""
     for key in ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst"):
         v = d.get(key)
-        if v is None:
-            continue
-        try:
-            if not ipaddress.ip_address(str(v)).is_loopback:
-                return False
-        except ValueError:
+        if v is not None and not _loopback_address(str(v)):
             return False
     return any(k in d for k in ("ip.src", "ipv6.src"))
 
