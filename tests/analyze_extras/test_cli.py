@@ -85,7 +85,7 @@ def test_explain_on_the_seed_pattern(capsys, mixed) -> None:
     assert "Every one was answered by a RST from port 12345 (frames 10, 12, 14" in out
     assert "same raw sequence number 0" in out
     assert "checksum offload" in out
-    assert "tcplab chat protocol (port 55555)" in out
+    assert "tcplab chat protocol on port 55555" in out
 
 
 def test_http_summary_of_an_encap_capture(capsys, tmp_path) -> None:

@@ -137,7 +137,8 @@ def test_chat_http_and_malformed() -> None:
                   "frame.comment": "msg_id=76"})
     bad = {"frame.number": 4, "_ws.malformed": "IPv4 header length 60 > 20 bytes captured"}
     notes = {n.topic: n.text for n in ex.explain_notes([chat, get, r304, bad])}
-    assert "tcplab chat protocol (port 55555)" in notes["chat"]
+    assert "tcplab chat protocol on port 55555 (1 client): 1 line from clients" in notes["chat"]
+    assert "and 0 from the server to clients" in notes["chat"]
     assert "'Alice → hi\\x1b[2J'" in notes["chat"] and "\x1b" not in notes["chat"]
     assert "304 (frame 3, CSV msg_id 76, answering GET /app.js): the client's cached copy" \
         in notes["http"]
@@ -184,3 +185,24 @@ def test_unanswered_http_request_is_mentioned() -> None:
     rst = seg(2, 0.00004, "127.0.0.1", 12345, "127.0.0.1", 5074, 0x04)
     (note,) = [n for n in ex.explain_notes([get, rst]) if n.topic == "http"]
     assert "1 request got no response in the capture (frame 1 (GET /blog))" in note.text
+
+
+def test_reset_after_handshake_and_chat_examples_prefer_messages() -> None:
+    c, s = "127.0.0.1", "127.0.0.1"
+    chat = {"_ws.col.Protocol": "CHAT"}
+    packets = [
+        seg(1, 0.0, c, 53922, s, 55555, 0x02, seq=0), seg(2, 0.001, s, 55555, c, 53922, 0x12, seq=0),
+        seg(3, 0.002, c, 53922, s, 55555, 0x10),
+        seg(4, 0.003, c, 53922, s, 55555, 0x18, length=6, **chat, **{"_ws.col.Info": "Alice"}),
+        seg(5, 0.004, s, 55555, c, 53922, 0x18, length=20, **chat,
+            **{"_ws.col.Info": "online: Alice"}),
+        seg(6, 0.005, c, 53922, s, 55555, 0x18, length=10, **chat,
+            **{"_ws.col.Info": "Bob → hello"}),
+        seg(7, 0.300, c, 53922, s, 55555, 0x14),
+    ]
+    notes = {n.topic: n for n in ex.explain_notes(packets)}
+    reset = notes["reset"]
+    assert reset.text.startswith("1 conversation ended with RST rather than a FIN exchange, "
+                                 "sent by the client side (frame 7)")
+    assert "Examples: 'Bob → hello'; 'Alice'; 'online: Alice'" in notes["chat"].text
+    assert "2 lines from clients to the server and 1 from the server" in notes["chat"].text

@@ -238,7 +238,8 @@ class Explainer:
         self.conversations = _conv.ConversationTable()
         self.http = _http.HttpTable()
         self.streams: dict[int, _Stream] = {}
-        self.chat_ports: Counter = Counter()
+        self.chat_dirs: Counter = Counter()  # (source port, destination port) of chat lines
+        self.chat_flags: set[int] = set()
         self.retrans_seq_examples: dict[int, tuple[int, int]] = {}  # stream -> (frame, seq)
 
     # -- collection ----------------------------------------------------------------------------
@@ -320,10 +321,12 @@ class Explainer:
             s.fin_frames.append(frame)
         if str(proto).upper() == "CHAT" and length:
             s.chat_count += 1
-            for key in ("tcp.srcport", "tcp.dstport"):
-                if key in d:
-                    self.chat_ports[int(d[key])] += 1 if len(self.chat_ports) < 64 else 0
-            if len(s.chat_lines) < 3 and d.get("_ws.col.Info"):
+            pair = (d.get("tcp.srcport"), d.get("tcp.dstport"))
+            if pair in self.chat_dirs or len(self.chat_dirs) < 256:
+                self.chat_dirs[pair] += 1
+            if len(self.chat_flags) < 16:
+                self.chat_flags.add(flags & 0x1FF)
+            if len(s.chat_lines) < 6 and d.get("_ws.col.Info"):
                 s.chat_lines.append(safe_text(str(d["_ws.col.Info"]))[:120])
 
     # -- notes ---------------------------------------------------------------------------------
@@ -424,6 +427,23 @@ class Explainer:
                 f"the capture (e.g. stream {c.stream} to {safe_text(c.endpoint_b)}): the peer is "
                 f"down or a firewall dropped it silently.",
                 streams=[x.stream for x in unanswered[:MAX_STREAM_NOTES]]))
+        reset = [c for c in handshakes if c.rst_a or c.rst_b]
+        if reset:
+            frames = [f for c in reset for f in self.streams[c.stream].rst_frames[:1]]
+            by_client = sum(1 for c in reset if c.rst_a and not c.rst_b)
+            by_server = sum(1 for c in reset if c.rst_b and not c.rst_a)
+            who = ("the client side" if by_client == len(reset) else
+                   "the server side" if by_server == len(reset) else "either side")
+            after_fin = sum(1 for c in reset if c.fin_a or c.fin_b)
+            notes.append(Note(
+                "reset",
+                f"{_plural(len(reset), 'conversation')} ended with RST rather than a FIN "
+                f"exchange, sent by {who} ({_frames_text(frames[:MAX_FRAMES], len(reset))}"
+                f"{f'; {after_fin} after a FIN' if after_fin else ''}). A program that closes its "
+                f"socket while received data is still unread, or that aborts, makes its kernel "
+                f"send RST: the connection is dropped at once and anything still in flight is "
+                f"lost.",
+                frames=frames[:MAX_FRAMES], streams=[c.stream for c in reset[:MAX_STREAM_NOTES]]))
         rst_answered = [c for c in no_handshake
                         if (c.data_ab or c.data_ba) and c.rst_b and not c.data_ba
                         and c.data_answered_by_rst >= c.data_ab]
@@ -538,6 +558,7 @@ class Explainer:
         if not incomplete:
             if summaries:
                 subject = ("The TCP conversation is" if len(summaries) == 1 else
+                           "Both TCP conversations are" if len(summaries) == 2 else
                            f"All {len(summaries)} TCP conversations are")
                 return [Note("completeness", f"{subject} complete: handshake, then FIN or RST.")]
             return []
@@ -587,18 +608,33 @@ class Explainer:
         if not chat_streams:
             return []
         total = sum(s.chat_count for _, s in chat_streams)
-        # The server's port: the known chat port if present, else the port most segments share.
-        known = [p for p in self.chat_ports if p in CHAT_PORTS]
-        port = known[0] if known else (
-            self.chat_ports.most_common(1)[0][0] if self.chat_ports else "?")
-        examples = [line for _, s in chat_streams for line in s.chat_lines][:3]
-        ex = "; ".join(f"'{e}'" for e in examples)
+        # The server's port: the known chat port if present, else the port most lines share.
+        ports: Counter = Counter()
+        for (sport, dport), n in self.chat_dirs.items():
+            ports[sport] += n
+            ports[dport] += n
+        known = sorted(p for p in ports if p in CHAT_PORTS)
+        port = known[0] if known else (ports.most_common(1)[0][0] if ports else "?")
+        to_server = sum(n for (_, dport), n in self.chat_dirs.items() if dport == port)
+        from_server = sum(n for (sport, _), n in self.chat_dirs.items() if sport == port)
+        clients = len({sport for sport, dport in self.chat_dirs if dport == port} |
+                      {dport for sport, dport in self.chat_dirs if sport == port})
+        flag_text = " or ".join(f"[{flags_text(f)}]" for f in sorted(self.chat_flags))
+        # Messages first (the analyzer shows them as "Bob → text" / "from Alice: text"), then
+        # logins, lists and system lines.
+        lines = [line for _, s in chat_streams for line in s.chat_lines]
+        lines.sort(key=lambda line: 0 if " → " in line or line.startswith("from ") else 1)
+        ex = "; ".join(f"'{e}'" for e in lines[:3])
         text = (f"{_plural(total, 'data segment')} in {_plural(len(chat_streams), 'stream')} "
                 f"{'carries' if total == 1 else 'carry'} "
-                f"the tcplab chat protocol (port {port}): one text line per message, "
-                f"'Target: Message' from a client, forwarded by the server to the target's own "
-                f"connection. Each line travels as one [PSH, ACK] segment and the receiver ACKs "
-                f"it.{(' Examples: ' + ex + '.') if ex else ''}")
+                f"the tcplab chat protocol on port {port} ({_plural(clients, 'client')}): "
+                f"{to_server} line{'s' if to_server != 1 else ''} from clients to the server and "
+                f"{from_server} from the server to clients. The protocol is text, one line per "
+                f"message: a client writes 'Target: Message', the server checks it and forwards "
+                f"it on the target's own connection, so one message shows up twice — once "
+                f"toward the server, once from it. Here each line travels as {flag_text}: "
+                f"PSH because the sender wants it shown at once."
+                f"{(' Examples: ' + ex + '.') if ex else ''}")
         return [Note("chat", text, streams=[sid for sid, _ in chat_streams[:MAX_STREAM_NOTES]])]
 
     def _http(self) -> list[Note]:
