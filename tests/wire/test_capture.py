@@ -228,6 +228,25 @@ def test_summary_reports_kernel_counters(tmp_path, count: int) -> None:
     assert out == ""
 
 
+@pytest.mark.parametrize("ring", [True, False])
+def test_ring_and_recvmsg_paths_read_the_same_frames(ring: bool) -> None:
+    require_root()
+    (port,) = free_ports(1)
+    with capture.PacketSocket("lo", f"udp dst port {port}", ring=ring) as psock:
+        assert psock.mode == ("ring" if ring else "recvmsg")
+        udp_burst(port, 300, b"r" * 100)
+        got: list[bytes] = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(got) < 300 and time.monotonic() < deadline:
+            batch = [data for _ts, data, length in psock.read(64) if length == len(data)]
+            got.extend(batch)
+            if not batch:
+                psock.wait(0.1)
+        assert psock.statistics() == (300, 0)
+    assert len(got) == 300
+    assert [frame[-4:] for frame in got] == [i.to_bytes(4, "big") for i in range(300)]
+
+
 def test_background_capture_hands_errors_to_the_caller() -> None:
     require_root()
     from tcplab.errors import InputError
