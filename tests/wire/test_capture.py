@@ -234,7 +234,7 @@ def test_ring_and_recvmsg_paths_read_the_same_frames(ring: bool) -> None:
     (port,) = free_ports(1)
     with capture.PacketSocket("lo", f"udp dst port {port}", ring=ring) as psock:
         assert psock.mode == ("ring" if ring else "recvmsg")
-        udp_burst(port, 300, b"r" * 100)
+        udp_burst(port, 300, b"r" * 4000)  # 1.2 MB: crosses ring block boundaries
         got: list[bytes] = []
         deadline = time.monotonic() + TIMEOUT
         while len(got) < 300 and time.monotonic() < deadline:
