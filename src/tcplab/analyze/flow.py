@@ -186,6 +186,7 @@ _X_TIME = 16
 _X_A = 230
 _X_B = 650
 _X_NOTE = 668
+_SVG_NOTE_MAX = 100
 _FONT = "font-family='DejaVu Sans Mono, Menlo, Consolas, monospace'"
 
 
@@ -196,7 +197,8 @@ def _x(text: str) -> str:
 
 def svg_text(flow: Flow) -> str:
     """The whole SVG document for ``flow`` as a string."""
-    width = _X_NOTE + 8 + 7 * max([len(r.note) for r in flow.rows] + [24])
+    width = int(_X_NOTE + 16 + 7.5 * max([len(_fit(r.note, _SVG_NOTE_MAX)) for r in flow.rows]
+                                          + [24]))
     height = _TOP + _ROW_H * (len(flow.rows) + 1) + (24 if flow.omitted else 0)
     out = [
         "<?xml version='1.0' encoding='UTF-8'?>",
@@ -240,7 +242,8 @@ def svg_text(flow: Flow) -> str:
                    f"fill='{colour}'>{_x(r.label)}</text>")
         if r.note:
             note_colour = "#e65100" if r.flagged else "#37474f"
-            out.append(f"<text x='{_X_NOTE}' y='{y + 4}' fill='{note_colour}'>{_x(r.note)}</text>")
+            out.append(f"<text x='{_X_NOTE}' y='{y + 4}' fill='{note_colour}'>"
+                       f"{_x(_fit(r.note, _SVG_NOTE_MAX))}</text>")
     if flow.omitted:
         out.append(f"<text x='{_X_TIME}' y='{bottom + 24}' fill='#455a64'>"
                    f"{_x(f'… {flow.omitted} more packets not drawn')}</text>")
