@@ -118,3 +118,33 @@ def test_timing_keeps_the_csv_pauses(tmp_path) -> None:
     assert fast.messages == timed.messages == 3
     assert fast.seconds < 0.3
     assert 0.35 <= timed.seconds < 3.0, "0.8 s of CSV time at double speed"
+
+
+def _two_free_in_a_row() -> int:
+    """A port p with p and p + 1 both free (encap gives the second connection p + 1)."""
+    for _ in range(200):
+        (port,) = free_ports(1)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    pytest.fail("no two consecutive free ports on lo")
+
+
+def test_dns_rows_are_counted_not_replayed(tmp_path) -> None:
+    client = _two_free_in_a_row()
+    server = next(p for p in free_ports(3) if p not in (client, client + 1))
+    csv_path = tmp_path / "dns.csv"
+    csv_path.write_text(
+        "msg_id,app_protocol,src_app,dst_app,message,timestamp\n"
+        "1,DNS,client_browser,dns_server,Query: shop.example.com,0.0\n"
+        "2,DNS,dns_server,client_browser,Response: shop.example.com -> 127.0.0.1,0.01\n"
+        "3,HTTP,client_browser,web_server,GET / HTTP/1.1,0.1\n"
+        "4,HTTP,web_server,client_browser,HTTP/1.1 204 No Content,0.2\n")
+    # The DNS exchange takes the first client port; the HTTP connection gets the next free one.
+    options = EncapOptions(style="stream", client_port=client, server_port=server)
+    summary = replay.replay_csv(str(csv_path), options)
+    assert summary.messages == 2 and summary.connections == 1
+    assert any("2 UDP message(s) (DNS)" in note for note in summary.notes)

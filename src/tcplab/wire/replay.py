@@ -113,6 +113,14 @@ def steps_from_packets(packets: Iterable[tuple[int, bytes, str | None]]) -> Iter
         yield pending
 
 
+def _transport_protocol(packet: bytes) -> int:
+    if packet and packet[0] >> 4 == 4 and len(packet) >= 20:
+        return packet[9]
+    if packet and packet[0] >> 4 == 6 and len(packet) >= 40:
+        return packet[6]
+    return -1
+
+
 def _segment(packet: bytes) -> tuple[Endpoint, Endpoint, int, bytes] | None:
     version = packet[0] >> 4 if packet else 0
     if version == 4:
@@ -180,8 +188,9 @@ def _sockaddr(endpoint: Endpoint) -> tuple:
 def _bind_problem(exc: OSError, endpoint: Endpoint, role: str) -> Exception:
     where = _text(endpoint)
     if exc.errno == errno.EADDRINUSE:
-        return EnvironmentProblem(f"the {role} address {where} is already in use; pick free "
-                                  "ports with --client-port/--server-port")
+        return EnvironmentProblem(f"the {role} address {where} is already in use (by a socket "
+                                  "or a recent connection still in TIME_WAIT); pick free ports "
+                                  "with --client-port/--server-port")
     if exc.errno in (errno.EACCES, errno.EPERM):
         return EnvironmentProblem(f"binding the {role} to {where} needs privilege (ports below "
                                   "1024 need root or CAP_NET_BIND_SERVICE); use a higher port")
@@ -413,9 +422,19 @@ def replay_csv(
         raise InputError(f"{path}: no such file")
     name = os.path.basename(path)
 
+    udp_messages = 0
+
+    def count_udp(packets: Iterable[tuple[int, bytes, str | None]]) -> Iterator[tuple]:
+        nonlocal udp_messages
+        for packet in packets:
+            raw = packet[1]
+            if packet[2] is not None and _transport_protocol(raw) == 17:
+                udp_messages += 1
+            yield packet
+
     def steps() -> Iterator[Step]:
         messages = read_messages(path, unescape=unescape, skip_bad=skip_bad)  # type: ignore[arg-type]
-        return steps_from_packets(build(messages, options, source=name))  # type: ignore[arg-type]
+        return steps_from_packets(count_udp(build(messages, options, source=name)))  # type: ignore[arg-type]
 
     replayer = Replayer(timing=timing, speed=speed)
     try:
@@ -425,7 +444,11 @@ def replay_csv(
         raise
     if on_ready is not None:
         on_ready()
+    udp_messages = 0
     summary = replayer.run(steps())
+    if udp_messages:
+        summary.notes.append(f"skipped   {udp_messages:,} UDP message(s) (DNS): no TCP "
+                             "connection carries them; tcplab inject sends them as built")
     if summary.messages == 0:
         summary.notes.append("note      the CSV held no TCP messages to replay")
     return summary
