@@ -206,3 +206,16 @@ def test_reset_after_handshake_and_chat_examples_prefer_messages() -> None:
                                  "sent by the client side (frame 7)")
     assert "Examples: 'Bob → hello'; 'Alice'; 'online: Alice'" in notes["chat"].text
     assert "2 lines from clients to the server and 1 from the server" in notes["chat"].text
+
+
+def test_syn_options_are_explained_from_the_syn() -> None:
+    c, s = "10.0.0.1", "10.0.0.2"
+    syn = seg(1, 0.0, c, 4000, s, 80, 0x02, seq=0, **{
+        "tcp.options.mss_val": 1460, "tcp.options.wscale.shift": 7,
+        "tcp.options.wscale.multiplier": 128, "tcp.options.sack_perm": True})
+    packets = [syn, seg(2, 0.001, s, 80, c, 4000, 0x12, seq=0), seg(3, 0.002, c, 4000, s, 80, 0x10)]
+    (note,) = [n for n in ex.explain_notes(packets) if n.topic == "syn_options"]
+    assert note.text.startswith("The opening SYN of stream 0 (frame 1) also negotiates: MSS 1460")
+    assert "window scale 7 (advertised windows count in units of 128 bytes" in note.text
+    assert "SACK permitted" in note.text and "timestamps (" not in note.text
+    assert not [n for n in ex.explain_notes(packets[1:]) if n.topic == "syn_options"]

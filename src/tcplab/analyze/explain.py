@@ -171,6 +171,7 @@ class _Stream:
     """What explanations need about one conversation beyond the conversations table."""
 
     handshake_frames: list[int] = field(default_factory=list)
+    syn_options: str = ""  # what the opening SYN offered (MSS, window scale, SACK, timestamps)
     data_raw_seqs: set[int] = field(default_factory=set)  # from the data sender, up to 8
     data_lengths: set[int] = field(default_factory=set)
     data_flags: set[int] = field(default_factory=set)
@@ -210,6 +211,25 @@ def _is_loopback(d: dict) -> bool:
         if v is not None and not _loopback_address(str(v)):
             return False
     return any(k in d for k in ("ip.src", "ipv6.src"))
+
+
+def _syn_options(d: dict) -> str:
+    """The options a SYN offered, each with what it is for (empty when it carried none)."""
+    parts = []
+    mss = d.get("tcp.options.mss_val")
+    if mss is not None:
+        parts.append(f"MSS {mss} (the largest segment payload this side accepts)")
+    shift = d.get("tcp.options.wscale.shift")
+    if shift is not None:
+        mult = d.get("tcp.options.wscale.multiplier", 1 << min(int(shift), 14))
+        parts.append(f"window scale {shift} (advertised windows count in units of {mult} "
+                     f"bytes, RFC 7323)")
+    if d.get("tcp.options.sack_perm"):
+        parts.append("SACK permitted (the receiver may acknowledge blocks past a gap, RFC 2018)")
+    if d.get("tcp.options.timestamp.tsval") is not None:
+        parts.append("timestamps (TSval/TSecr for round-trip measurement and protection "
+                     "against wrapped sequence numbers, RFC 7323)")
+    return "; ".join(parts)
 
 
 def _bad(status: object) -> bool:
@@ -291,6 +311,8 @@ class Explainer:
             flags & ACK and len(s.handshake_frames) == 2 and not length and not flags & (FIN | RST))
         if opening and len(s.handshake_frames) < 3:
             s.handshake_frames.append(frame)
+            if flags & (SYN | ACK) == SYN and not s.syn_options:
+                s.syn_options = _syn_options(d)
         if length and not flags & SYN:
             if not s.data_sender:
                 s.data_sender = src
@@ -408,6 +430,17 @@ class Explainer:
                     f"sequence numbers relative to them, so the first data byte is Seq=1.")
             notes.append(Note("handshake", text, frames=hs,
                               streams=[x.stream for x in handshakes[:MAX_STREAM_NOTES]]))
+        with_options = next((x for x in handshakes if self.streams[x.stream].syn_options), None)
+        if with_options is not None:
+            c = with_options
+            notes.append(Note(
+                "syn_options",
+                f"The opening SYN of stream {c.stream} (frame "
+                f"{self.streams[c.stream].handshake_frames[0]}) also negotiates: "
+                f"{self.streams[c.stream].syn_options}. MSS, window scale and SACK-permitted "
+                f"are sent only on SYN and SYN-ACK: each side states what it supports, and "
+                f"window scaling, SACK and timestamps are used only if both sides offer them.",
+                frames=self.streams[c.stream].handshake_frames[:1], streams=[c.stream]))
         if refused:
             ports = Counter(c.port_b for c in refused)
             port_text = ", ".join(f"{p} ({n}×)" if n > 1 else str(p) for p, n in ports.most_common(5))
