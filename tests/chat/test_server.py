@@ -426,3 +426,33 @@ def test_thousand_concurrent_clients_receive_online_list_updates():
             proc.kill()
             proc.wait()
 
+
+
+def test_message_to_a_user_whose_connection_is_closing_is_reported():
+    with running_server() as server:
+        leaving, sender = login_all(server, ["Leaving", "Sender"])
+        leaving.send("/quit")
+        assert leaving.wait_closed() == "fin"  # our side stays open: the server waits for it
+        sender.send("Leaving: are you still there?")
+        assert sender.expect("System: 404") == (
+            "System: 404 1 message(s) to 'Leaving' not delivered: Leaving was disconnected.")
+        leaving.close()
+        sender.expect_list(["Sender"])
+
+
+def test_internal_error_with_one_client_costs_only_that_client():
+    with running_server() as server:
+        real_receive = server.core.receive
+
+        def receive(conn, data, now):
+            if b"BOOM" in data:
+                raise RuntimeError("simulated bug")
+            return real_receive(conn, data, now)
+
+        server.core.receive = receive  # type: ignore[method-assign]
+        victim, a, b = login_all(server, ["Victim", "Alice", "Bob"])
+        victim.send("Alice: BOOM")
+        assert victim.wait_closed() in ("fin", "rst")
+        a.expect_list(["Alice", "Bob"])
+        a.send("Bob: the server is still up")
+        assert b.expect("Alice:") == "Alice: the server is still up"

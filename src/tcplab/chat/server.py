@@ -181,13 +181,18 @@ class ChatServer:
                     if conn.__class__ is _Conn:
                         if conn.dead:
                             continue
-                        if conn.handshaking:
-                            self._handshake(conn, now)
-                            continue
-                        if mask & selectors.EVENT_READ:
-                            self._read(conn, now)
-                        if mask & selectors.EVENT_WRITE and not conn.dead:
-                            self._dirty.add(conn)
+                        try:
+                            if conn.handshaking:
+                                self._handshake(conn, now)
+                                continue
+                            if mask & selectors.EVENT_READ:
+                                self._read(conn, now)
+                            if mask & selectors.EVENT_WRITE and not conn.dead:
+                                self._dirty.add(conn)
+                        except Exception:
+                            # A bug triggered by one client must cost that client only.
+                            log.exception("internal error conn=%d: dropping it", conn.cid)
+                            self._drop(conn, "internal error", tell=False)
                     elif conn is _LISTENER:
                         self._accept(now)
                     else:
@@ -346,6 +351,9 @@ class ChatServer:
                     conn.out.append(item)  # type: ignore[arg-type]
                     conn.out_len = total
                     mark_dirty(conn)
+                elif not self._stopping:
+                    # Our FIN is out: nothing more can reach this client; tell the sender.
+                    self._apply(self.core.undelivered(cid, item))  # type: ignore[arg-type]
             else:
                 self._close(conn, item.reason)  # type: ignore[union-attr]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from tcplab.cli.common import add_command, port_number, positive_float
 
@@ -38,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=port_number, default=None,
                    help="server port (asked if omitted; default 55555)")
     p.add_argument("--nick", default=None, help="nickname (asked if omitted)")
-    p.add_argument("--password", default=None, help="server password (servers run with --password)")
+    p.add_argument("--password", default=None,
+                   help="server password (or set TCPLAB_CHAT_PASSWORD)")
     p.add_argument("--tls", action="store_true", help="connect with TLS")
     p.add_argument("--tls-ca", metavar="PEM", default=None,
                    help="trust this CA/self-signed certificate for --tls")
@@ -53,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tcplab.chat.cli_client import Options, run_client
 
-    opts = Options(host=args.host, port=args.port, nick=args.nick, password=args.password,
+    opts = Options(host=args.host, port=args.port, nick=args.nick,
+                   password=args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None,
                    tls=args.tls or bool(args.tls_ca), tls_ca=args.tls_ca, insecure=args.insecure,
                    reconnect=args.reconnect, connect_timeout=args.timeout)
     return run_client(opts)

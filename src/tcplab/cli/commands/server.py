@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -53,7 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="disconnect clients silent this many seconds (0 = never); the tcplab "
                         "client pings every 60 s")
     p.add_argument("--password", default=None,
-                   help="clients must send '/pass PASSWORD' before their nickname")
+                   help="clients must send '/pass PASSWORD' before their nickname (or set "
+                        "TCPLAB_CHAT_PASSWORD, which other users cannot read in 'ps')")
     p.add_argument("--tls-cert", metavar="PEM", default=None, help="serve TLS with this certificate")
     p.add_argument("--tls-key", metavar="PEM", default=None,
                    help="private key for --tls-cert (if not inside the certificate file)")
@@ -98,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
             "file descriptor limit %d: serving at most %d clients (raise it with ulimit -n)",
             soft, max_clients)
     ctx = make_server_ssl_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    password = args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None
     limits = Limits(max_line=args.max_line, rate=args.rate, burst=float(args.burst),
-                    idle_timeout=args.idle_timeout, password=args.password,
+                    idle_timeout=args.idle_timeout, password=password,
                     log_messages=args.log_messages)
     srv = ChatServer(args.host, args.port, limits=limits, max_clients=max_clients,
                      max_output=args.max_output, ssl_context=ctx)
