@@ -124,7 +124,7 @@ def test_sigterm_mid_burst_leaves_a_valid_file(tmp_path) -> None:
         stop_sending.set()
         sender.join(TIMEOUT)
     assert proc.returncode == 0, err
-    assert "stopped by request" in err
+    assert "stopped by SIGTERM" in err
     assert "packets dropped by kernel" in err
     assert out.count("UDP") > 10, "live packet lines are printed"
     text = tshark("-r", path, "-T", "fields", "-e", "frame.number")

@@ -67,18 +67,23 @@ def filter_expression(args: argparse.Namespace) -> str | None:
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into a stop request so the file is always finished cleanly."""
+def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
+    """Turn SIGINT/SIGTERM into a stop request so the file is always finished cleanly.
+
+    Yields a list that receives the name of the signal that arrived (for the summary).
+    """
+    received: list[str] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def handler(signum: int, frame: object) -> None:
+        received.append(signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield received
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
@@ -121,12 +126,14 @@ def run(args: argparse.Namespace) -> int:
               f"filter {shown}; Ctrl-C to stop", file=sys.stderr, flush=True)
 
     on_packet = None if args.quiet else live_printer(link.LINKTYPE_ETHERNET)
-    with stop_on_signals(stop):
+    with stop_on_signals(stop) as received:
         summary = capture.run_capture(
             args.interface, args.output, expression=expression, count=args.count,
             duration=args.duration, file_format=args.format, stop=stop, on_packet=on_packet,
             on_ready=ready,
         )
+    if received:
+        summary.stop_reason = received[0]
     sys.stdout.flush()
     print(summary.text(), file=sys.stderr)
     return 0
