@@ -420,7 +420,7 @@ def _loop(
         if stop.is_set():
             if drain_on_stop:
                 _drain(psock, write, summary, count, on_packet)
-            return "request (signal or caller)"
+            return "stop request"
         if count is not None and summary.packets >= count:
             return f"--count {count}"
         now = time.monotonic()
