@@ -120,6 +120,9 @@ class InjectSummary:
         if w is not None:
             out.append(f"captured  {w.captured_ours:,} of them on lo; "
                        f"{w.rst_answers:,} answered by RST from the kernel")
+            if s.packets and not w.captured_ours:
+                out.append("note      none of them crossed lo: the watch sees only loopback, "
+                           "so packets for other hosts are neither counted nor answered here")
             if w.rst_answers:
                 ports = ", ".join(str(p) for p in sorted(w.rst_ports)[:5])
                 out.append(
