@@ -106,7 +106,14 @@ def _packets(args: argparse.Namespace, *, payload: bool) -> Iterator[dict]:
     chat = frozenset(args.chat_port) if args.chat_port else CHAT_PORTS
     # A filter on tcp.payload needs the bytes the analyzer otherwise drops.
     payload = payload or getattr(args, "filter_needs_payload", False)
-    return analyze(args.file, two_pass=not args.one_pass, checksums=not args.no_checksums,
+    # The plain list shows no conversation-wide value, so it reads once (as 'tshark -r');
+    # everything that shows completeness reads twice (as 'tshark -2').
+    wants_final = bool(args.json or args.packet is not None or args.conversations or args.http
+                       or args.explain or args.flow is not None or args.flow_svg)
+    two_pass = args.two_pass or (wants_final and not args.one_pass)
+    # Checksum verdicts appear in JSON, the detail tree, --explain and filters, never in the list.
+    checksums = not args.no_checksums and bool(wants_final or args.filter)
+    return analyze(args.file, two_pass=two_pass, checksums=checksums,
                    absolute=args.absolute, payload=payload, chat_ports=chat,
                    max_packets=args.count)
 
