@@ -315,7 +315,15 @@ def test_tls(tmp_path):
         plain = RawClient(server.address)
         plain.send("Mallory")
         assert plain.wait_closed() in ("fin", "rst")
+        # Closing right after sending still shows the server's answer (TLS cannot
+        # half-close, so the client asks the server to close after its replies).
+        a.send("Ghost", "are you there?")
         a.close()
+        seen = []
+        while not a.events.empty():
+            seen.append(a.events.get_nowait())
+        assert any(getattr(e, "code", None) == 401 for e in seen), seen
+        assert seen[-1].__class__.__name__ == "Disconnected" and seen[-1].by_user
         b.close()
 
 

@@ -389,9 +389,12 @@ class ChatClient:
                     fin_sent = True
                     fin_deadline = now + CLOSE_TIMEOUT
                     if isinstance(sock, ssl.SSLSocket):
-                        # After a TLS socket's shutdown() its reads would return raw
-                        # records: everything queued is sent, so just close.
-                        return "closed", True
+                        # A TLS socket cannot half-close (after shutdown() reads return raw
+                        # records), so ask the server to close: it flushes its replies first.
+                        out = b"/quit\n"
+                        want_write = True
+                        sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+                        continue
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_WR)
                 if fin_sent and time.monotonic() >= fin_deadline:
