@@ -179,3 +179,23 @@ def test_lossy_captures_agree_within_the_documented_budget(tmp_path):
                              "tcp.analysis.fast_retransmission"), problem
             differing.add((seed, frame))
     assert len(differing) <= 0.02 * frames, sorted(differing)
+
+
+def test_injection_capture_with_kernel_rsts(tmp_path):
+    """Seed-style segments injected on lo: every one answered by the kernel's RST."""
+    require_tshark()
+    require_root()
+    server, client = _free_port(), _free_port()
+    out = tmp_path / "inject.pcap"
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "inject", str(SAMPLE_CSV), "-c", "8",
+                           "--server-port", str(server), "--client-port", str(client),
+                           "--interval", "0.01", "--capture", str(out), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_as_tshark(str(out))
+    packets = list(analyze(str(out)))
+    data = [d for d in packets if d.get("tcp.len")]
+    rsts = [d for d in packets if d.get("tcp.flags.reset")]
+    assert len(data) == 8 and len(rsts) >= 8
+    assert all(d["_ws.col.Info"].endswith("[RST] Seq=1 Win=0 Len=0") for d in rsts)
+    assert all(d.get("tcp.analysis.retransmission") for d in data[2:])
