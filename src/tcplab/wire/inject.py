@@ -29,7 +29,12 @@ Flow = tuple[bytes, int, bytes, int]
 
 
 def _tcp_tuple(packet: bytes | memoryview, offset: int = 0) -> tuple[Flow, int, int] | None:
-    """(flow, flags, payload length) of a TCP/IPv4 or TCP/IPv6 packet at ``offset``, else None."""
+    """(flow, flags, payload length) of a TCP/IPv4 or TCP/IPv6 packet at ``offset``, else None.
+
+    A lean read of just the fields the RST watch needs, not :mod:`tcplab.packet`'s full
+    parsers: it runs in the capture thread for every frame (two per packet sent) while
+    the sender needs the interpreter, and validation is not its job — the analyzer's is.
+    """
     n = len(packet) - offset
     if n < 20:
         return None
