@@ -63,6 +63,15 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 NICE = 0
 
 
+def die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the benchmark dies, so no server outlives it."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 def prioritize(pid: int) -> None:
     """Apply ``--nice`` to a child that runs in its own session.
 
@@ -172,7 +181,8 @@ class Server:
             with open(self.log, "wb") as logfile:
                 self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                              stdout=logfile, stderr=subprocess.STDOUT,
-                                             start_new_session=bool(NICE))
+                                             start_new_session=bool(NICE),
+                                             preexec_fn=die_with_parent)
             prioritize(self.proc.pid)
             if self.wait_listening(15.0):
                 return
@@ -231,7 +241,8 @@ class Generator:
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen([sys.executable, str(LOADGEN), *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=bool(NICE))
+                                     stderr=subprocess.PIPE, start_new_session=bool(NICE),
+                                     preexec_fn=die_with_parent)
         prioritize(self.proc.pid)
         self.buffer = b""
 
