@@ -594,7 +594,7 @@ def disassemble(program: list[Instruction]) -> str:
         elif ins.code == LDX_B_MSH:
             text = f"{name:<8} 4*([{ins.k}]&0xf)"
         elif ins.code in (JMP_JEQ_K, JMP_JGT_K, JMP_JGE_K, JMP_JSET_K):
-            text = f"{name:<8} #{ins.k:#x}{'':<10} jt {i + 1 + ins.jt}\tjf {i + 1 + ins.jf}"
+            text = f"{name:<8} {'#' + hex(ins.k):<16} jt {i + 1 + ins.jt}\tjf {i + 1 + ins.jf}"
         elif ins.code == JMP_JA:
             text = f"{name:<8} {i + 1 + ins.k}"
         else:
