@@ -297,3 +297,16 @@ def test_split_chat_input_only_needs_a_colon():
 ])
 def test_sanitize_strips_terminal_control(raw, shown):
     assert sanitize(raw) == shown
+
+
+def test_login_timeout_closes_connections_that_never_log_in():
+    core = ChatCore(Limits(login_timeout=10))
+    core.connect(1, 0.0)
+    core.connect(2, 0.0)
+    core.receive(2, b"Bob\n", 1.0)
+    core.receive(1, b"/ping\n", 9.0)  # talking is not logging in
+    assert core.idle(9.5) == []
+    out = core.idle(10.5)
+    assert [cid for cid, _ in out] == [1, 1]
+    assert out[0][1] == b"System: 408 No login within 10 s; disconnecting.\n"
+    assert out[1][1].reason == "login timeout"

@@ -224,7 +224,8 @@ class Session:
 
     __slots__ = (
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
-        "tokens", "stamp", "dropped", "last_seen", "list_gen", "list_sent_at", "closing",
+        "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
+        "closing",
     )
 
     def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool):
@@ -240,6 +241,7 @@ class Session:
         self.stamp = now
         self.dropped = 0
         self.last_seen = now
+        self.connected_at = now
         self.list_gen = -1
         self.list_sent_at = -1e18
         self.closing = False
@@ -253,6 +255,7 @@ class Limits:
     rate: float = DEFAULT_RATE  # messages/s per client; 0 disables flood control
     burst: float = DEFAULT_BURST
     idle_timeout: float = 0.0  # seconds; 0 disables
+    login_timeout: float = 0.0  # seconds from connect to a nickname; 0 disables
     password: str | None = None
     log_messages: bool = False
 
@@ -549,19 +552,30 @@ class ChatCore:
         return out
 
     def idle(self, now: float) -> list[Output]:
-        """Close connections that have said nothing for ``idle_timeout`` seconds: this is how
-        a half-open connection (peer vanished without FIN or RST) is noticed."""
+        """Close connections that have said nothing for ``idle_timeout`` seconds — this is how
+        a half-open connection (peer vanished without FIN or RST) is noticed — and those that
+        have not logged in within ``login_timeout`` (silent sockets cannot hoard client slots)."""
         timeout = self.limits.idle_timeout
-        if timeout <= 0:
+        login_timeout = self.limits.login_timeout
+        if timeout <= 0 and login_timeout <= 0:
             return []
-        limit = now - timeout
+        idle_limit = now - timeout if timeout > 0 else -1e18
+        login_limit = now - login_timeout if login_timeout > 0 else -1e18
         out: list[Output] = []
         for s in self.sessions.values():
-            if s.last_seen < limit and not s.closing:
-                s.closing = True
-                out.append((s.conn, system_line(
-                    Code.IDLE_TIMEOUT, f"Idle for more than {timeout:g} s; disconnecting.")))
-                out.append((s.conn, Close("idle timeout")))
+            if s.closing:
+                continue
+            if s.last_seen < idle_limit:
+                text = f"Idle for more than {timeout:g} s; disconnecting."
+                reason = "idle timeout"
+            elif s.key is None and s.connected_at < login_limit:
+                text = f"No login within {login_timeout:g} s; disconnecting."
+                reason = "login timeout"
+            else:
+                continue
+            s.closing = True
+            out.append((s.conn, system_line(Code.IDLE_TIMEOUT, text)))
+            out.append((s.conn, Close(reason)))
         return out
 
     # -- delivery failures ---------------------------------------------------------------

@@ -53,6 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--idle-timeout", type=non_negative_float, default=300.0,
                    help="disconnect clients silent this many seconds (0 = never); the tcplab "
                         "client pings every 60 s")
+    p.add_argument("--login-timeout", type=non_negative_float, default=60.0,
+                   help="disconnect connections that send no nickname within this many "
+                        "seconds (0 = never), so silent sockets cannot hold client slots")
     p.add_argument("--password", default=None,
                    help="clients must send '/pass PASSWORD' before their nickname (or set "
                         "TCPLAB_CHAT_PASSWORD, which other users cannot read in 'ps')")
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     ctx = make_server_ssl_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     password = args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None
     limits = Limits(max_line=args.max_line, rate=args.rate, burst=float(args.burst),
-                    idle_timeout=args.idle_timeout, password=password,
+                    idle_timeout=args.idle_timeout, login_timeout=args.login_timeout,
+                    password=password,
                     log_messages=args.log_messages)
     srv = ChatServer(args.host, args.port, limits=limits, max_clients=max_clients,
                      max_output=args.max_output, ssl_context=ctx)
