@@ -295,7 +295,8 @@ class Row:
 
 
 def merged_quantiles(results: list[dict]) -> dict[str, float | None]:
-    sys.path.insert(0, str(HERE))
+    if str(HERE) not in sys.path:  # run as a script, benchmarks/ is already there
+        sys.path.insert(0, str(HERE))
     from chat_loadgen import Histogram
 
     hist = Histogram()

@@ -43,6 +43,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 
 #: Names are fixed-width so a list of 10,000 is ~70 KB (the issue's "80 KB list")
 #: and a name can never be a substring of another at a line start.
@@ -262,7 +263,7 @@ class LoadGen:
             self.poll(0.1)
         return self.commands.pop(0).split()
 
-    def run_until(self, done, deadline: float) -> bool:
+    def run_until(self, done: Callable[[], bool], deadline: float) -> bool:
         while time.monotonic() < deadline:
             if done():
                 return True
