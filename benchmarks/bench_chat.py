@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_chat.py              # full run (a few minutes)
+    python benchmarks/bench_chat.py              # full run (about 6 minutes)
     python benchmarks/bench_chat.py --quick      # seconds: small sizes, smoke test
     python benchmarks/bench_chat.py --clients 1000 --servers tcplab,thread --procs 2
 
