@@ -48,7 +48,8 @@ def mixed_packets() -> list[tuple[float, bytes]]:
     Frames (1-based): 1–8 an HTTP conversation with handshake and FIN teardown (10.0.0.2:40000 →
     192.168.1.7:80); 9–14 the seed pattern (data with seq 0 answered by RST, on loopback);
     15–16 UDP (DNS port); 17–19 TCP over IPv6; 20 a segment with a bad checksum; 21–26
-    chat-port data, a zero window, a window update and duplicate ACKs.
+    chat-port data, a zero window, a window update and duplicate ACKs; 27–28 an ECN-setup
+    handshake with DF set.
     """
     t = 1000.0
     pk: list[tuple[float, bytes]] = []
@@ -85,6 +86,11 @@ def mixed_packets() -> list[tuple[float, bytes]]:
     add(.01, stack.tcp_packet(s2, c2, 55555, 41000, seq=2000, ack=1009, flags=tcp.ACK, window=0))
     for _ in range(4):
         add(.01, stack.tcp_packet(s2, c2, 55555, 41000, seq=2000, ack=1009, flags=tcp.ACK))
+    # An ECN-setup SYN with DF (RFC 3168 §6.1.1) and its SYN-ACK: the rarer flag bits.
+    add(.1, stack.tcp_packet(NET_A, NET_B, 42000, 8080, seq=1, flags=tcp.SYN | tcp.ECE | tcp.CWR,
+                             df=True))
+    add(.01, stack.tcp_packet(NET_B, NET_A, 8080, 42000, seq=9, ack=2,
+                              flags=tcp.SYN | tcp.ACK | tcp.ECE, df=True))
     return pk
 
 
@@ -143,6 +149,7 @@ EXPORT_FIELDS: dict[str, object] = {
     "frame.number": _INT, "frame.len": _INT, "frame.time_epoch": _FLOAT,
     "frame.time_relative": _FLOAT, "frame.comment": _STR, "frame.protocols": _STR,
     "ip.src": _STR, "ip.dst": _STR, "ip.proto": _INT, "ip.ttl": _INT, "ip.len": _INT,
+    "ip.flags": _INT,
     "ip.id": _INT,
     "ipv6.src": _STR, "ipv6.dst": _STR,
     "udp.srcport": _INT, "udp.dstport": _INT,

@@ -37,6 +37,7 @@ def frames_of(json_lines: str) -> list[int]:
     "tcp.payload contains \"GET\"",
     "tcp.analysis.flags && tcp.stream == 4",
     "tcp.checksum.status == 0",
+    "ip.flags.df == 1 && tcp.flags.cwr == 1",
     "dns || tcp.flags.syn == 1",
     "tcp.analysis.flags",
 ])
@@ -64,7 +65,7 @@ def test_conversations_text_and_json(capsys, mixed) -> None:
     code, out, _ = run(capsys, mixed, "--conversations", "--json")
     summary = [o for o in map(json.loads, out.splitlines()) if o.get("summary")]
     assert summary[0]["summary"] == "conversations"
-    assert [c["tcp.stream"] for c in summary[0]["conversations"]] == [0, 1, 2, 3, 4]
+    assert [c["tcp.stream"] for c in summary[0]["conversations"]] == [0, 1, 2, 3, 4, 5]
 
 
 def test_flow_terminal_and_svg(capsys, mixed, tmp_path) -> None:

@@ -56,14 +56,10 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "frame.cap_len": (UINT, _U32),
     "frame.time_epoch": (FLOAT, None),
     "frame.time_relative": (FLOAT, None),
-    "frame.time_delta": (FLOAT, None),
     "frame.comment": (STR, None),
     "frame.protocols": (STR, None),
-    "frame.interface_id": (UINT, _U32),
     "_ws.col.Protocol": (STR, None),
     "_ws.col.Info": (STR, None),
-    "_ws.col.protocol": (STR, None),
-    "_ws.col.info": (STR, None),
     "_ws.col.Source": (STR, None),
     "_ws.col.Destination": (STR, None),
     "_ws.expert": (STR, None),
@@ -73,14 +69,13 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "eth.src": (STR, None),
     "eth.dst": (STR, None),
     "eth.type": (UINT, _U16),
-    "null.family": (UINT, _U32),
-    "sll.pkttype": (UINT, _U16),
     "ip.version": (UINT, 15),
     "ip.hdr_len": (UINT, _U8),
     "ip.dsfield": (UINT, _U8),
     "ip.len": (UINT, _U16),
     "ip.id": (UINT, _U16),
     "ip.flags": (UINT, _U8),
+    "ip.flags.rb": (BOOL, None),
     "ip.flags.df": (BOOL, None),
     "ip.flags.mf": (BOOL, None),
     "ip.frag_offset": (UINT, _U16),
@@ -100,7 +95,6 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "udp.length": (UINT, _U16),
     "udp.checksum": (UINT, _U16),
     "udp.checksum.status": (STATUS, None),
-    "udp.stream": (UINT, _U32),
     "tcp.stream": (UINT, _U32),
     "tcp.srcport": (UINT, _U16),
     "tcp.dstport": (UINT, _U16),
@@ -121,6 +115,7 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "tcp.flags.ece": (BOOL, None),
     "tcp.flags.cwr": (BOOL, None),
     "tcp.flags.ns": (BOOL, None),
+    "tcp.flags.ae": (BOOL, None),
     "tcp.flags.str": (STR, None),
     "tcp.window_size": (UINT, _U32),
     "tcp.window_size_value": (UINT, _U16),
@@ -137,8 +132,6 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "tcp.options.sack_le": (UINT, _U32),
     "tcp.options.sack_re": (UINT, _U32),
     "tcp.checksum_calculated": (UINT, _U16),
-    "tcp.time_relative": (FLOAT, None),
-    "tcp.time_delta": (FLOAT, None),
     "tcp.completeness": (UINT, _U8),
     "tcp.payload": (BYTES, None),
     "tcp.analysis.retransmission": (FLAG, None),
@@ -153,30 +146,37 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "tcp.analysis.window_full": (FLAG, None),
     "tcp.analysis.zero_window": (FLAG, None),
     "tcp.analysis.zero_window_probe": (FLAG, None),
+    "tcp.analysis.zero_window_probe_ack": (FLAG, None),
     "tcp.analysis.duplicate_ack": (FLAG, None),
     "tcp.analysis.reused_ports": (FLAG, None),
     "tcp.analysis.duplicate_ack_num": (UINT, _U32),
     "tcp.analysis.duplicate_ack_frame": (UINT, _U32),
-    "tcp.analysis.acks_frame": (UINT, _U32),
-    "tcp.analysis.ack_rtt": (FLOAT, None),
-    "tcp.analysis.bytes_in_flight": (UINT, _U32),
     "http.request.method": (STR, None),
     "http.request.uri": (STR, None),
     "http.request.version": (STR, None),
-    "http.request.full_uri": (STR, None),
     "http.response.code": (UINT, _U16),
     "http.response.phrase": (STR, None),
     "http.response.version": (STR, None),
     "http.host": (STR, None),
-    "http.user_agent": (STR, None),
-    "http.content_type": (STR, None),
     "http.content_length": (UINT, None),
-    "http.request_in": (UINT, _U32),
-    "http.response_in": (UINT, _U32),
-    "dns.qry.name": (STR, None),
-    "dns.id": (UINT, _U16),
-    "dns.flags.response": (BOOL, None),
-    "dns.a": (IPV4, None),
+}
+
+#: One-bit fields read from their flags word when the packet dict has only the word
+#: (``ip.flags`` holds the 3 IPv4 flag bits, ``tcp.flags`` the 9 TCP ones).
+DERIVED_BITS: dict[str, tuple[str, int]] = {
+    "ip.flags.rb": ("ip.flags", 0x4),
+    "ip.flags.df": ("ip.flags", 0x2),
+    "ip.flags.mf": ("ip.flags", 0x1),
+    "tcp.flags.fin": ("tcp.flags", 0x001),
+    "tcp.flags.syn": ("tcp.flags", 0x002),
+    "tcp.flags.reset": ("tcp.flags", 0x004),
+    "tcp.flags.push": ("tcp.flags", 0x008),
+    "tcp.flags.ack": ("tcp.flags", 0x010),
+    "tcp.flags.urg": ("tcp.flags", 0x020),
+    "tcp.flags.ece": ("tcp.flags", 0x040),
+    "tcp.flags.cwr": ("tcp.flags", 0x080),
+    "tcp.flags.ns": ("tcp.flags", 0x100),
+    "tcp.flags.ae": ("tcp.flags", 0x100),  # tshark 4.0's name for the NS bit (AccECN)
 }
 
 #: Wireshark's convenience fields that stand for several real ones ("any of them").
@@ -343,6 +343,18 @@ def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
             return () if v is None or v is False else (v,)
 
         return get_flag
+
+    if name in DERIVED_BITS:
+        word, mask = DERIVED_BITS[name]
+
+        def get_bit(d: Packet) -> tuple:
+            v = d.get(name)
+            if v is not None:
+                return (v,)
+            w = d.get(word)
+            return (1 if w & mask else 0,) if type(w) is int else ()
+
+        return get_bit
 
     if ftype == STATUS:
         def get_status(d: Packet) -> tuple:
