@@ -18,8 +18,9 @@ Scenarios, each run against every server in turn in this one process run:
 
 Servers: ``tcplab`` (``python -m tcplab server``), ``thread`` (the report's
 design, ``baselines/thread_chat_server.py``) and ``bare`` (a minimal selectors
-relay, ``baselines/bare_relay.py``: no validation, no limits — a ceiling that
-shows how fast the load generator can go, so it is not what limits the others).
+relay, ``baselines/bare_relay.py``: no validation, no limits — a reference point
+for what a plain selectors loop costs per message, and a check that the load
+generator can drive a server that does almost nothing).
 
 The load runs in separate ``chat_loadgen.py`` processes (``--procs``); each
 reports its own CPU time so a reader can see whether it, rather than the

@@ -1,11 +1,10 @@
 """BASELINE ONLY — the smallest selectors relay that speaks the chat's wire protocol.
 
-A ceiling for the benchmark, not a chat server: first line = nickname, then
-``Target: text`` is relayed as ``Sender: text``. No validation, no online list,
-no limits of any kind (output buffers grow without bound). It exists so the
-benchmark can show how many messages per second the load generator sustains
-when the server does almost nothing: if this relay goes far faster than the
-servers under test, the generator is not what limits them.
+A reference point for the benchmark, not a chat server: first line = nickname,
+then ``Target: text`` is relayed as ``Sender: text``. No validation, no online
+list, no limits of any kind (output buffers grow without bound). It shows what a
+plain selectors loop costs per message (one Python step per line), and how fast
+the load generator drives a server that does almost nothing.
 Loopback benchmarking only; never imported by ``src/tcplab``.
 """
 
