@@ -294,3 +294,21 @@ def test_kuznetzov_modified_pcap_matches_tshark(tmp_path) -> None:
     path.write_bytes(craft.pcap_header(magic=0xA1B2CD34) + body)
     assert [r.data for r in read_all(path)] == frames
     assert our_frames(path) == tshark_frames(path)
+
+
+@pytest.mark.parametrize("tshark_format", ["pcapng", "pcap", "nsecpcap"])
+def test_files_written_by_tshark(tmp_path, frames, tshark_format) -> None:
+    exe = require_tshark()
+    source = tmp_path / "source.pcap"
+    with open_writer(source, link.LINKTYPE_ETHERNET, nanosecond=True) as w:
+        for i, frame in enumerate(frames):
+            w.write(frame, BASE_NS + i * 3_333)
+    out = tmp_path / f"tshark_out.{tshark_format}"
+    proc = subprocess.run([exe, "-r", str(source), "-F", tshark_format, "-w", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert our_frames(out) == tshark_frames(out)
+    assert [r.data for r in read_all(out)] == frames
+    if tshark_format == "pcapng":
+        with open_capture(out) as reader:
+            assert reader.sections[0].application and "Wireshark" in reader.sections[0].application
