@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -47,44 +48,48 @@ def run_measured(
 ) -> Measured:
     """Run ``cmd`` to completion and account for exactly that child.
 
-    ``wait4`` gives this child's own rusage (user/system CPU, peak RSS in KB), which
-    ``RUSAGE_CHILDREN`` cannot once several children have run. Output goes to temporary
-    files, not pipes, so a chatty child can never block on a full pipe while we wait.
+    ``wait4`` gives this child's own CPU time, which ``RUSAGE_CHILDREN`` cannot once
+    several children have run. Its peak RSS, though, is not the command's own: Linux
+    carries the high-water mark across ``exec``, so a child forked from a large benchmark
+    process reports the parent's size. So when ``/usr/bin/time`` is installed the command
+    runs under it (a small process forking the real one) and its ``%M`` is used; else
+    the ``wait4`` figure, an upper bound. Output goes to temporary files, not pipes, so a
+    chatty child can never block on a full pipe while we wait.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    use_time = shutil.which(TIME_BIN) is not None
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(mode="r", suffix=".time") as rss_file:
+        full = [TIME_BIN, "-f", "%M", "-o", rss_file.name, *cmd] if use_time else list(cmd)
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                cwd=cwd, env=env)
+        # Its own process group, so a timeout ends the command and not only /usr/bin/time.
+        proc = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                cwd=cwd, env=env, start_new_session=True)
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 os.wait4(proc.pid, 0)
                 proc.returncode = -9
                 raise CommandFailed(f"{' '.join(cmd)}: still running after {timeout:.0f} s")
             time.sleep(0.002)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
+        maxrss = usage.ru_maxrss
+        if use_time:
+            found = re.search(r"(\d+)\s*$", rss_file.read())
+            if found:
+                maxrss = int(found.group(1))
         out.seek(0)
         err.seek(0)
-        return Measured(proc.returncode, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss,
+        return Measured(proc.returncode, wall, usage.ru_utime, usage.ru_stime, maxrss,
                         out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
 def peak_rss_kb(cmd: Sequence[str], *, timeout: float) -> tuple[int, Measured]:
-    """Peak RSS of ``cmd`` in KB, as ``/usr/bin/time -v`` reports it when installed.
-
-    ``time -v`` is the tool a reader would reach for to check the figure by hand; without
-    it the ``wait4`` figure of :func:`run_measured` (the same kernel counter) is used.
-    """
-    if shutil.which(TIME_BIN):
-        m = run_measured([TIME_BIN, "-v", *cmd], timeout=timeout)
-        found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", m.stderr)
-        if found:
-            return int(found.group(1)), m
+    """Peak RSS of ``cmd`` in KB (``/usr/bin/time``'s figure when installed), with the run."""
     m = run_measured(cmd, timeout=timeout)
     return m.maxrss_kb, m
 
