@@ -135,7 +135,7 @@ def test_non_tcp_packets_are_ignored_and_render_aligns() -> None:
     assert lines[0].startswith("Stream") and "Completeness" in lines[0]
     assert lines[2].split()[0] == "0"
     assert "1.1.1.1:1" in lines[2] and "SYN never answered" in lines[2]
-    assert lines[-1] == "1 TCP conversation, 1 packets"
+    assert lines[-1] == "1 TCP conversation, 1 packet"
     # The Verdict column starts at the same offset on the header and every row.
     assert lines[0].index("Verdict") == lines[2].index("SYN never")
     assert cv.render([]) == "No TCP conversations."

@@ -280,7 +280,7 @@ def render(summaries: list[ConversationSummary]) -> str:
     lines = [line(header), line(tuple("─" * w for w in widths[:-1]) + ("─" * 7,))]
     lines += [line(r) for r in rows]
     lines.append(f"{len(summaries)} TCP conversation{'s' if len(summaries) != 1 else ''}, "
-                 f"{total_packets} packets")
+                 f"{total_packets} packet{'s' if total_packets != 1 else ''}")
     return "\n".join(lines)
 
 
