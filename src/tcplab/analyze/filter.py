@@ -449,7 +449,7 @@ class _Compiler:
         self.depth = 0
         self.used: set[str] = set()  # every field/protocol name the expression reads
 
-    # -- helpers -----------------------------------------------------------------------------
+    # -- token access and errors --------------------------------------------------------------
     def err(self, tok: _Tok, message: str, hint: str = "") -> InputError:
         return _error(self.expr, tok.pos, message, max(1, len(tok.text)), self.option, hint)
 
