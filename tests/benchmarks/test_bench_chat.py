@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,56 @@ def test_error_notices_are_told_apart_from_welcomes() -> None:
     assert loadgen.is_error_notice(b"System: 433 Nickname 'x' is already taken.\n")
     assert loadgen.is_error_notice(b"System: Nickname already taken. Choose another.\n")
     assert not loadgen.is_error_notice(b"ONLINE_USERS:a,b\n")
+
+
+def start_baseline(script: str) -> tuple[subprocess.Popen, int]:
+    for _attempt in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / "baselines" / script), "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return proc, port
+            except OSError:
+                time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=5)
+    raise AssertionError(f"{script} did not start")
+
+
+def read_until(sock: socket.socket, marker: bytes, limit: int = 1 << 16) -> bytes:
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"connection closed before {marker!r}; got {data!r}"
+        data += chunk
+        assert len(data) < limit
+    return data
+
+
+@pytest.mark.parametrize("script", ["thread_chat_server.py", "bare_relay.py"])
+def test_baselines_frame_lines_split_and_merged(script: str) -> None:
+    """The peers must be measured fairly: a message split over two writes, or several in
+    one write, is delivered whole and in order (the report's one-recv design was not)."""
+    proc, port = start_baseline(script)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as alice, \
+                socket.create_connection(("127.0.0.1", port), timeout=10) as bob:
+            bob.sendall(b"bob\n")
+            read_until(bob, b"\n")
+            alice.sendall(b"alice\n")
+            read_until(alice, b"\n")
+            alice.sendall(b"bob: sh")
+            time.sleep(0.2)  # force two segments, so the server sees half a line first
+            alice.sendall(b"alom\nbob: one\nbob: two\n")
+            got = read_until(bob, b"alice: two\n")
+            chat = [line for line in got.split(b"\n") if line.startswith(b"alice: ")]
+            assert chat == [b"alice: shalom", b"alice: one", b"alice: two"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
