@@ -22,7 +22,7 @@ terminated (``\\r\\n`` accepted):
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 # --- limits -------------------------------------------------------------------------------
@@ -605,9 +605,6 @@ class ChatCore:
             Code.NOT_DELIVERED,
             f"{n} message(s) to '{name}' not delivered: {name} was disconnected."))
             for s, n in counts.items()]
-
-    def logged_in(self) -> Iterator[Session]:
-        return iter(self.users.values())
 
 
 def _split_lines(data: bytes) -> list[bytes]:
