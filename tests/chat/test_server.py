@@ -4,7 +4,6 @@ service needs beyond them (framing, limits, slow consumers, shutdown, TLS, IPv6)
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from tcplab.chat.protocol import Limits
 from tests.chat.helpers import RawClient, free_port, running_server, wait_until
+from tests.support import require_program
 
 NAMES = ["Britney Spears", "Paris Hilton", "NoGui_User", "Alice", "Bob", "Carol"]
 
@@ -283,9 +283,7 @@ def test_ipv6_loopback():
 
 
 def make_cert(tmp_path):
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a test certificate")
+    openssl = require_program("openssl")  # to make a throw-away certificate
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
