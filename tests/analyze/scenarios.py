@@ -42,11 +42,11 @@ class Builder:
     def write(self, path: str, linktype: int = link.LINKTYPE_ETHERNET) -> str:
         with open_writer(path, linktype) as w:
             for ts, pkt in self.frames:
-                w.write(link.frame(linktype, pkt), ts)
+                w.write(stack.frame(linktype, pkt), ts)
         return path
 
 
-def anomalies() -> Builder:
+def anomalies(A: bytes = A, B: bytes = B) -> Builder:  # noqa: N803 - the module's names
     """One connection with every SEQ/ACK analysis case, plus a second one reusing the ports."""
     b = Builder()
     c, s = 1000, 5000  # client/server ISNs

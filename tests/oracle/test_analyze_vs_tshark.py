@@ -46,6 +46,14 @@ def test_anomalies_pcapng_on_null_link(tmp_path):
     assert_same_as_tshark(path)
 
 
+def test_anomalies_over_ipv6(tmp_path):
+    from tcplab.packet import ipv6
+
+    require_tshark()
+    b = scenarios.anomalies(ipv6.addr("2001:db8::1"), ipv6.addr("2001:db8::2"))
+    assert_same_as_tshark(b.write(str(tmp_path / "anomalies6.pcap")))
+
+
 def test_window_full_sll(tmp_path):
     require_tshark()
     assert_same_as_tshark(scenarios.window_full().write(str(tmp_path / "wf.pcap"),
