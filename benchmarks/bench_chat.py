@@ -37,11 +37,13 @@ import os
 import resource
 import select
 import shlex
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -615,8 +617,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "session/autogroup; negative (root only) keeps other work on a "
                              "shared machine from distorting the figures")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
-    parser.add_argument("--logdir", type=Path, default=Path("/tmp"),
-                        help="where server output is kept")
+    parser.add_argument("--logdir", type=Path, default=None,
+                        help="keep the servers' output here [a temporary directory, "
+                             "removed after a successful run]")
     opts = parser.parse_args(argv)
     quick = opts.quick
     if opts.clients is None:
@@ -663,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
           f"idle {opts.idle}; tcplab server flags: {' '.join(extra) or '(defaults)'}; "
           f"{os.cpu_count()} CPUs, load average {load}, nice {opts.nice}",
           flush=True)
+    keep_logs = opts.logdir is not None
+    logdir = opts.logdir or Path(tempfile.mkdtemp(prefix="bench_chat_"))
+    logdir.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     # Pairs runs are repeated with the servers interleaved, so a burst of other work on
     # a shared machine hits every server alike; the best run of each is kept.
@@ -675,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
                 server = Server(kind, extra if kind == "tcplab" else [], profile, command)
                 print(f"  {scenario:<5} {clients:>6} clients  {kind:<7}", end=" ", flush=True)
                 started = time.monotonic()
-                server.start(opts.logdir)
+                server.start(logdir)
                 try:
                     if scenario == "pairs":
                         row = run_pairs(server, clients, opts)
@@ -690,12 +696,14 @@ def main(argv: list[str] | None = None) -> int:
                       + (f", {row.values['msg_per_s']:,} msg/s" if scenario == "pairs" else ""),
                       flush=True)
     except BenchError as exc:
-        print(f"\nbench_chat: error: {exc}", file=sys.stderr)
+        print(f"\nbench_chat: error: {exc}\n(server output kept in {logdir})", file=sys.stderr)
         print_tables(best_runs(rows), opts)
         return 1
     except KeyboardInterrupt:
-        print("\nbench_chat: interrupted", file=sys.stderr)
+        print(f"\nbench_chat: interrupted (server output kept in {logdir})", file=sys.stderr)
         return 130
+    if not keep_logs:
+        shutil.rmtree(logdir, ignore_errors=True)
     best = best_runs(rows)
     print_tables(best, opts)
     check_targets(best)
