@@ -166,3 +166,26 @@ def test_hexdump_layout():
 
 def test_safe_text_neutralises_terminal_controls():
     assert render.safe_text("a\x1b]0;pwned\x07b\u202ec") == "a\\x1b]0;pwned\\x07b\\u202ec"
+
+
+@pytest.mark.parametrize("linktype", [0, 1, 101, 113, 276])
+def test_hostile_bytes_never_raise_and_never_reach_the_terminal_raw(linktype):
+    import random
+
+    rng = random.Random(linktype)
+    analyzer = Analyzer(linktype)
+    payloads = [b"GET / HTTP/1.1\r\nHost: \x1b[31mred\r\n\r\n", b"HTTP/1.1 200 \x00\x9b2J\r\n",
+                b"eve: \x1b]0;owned\x07\n", b""]
+    for i in range(1500):
+        opts = bytes(rng.randrange(256) for _ in range(rng.choice([0, 4, 8, 40])))
+        pkt = bytearray(stack.tcp_packet(LO, LO, rng.randrange(65536), rng.choice([80, 55555]),
+                                         rng.choice(payloads), seq=rng.randrange(1 << 32),
+                                         flags=rng.randrange(512), options=opts))
+        for _ in range(rng.randrange(3)):
+            pkt[rng.randrange(len(pkt))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            pkt = pkt[: rng.randrange(len(pkt) + 1)]
+        frame = pkt if linktype == 101 else link.frame(linktype, bytes(pkt))
+        d = analyzer.feed_frame(bytes(frame), i * 1000)
+        shown = render.packet_line(d) + render.detail_tree(d) + render.json_line(d)
+        assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown

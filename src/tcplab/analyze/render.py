@@ -190,7 +190,7 @@ def _tcp_section(d: dict, data: bytes) -> list[str]:
 
     if "tcp.srcport" not in d:
         return []
-    seg = d["tcp.len"]
+    seg = d.get("tcp.len", 0)
     head = (f"Transmission Control Protocol, Src Port: {d['tcp.srcport']}, Dst Port: "
             f"{d['tcp.dstport']}, Seq: {d.get('tcp.seq', d['tcp.seq_raw'])}")
     if d["tcp.flags.ack"]:
