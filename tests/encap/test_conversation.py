@@ -126,3 +126,13 @@ def test_handshake_before_a_message_at_time_zero_never_goes_negative() -> None:
     m = Message("1", "HTTP", "c", "web_server", b"GET / HTTP/1.1", 0.0)
     stamps = [e.timestamp_ns for e in build([m], EncapOptions(seed=1, start_time=0.0))]
     assert min(stamps) >= 0 and stamps == sorted(stamps)
+
+
+def test_client_ports_never_land_on_a_server_port() -> None:
+    ms = [msg(1, "client_browser", "dns_server", "Query: shop.example.com", proto="DNS"),
+          msg(2, "client_browser", "web_server", "GET / HTTP/1.1"),
+          msg(3, "other_client", "web_server", "GET / HTTP/1.1")]
+    out = list(build(ms, EncapOptions(seed=1, client_port=47911, server_port=47912)))
+    pairs = {(int.from_bytes(e.packet[20:22], "big"), int.from_bytes(e.packet[22:24], "big")) for e in out}
+    assert (47911, 53) in pairs and (47913, 47912) in pairs and (47914, 47912) in pairs
+    assert all(a != b for a, b in pairs)

@@ -123,7 +123,8 @@ class Synthesizer:
         self._conns_by_tuple: dict[tuple[bytes, int, bytes, int], _Conn] = {}
         self._server_ports: dict[str, int] = {}
         self._servers: set[str] = set()
-        self._used_ports: set[int] = set()
+        # The first server's port is spoken for even before that server is seen.
+        self._used_ports: set[int] = {self.options.server_port}
         self._next_client_port = self.options.client_port
         self._next_extra_server_port = 8080
         self._udp_flows: dict[tuple[str, str], _Conn] = {}
@@ -295,6 +296,8 @@ class Synthesizer:
         given_server_port = msg.src_port if src_server else msg.dst_port
         given_client_ip = msg.dst_ip if src_server else msg.src_ip
         given_server_ip = msg.src_ip if src_server else msg.dst_ip
+        # The server's port first, so a client port is never handed out on top of it.
+        sport = self._server_port(server_app, msg.app_protocol, given_server_port)
         cport = given_client_port
         if cport is None:
             wanted = self.options.app_ports.get(client_app)
@@ -302,7 +305,6 @@ class Synthesizer:
         if cport is None:
             cport = self._alloc_client_port()
         self._used_ports.add(cport)
-        sport = self._server_port(server_app, msg.app_protocol, given_server_port)
         rng = self._rng
         client = _Side(self._ip(client_app, given_client_ip, False), cport, rng.getrandbits(32),
                        rng.getrandbits(16))
