@@ -54,6 +54,17 @@ _mac_pairs: dict[bytes, tuple[str, str]] = {}  # destination+source MAC bytes �
 # Flag texts by flag value: formatting them per packet was a tenth of the list view's time.
 _FLAGS_STR = tuple(_tcp.flags_str(i) for i in range(512))
 _FLAGS_TEXT = tuple(_tcp.flags_text(i) for i in range(512))
+# The flag fields of each flag value, merged into a packet's dict in one call.
+_FLAG_FIELDS = tuple(
+    {"tcp.flags": i, "tcp.flags.str": _FLAGS_STR[i], "tcp.flags.syn": (i >> 1) & 1,
+     "tcp.flags.ack": (i >> 4) & 1, "tcp.flags.fin": i & 1, "tcp.flags.reset": (i >> 2) & 1,
+     "tcp.flags.push": (i >> 3) & 1}
+    for i in range(512))
+
+
+def protocol_name(proto: int) -> str:
+    """IANA protocol number → the name Wireshark shows (``TCP``, ``UDP``…)."""
+    return _PROTO_NAMES.get(proto) or f"IP protocol {proto}"
 
 
 def _ntoa(raw: bytes) -> str:
@@ -217,8 +228,6 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
     d["_ws.col.Source"] = src
     d["_ws.col.Destination"] = dst
     d["_ip_offset"] = off
-    name = _PROTO_NAMES.get(proto, f"IP protocol {proto}")
-    d["_ip.proto_name"] = name
     if vihl >> 4 != 4:
         _malformed(d, ParseError("IPv4", "version", off, f"is {vihl >> 4}, expected 4"))
         return None
@@ -243,6 +252,7 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
         return None
     if frag & 0x3FFF:  # MF set or a non-zero offset: a fragment, not reassembled here
         d["_ws.col.Protocol"] = "IPv4"
+        name = protocol_name(proto)
         d["_ws.col.Info"] = (f"Fragmented IP protocol (proto={name} {proto}, "
                              f"off={(frag & 0x1FFF) * 8}, ID={ident:04x})")
         return None
@@ -262,7 +272,7 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
         d["_ws.col.Info"] = _ICMP_TYPES.get(data[l4], f"Type {data[l4]}") + f" (code {data[l4 + 1]})"
         return None
     d["_ws.col.Protocol"] = "IPv4"
-    d["_ws.col.Info"] = f"{name} ({proto})"
+    d["_ws.col.Info"] = f"{protocol_name(proto)} ({proto})"
     return None
 
 
@@ -353,13 +363,7 @@ def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: 
     d["tcp.seq_raw"] = seq
     d["tcp.ack_raw"] = ack
     d["tcp.hdr_len"] = thl
-    d["tcp.flags"] = flags
-    d["tcp.flags.str"] = _FLAGS_STR[flags]
-    d["tcp.flags.syn"] = (flags >> 1) & 1
-    d["tcp.flags.ack"] = (flags >> 4) & 1
-    d["tcp.flags.fin"] = flags & 1
-    d["tcp.flags.reset"] = (flags >> 2) & 1
-    d["tcp.flags.push"] = (flags >> 3) & 1
+    d.update(_FLAG_FIELDS[flags])
     d["tcp.window_size_value"] = window
     d["tcp.checksum"] = csum
     d["tcp.urgent_pointer"] = urg

@@ -147,6 +147,8 @@ def _link_section(d: dict, data: bytes) -> list[str]:
 
 
 def _ipv4_section(d: dict, data: bytes) -> list[str]:
+    from tcplab.analyze.dissect import protocol_name
+
     if "ip.src" not in d:
         return []
     hl = d["ip.hdr_len"]
@@ -161,7 +163,7 @@ def _ipv4_section(d: dict, data: bytes) -> list[str]:
              + (" (More fragments)" if d["ip.flags"] & 1 else ""),
              f"{_IND}Fragment Offset: {d['ip.frag_offset']}",
              f"{_IND}Time to Live: {d['ip.ttl']}",
-             f"{_IND}Protocol: {d.get('_ip.proto_name', '')} ({d['ip.proto']})"]
+             f"{_IND}Protocol: {protocol_name(d['ip.proto'])} ({d['ip.proto']})"]
     status = d.get("ip.checksum.status")
     off = d.get("_ip_offset")
     if status is None or off is None:
