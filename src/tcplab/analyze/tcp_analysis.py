@@ -113,6 +113,10 @@ def completeness_bits(flags: int, seglen: int) -> int:
     return bits
 
 
+# completeness_bits() for every flag value, without (index) and with (index + 512) payload.
+_COMPLETENESS_BITS = tuple(completeness_bits(i & 0x1FF, i >> 9) for i in range(1024))
+
+
 def displayed_completeness(final: int, first_bits: int, is_first_frame: bool) -> int:
     """The ``tcp.completeness`` tshark -2 shows on a frame, given its stream's end values.
 
@@ -174,11 +178,6 @@ class Conversation:
 def _gt(a: int, b: int) -> bool:
     """GT_SEQ(a, b): a is after b in 32-bit sequence space."""
     return ((b - a) & _M32) >= _HALF
-
-
-def _lt(a: int, b: int) -> bool:
-    """LT_SEQ(a, b)."""
-    return ((a - b) & _M32) >= _HALF
 
 
 class FinalState:
@@ -281,7 +280,7 @@ class TcpTracker:
         # Conversation completeness, as tshark 4.0 reports it (checked against it, see
         # docs/analyze.md): the frame that opens a conversation counts only if it is a
         # SYN; every later frame adds its bits.
-        bits = completeness_bits(flags, seglen)
+        bits = _COMPLETENESS_BITS[flags | 512] if seglen else _COMPLETENESS_BITS[flags]
         if conv.first_frame == frame:
             conv.first_bits = bits
             if syn and not flags & ACK:
@@ -310,7 +309,7 @@ class TcpTracker:
             if window == 0 and no_sfr:
                 aflags |= ZERO_WINDOW
             # Lost segment: a hole before this one (RSTs are not judged).
-            if nextseq and _gt(seq, nextseq) and not flags & RST:
+            if nextseq and (nextseq - seq) & _M32 >= _HALF and not flags & RST:  # GT_SEQ
                 aflags |= LOST_PACKET
             # Keep-alive: 0 or 1 byte starting one byte before the next expected byte.
             if seglen <= 1 and seq == (nextseq - 1) & _M32 and no_sfr:
@@ -346,13 +345,13 @@ class TcpTracker:
         # previous ack number; requiring a changed ack reproduces that (found by
         # differential runs over lossy captures, where it halves the disagreements of the
         # plain 3.x rule; the remaining ones are listed in docs/analyze.md).
-        if (ack_changed and rev.maxseqtobeacked and _gt(ack, rev.maxseqtobeacked)
+        if (ack_changed and rev.maxseqtobeacked and (rev.maxseqtobeacked - ack) & _M32 >= _HALF
                 and flags & ACK):
             aflags |= ACK_LOST_PACKET
             rev.maxseqtobeacked = rev.nextseq
 
         if (seglen or flags & (SYN | FIN)) and not aflags & KEEP_ALIVE:
-            seq_not_advanced = bool(nextseq) and _lt(seq, nextseq)
+            seq_not_advanced = bool(nextseq) and (seq - nextseq) & _M32 >= _HALF  # LT_SEQ
             # More than one new byte right after a possible zero-window probe is new data.
             if seglen > 1 and (nextseq - 1) & _M32 == seq:
                 seq_not_advanced = False
@@ -377,7 +376,7 @@ class TcpTracker:
         nxt = (seq + seglen) & _M32
         if flags & (SYN | FIN):
             nxt = (nxt + 1) & _M32
-        if (_gt(nxt, nextseq) or not nextseq) and not aflags & ZERO_WINDOW_PROBE:
+        if ((nextseq - nxt) & _M32 >= _HALF or not nextseq) and not aflags & ZERO_WINDOW_PROBE:
             fwd.nextseq = nxt
             fwd.nextseqframe = frame
             fwd.nextseqtime = ts_ns
