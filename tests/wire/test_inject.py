@@ -77,7 +77,9 @@ def test_each_segment_captured_once_identical_and_refused(tmp_path, style: str,
     notes = "\n".join(explain(list(analyze(out))))
     assert "RST" in notes
     if style == "seed":
-        assert "without a handshake" in notes
+        assert "with no three-way handshake" in notes
+        assert "Every one was answered by a RST" in notes
+        assert "nothing is listening on" in notes and "RFC 9293" in notes
 
 
 def test_pcap_input_is_resent_as_is(tmp_path) -> None:

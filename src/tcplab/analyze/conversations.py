@@ -211,8 +211,7 @@ def verdict(c: ConversationSummary) -> str:
     if c.retransmissions:
         parts.append(f"{c.retransmissions} retransmission{'s' if c.retransmissions != 1 else ''}")
 
-    if (opening == "no handshake" and data and c.data_answered_by_rst >= data and c.rst_b
-            and not c.data_ba):
+    if opening == "no handshake" and data and c.data_answered_by_rst >= data:
         ending = "every segment answered by RST"
     elif c.fin_a and c.fin_b:
         ending = "FIN teardown"

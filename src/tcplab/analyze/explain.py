@@ -477,9 +477,10 @@ class Explainer:
                 f"send RST: the connection is dropped at once and anything still in flight is "
                 f"lost.",
                 frames=frames[:MAX_FRAMES], streams=[c.stream for c in reset[:MAX_STREAM_NOTES]]))
+        # Every data segment (either way) was followed by a RST from the side it was sent to.
         rst_answered = [c for c in no_handshake
-                        if (c.data_ab or c.data_ba) and c.rst_b and not c.data_ba
-                        and c.data_answered_by_rst >= c.data_ab]
+                        if (c.data_ab or c.data_ba) and (c.rst_a or c.rst_b)
+                        and c.data_answered_by_rst >= c.data_ab + c.data_ba]
         for c in rst_answered[:MAX_STREAM_NOTES]:
             notes.append(self._rst_answered(c))
         if len(rst_answered) > MAX_STREAM_NOTES:
@@ -511,15 +512,25 @@ class Explainer:
         if s.rst_delay_count:
             avg = s.rst_delay_sum / s.rst_delay_count
             delay = f", on average {avg * 1000:.3f} ms later"
+        if c.data_ba:
+            # Both ends were forged (the seed CSV also holds the server's answers).
+            who = (f"{safe_text(c.endpoint_a)} and {safe_text(c.endpoint_b)} exchanged "
+                   f"{_plural(c.data_ab + c.data_ba, 'data segment')} ({c.data_ab} A→B, "
+                   f"{c.data_ba} B→A; {size}, flags [{combos[0]}])")
+            ports = f"ports {c.port_a} and {c.port_b}"
+            answered = "a RST from the side it was sent to"
+        else:
+            who = (f"{safe_text(c.endpoint_a)} sent {_plural(c.data_ab, 'data segment')} "
+                   f"({size}, flags [{combos[0]}]) to {safe_text(c.endpoint_b)}")
+            ports = f"port {c.port_b}"
+            answered = f"a RST from port {c.port_b}"
         text = (
-            f"Stream {c.stream}: {safe_text(c.endpoint_a)} sent "
-            f"{_plural(c.data_ab, 'data segment')} ({size}, flags [{combos[0]}]) to "
-            f"{safe_text(c.endpoint_b)} with no three-way handshake — there is no SYN for this "
+            f"Stream {c.stream}: {who} with no three-way handshake — there is no SYN for this "
             f"conversation in the capture, so the segments claim to belong to a connection that "
-            f"was never opened. Every one was answered by a RST from port {c.port_b} "
-            f"({_frames_text(s.rst_frames, c.rst_b)}{delay}). That is the receiving kernel "
-            f"answering segments that match no connection (RFC 9293 §3.10.7.1): nothing is "
-            f"listening on port {c.port_b}, and even with a listener a segment without a "
+            f"was never opened. Every one was answered by {answered} "
+            f"({_frames_text(s.rst_frames, c.rst_a + c.rst_b)}{delay}). That is the receiving "
+            f"kernel answering segments that match no connection (RFC 9293 §3.10.7.1): nothing "
+            f"is listening on {ports}, and even with a listener a segment without a "
             f"handshake belongs to no connection. None of the data reached an application.")
         if s.data_ack_raw is not None and s.rst_seq_raws == {s.data_ack_raw}:
             text += (f" Each RST takes its sequence number from the offending segment's ACK field "
