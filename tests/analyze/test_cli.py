@@ -118,3 +118,14 @@ def test_damaged_packets_inside_a_good_file(capsys, tmp_path):
     assert "[Malformed Packet: TCP: data offset" in lines[2]
     assert "[Malformed Packet: IPv4: total length" in lines[3]
     assert "[TCP Retransmission]" in lines[4]
+
+
+def test_a_pipe_is_read_once(capture):
+    import subprocess
+    import sys
+
+    data = Path(capture).read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "analyze", "/dev/stdin", "--json"],
+                          input=data, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 37

@@ -210,11 +210,14 @@ def analyze(path: str | os.PathLike[str], *, two_pass: bool = True, checksums: b
     packet. Damage later in the file raises :class:`CaptureDamage` after every good
     packet before it has been yielded, so callers show what could be read and then say
     where the file broke. ``two_pass=False`` streams in one pass (completeness is then
-    the value so far, as in a live capture). ``max_packets`` stops after that many
-    packets in both passes (``tshark -c``).
+    the value so far, as in a live capture; a pipe is always read once). ``max_packets``
+    stops after that many packets in both passes (``tshark -c``).
     """
     from tcplab.pcap import CaptureFormatError
 
+    # A pipe (or /dev/stdin) cannot be read twice: analyse it in one pass, as live.
+    if two_pass and not os.path.isfile(path):
+        two_pass = False
     final = (_first_pass(path, chat_ports=chat_ports, max_packets=max_packets)
              if two_pass else None)
     reader = _open(path)
