@@ -21,7 +21,7 @@ What each peer does:
   a complete TCP conversation — handshake with options, one PSH+ACK data segment per
   message (bodies here stay under the MSS) with running seq/ack, ACKs piggybacked on the
   next segment of the other side, a final pure ACK and the FIN teardown. So it writes
-  N + 7 packets, and on top does CSV dialect work the peers skip (column aliases,
+  N + 6 packets, and on top does CSV dialect work the peers skip (column aliases,
   timestamp formats, escape detection, HTTP framing checks, error reporting).
 * **scapy**: the csv module, then per message
   ``Ether()/IP(flags="DF")/TCP(sport, dport, seq, ack, flags="PA")/Raw(payload)`` with
@@ -29,7 +29,7 @@ What each peer does:
 * **dpkt**: the same with ``dpkt.ethernet.Ethernet``/``dpkt.ip.IP``/``dpkt.tcp.TCP``
   objects (checksums left 0 so dpkt computes them on ``bytes()``) and ``dpkt.pcap.Writer``.
 
-scapy is two orders of magnitude slower, so it gets a smaller CSV (``--scapy-n``, the first
+scapy is some fifty times slower, so it gets a smaller CSV (``--scapy-n``, the first
 rows of the same sequence); rates (messages/s), not times, are compared. Before any
 figure counts, every output is checked: tshark (when installed) re-reads each pcap with
 IP and TCP checksum verification on, and the number of data segments and the total TCP
@@ -37,7 +37,7 @@ payload must equal the CSV's messages and bytes, so all three peers provably wro
 same application bytes. tcplab's output must also carry no tshark warning or error.
 
 Memory: ``tcplab encap`` on ``--mem-n`` rows (1,000,000) and on a tenth of that; peak RSS
-via ``/usr/bin/time -v`` must be flat and under 150 MB.
+(``/usr/bin/time``, see ``_common.run_measured``) must be flat and under 150 MB.
 
 Benchmark code only: never imported by ``src/tcplab``. scapy and dpkt are imported only
 inside the peer processes.
