@@ -329,8 +329,8 @@ def run_peers(peers: list[str], csvs: dict[str, CsvInfo], workdir: Path, reps: i
             if res.error:
                 continue
             out = workdir / f"{peer}.pcap"
-            with_suffix = out.with_name(out.name + ".part")
-            for stale in (out, with_suffix):
+            partial = out.with_name(out.name + ".part")  # tcplab writes here, then renames
+            for stale in (out, partial):
                 stale.unlink(missing_ok=True)
             load = os.getloadavg()[0]
             try:
