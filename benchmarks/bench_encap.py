@@ -540,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
         mem = [] if a.no_memory else memory_runs(
             sorted({max(1, a.mem_n // 10), a.mem_n}), workdir, a.timeout)
         lines = report(results, mem, a.scapy_n)
+        if a.quick:
+            lines.append("note: --quick checks the harness; at these sizes interpreter start-up "
+                         "dominates, so its rates and verdicts say nothing about the targets")
         print("\n".join(lines))
         prof_text = None
         if a.profile and "tcplab" in a.peers:
