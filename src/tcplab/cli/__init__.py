@@ -37,20 +37,24 @@ exit status: 0 ok, 1 bad input, 2 environment problem (privilege, platform), 130
 """
 
 
-def _command_modules() -> list:
+def _command_modules(only: str | None = None) -> list:
+    """Import the subcommand modules (just ``only``, when the command line names one).
+
+    Importing every command costs start-up time (the chat server pulls in ``ssl``, the
+    analyzer its tables), which a one-shot ``tcplab encap`` should not pay.
+    """
     from tcplab.cli import commands
 
-    modules = []
-    for info in pkgutil.iter_modules(commands.__path__):
-        if info.name.startswith("_"):
-            continue
-        modules.append(importlib.import_module(f"{commands.__name__}.{info.name}"))
+    names = [info.name for info in pkgutil.iter_modules(commands.__path__) if not info.name.startswith("_")]
+    if only in names:
+        names = [only]
+    modules = [importlib.import_module(f"{commands.__name__}.{name}") for name in names]
     modules.sort(key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
     return modules
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the full argument parser (exposed so docs and tests can inspect it)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser: every command, or only ``command`` when it names one."""
     parser = argparse.ArgumentParser(
         prog="tcplab",
         description=(
@@ -63,14 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tcplab {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in _command_modules():
+    for module in _command_modules(command):
         module.add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tcplab`` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The first word that is not an option names the command (options before it are
+    # global ones like --version, which need no command modules at all).
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

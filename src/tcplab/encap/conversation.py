@@ -128,6 +128,8 @@ class Synthesizer:
         self._next_client_port = self.options.client_port
         self._next_extra_server_port = 8080
         self._udp_flows: dict[tuple[str, str], _Conn] = {}
+        #: (src_app, dst_app) → (connection, src is the server): skips endpoint decisions.
+        self._routes: dict[tuple[str, str], tuple[_Conn, bool]] = {}
         self._dns_txids: dict[str, int] = {}
         self._ip_cache: dict[str, bytes] = {}
         self._last_conn: _Conn | None = None
@@ -318,6 +320,13 @@ class Synthesizer:
 
     def _conn_for(self, msg: Message, t: float, out: list[Emitted]) -> tuple[_Conn, bool]:
         """Find or open the connection for ``msg`` → (connection, message travels server→client)."""
+        route_key = None
+        if msg.src_port is None and msg.dst_port is None and not self.options.connection_per_message:
+            # The common case, and the hot path: the same application pair as before.
+            route_key = (msg.src_app, msg.dst_app)
+            hit = self._routes.get(route_key)
+            if hit is not None and hit[0].state != "closed":
+                return hit
         if msg.src_port is not None and msg.dst_port is not None:
             s_ip = self._ip(msg.src_app, msg.src_ip, False)
             d_ip = self._ip(msg.dst_app, msg.dst_ip, True)
@@ -342,6 +351,8 @@ class Synthesizer:
             if conn is not None and self.options.style == "stream":
                 self._close(conn, t - 4 * GAP, out)
             conn = self._new_conn(msg, client_app, server_app, src_server)
+        if route_key is not None and len(self._routes) < 65536:
+            self._routes[route_key] = (conn, src_server)
         return conn, src_server
 
     def _forget(self, conn: _Conn) -> None:
@@ -392,7 +403,11 @@ class Synthesizer:
         window = SYN_WINDOW if flags & tcp.SYN else WINDOW
         ack = dst.next_seq if flags & tcp.ACK else 0
         seq = src.next_seq
-        packet = self._tcp(src, dst, payload, seq, ack, flags, window, ident, options)
+        flow = src.flow
+        if flow is not None:  # the hot path: the direction's precomputed builder
+            packet = flow.packet(payload, seq, ack, flags, window, ident, options)
+        else:
+            packet = self._tcp(src, dst, payload, seq, ack, flags, window, ident, options)
         src.next_seq = (seq + len(payload) + (1 if flags & (tcp.SYN | tcp.FIN) else 0)) & 0xFFFFFFFF
         # Timestamps strictly increase (see _stamp), inlined here: this is the hot path.
         if t <= self._clock:
