@@ -51,6 +51,17 @@ def port_number(text: str) -> int:
     return value
 
 
+def ip_address(text: str) -> str:
+    """argparse type: an IPv4 or IPv6 address (kept as text)."""
+    from tcplab.packet import ipv4, ipv6
+
+    try:
+        (ipv6.addr if ":" in text else ipv4.addr)(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def positive_float(text: str) -> float:
     """argparse type: a number > 0."""
     try:

@@ -11,6 +11,7 @@ from datetime import datetime
 from tcplab.cli.common import (
     Progress,
     add_command,
+    ip_address,
     non_negative_float,
     port_number,
     positive_int,
@@ -72,13 +73,6 @@ def _app_override(text: str) -> tuple[str, str | None, int | None]:
     return name.strip(), ip, port
 
 
-def _ip_arg(text: str) -> str:
-    try:
-        (ipv6.addr if ":" in text else ipv4.addr)(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
 
 def _start_time(text: str) -> float:
     try:
@@ -113,8 +107,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("pcap", "pcapng"), default=None,
                    help="capture format (default: from the output file's extension)")
     g = p.add_argument_group("endpoints")
-    g.add_argument("--client-ip", type=_ip_arg, default="127.0.0.1", help="address of client applications")
-    g.add_argument("--server-ip", type=_ip_arg, default="127.0.0.1", help="address of server applications")
+    g.add_argument("--client-ip", type=ip_address, default="127.0.0.1", help="address of client applications")
+    g.add_argument("--server-ip", type=ip_address, default="127.0.0.1", help="address of server applications")
     g.add_argument("--client-port", type=port_number, default=12345,
                    help="port of the first client connection; later ones count up")
     g.add_argument("--server-port", type=port_number, default=80,

@@ -11,13 +11,13 @@ import time
 from tcplab.cli.common import (
     Progress,
     add_command,
+    ip_address,
     non_negative_float,
     port_number,
     positive_float,
     positive_int,
 )
 from tcplab.errors import InputError
-from tcplab.packet import ipv4, ipv6
 
 ORDER = 41
 
@@ -39,13 +39,6 @@ answers each segment with RST; a capture on lo watches for those answers and the
 says what happened and why. Needs root or CAP_NET_RAW."""
 
 
-def _ip_arg(text: str) -> str:
-    try:
-        (ipv6.addr if ":" in text else ipv4.addr)(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "inject",
@@ -55,8 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b = p.add_argument_group("packets (CSV input; the same options as tcplab encap)")
     b.add_argument("--style", choices=("seed", "stream"), default="seed",
                    help="seed: the report's lone PSH+ACK segments; stream: a full conversation")
-    b.add_argument("--client-ip", type=_ip_arg, default="127.0.0.1")
-    b.add_argument("--server-ip", type=_ip_arg, default="127.0.0.1")
+    b.add_argument("--client-ip", type=ip_address, default="127.0.0.1")
+    b.add_argument("--server-ip", type=ip_address, default="127.0.0.1")
     b.add_argument("--client-port", type=port_number, default=5074,
                    help="port of the client (the report's packets come from 5074)")
     b.add_argument("--server-port", type=port_number, default=12345,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from tcplab.cli.common import add_command, port_number, positive_float
+from tcplab.cli.common import add_command, ip_address, port_number, positive_float
 
 ORDER = 42
 
@@ -29,14 +29,12 @@ the same planning 'tcplab encap --style stream' does. No privilege needed unless
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from tcplab.cli.commands.inject import _ip_arg
-
     p = add_command(subparsers, "replay", summary="replay a CSV conversation over real TCP sockets",
                     description=DESCRIPTION, examples=EXAMPLES)
     p.add_argument("input", metavar="INPUT.csv", help="course CSV of application messages")
     g = p.add_argument_group("endpoints (local addresses only)")
-    g.add_argument("--client-ip", type=_ip_arg, default="127.0.0.1")
-    g.add_argument("--server-ip", type=_ip_arg, default="127.0.0.1")
+    g.add_argument("--client-ip", type=ip_address, default="127.0.0.1")
+    g.add_argument("--server-ip", type=ip_address, default="127.0.0.1")
     g.add_argument("--client-port", type=port_number, default=5074,
                    help="port of the first client connection; later ones count up")
     g.add_argument("--server-port", type=port_number, default=12345,
