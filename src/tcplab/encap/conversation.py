@@ -48,6 +48,9 @@ _SERVER_NAME_HINTS = re.compile(r"server|web|api|http|site|shop|store|host|backe
 _HTTPS_HINT = re.compile(r"https|tls|ssl", re.I)
 
 
+_new_emitted = tuple.__new__  # builds an Emitted without NamedTuple's Python-level __new__
+
+
 class Emitted(NamedTuple):
     """One packet the synthesizer produced."""
 
@@ -137,6 +140,7 @@ class Synthesizer:
         self._ttl = SEED_TTL if self.options.style == "seed" else ipv4.DEFAULT_TTL
         self._df = self.options.style == "stream"
         self._framing = self.options.http_framing
+        self._seed_style = self.options.style == "seed"
         self._mss = self.options.mss
         self.connections = 0
         self.http_framed = 0
@@ -235,7 +239,7 @@ class Synthesizer:
         out: list[Emitted] = []
         if msg.app_protocol in UDP_APPS:
             self._udp(msg, t, out)
-        elif self.options.style == "seed":
+        elif self._seed_style:
             self._seed(msg, t, out)
         else:
             self._stream(msg, t, out)
@@ -413,7 +417,7 @@ class Synthesizer:
         if t <= self._clock:
             t = self._clock + TICK
         self._clock = t
-        out.append(Emitted(round(t * 1e9), packet, msg_id))
+        out.append(_new_emitted(Emitted, (round(t * 1e9), packet, msg_id)))
         if flags & tcp.ACK and conn.owes_ack is src:
             conn.owes_ack = None
 

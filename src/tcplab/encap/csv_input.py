@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from tcplab.errors import InputError
 from tcplab.packet import ipv4, ipv6
@@ -285,6 +285,10 @@ def _read_rows(
     ncols = len(header)
     needed = max(columns.values()) + 1
     has_addresses = bool(columns.keys() & {"src_ip", "dst_ip", "src_port", "dst_port"})
+    # Column positions resolved once, not looked up by name for every row.
+    plan = _Plan(columns["src_app"], columns["dst_app"], columns["message"],
+                 columns.get("app_protocol"), columns.get("timestamp"), columns.get("msg_id"),
+                 columns if has_addresses else None)
     prev_end = reader.line_num
     counter = 0
     for row in reader:
@@ -297,7 +301,7 @@ def _read_rows(
         try:
             if len(row) < needed:
                 raise ValueError(f"has {len(row)} fields, the header has {ncols}")
-            msg = _row_to_message(row, line, counter, columns, unescape, stats, has_addresses)
+            msg = _row_to_message(row, line, counter, plan, unescape, stats)
         except ValueError as exc:
             if skip_bad:
                 stats.bad_skipped += 1
@@ -342,26 +346,38 @@ def _ip(row: list[str], idx: int | None, column: str) -> str | None:
     return text
 
 
+class _Plan(NamedTuple):
+    """Where each column sits in a row (None: the column is absent)."""
+
+    src_app: int
+    dst_app: int
+    message: int
+    app_protocol: int | None
+    timestamp: int | None
+    msg_id: int | None
+    #: The whole column map when any of the optional address columns is present.
+    addresses: dict[str, int] | None
+
+
 def _row_to_message(
-    row: list[str], line: int, counter: int, columns: dict[str, int], unescape: Unescape,
-    stats: ReadStats, has_addresses: bool,
+    row: list[str], line: int, counter: int, plan: _Plan, unescape: Unescape, stats: ReadStats,
 ) -> Message | None:
     """One CSV row → a Message (None for an empty message). ``row`` has every mapped column."""
-    src_app = row[columns["src_app"]].strip()
-    dst_app = row[columns["dst_app"]].strip()
+    src_app = row[plan.src_app].strip()
+    dst_app = row[plan.dst_app].strip()
     if not src_app:
         raise ValueError("column src_app is empty")
     if not dst_app:
         raise ValueError("column dst_app is empty")
-    c = columns.get("app_protocol")
+    c = plan.app_protocol
     protocol = row[c].strip().upper() if c is not None else ""
     # Trim surrounding spaces but keep meaningful line breaks at the end of HTTP heads.
-    text = row[columns["message"]].strip(" \t")
+    text = row[plan.message].strip(" \t")
     if not text or text.isspace():
         return None
     timestamp: float | None = None
     absolute = False
-    c = columns.get("timestamp")
+    c = plan.timestamp
     if c is not None:
         ts_text = row[c]
         try:
@@ -380,15 +396,15 @@ def _row_to_message(
         stats.unescaped += 1
     if not protocol:
         protocol = "HTTP" if _looks_http("", text) else "DATA"
-    c = columns.get("msg_id")
+    c = plan.msg_id
     msg_id = row[c].strip() if c is not None else ""
     msg = Message(
         msg_id or str(counter), protocol, src_app, dst_app,
         b"" if control else text.encode("utf-8"), timestamp, absolute,
         line=line, control=control,
     )
-    if has_addresses:
-        get = columns.get
+    if plan.addresses is not None:
+        get = plan.addresses.get
         msg.src_ip = _ip(row, get("src_ip"), "src_ip")
         msg.dst_ip = _ip(row, get("dst_ip"), "dst_ip")
         msg.src_port = _port(row, get("src_port"), "src_port")
