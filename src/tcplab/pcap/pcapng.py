@@ -243,16 +243,23 @@ def iter_blocks(
                     f"{base + pos} starts with length {blen} but ends with {trailer}",
                 )
 
-            if btype == BLOCK_EPB:
-                if blen < EPB_MIN_LEN:
-                    raise _too_short(path, base + pos, btype, blen, EPB_MIN_LEN)
-                ifid, hi, lo, caplen, orig_len = epb_unpack(buf, pos + 8)
+            if btype in (BLOCK_EPB, BLOCK_PB):
+                if btype == BLOCK_EPB:
+                    if blen < EPB_MIN_LEN:
+                        raise _too_short(path, base + pos, btype, blen, EPB_MIN_LEN)
+                    ifid, hi, lo, caplen, orig_len = epb_unpack(buf, pos + 8)
+                    kind = "enhanced packet block"
+                else:  # the obsolete Packet Block: the same, with a drops count in the middle
+                    if blen < PB_MIN_LEN:
+                        raise _too_short(path, base + pos, btype, blen, PB_MIN_LEN)
+                    ifid, _drops, hi, lo, caplen, orig_len = pb_unpack(buf, pos + 8)
+                    kind = "packet block"
                 dstart = pos + 28
                 dend = dstart + caplen
                 if dend > end - 4:
                     raise CaptureFormatError(
                         path, base + pos + 20,
-                        f"captured length {caplen} does not fit its {blen}-byte enhanced packet block",
+                        f"captured length {caplen} does not fit its {blen}-byte {kind}",
                     )
                 if ifid >= len(section_ifaces):
                     raise _bad_interface(path, base + pos + 8, ifid, len(section_ifaces))
@@ -321,33 +328,6 @@ def iter_blocks(
                     )
                 )
                 section_ifaces = []
-            elif btype == BLOCK_PB:
-                if blen < PB_MIN_LEN:
-                    raise _too_short(path, base + pos, btype, blen, PB_MIN_LEN)
-                ifid, _drops, hi, lo, caplen, orig_len = pb_unpack(buf, pos + 8)
-                dstart = pos + 28
-                dend = dstart + caplen
-                if dend > end - 4:
-                    raise CaptureFormatError(
-                        path, base + pos + 20,
-                        f"captured length {caplen} does not fit its {blen}-byte packet block",
-                    )
-                if ifid >= len(section_ifaces):
-                    raise _bad_interface(path, base + pos + 8, ifid, len(section_ifaces))
-                g = section_ifaces[ifid]
-                mul, div, off, linktype = convs[g]
-                ostart = dstart + ((caplen + 3) & ~3)
-                comment = None
-                if ostart < end - 4:
-                    comment = _comment(parse_options(buf, ostart, end - 4, endian, path, base))
-                if not primed:
-                    primed = True
-                    yield None
-                yield new(
-                    Record,
-                    ((((hi << 32) | lo) * mul) // div + off, buf[dstart:dend], orig_len, linktype,
-                     g, base + pos, comment),
-                )
             # Every other block type (NRB, ISB, DSB, custom...) carries nothing we show.
             pos = end
         if not primed:
