@@ -443,20 +443,25 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
     d["_ws.col.Info"] = f"{sport} → {dport} Len={length - 8}"
 
 
+def tags_text(aflags: int, dup_frame: int | None, dup_num: int | None) -> str:
+    """The analysis tags that open the Info column, in Wireshark's order, each with a space."""
+    parts = []
+    for bit, _name, text in ta.TAGS:
+        if aflags & bit:
+            if bit == ta.DUPLICATE_ACK:
+                parts.append(f"[TCP Dup ACK {dup_frame}#{dup_num}] ")
+            else:
+                parts.append(f"[{text}] ")
+    return "".join(parts)
+
+
 def tcp_info(d: dict, seg: TcpSegment, aflags: int, *, absolute: bool = False) -> str:
     """Wireshark's TCP Info text: tags, ports, flags, Seq/Ack/Win/Len and option summary."""
-    parts = []
-    if aflags:
-        for bit, _name, text in ta.TAGS:
-            if aflags & bit:
-                if bit == ta.DUPLICATE_ACK:
-                    parts.append(f"[TCP Dup ACK {d['tcp.analysis.duplicate_ack_frame']}"
-                                 f"#{d['tcp.analysis.duplicate_ack_num']}] ")
-                else:
-                    parts.append(f"[{text}] ")
+    tags = (tags_text(aflags, d.get("tcp.analysis.duplicate_ack_frame"),
+                      d.get("tcp.analysis.duplicate_ack_num")) if aflags else "")
     flags = seg.flags
     seq = seg.seq if absolute else d["tcp.seq"]
-    info = (f"{''.join(parts)}{seg.sport} → {seg.dport} [{_FLAGS_TEXT[flags]}] Seq={seq}")
+    info = (f"{tags}{seg.sport} → {seg.dport} [{_FLAGS_TEXT[flags]}] Seq={seq}")
     if flags & _tcp.ACK:
         info += f" Ack={seg.ack if absolute else d['tcp.ack']}"
     info += f" Win={d['tcp.window_size']}"

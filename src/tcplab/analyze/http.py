@@ -50,6 +50,17 @@ def _headers(payload: bytes, d: dict) -> None:
         d["http.content_length"] = int(m.group(1))
 
 
+def _request_info(m: re.Match[bytes]) -> tuple[str, str, str]:
+    """A request line's method, shown URI (escaped) and version."""
+    return m.group(1).decode(), safe_text(m.group(2).decode("latin-1")), m.group(3).decode()
+
+
+def _response_info(m: re.Match[bytes]) -> tuple[str, int, str]:
+    """A status line's version, code and shown reason phrase (escaped)."""
+    version, code, phrase = m.groups()
+    return version.decode(), int(code), safe_text((phrase or b"").decode("latin-1").strip())
+
+
 def classify(payload: bytes, sport: int, dport: int, d: dict,
              chat_ports: frozenset[int] = CHAT_PORTS) -> bool:
     """Set Protocol/Info and ``http.*`` fields in ``d`` if ``payload`` is HTTP or chat.
@@ -62,34 +73,57 @@ def classify(payload: bytes, sport: int, dport: int, d: dict,
     if payload[0] in _FIRST_BYTES:
         m = _REQUEST.match(payload)
         if m is not None:
-            method = m.group(1).decode()
-            uri = m.group(2).decode("latin-1")
-            version = m.group(3).decode()
+            method, uri, version = _request_info(m)
             d["http.request"] = True
             d["http.request.method"] = method
-            d["http.request.uri"] = safe_text(uri)
+            d["http.request.uri"] = uri
             d["http.request.version"] = version
             _headers(payload, d)
             d["_ws.col.Protocol"] = "HTTP"
-            d["_ws.col.Info"] = f"{method} {d['http.request.uri']} {version}"
+            d["_ws.col.Info"] = f"{method} {uri} {version}"
             return True
         m = _RESPONSE.match(payload)
         if m is not None:
-            version, code, phrase = m.groups()
+            version, code, text = _response_info(m)
             d["http.response"] = True
-            d["http.response.version"] = version.decode()
-            d["http.response.code"] = int(code)
-            text = safe_text((phrase or b"").decode("latin-1").strip())
+            d["http.response.version"] = version
+            d["http.response.code"] = code
             d["http.response.phrase"] = text
             _headers(payload, d)
             d["_ws.col.Protocol"] = "HTTP"
-            d["_ws.col.Info"] = f"{version.decode()} {int(code)} {text}".rstrip()
+            d["_ws.col.Info"] = f"{version} {code} {text}".rstrip()
             return True
     if sport in chat_ports or dport in chat_ports:
         d["_ws.col.Protocol"] = "CHAT"
         d["_ws.col.Info"] = chat_info(payload, to_server=dport in chat_ports)
         return True
     return False
+
+
+def columns(payload: bytes, sport: int, dport: int,
+            chat_ports: frozenset[int] = CHAT_PORTS) -> tuple[str, str] | None:
+    """The Protocol and Info columns :func:`classify` would set, without any ``http.*`` field.
+
+    The packet list needs only these two texts, so the headers (``Host``,
+    ``Content-Length``) are not searched for; None when the payload is neither HTTP nor chat.
+    """
+    if not payload:
+        return None
+    if payload[0] in _FIRST_BYTES:
+        # A status line starts "HTTP/", which no request method does: try it first then.
+        if payload.startswith(b"HTTP/"):
+            m = _RESPONSE.match(payload)
+            if m is not None:
+                version, code, text = _response_info(m)
+                return "HTTP", f"{version} {code} {text}".rstrip()
+        else:
+            m = _REQUEST.match(payload)
+            if m is not None:
+                method, uri, version = _request_info(m)
+                return "HTTP", f"{method} {uri} {version}"
+    if sport in chat_ports or dport in chat_ports:
+        return "CHAT", chat_info(payload, to_server=dport in chat_ports)
+    return None
 
 
 def _chat_line(line: str, to_server: bool) -> str:

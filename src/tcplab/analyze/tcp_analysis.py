@@ -175,11 +175,6 @@ class Conversation:
         self.last_frame = frame
 
 
-def _gt(a: int, b: int) -> bool:
-    """GT_SEQ(a, b): a is after b in 32-bit sequence space."""
-    return ((b - a) & _M32) >= _HALF
-
-
 class FinalState:
     """What tshark's second pass shows from a stream's end-of-capture state.
 
@@ -240,156 +235,13 @@ class TcpTracker:
 
         ``wscale`` is the window-scale option's shift when the segment carries one.
         """
-        # Keyed by the directed 4-tuple, so one lookup gives the conversation and direction.
-        entry = self._table.get((src, sport, dst, dport))
-        aflags = 0
-        if entry is None:
-            conv = self._new(src, sport, dst, dport, frame)
-            fwd, rev = conv.a, conv.b
-        else:
-            conv, fwd, rev = entry
-        syn = flags & SYN
-        if syn:
-            if not flags & ACK:
-                if fwd.base_set and seq != fwd.base_seq:
-                    # A new SYN with another ISN on a known 4-tuple: the ports were reused.
-                    conv = self._new(src, sport, dst, dport, frame)
-                    fwd, rev = conv.a, conv.b
-                    aflags |= REUSED_PORTS
-            elif fwd.base_set and seq != fwd.base_seq:
-                # A SYN/ACK with another ISN: Wireshark keeps the stream, restarts this
-                # direction's numbering and calls it port reuse.
-                fwd.base_set = False
-                aflags |= REUSED_PORTS
-        conv.last_frame = frame
-
-        # Window scaling: the option only counts on SYNs (RFC 7323 §2.2).
-        if syn:
-            if wscale is not None:
-                fwd.win_scale = 14 if wscale > 14 else wscale
-            if fwd.win_scale == WS_UNKNOWN:
-                fwd.win_scale = WS_NONE
-                rev.win_scale = WS_NONE
-            elif flags & ACK and rev.win_scale == WS_NONE:
-                fwd.win_scale = WS_NONE
-            if not flags & ACK:
-                conv.syn_time = ts_ns
-        elif flags & ACK and conv.syn_time and not conv.first_rtt:
-            conv.first_rtt = ts_ns - conv.syn_time
-
-        # Conversation completeness, as tshark 4.0 reports it (checked against it, see
-        # docs/analyze.md): the frame that opens a conversation counts only if it is a
-        # SYN; every later frame adds its bits.
-        bits = _COMPLETENESS_BITS[flags | 512] if seglen else _COMPLETENESS_BITS[flags]
-        if conv.first_frame == frame:
-            conv.first_bits = bits
-            if syn and not flags & ACK:
-                conv.completeness |= COMPLETENESS_SYN
-        else:
-            conv.completeness |= bits
-
-        # --- packet-tcp.c tcp_analyze_sequence_number(), rule for rule ---
-        if not fwd.base_set:
-            fwd.base_seq = seq if flags & SYN else (seq - 1) & _M32
-            fwd.base_set = True
-        # The peer's ISN is learnt from the first segment with ACK set (not from a SYN's ack).
-        if not rev.base_set and flags & ACK:
-            rev.base_seq = (ack - 1) & _M32
-            rev.base_set = True
-
-        nextseq = fwd.nextseq
-        no_sfr = not flags & (SYN | FIN | RST)
-        jumped = False  # the "goto finished_fwd" shortcuts of packet-tcp.c
-
-        # Zero window probe: one byte at the next expected sequence number into a zero window.
-        if seglen == 1 and seq == nextseq and rev.window == 0:
-            aflags |= ZERO_WINDOW_PROBE
-            jumped = True
-        if not jumped:
-            if window == 0 and no_sfr:
-                aflags |= ZERO_WINDOW
-            # Lost segment: a hole before this one (RSTs are not judged).
-            if nextseq and (nextseq - seq) & _M32 >= _HALF and not flags & RST:  # GT_SEQ
-                aflags |= LOST_PACKET
-            # Keep-alive: 0 or 1 byte starting one byte before the next expected byte.
-            if seglen <= 1 and seq == (nextseq - 1) & _M32 and no_sfr:
-                aflags |= KEEP_ALIVE
-            same = seglen == 0 and seq == nextseq and ack == fwd.lastack and no_sfr
-            if same and window and window != fwd.window:
-                aflags |= WINDOW_UPDATE
-            if (seglen and rev.win_scale != WS_UNKNOWN and no_sfr
-                    and (seq + seglen) & _M32 == (rev.lastack + (
-                        rev.window << (0 if rev.win_scale == WS_NONE else rev.win_scale))) & _M32):
-                aflags |= WINDOW_FULL
-            if same and window and window == fwd.window and rev.lastsegmentflags & KEEP_ALIVE:
-                aflags |= KEEP_ALIVE_ACK
-                jumped = True
-            elif (same and window == 0 and fwd.window == 0
-                    and rev.lastsegmentflags & ZERO_WINDOW_PROBE):
-                aflags |= ZERO_WINDOW_PROBE_ACK
-                jumped = True
-            elif same and window and window == fwd.window:
-                fwd.dupacknum += 1
-                aflags |= DUPLICATE_ACK
-                d["tcp.analysis.duplicate_ack_num"] = fwd.dupacknum
-                d["tcp.analysis.duplicate_ack_frame"] = fwd.lastnondupack
-
-        # finished_fwd: a changed ack number restarts duplicate-ACK counting.
-        ack_changed = ack != fwd.lastack
-        if ack_changed:
-            fwd.lastnondupack = frame
-            fwd.dupacknum = 0
-
-        # ACKed unseen segment: acknowledges bytes the other direction never showed us.
-        # tshark 4.0.17 mostly does not repeat the tag on a segment that repeats the
-        # previous ack number; requiring a changed ack reproduces that (found by
-        # differential runs over lossy captures, where it halves the disagreements of the
-        # plain 3.x rule; the remaining ones are listed in docs/analyze.md).
-        if (ack_changed and rev.maxseqtobeacked and (rev.maxseqtobeacked - ack) & _M32 >= _HALF
-                and flags & ACK):
-            aflags |= ACK_LOST_PACKET
-            rev.maxseqtobeacked = rev.nextseq
-
-        if (seglen or flags & (SYN | FIN)) and not aflags & KEEP_ALIVE:
-            seq_not_advanced = bool(nextseq) and (seq - nextseq) & _M32 >= _HALF  # LT_SEQ
-            # More than one new byte right after a possible zero-window probe is new data.
-            if seglen > 1 and (nextseq - 1) & _M32 == seq:
-                seq_not_advanced = False
-            t = ts_ns - rev.lastacktime
-            if (seq_not_advanced and rev.dupacknum >= 2 and rev.lastack == seq
-                    and 0 <= t < FAST_RETRANSMISSION_WINDOW_NS):
-                aflags |= FAST_RETRANSMISSION
-            else:
-                t = ts_ns - fwd.nextseqtime
-                if t < 0:
-                    t = _NEVER
-                thres = conv.first_rtt if conv.first_rtt else DEFAULT_OOO_THRESHOLD_NS
-                if (seq_not_advanced and t < thres
-                        and nextseq != (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & _M32):
-                    aflags |= OUT_OF_ORDER
-                elif (seglen and rev.lastack
-                        and not _gt((seq + seglen) & _M32, rev.lastack)):
-                    aflags |= SPURIOUS_RETRANSMISSION
-                elif seq_not_advanced:
-                    aflags |= RETRANSMISSION
-
-        nxt = (seq + seglen) & _M32
-        if flags & (SYN | FIN):
-            nxt = (nxt + 1) & _M32
-        if ((nextseq - nxt) & _M32 >= _HALF or not nextseq) and not aflags & ZERO_WINDOW_PROBE:
-            fwd.nextseq = nxt
-            fwd.nextseqframe = frame
-            fwd.nextseqtime = ts_ns
-        if (seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked) and not aflags & ZERO_WINDOW_PROBE:
-            fwd.maxseqtobeacked = fwd.nextseq
-
-        fwd.window = window
-        fwd.lastack = ack
-        fwd.lastacktime = ts_ns
-        fwd.lastsegmentflags = aflags
-        fwd.packets += 1
-        fwd.bytes += seglen
-
+        aflags, conv, fwd, rev = self.step(frame, ts_ns, src, dst, sport, dport, seq, ack,
+                                           flags, seglen, window, wscale)
+        if aflags & DUPLICATE_ACK:
+            # A duplicate ACK repeats the previous ack number, so step() left the count
+            # and the frame it duplicates in place.
+            d["tcp.analysis.duplicate_ack_num"] = fwd.dupacknum
+            d["tcp.analysis.duplicate_ack_frame"] = fwd.lastnondupack
         final = self.final
         if final is not None and conv.stream < len(final):
             f = final[conv.stream]
@@ -410,7 +262,7 @@ class TcpTracker:
             d["tcp.ack"] = (ack - rbase) & _M32
         else:
             d["tcp.ack"] = ack  # tshark 4.0 shows the raw number when the ACK bit is clear
-        if syn:
+        if flags & SYN:
             d["tcp.window_size"] = window  # never scaled on a SYN (RFC 7323 §2.2)
         elif scale < 0:
             d["tcp.window_size"] = window
@@ -420,6 +272,186 @@ class TcpTracker:
             d["tcp.window_size_scalefactor"] = 1 << scale
         d["tcp.completeness"] = comp
         return aflags
+
+    def step(
+        self,
+        frame: int,
+        ts_ns: int,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        seglen: int,
+        window: int,
+        wscale: int | None,
+    ) -> tuple[int, Conversation, Flow, Flow]:
+        """The analysis of one segment without a field dict: ``(flags, conversation, fwd, rev)``.
+
+        ``fwd`` is the direction the segment travels, ``rev`` the other one; their
+        ``base_seq``/``win_scale`` give the relative numbers and the calculated window.
+        This is the packet list's fast path (:mod:`tcplab.analyze.listview`) and the core
+        of :meth:`process`, so both can never disagree on a rule.
+        """
+        # Keyed by the directed 4-tuple, so one lookup gives the conversation and direction.
+        entry = self._table.get((src, sport, dst, dport))
+        aflags = 0
+        if entry is None:
+            conv = self._new(src, sport, dst, dport, frame)
+            fwd, rev = conv.a, conv.b
+        else:
+            conv, fwd, rev = entry
+        # The hot path of every view: flag tests and the peer's fields are read once into
+        # locals (attribute loads are most of this method's cost).
+        ackf = flags & ACK
+        syn = flags & SYN
+        if syn:
+            if not ackf:
+                if fwd.base_set and seq != fwd.base_seq:
+                    # A new SYN with another ISN on a known 4-tuple: the ports were reused.
+                    conv = self._new(src, sport, dst, dport, frame)
+                    fwd, rev = conv.a, conv.b
+                    aflags |= REUSED_PORTS
+            elif fwd.base_set and seq != fwd.base_seq:
+                # A SYN/ACK with another ISN: Wireshark keeps the stream, restarts this
+                # direction's numbering and calls it port reuse.
+                fwd.base_set = False
+                aflags |= REUSED_PORTS
+        conv.last_frame = frame
+
+        # Window scaling: the option only counts on SYNs (RFC 7323 §2.2).
+        if syn:
+            if wscale is not None:
+                fwd.win_scale = 14 if wscale > 14 else wscale
+            if fwd.win_scale == WS_UNKNOWN:
+                fwd.win_scale = WS_NONE
+                rev.win_scale = WS_NONE
+            elif ackf and rev.win_scale == WS_NONE:
+                fwd.win_scale = WS_NONE
+            if not ackf:
+                conv.syn_time = ts_ns
+        elif ackf and conv.syn_time and not conv.first_rtt:
+            conv.first_rtt = ts_ns - conv.syn_time
+
+        # Conversation completeness, as tshark 4.0 reports it (checked against it, see
+        # docs/analyze.md): the frame that opens a conversation counts only if it is a
+        # SYN; every later frame adds its bits.
+        bits = _COMPLETENESS_BITS[flags | 512] if seglen else _COMPLETENESS_BITS[flags]
+        if conv.first_frame == frame:
+            conv.first_bits = bits
+            if syn and not ackf:
+                conv.completeness |= COMPLETENESS_SYN
+        else:
+            conv.completeness |= bits
+
+        # --- packet-tcp.c tcp_analyze_sequence_number(), rule for rule ---
+        if not fwd.base_set:
+            fwd.base_seq = seq if syn else (seq - 1) & _M32
+            fwd.base_set = True
+        # The peer's ISN is learnt from the first segment with ACK set (not from a SYN's ack).
+        if ackf and not rev.base_set:
+            rev.base_seq = (ack - 1) & _M32
+            rev.base_set = True
+
+        nextseq = fwd.nextseq
+        lastack = fwd.lastack
+        fwindow = fwd.window
+        rwindow = rev.window
+        rlastack = rev.lastack
+        synfin = flags & (SYN | FIN)
+        no_sfr = not flags & (SYN | FIN | RST)
+        jumped = False  # the "goto finished_fwd" shortcuts of packet-tcp.c
+
+        # Zero window probe: one byte at the next expected sequence number into a zero window.
+        if seglen == 1 and seq == nextseq and rwindow == 0:
+            aflags |= ZERO_WINDOW_PROBE
+            jumped = True
+        if not jumped:
+            if window == 0 and no_sfr:
+                aflags |= ZERO_WINDOW
+            # Lost segment: a hole before this one (RSTs are not judged).
+            if nextseq and (nextseq - seq) & _M32 >= _HALF and not flags & RST:  # GT_SEQ
+                aflags |= LOST_PACKET
+            # Keep-alive: 0 or 1 byte starting one byte before the next expected byte.
+            if seglen <= 1 and seq == (nextseq - 1) & _M32 and no_sfr:
+                aflags |= KEEP_ALIVE
+            same = seglen == 0 and seq == nextseq and ack == lastack and no_sfr
+            if same and window and window != fwindow:
+                aflags |= WINDOW_UPDATE
+            if seglen and no_sfr:
+                rscale = rev.win_scale
+                if (rscale != WS_UNKNOWN and (seq + seglen) & _M32 == (
+                        rlastack + (rwindow << (0 if rscale == WS_NONE else rscale))) & _M32):
+                    aflags |= WINDOW_FULL
+            if same:
+                if window and window == fwindow and rev.lastsegmentflags & KEEP_ALIVE:
+                    aflags |= KEEP_ALIVE_ACK
+                    jumped = True
+                elif (window == 0 and fwindow == 0
+                        and rev.lastsegmentflags & ZERO_WINDOW_PROBE):
+                    aflags |= ZERO_WINDOW_PROBE_ACK
+                    jumped = True
+                elif window and window == fwindow:
+                    fwd.dupacknum += 1
+                    aflags |= DUPLICATE_ACK
+
+        # finished_fwd: a changed ack number restarts duplicate-ACK counting.
+        ack_changed = ack != lastack
+        if ack_changed:
+            fwd.lastnondupack = frame
+            fwd.dupacknum = 0
+            # ACKed unseen segment: acknowledges bytes the other direction never showed
+            # us. tshark 4.0.17 mostly does not repeat the tag on a segment that repeats
+            # the previous ack number; requiring a changed ack reproduces that (found by
+            # differential runs over lossy captures, where it halves the disagreements of
+            # the plain 3.x rule; the remaining ones are listed in docs/analyze.md).
+            rmax = rev.maxseqtobeacked
+            if rmax and ackf and (rmax - ack) & _M32 >= _HALF:
+                aflags |= ACK_LOST_PACKET
+                rev.maxseqtobeacked = rev.nextseq
+
+        if (seglen or synfin) and not aflags & KEEP_ALIVE:
+            seq_not_advanced = bool(nextseq) and (seq - nextseq) & _M32 >= _HALF  # LT_SEQ
+            # More than one new byte right after a possible zero-window probe is new data.
+            if seglen > 1 and (nextseq - 1) & _M32 == seq:
+                seq_not_advanced = False
+            t = ts_ns - rev.lastacktime
+            if (seq_not_advanced and rev.dupacknum >= 2 and rlastack == seq
+                    and 0 <= t < FAST_RETRANSMISSION_WINDOW_NS):
+                aflags |= FAST_RETRANSMISSION
+            else:
+                t = ts_ns - fwd.nextseqtime
+                if t < 0:
+                    t = _NEVER
+                thres = conv.first_rtt or DEFAULT_OOO_THRESHOLD_NS
+                if (seq_not_advanced and t < thres
+                        and nextseq != (seq + seglen + (1 if synfin else 0)) & _M32):
+                    aflags |= OUT_OF_ORDER
+                elif seglen and rlastack and (rlastack - seq - seglen) & _M32 < _HALF:
+                    # not GT_SEQ(seq + seglen, rev.lastack): a resend of acknowledged data
+                    aflags |= SPURIOUS_RETRANSMISSION
+                elif seq_not_advanced:
+                    aflags |= RETRANSMISSION
+
+        nxt = (seq + seglen + 1) & _M32 if synfin else (seq + seglen) & _M32
+        if not aflags & ZERO_WINDOW_PROBE:
+            if not nextseq or (nextseq - nxt) & _M32 >= _HALF:
+                fwd.nextseq = nextseq = nxt
+                fwd.nextseqframe = frame
+                fwd.nextseqtime = ts_ns
+            fmax = fwd.maxseqtobeacked
+            if seq == fmax or not fmax:
+                fwd.maxseqtobeacked = nextseq
+
+        fwd.window = window
+        fwd.lastack = ack
+        fwd.lastacktime = ts_ns
+        fwd.lastsegmentflags = aflags
+        fwd.packets += 1
+        fwd.bytes += seglen
+        return aflags, conv, fwd, rev
 
     def _new(self, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
         conv = Conversation(len(self.conversations), src, sport, dst, dport, frame)

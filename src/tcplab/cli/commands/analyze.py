@@ -171,6 +171,10 @@ def run(args: argparse.Namespace) -> int:
         explainer = _extra("explain").Explainer()
         consumers.append(explainer.add)
 
+    if (show_list and not (args.json or keep or consumers or flow or args.two_pass)
+            and args.packet is None):
+        return _plain_list(out, args)
+
     found = False
     try:
         packets = _filtered(_packets(args, payload=args.payload or args.packet is not None), keep)
@@ -203,8 +207,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json and args.packet is None:
             out.add(render.json_line(bad))
         elif show_list:
-            out.add(f"{bad['frame.number']:>6} {'':>11} {'':>15}   {'':<15} {'Frame':<8} {'':>6} "
-                    f"{bad['_ws.col.Info']}")
+            _damage_line(out, bad)
     if args.packet is not None and not found and damage is None:
         out.flush()
         raise InputError(f"{args.file}: there is no frame {args.packet}"
@@ -229,6 +232,33 @@ def run(args: argparse.Namespace) -> int:
     if damage is not None:
         raise damage
     return 0
+
+
+def _plain_list(out: _Output, args: argparse.Namespace) -> int:
+    """The default view: the packet list alone, read once, lines written in chunks."""
+    from tcplab.analyze.listview import packet_lines
+
+    chunks = packet_lines(args.file, absolute=args.absolute,
+                          chat_ports=frozenset(args.chat_port or CHAT_PORTS),
+                          max_packets=args.count)  # a file that is no capture fails here
+    out.add(render.LIST_HEADER)
+    out.flush()
+    write = sys.stdout.write
+    try:
+        for chunk in chunks:
+            write(chunk)
+    except CaptureDamage as exc:
+        _damage_line(out, exc.as_packet())
+        out.flush()
+        raise
+    out.flush()
+    return 0
+
+
+def _damage_line(out: _Output, bad: dict) -> None:
+    """The list line for a capture record that could not be read, in its place."""
+    out.add(f"{bad['frame.number']:>6} {'':>11} {'':>15}   {'':<15} {'Frame':<8} {'':>6} "
+            f"{bad['_ws.col.Info']}")
 
 
 def _detail(out: _Output, d: dict, args: argparse.Namespace) -> None:

@@ -1,0 +1,242 @@
+"""The packet list (``tcplab analyze FILE``'s default view) without a field dict per packet.
+
+What this module is for: speed. The plain list shows seven columns, so for the frames
+that make up almost every capture — Ethernet, Null/Loopback or raw IP carrying IPv4 (no IP
+options, not fragmented, fully captured) carrying TCP — :func:`packet_lines` unpacks the
+link, IPv4 and TCP headers with one precompiled ``struct`` straight from the record
+bytes, runs the shared TCP analysis (:meth:`TcpTracker.step`, the same rules as every
+other view) and formats the list line directly. Every other frame (IPv6, UDP, ARP,
+damaged or cut packets, IP options…) goes through the full
+:class:`~tcplab.analyze.Analyzer` and :func:`render.packet_line`, sharing the same
+conversation table and frame numbering, so the output is the dict path's, line for line
+(``tests/analyze/test_listview.py`` holds it to that).
+
+It reads in one pass (as ``tshark -r`` does; completeness is not shown in the list) with
+checksums off. What it must never do: keep anything per packet (state is per
+conversation only, output leaves in bounded chunks), or decide a protocol rule of its own
+— the analysis rules live in :mod:`~tcplab.analyze.tcp_analysis`, the HTTP/chat
+recognition in :mod:`~tcplab.analyze.http`, the Info wording in
+:mod:`~tcplab.analyze.dissect`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from tcplab.analyze import Analyzer, CaptureDamage, render
+from tcplab.analyze import dissect as _dissect
+from tcplab.analyze import http as _http
+from tcplab.analyze import tcp_analysis as _ta
+from tcplab.packet.errors import ParseError
+
+__all__ = ["packet_lines", "CHUNK_LINES"]
+
+#: Lines per chunk handed to the writer: one write call per chunk, memory bounded.
+CHUNK_LINES = 2048
+
+# Link header + IPv4 without options + the fixed TCP header, in one unpack. Only the
+# fields the list or the analysis needs are decoded; the rest are pad bytes.
+#   link type field, version/IHL, total length, flags/fragment offset, protocol,
+#   source, destination, TCP ports, seq, ack, data offset/flags, window, urgent pointer
+_ETH_IP_TCP = struct.Struct("!12x2sB x H 2x H x B 2x 4s4s HHIIHH 2x H")
+_NULL_IP_TCP = struct.Struct("!4sB x H 2x H x B 2x 4s4s HHIIHH 2x H")
+_RAW_IP_TCP = struct.Struct("!0sB x H 2x H x B 2x 4s4s HHIIHH 2x H")
+_ETH_MIN = 14 + 20 + 20
+_RAW_MIN = 20 + 20
+# Raw IP under every number platforms use for it (the version nibble tells v4 from v6).
+_RAW_LINKTYPES = frozenset({101, 12, 14, 228, 229})
+_NULL_MIN = 4 + 20 + 20
+_ETHERTYPE_IPV4 = b"\x08\x00"
+_AF_INET_LE = b"\x02\x00\x00\x00"
+_TS_WORDS = struct.Struct("!III")
+
+_M32 = 0xFFFFFFFF
+_ACK = 0x010
+_SYN = 0x002
+_URG = 0x020
+_NO_SUBDISSECTOR = (_ta.RETRANSMISSION | _ta.FAST_RETRANSMISSION | _ta.OUT_OF_ORDER
+                    | _ta.SPURIOUS_RETRANSMISSION)
+
+# The list line for the commonest TCP segment (ACK set, no URG, no tags), in one format.
+_TCP_LINE = ("%6d %11.6f %15s → %-15s " + "TCP".ljust(8)
+             + " %6d %d → %d [%s] Seq=%d Ack=%d Win=%d Len=%d%s")
+_APP_LINE = "%6d %11.6f %15s → %-15s %-8s %6d %s"
+
+
+def _tcp_info(tags: str, sport: int, dport: int, flags: int, seq: int, ack: int, win: int,
+              urg: int, seglen: int, opts: str) -> str:
+    """The Info text of :func:`dissect.tcp_info` for the rarer shapes (tags, no ACK, URG)."""
+    info = f"{tags}{sport} → {dport} [{_dissect._FLAGS_TEXT[flags]}] Seq={seq}"
+    if flags & _ACK:
+        info += f" Ack={ack}"
+    info += f" Win={win}"
+    if flags & _URG:
+        info += f" Urg={urg}"
+    info += f" Len={seglen}"
+    if opts:
+        info += " " + opts
+    return info
+
+
+def packet_lines(path: str | os.PathLike[str], *, absolute: bool = False,
+                 chat_ports: frozenset[int] = _http.CHAT_PORTS,
+                 max_packets: int | None = None) -> Iterator[str]:
+    """Yield the packet list of the capture at ``path`` in chunks of newline-ended lines.
+
+    The header line is not included. The lines equal ``render.packet_line(d)`` for the
+    dicts of ``analyze(path, two_pass=False, checksums=False)``. Errors as in
+    :func:`tcplab.analyze.analyze`: a file that is not a capture raises
+    :class:`~tcplab.errors.InputError` before any line; later damage raises
+    :class:`~tcplab.analyze.CaptureDamage` after the chunk holding every good line.
+    """
+    from tcplab.pcap import open_capture
+
+    # Opened here, not on the first next(): a file that is not a capture fails before
+    # the caller prints anything.
+    reader = open_capture(path)
+    return _lines(reader, absolute, chat_ports, max_packets)
+
+
+def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
+           max_packets: int | None) -> Iterator[str]:
+    from tcplab.pcap import CaptureFormatError
+
+    analyzer = Analyzer(reader.linktype, checksums=False, absolute=absolute, payload=False,
+                        chat_ports=chat_ports, interfaces=reader.interfaces)
+    feed = analyzer._feed
+    packet_line = render.packet_line
+    step = analyzer.tracker.step
+    eth_unpack = _ETH_IP_TCP.unpack_from
+    null_unpack = _NULL_IP_TCP.unpack_from
+    raw_unpack = _RAW_IP_TCP.unpack_from
+    raw_types = _RAW_LINKTYPES
+    ts_unpack = _TS_WORDS.unpack_from
+    ntoa_cache = _dissect._ntoa_cache
+    ntoa = _dissect._ntoa
+    flags_text = _dissect._FLAGS_TEXT
+    options = _dissect._options
+    tags_text = _dissect.tags_text
+    columns = _http.columns
+    tcp_line = _TCP_LINE
+    app_line = _APP_LINE
+    nop_nop_ts = _dissect._NOP_NOP_TS
+    no_sub = _NO_SUBDISSECTOR
+    dup_ack = _ta.DUPLICATE_ACK
+    limit = max_packets if max_packets is not None else -1
+    lines: list[str] = []
+    add = lines.append
+    count = 0
+    first: int | None = None
+    try:
+        for ts, data, orig_len, linktype, interface, _offset, comment in reader:
+            count += 1
+            if first is None:
+                first = analyzer._first_ns = ts
+            n = len(data)
+            fields: Any = None
+            if orig_len == n:
+                if linktype == 1:
+                    if n >= _ETH_MIN:
+                        fields = eth_unpack(data)
+                        if fields[0] != _ETHERTYPE_IPV4:
+                            fields = None
+                        off = 14
+                elif linktype == 0:
+                    if n >= _NULL_MIN:
+                        fields = null_unpack(data)
+                        if fields[0] != _AF_INET_LE:
+                            fields = None
+                        off = 4
+                elif linktype in raw_types and n >= _RAW_MIN:
+                    fields = raw_unpack(data)
+                    off = 0
+            if fields is not None:
+                (_, vihl, total, frag, proto, rsrc, rdst, sport, dport, seq, ack, offflags,
+                 window, urg) = fields
+                thl = (offflags >> 12) << 2
+                end = off + total
+                l4 = off + 20
+                # IPv4 without options, not a fragment, TCP, lengths consistent: else the
+                # full dissector words whatever is unusual about the frame.
+                if (vihl != 0x45 or proto != 6 or frag & 0x3FFF or end > n or thl < 20
+                        or l4 + thl > end):
+                    fields = None
+            if fields is None:
+                analyzer.count = count - 1
+                add(packet_line(feed(data, ts, orig_len, linktype, comment, interface)))
+            else:
+                wscale = None
+                if thl == 20:
+                    opts = ""
+                else:
+                    if thl == 32:
+                        word, tsval, tsecr = ts_unpack(data, l4 + 20)
+                    else:
+                        word = 0
+                    if word == nop_nop_ts:
+                        opts = f" TSval={tsval} TSecr={tsecr}"
+                    else:
+                        try:
+                            wscale, opts, _ = options(data[l4 + 20 : l4 + thl], l4 + 20)
+                        except ParseError:
+                            analyzer.count = count - 1
+                            add(packet_line(feed(data, ts, orig_len, linktype, comment,
+                                                 interface)))
+                            if count == limit:
+                                break
+                            continue
+                        if opts:
+                            opts = " " + opts
+                src = ntoa_cache.get(rsrc) or ntoa(rsrc)
+                dst = ntoa_cache.get(rdst) or ntoa(rdst)
+                flags = offflags & 0x1FF
+                seglen = end - l4 - thl
+                aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack, flags,
+                                              seglen, window, wscale)
+                cols = None
+                if seglen and not aflags & no_sub:
+                    cols = columns(data[l4 + thl : end], sport, dport, chat_ports)
+                if cols is not None:
+                    add(app_line % (count, (ts - first) / 1e9, src, dst, cols[0], orig_len,
+                                    cols[1]))
+                else:
+                    if not absolute:
+                        seq = (seq - fwd.base_seq) & _M32
+                        ack = (ack - rev.base_seq) & _M32
+                    if flags & _SYN:
+                        win = window  # never scaled on a SYN (RFC 7323 §2.2)
+                    else:
+                        scale = fwd.win_scale
+                        win = window if scale < 0 else window << scale
+                    if flags & (_ACK | _URG) == _ACK and not aflags:
+                        add(tcp_line % (count, (ts - first) / 1e9, src, dst, orig_len, sport,
+                                        dport, flags_text[flags], seq, ack, win, seglen, opts))
+                    else:
+                        tags = (tags_text(aflags, fwd.lastnondupack, fwd.dupacknum)
+                                if aflags & dup_ack else tags_text(aflags, None, None)
+                                if aflags else "")
+                        add(app_line % (count, (ts - first) / 1e9, src, dst, "TCP", orig_len,
+                                        _tcp_info(tags, sport, dport, flags, seq, ack, win, urg,
+                                                  seglen, opts.lstrip(" "))))
+            if count == limit:
+                break
+            if len(lines) >= CHUNK_LINES:
+                yield "\n".join(lines) + "\n"
+                lines.clear()
+    except CaptureFormatError as exc:
+        good = count  # the failing record was never counted
+        if lines:
+            yield "\n".join(lines) + "\n"
+            lines.clear()
+        raise CaptureDamage(
+            f"{exc} (after {good} good packet{'s' if good != 1 else ''}; "
+            "the rest of the file cannot be read)", good, getattr(exc, "offset", None),
+            getattr(exc, "reason", ""),
+        ) from None
+    finally:
+        reader.close()
+    if lines:
+        yield "\n".join(lines) + "\n"
