@@ -41,9 +41,15 @@ CHUNK_LINES = 2048
 # fields the list or the analysis needs are decoded; the rest are pad bytes.
 #   link type field, version/IHL, total length, flags/fragment offset, protocol,
 #   source, destination, TCP ports, seq, ack, data offset/flags, window, urgent pointer
-_ETH_IP_TCP = struct.Struct("!12x2sB x H 2x H x B 2x 4s4s HHIIHH 2x H")
-_NULL_IP_TCP = struct.Struct("!4sB x H 2x H x B 2x 4s4s HHIIHH 2x H")
-_RAW_IP_TCP = struct.Struct("!0sB x H 2x H x B 2x 4s4s HHIIHH 2x H")
+# The addresses and ports are adjacent (IP source, IP destination, TCP source and
+# destination port): one 12-byte field, the key of the per-direction text cache.
+_ETH_IP_TCP = struct.Struct("!12x2sB x H 2x H x B 2x 12s IIHH 2x H")
+_NULL_IP_TCP = struct.Struct("!4sB x H 2x H x B 2x 12s IIHH 2x H")
+_RAW_IP_TCP = struct.Struct("!0sB x H 2x H x B 2x 12s IIHH 2x H")
+_PORTS = struct.Struct("!HH")
+# Directed 4-tuple bytes → (source, destination, source port, destination port, the
+# Source/Destination columns, "sport → dport"). Bounded: cleared when full.
+_DIRECTIONS_MAX = 4096
 _ETH_MIN = 14 + 20 + 20
 _RAW_MIN = 20 + 20
 # Raw IP under every number platforms use for it (the version nibble tells v4 from v6).
@@ -61,9 +67,16 @@ _NO_SUBDISSECTOR = (_ta.RETRANSMISSION | _ta.FAST_RETRANSMISSION | _ta.OUT_OF_OR
                     | _ta.SPURIOUS_RETRANSMISSION)
 
 # The list line for the commonest TCP segment (ACK set, no URG, no tags), in one format.
-_TCP_LINE = ("%6d %11.6f %15s → %-15s " + "TCP".ljust(8)
-             + " %6d %d → %d [%s] Seq=%d Ack=%d Win=%d Len=%d%s")
-_APP_LINE = "%6d %11.6f %15s → %-15s %-8s %6d %s"
+_TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
+_APP_LINE = "%6d %11.6f %s %-8s %6d %s"
+
+
+def _direction(key: bytes) -> tuple[str, str, int, int, str, str]:
+    """The texts of one directed 4-tuple, formatted once per direction, not per packet."""
+    src = _dissect._ntoa(key[0:4])
+    dst = _dissect._ntoa(key[4:8])
+    sport, dport = _PORTS.unpack_from(key, 8)
+    return src, dst, sport, dport, "%15s → %-15s" % (src, dst), f"{sport} → {dport}"  # noqa: UP031
 
 
 def _tcp_info(tags: str, sport: int, dport: int, flags: int, seq: int, ack: int, win: int,
@@ -114,8 +127,7 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
     raw_unpack = _RAW_IP_TCP.unpack_from
     raw_types = _RAW_LINKTYPES
     ts_unpack = _TS_WORDS.unpack_from
-    ntoa_cache = _dissect._ntoa_cache
-    ntoa = _dissect._ntoa
+    directions: dict[bytes, tuple[str, str, int, int, str, str]] = {}
     flags_text = _dissect._FLAGS_TEXT
     options = _dissect._options
     tags_text = _dissect.tags_text
@@ -154,8 +166,7 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
                     fields = raw_unpack(data)
                     off = 0
             if fields is not None:
-                (_, vihl, total, frag, proto, rsrc, rdst, sport, dport, seq, ack, offflags,
-                 window, urg) = fields
+                _, vihl, total, frag, proto, key, seq, ack, offflags, window, urg = fields
                 thl = (offflags >> 12) << 2
                 end = off + total
                 l4 = off + 20
@@ -190,8 +201,12 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
                             continue
                         if opts:
                             opts = " " + opts
-                src = ntoa_cache.get(rsrc) or ntoa(rsrc)
-                dst = ntoa_cache.get(rdst) or ntoa(rdst)
+                texts = directions.get(key)
+                if texts is None:
+                    if len(directions) >= _DIRECTIONS_MAX:
+                        directions.clear()
+                    texts = directions[key] = _direction(key)
+                src, dst, sport, dport, addrs, ports = texts
                 flags = offflags & 0x1FF
                 seglen = end - l4 - thl
                 aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack, flags,
@@ -200,7 +215,7 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
                 if seglen and not aflags & no_sub:
                     cols = columns(data[l4 + thl : end], sport, dport, chat_ports)
                 if cols is not None:
-                    add(app_line % (count, (ts - first) / 1e9, src, dst, cols[0], orig_len,
+                    add(app_line % (count, (ts - first) / 1e9, addrs, cols[0], orig_len,
                                     cols[1]))
                 else:
                     if not absolute:
@@ -212,13 +227,13 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
                         scale = fwd.win_scale
                         win = window if scale < 0 else window << scale
                     if flags & (_ACK | _URG) == _ACK and not aflags:
-                        add(tcp_line % (count, (ts - first) / 1e9, src, dst, orig_len, sport,
-                                        dport, flags_text[flags], seq, ack, win, seglen, opts))
+                        add(tcp_line % (count, (ts - first) / 1e9, addrs, orig_len, ports,
+                                        flags_text[flags], seq, ack, win, seglen, opts))
                     else:
                         tags = (tags_text(aflags, fwd.lastnondupack, fwd.dupacknum)
                                 if aflags & dup_ack else tags_text(aflags, None, None)
                                 if aflags else "")
-                        add(app_line % (count, (ts - first) / 1e9, src, dst, "TCP", orig_len,
+                        add(app_line % (count, (ts - first) / 1e9, addrs, "TCP", orig_len,
                                         _tcp_info(tags, sport, dport, flags, seq, ack, win, urg,
                                                   seglen, opts.lstrip(" "))))
             if count == limit:

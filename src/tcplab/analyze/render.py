@@ -38,6 +38,10 @@ _UNSAFE.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066
 
 def safe_text(text: str) -> str:
     """``text`` with every control character shown as an escape, safe to print on a terminal."""
+    # Every character escaped is non-printable (Cc or Cf), and most text has none: the
+    # check costs a tenth of the translation, which runs for every HTTP line listed.
+    if text.isprintable():
+        return text
     return text.translate(_UNSAFE)
 
 
