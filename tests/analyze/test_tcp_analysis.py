@@ -92,3 +92,54 @@ def test_memory_is_per_conversation_not_per_packet(tmp_path):
     for ts, pkt in b.frames:
         a.feed_frame(pkt, ts)
     assert len(a.tracker.conversations) == 1 and len(a.tracker._table) == 2
+
+
+def _segments(path: str, monkeypatch) -> list[tuple]:
+    """The arguments the analyzer hands the tracker for every TCP segment of ``path``."""
+    from tcplab.analyze.tcp_analysis import TcpTracker
+
+    calls: list[tuple] = []
+    original = TcpTracker.step
+
+    def spy(self, *args):
+        calls.append(args)
+        return original(self, *args)
+
+    with monkeypatch.context() as m:
+        m.setattr(TcpTracker, "step", spy)
+        list(analyze(path, two_pass=False, checksums=False, payload=False))
+    return calls
+
+
+def _state(obj) -> tuple:
+    return tuple(getattr(obj, name) for name in type(obj).__slots__ if name not in ("a", "b"))
+
+
+def test_in_order_shortcut_equals_the_full_rules(tmp_path, monkeypatch):
+    """TcpTracker.step's in-order shortcut leaves the same flags and state as _step."""
+    from tcplab.analyze.tcp_analysis import TcpTracker
+
+    captures = [scenarios.anomalies(), scenarios.window_full()]
+    captures += [scenarios.random_conversations(seed, 500) for seed in range(8)]
+    captures += [scenarios.lossy_connections(seed, 10) for seed in range(8)]
+    shortcuts = total = 0
+    for i, builder in enumerate(captures):
+        segments = _segments(builder.write(str(tmp_path / f"c{i}.pcap")), monkeypatch)
+        fast, full = TcpTracker(), TcpTracker()
+        taken = [0]
+        slow_step = fast._step
+
+        def counted(*args, slow_step=slow_step, taken=taken):
+            taken[0] += 1
+            return slow_step(*args)
+
+        fast._step = counted
+        for args in segments:
+            got, want = fast.step(*args), full._step(*args)
+            assert got[0] == want[0], f"capture {i} frame {args[0]}: flags differ"
+            for a, b in zip(got[1:], want[1:], strict=True):
+                assert _state(a) == _state(b), f"capture {i} frame {args[0]}: state differs"
+        total += len(segments)
+        shortcuts += len(segments) - taken[0]
+    # The lossy captures are mostly in-order traffic: the shortcut must carry a good share.
+    assert shortcuts > total // 4, (shortcuts, total)

@@ -295,6 +295,78 @@ class TcpTracker:
         This is the packet list's fast path (:mod:`tcplab.analyze.listview`) and the core
         of :meth:`process`, so both can never disagree on a rule.
         """
+        entry = self._table.get((src, sport, dst, dport))
+        if entry is not None and flags & (SYN | FIN | RST | ACK) == ACK:
+            conv, fwd, rev = entry
+            nextseq = fwd.nextseq
+            rwindow = rev.window
+            # An in-order segment of a known conversation — most of any capture. When it
+            # starts at the next expected byte, neither window is zero, both ISNs are
+            # known and the handshake RTT is settled, :meth:`_step`'s rules reduce to
+            # the ones below: no zero-window probe, zero window, hole, keep-alive,
+            # fast/plain retransmission or reordering is possible.
+            # tests/analyze/test_tcp_analysis.py holds this shortcut equal to _step.
+            if (seq == nextseq and nextseq and window and rwindow and fwd.base_set
+                    and rev.base_set and (conv.first_rtt or not conv.syn_time)):
+                conv.last_frame = frame
+                conv.completeness |= COMPLETENESS_DATA if seglen else COMPLETENESS_ACK
+                aflags = 0
+                lastack = fwd.lastack
+                rlastack = rev.lastack
+                if seglen:
+                    rscale = rev.win_scale
+                    if (rscale != WS_UNKNOWN and (seq + seglen) & _M32 == (
+                            rlastack + (rwindow << (0 if rscale == WS_NONE else rscale))) & _M32):
+                        aflags = WINDOW_FULL
+                    if rlastack and (rlastack - seq - seglen) & _M32 < _HALF:
+                        aflags |= SPURIOUS_RETRANSMISSION
+                    fwd.nextseq = nextseq = (seq + seglen) & _M32
+                    fwd.nextseqframe = frame
+                    fwd.nextseqtime = ts_ns
+                elif ack == lastack:
+                    if window != fwd.window:
+                        aflags = WINDOW_UPDATE
+                    elif rev.lastsegmentflags & KEEP_ALIVE:
+                        aflags = KEEP_ALIVE_ACK
+                    else:
+                        fwd.dupacknum += 1
+                        aflags = DUPLICATE_ACK
+                if ack != lastack:
+                    fwd.lastnondupack = frame
+                    fwd.dupacknum = 0
+                    rmax = rev.maxseqtobeacked
+                    if rmax and (rmax - ack) & _M32 >= _HALF:
+                        aflags |= ACK_LOST_PACKET
+                        rev.maxseqtobeacked = rev.nextseq
+                fmax = fwd.maxseqtobeacked
+                if seq == fmax or not fmax:
+                    fwd.maxseqtobeacked = nextseq
+                fwd.window = window
+                fwd.lastack = ack
+                fwd.lastacktime = ts_ns
+                fwd.lastsegmentflags = aflags
+                fwd.packets += 1
+                fwd.bytes += seglen
+                return aflags, conv, fwd, rev
+        return self._step(frame, ts_ns, src, dst, sport, dport, seq, ack, flags, seglen, window,
+                          wscale)
+
+    def _step(
+        self,
+        frame: int,
+        ts_ns: int,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        seglen: int,
+        window: int,
+        wscale: int | None,
+    ) -> tuple[int, Conversation, Flow, Flow]:
+        """:meth:`step` for every segment: packet-tcp.c's rules in full."""
         # Keyed by the directed 4-tuple, so one lookup gives the conversation and direction.
         entry = self._table.get((src, sport, dst, dport))
         aflags = 0
