@@ -35,6 +35,10 @@ _LENGTH = re.compile(rb"\nContent-Length:[ \t]*(\d{1,18})[ \t]*\r?\n", re.IGNORE
 _HEAD_MAX = 8192
 _FIRST_BYTES = frozenset(m[0] for m in _METHODS) | {ord("H")}
 
+# Matched request/status line → (Protocol, Info) for :func:`columns`. Bounded: cleared when full.
+_CACHE_MAX = 1024
+_columns_cache: dict[bytes, tuple[str, str]] = {}
+
 #: How much of a chat segment the Info column shows before eliding.
 CHAT_INFO_MAX = 200
 
@@ -111,16 +115,24 @@ def columns(payload: bytes, sport: int, dport: int,
         return None
     if payload[0] in _FIRST_BYTES:
         # A status line starts "HTTP/", which no request method does: try it first then.
-        if payload.startswith(b"HTTP/"):
-            m = _RESPONSE.match(payload)
-            if m is not None:
-                version, code, text = _response_info(m)
-                return "HTTP", f"{version} {code} {text}".rstrip()
-        else:
-            m = _REQUEST.match(payload)
-            if m is not None:
-                method, uri, version = _request_info(m)
-                return "HTTP", f"{method} {uri} {version}"
+        response = payload.startswith(b"HTTP/")
+        m = (_RESPONSE if response else _REQUEST).match(payload)
+        if m is not None:
+            # The columns depend on the matched line alone, and captures repeat a few
+            # status lines and URIs: decoding and escaping them once is most of the work.
+            line = m.group(0)
+            cols = _columns_cache.get(line)
+            if cols is None:
+                if len(_columns_cache) >= _CACHE_MAX:
+                    _columns_cache.clear()
+                if response:
+                    version, code, text = _response_info(m)
+                    info = f"{version} {code} {text}".rstrip()
+                else:
+                    method, uri, version = _request_info(m)
+                    info = f"{method} {uri} {version}"
+                cols = _columns_cache[line] = ("HTTP", info)
+            return cols
     if sport in chat_ports or dport in chat_ports:
         return "CHAT", chat_info(payload, to_server=dport in chat_ports)
     return None

@@ -138,6 +138,10 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
     no_sub = _NO_SUBDISSECTOR
     dup_ack = _ta.DUPLICATE_ACK
     limit = max_packets if max_packets is not None else -1
+    # Every frame adds exactly one line, so the frame count says when a chunk is full or
+    # the limit is reached: one comparison per frame for both.
+    flush_at = CHUNK_LINES
+    stop = min(limit, flush_at) if limit > 0 else flush_at
     lines: list[str] = []
     add = lines.append
     count = 0
@@ -175,32 +179,24 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
                 if (vihl != 0x45 or proto != 6 or frag & 0x3FFF or end > n or thl < 20
                         or l4 + thl > end):
                     fields = None
+                elif thl == 20:
+                    opts = ""
+                    wscale = None
+                elif thl == 32 and (word_ts := ts_unpack(data, l4 + 20))[0] == nop_nop_ts:
+                    opts = " TSval=%d TSecr=%d" % word_ts[1:]  # noqa: UP031
+                    wscale = None
+                else:
+                    try:
+                        wscale, opts, _ = options(data[l4 + 20 : l4 + thl], l4 + 20)
+                    except ParseError:
+                        fields = None  # the dissector words the damage
+                    else:
+                        if opts:
+                            opts = " " + opts
             if fields is None:
                 analyzer.count = count - 1
                 add(packet_line(feed(data, ts, orig_len, linktype, comment, interface)))
             else:
-                wscale = None
-                if thl == 20:
-                    opts = ""
-                else:
-                    if thl == 32:
-                        word, tsval, tsecr = ts_unpack(data, l4 + 20)
-                    else:
-                        word = 0
-                    if word == nop_nop_ts:
-                        opts = f" TSval={tsval} TSecr={tsecr}"
-                    else:
-                        try:
-                            wscale, opts, _ = options(data[l4 + 20 : l4 + thl], l4 + 20)
-                        except ParseError:
-                            analyzer.count = count - 1
-                            add(packet_line(feed(data, ts, orig_len, linktype, comment,
-                                                 interface)))
-                            if count == limit:
-                                break
-                            continue
-                        if opts:
-                            opts = " " + opts
                 texts = directions.get(key)
                 if texts is None:
                     if len(directions) >= _DIRECTIONS_MAX:
@@ -236,11 +232,13 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
                         add(app_line % (count, (ts - first) / 1e9, addrs, "TCP", orig_len,
                                         _tcp_info(tags, sport, dport, flags, seq, ack, win, urg,
                                                   seglen, opts.lstrip(" "))))
-            if count == limit:
-                break
-            if len(lines) >= CHUNK_LINES:
+            if count == stop:
+                if count == limit:
+                    break
                 yield "\n".join(lines) + "\n"
                 lines.clear()
+                flush_at += CHUNK_LINES
+                stop = min(limit, flush_at) if limit > 0 else flush_at
     except CaptureFormatError as exc:
         good = count  # the failing record was never counted
         if lines:
