@@ -189,3 +189,28 @@ def test_hostile_bytes_never_raise_and_never_reach_the_terminal_raw(linktype):
         d = analyzer.feed_frame(bytes(frame), i * 1000)
         shown = render.packet_line(d) + render.detail_tree(d) + render.json_line(d)
         assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown
+
+
+def test_linux_handshake_options_shortcut_equals_the_option_walk():
+    import random
+
+    from tcplab.analyze import dissect
+
+    rng = random.Random(5)
+    for _ in range(500):
+        raw = tcp.pack_options([tcp.mss(rng.randrange(65536)), tcp.sack_permitted(),
+                                tcp.timestamps(rng.randrange(1 << 32), rng.randrange(1 << 32)),
+                                tcp.NOP, tcp.window_scale(rng.randrange(256))])
+        fast, walked = dissect._options(raw, 20), dissect._walk_options(raw, 20)
+        assert fast[:2] == walked[:2] and list(fast[2].items()) == list(walked[2].items())
+        # Any other 20-byte layout takes the walk.
+        other = bytearray(raw)
+        other[rng.choice([0, 1, 4, 5, 6, 7, 16, 17, 18])] ^= 1 << rng.randrange(8)
+        try:
+            walked = dissect._walk_options(bytes(other), 20)
+        except Exception as exc:  # noqa: BLE001 - the same error either way
+            with pytest.raises(type(exc)):
+                dissect._options(bytes(other), 20)
+        else:
+            fast = dissect._options(bytes(other), 20)
+            assert fast[:2] == walked[:2] and list(fast[2].items()) == list(walked[2].items())

@@ -315,8 +315,28 @@ def _pseudo_sum(rsrc: bytes, rdst: bytes, proto: int, length: int) -> int:
     return int.from_bytes(rsrc, "big") + int.from_bytes(rdst, "big") + proto + length
 
 
+# Linux's SYN and SYN/ACK options: MSS, SACK_PERM, Timestamps, NOP, Window scale (20 bytes).
+_LINUX_SYN = struct.Struct("!2sH4sII3sB")
+_LINUX_SYN_MARKS = (b"\x02\x04", b"\x04\x02\x08\x0a", b"\x01\x03\x03")
+
+
 def _options(raw: bytes, base: int) -> tuple[int | None, str, dict]:
     """Decode options for the Info column: (window-scale shift, Info text, fields)."""
+    if len(raw) == 20:
+        # Every Linux handshake segment carries the same layout: decoded in one unpack
+        # instead of the general option walk (same texts, same fields in the same order).
+        mss_kind, mss, perm_ts, tsval, tsecr, nop_ws, shift = _LINUX_SYN.unpack(raw)
+        if (mss_kind, perm_ts, nop_ws) == _LINUX_SYN_MARKS:
+            mult = 1 << min(shift, 14)
+            return shift, f"MSS={mss} SACK_PERM TSval={tsval} TSecr={tsecr} WS={mult}", {
+                "tcp.options.mss_val": mss, "tcp.options.sack_perm": True,
+                "tcp.options.timestamp.tsval": tsval, "tcp.options.timestamp.tsecr": tsecr,
+                "tcp.options.wscale.shift": shift, "tcp.options.wscale.multiplier": mult}
+    return _walk_options(raw, base)
+
+
+def _walk_options(raw: bytes, base: int) -> tuple[int | None, str, dict]:
+    """:func:`_options` for any layout, through the packet engine's option parser."""
     fields: dict = {}
     parts = []
     wscale = None
