@@ -136,3 +136,13 @@ def test_client_ports_never_land_on_a_server_port() -> None:
     pairs = {(int.from_bytes(e.packet[20:22], "big"), int.from_bytes(e.packet[22:24], "big")) for e in out}
     assert (47911, 53) in pairs and (47913, 47912) in pairs and (47914, 47912) in pairs
     assert all(a != b for a, b in pairs)
+
+
+def test_csv_times_are_kept_exactly_whatever_the_start_time() -> None:
+    start = 1_795_575_682.498811  # a "now" whose float cannot hold its microseconds exactly
+    ms = [Message("1", "HTTP", "c", "web_server", b"GET / HTTP/1.1\r\n\r\n", 0.0),
+          Message("2", "HTTP", "web_server", "c", b"HTTP/1.1 204 No Content\r\n\r\n", 0.266)]
+    data = [e for e in build(ms, EncapOptions(seed=1, start_time=start)) if e.msg_id]
+    assert data[1].timestamp_ns - data[0].timestamp_ns == 266_000_000
+    handshake = [e.timestamp_ns for e in build(ms, EncapOptions(seed=1, start_time=start))][:4]
+    assert [b - a for a, b in zip(handshake, handshake[1:])] == [50_000, 50_000, 50_000]

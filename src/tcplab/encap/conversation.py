@@ -39,9 +39,11 @@ SEED_TTL = 64
 SYN_WINDOW = 65535  # window field on SYN/SYN-ACK (never scaled, RFC 7323 §2.2)
 WINDOW = 512  # window field afterwards; × 2^7 = 64 KiB, Linux's usual value on lo
 WSCALE = 7
-DELAYED_ACK = 0.000_200  # seconds between the data and a pure ACK for it
-GAP = 0.000_050  # seconds between back-to-back packets of one burst
-TICK = 0.000_001  # smallest step that keeps timestamps strictly increasing
+# Times are integer nanoseconds: float seconds since 1970 cannot hold microseconds
+# exactly, and a pcap must show 0.000100, not 0.000099.
+DELAYED_ACK = 200_000  # ns between the data and a pure ACK for it
+GAP = 50_000  # ns between back-to-back packets of one burst
+TICK = 1_000  # ns: smallest step that keeps timestamps strictly increasing (1 µs, pcap's unit)
 _PSH_ACK = tcp.PSH | tcp.ACK
 
 _SERVER_NAME_HINTS = re.compile(r"server|web|api|http|site|shop|store|host|backend|db|dns|cdn|proxy", re.I)
@@ -107,7 +109,7 @@ class _Conn:
     state: str = "new"  # new → syn_sent → syn_rcvd → established → closed
     #: The side that owes the other an ACK, and the time of the data it acknowledges.
     owes_ack: _Side | None = None
-    owes_ack_time: float = 0.0
+    owes_ack_time: int = 0  # ns
 
     def peer(self, side: _Side) -> _Side:
         return self.server if side is self.client else self.client
@@ -121,7 +123,9 @@ class Synthesizer:
         self._rng = random.Random(self.options.seed)
         # Packets never get negative times (a handshake is placed just before its message).
         self._clock = -TICK
-        self._next_synthetic = self.options.start_time
+        self._start_ns = round(self.options.start_time * 1e9)
+        self._interval_ns = round(self.options.interval * 1e9)
+        self._next_synthetic = self._start_ns
         self._conns_by_pair: dict[tuple[str, str], _Conn] = {}
         self._conns_by_tuple: dict[tuple[bytes, int, bytes, int], _Conn] = {}
         self._server_ports: dict[str, int] = {}
@@ -217,19 +221,23 @@ class Synthesizer:
 
     # ---- time -----------------------------------------------------------------------
 
-    def _message_time(self, msg: Message) -> float:
+    def _message_time(self, msg: Message) -> int:
         if msg.timestamp is None:
             t = self._next_synthetic
-            self._next_synthetic = t + self.options.interval
+            self._next_synthetic = t + self._interval_ns
             return t
-        t = msg.timestamp if msg.absolute_time else self.options.start_time + msg.timestamp
-        self._next_synthetic = t + self.options.interval
+        # Relative offsets are rounded on their own, so "0.266" is exactly 266,000,000 ns
+        # after the start whatever the start's own float rounding.
+        t = round(msg.timestamp * 1e9)
+        if not msg.absolute_time:
+            t += self._start_ns
+        self._next_synthetic = t + self._interval_ns
         return t
 
-    def _stamp(self, desired: float) -> int:
+    def _stamp(self, desired: int) -> int:
         t = desired if desired > self._clock else self._clock + TICK
         self._clock = t
-        return round(t * 1e9)
+        return t
 
     # ---- public API -----------------------------------------------------------------
 
@@ -257,7 +265,7 @@ class Synthesizer:
 
     # ---- UDP ------------------------------------------------------------------------
 
-    def _udp(self, msg: Message, t: float, out: list[Emitted]) -> None:
+    def _udp(self, msg: Message, t: int, out: list[Emitted]) -> None:
         src_server = self._src_is_server(msg)
         server_app = msg.src_app if src_server else msg.dst_app
         client_app = msg.dst_app if src_server else msg.src_app
@@ -322,7 +330,7 @@ class Synthesizer:
             )
         return _Conn(client, server)
 
-    def _conn_for(self, msg: Message, t: float, out: list[Emitted]) -> tuple[_Conn, bool]:
+    def _conn_for(self, msg: Message, t: int, out: list[Emitted]) -> tuple[_Conn, bool]:
         """Find or open the connection for ``msg`` → (connection, message travels server→client)."""
         route_key = None
         if msg.src_port is None and msg.dst_port is None and not self.options.connection_per_message:
@@ -378,7 +386,7 @@ class Synthesizer:
         "RST-ACK": tcp.RST | tcp.ACK,
     }
 
-    def _seed(self, msg: Message, t: float, out: list[Emitted]) -> None:
+    def _seed(self, msg: Message, t: int, out: list[Emitted]) -> None:
         conn, from_server = self._conn_for(msg, t, out)
         src, dst = (conn.server, conn.client) if from_server else (conn.client, conn.server)
         flags = self._CONTROL_FLAGS[msg.control] if msg.control else tcp.PSH | tcp.ACK
@@ -399,7 +407,7 @@ class Synthesizer:
             flow = src.flow = stack.TCPv4Flow(src.ip, dst.ip, src.port, dst.port, ttl=self._ttl, df=self._df)
         return flow.packet(payload, seq, ack, flags, window, ident, options)
 
-    def _emit(self, conn: _Conn, src: _Side, flags: int, t: float, out: list[Emitted],
+    def _emit(self, conn: _Conn, src: _Side, flags: int, t: int, out: list[Emitted],
               payload: bytes = b"", msg_id: str | None = None, options: bytes = b"") -> None:
         dst = conn.server if src is conn.client else conn.client
         ident = src.ip_id
@@ -417,7 +425,7 @@ class Synthesizer:
         if t <= self._clock:
             t = self._clock + TICK
         self._clock = t
-        out.append(_new_emitted(Emitted, (round(t * 1e9), packet, msg_id)))
+        out.append(_new_emitted(Emitted, (t, packet, msg_id)))
         if flags & tcp.ACK and conn.owes_ack is src:
             conn.owes_ack = None
 
@@ -425,7 +433,7 @@ class Synthesizer:
         return tcp.pack_options([tcp.mss(self.options.mss), tcp.NOP, tcp.window_scale(WSCALE),
                                  tcp.NOP, tcp.NOP, tcp.sack_permitted()])
 
-    def _handshake(self, conn: _Conn, t: float, out: list[Emitted], upto: str = "established") -> None:
+    def _handshake(self, conn: _Conn, t: int, out: list[Emitted], upto: str = "established") -> None:
         if conn.state == "new":
             self._emit(conn, conn.client, tcp.SYN, t - 3 * GAP, out, options=self._syn_options())
             conn.state = "syn_sent"
@@ -440,12 +448,12 @@ class Synthesizer:
             self._emit(conn, conn.client, tcp.ACK, t - GAP, out)
             conn.state = "established"
 
-    def _flush_ack(self, conn: _Conn, t: float, out: list[Emitted]) -> None:
+    def _flush_ack(self, conn: _Conn, t: int, out: list[Emitted]) -> None:
         debtor = conn.owes_ack
         if debtor is not None:
             self._emit(conn, debtor, tcp.ACK, min(conn.owes_ack_time + DELAYED_ACK, t), out)
 
-    def _flush_other_acks(self, keep: _Conn | None, t: float, out: list[Emitted]) -> None:
+    def _flush_other_acks(self, keep: _Conn | None, t: int, out: list[Emitted]) -> None:
         # Invariant: every message flushes the ACKs owed on other connections, so only the
         # connection that carried the previous message can still owe one.
         last = self._last_conn
@@ -453,7 +461,7 @@ class Synthesizer:
             self._flush_ack(last, t, out)
         self._last_conn = keep
 
-    def _close(self, conn: _Conn, t: float, out: list[Emitted]) -> None:
+    def _close(self, conn: _Conn, t: int, out: list[Emitted]) -> None:
         if conn.state == "closed":
             self._forget(conn)
             return
@@ -472,7 +480,7 @@ class Synthesizer:
         conn.state = "closed"
         self._forget(conn)
 
-    def _stream(self, msg: Message, t: float, out: list[Emitted]) -> None:
+    def _stream(self, msg: Message, t: int, out: list[Emitted]) -> None:
         conn, from_server = self._conn_for(msg, t, out)
         self._flush_other_acks(conn, t, out)
         if from_server:
@@ -505,7 +513,7 @@ class Synthesizer:
                 pos += len(chunk)
                 last = pos >= n
                 self._emit(conn, src, _PSH_ACK if last else tcp.ACK, t, out, chunk, msg.msg_id)
-                t += GAP / 5
+                t += GAP // 5
                 seg_no += 1
                 if not last and seg_no % 2 == 0:
                     # RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
@@ -513,7 +521,7 @@ class Synthesizer:
         conn.owes_ack = dst
         conn.owes_ack_time = t
 
-    def _stream_control(self, conn: _Conn, src: _Side, msg: Message, t: float, out: list[Emitted]) -> None:
+    def _stream_control(self, conn: _Conn, src: _Side, msg: Message, t: int, out: list[Emitted]) -> None:
         word = msg.control
         if word == "SYN":
             if conn.state == "new":
