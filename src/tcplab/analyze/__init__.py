@@ -4,7 +4,9 @@ Every packet becomes a ``dict[str, object]`` keyed by Wireshark display-filter f
 names (``frame.number``, ``ip.src``, ``tcp.stream``, ``tcp.seq`` (relative),
 ``tcp.analysis.retransmission``, ``http.request.method`` …; an absent key means the field
 is not set), so what users learn here carries over to tshark and back. The same dicts
-feed the packet list, the detail tree, ``--json``, display filters and the summaries.
+feed the detail tree, ``--json``, display filters and the summaries. The plain packet
+list of a file has a dict-free fast path, :mod:`tcplab.analyze.listview`, that shares the
+TCP analysis and prints the very same lines.
 
 Two ways in:
 

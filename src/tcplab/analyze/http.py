@@ -36,7 +36,7 @@ _HEAD_MAX = 8192
 _FIRST_BYTES = frozenset(m[0] for m in _METHODS) | {ord("H")}
 
 # Matched request/status line → (Protocol, Info) for :func:`columns`. Bounded: cleared when full.
-_CACHE_MAX = 1024
+_CACHE_MAX = 256
 _columns_cache: dict[bytes, tuple[str, str]] = {}
 
 #: How much of a chat segment the Info column shows before eliding.
