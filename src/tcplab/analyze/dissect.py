@@ -479,17 +479,23 @@ def tcp_info(d: dict, seg: TcpSegment, aflags: int, *, absolute: bool = False) -
     """Wireshark's TCP Info text: tags, ports, flags, Seq/Ack/Win/Len and option summary."""
     tags = (tags_text(aflags, d.get("tcp.analysis.duplicate_ack_frame"),
                       d.get("tcp.analysis.duplicate_ack_num")) if aflags else "")
-    flags = seg.flags
-    seq = seg.seq if absolute else d["tcp.seq"]
-    info = (f"{tags}{seg.sport} → {seg.dport} [{_FLAGS_TEXT[flags]}] Seq={seq}")
+    return info_text(tags, seg.sport, seg.dport, seg.flags,
+                     seg.seq if absolute else d["tcp.seq"], seg.ack if absolute else d["tcp.ack"],
+                     d["tcp.window_size"], d["tcp.urgent_pointer"], seg.seglen, seg.options_text)
+
+
+def info_text(tags: str, sport: int, dport: int, flags: int, seq: int, ack: int, win: int,
+              urg: int, seglen: int, options_text: str) -> str:
+    """The TCP Info column from its values (``seq``/``ack`` as shown: relative or raw)."""
+    info = f"{tags}{sport} → {dport} [{_FLAGS_TEXT[flags]}] Seq={seq}"
     if flags & _tcp.ACK:
-        info += f" Ack={seg.ack if absolute else d['tcp.ack']}"
-    info += f" Win={d['tcp.window_size']}"
+        info += f" Ack={ack}"
+    info += f" Win={win}"
     if flags & _tcp.URG:
-        info += f" Urg={d['tcp.urgent_pointer']}"
-    info += f" Len={seg.seglen}"
-    if seg.options_text:
-        info += " " + seg.options_text
+        info += f" Urg={urg}"
+    info += f" Len={seglen}"
+    if options_text:
+        info += " " + options_text
     return info
 
 

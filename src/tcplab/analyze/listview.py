@@ -79,21 +79,6 @@ def _direction(key: bytes) -> tuple[str, str, int, int, str, str]:
     return src, dst, sport, dport, "%15s → %-15s" % (src, dst), f"{sport} → {dport}"  # noqa: UP031
 
 
-def _tcp_info(tags: str, sport: int, dport: int, flags: int, seq: int, ack: int, win: int,
-              urg: int, seglen: int, opts: str) -> str:
-    """The Info text of :func:`dissect.tcp_info` for the rarer shapes (tags, no ACK, URG)."""
-    info = f"{tags}{sport} → {dport} [{_dissect._FLAGS_TEXT[flags]}] Seq={seq}"
-    if flags & _ACK:
-        info += f" Ack={ack}"
-    info += f" Win={win}"
-    if flags & _URG:
-        info += f" Urg={urg}"
-    info += f" Len={seglen}"
-    if opts:
-        info += " " + opts
-    return info
-
-
 def packet_lines(path: str | os.PathLike[str], *, absolute: bool = False,
                  chat_ports: frozenset[int] = _http.CHAT_PORTS,
                  max_packets: int | None = None) -> Iterator[str]:
@@ -131,6 +116,7 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
     flags_text = _dissect._FLAGS_TEXT
     options = _dissect._options
     tags_text = _dissect.tags_text
+    info_text = _dissect.info_text
     columns = _http.columns
     tcp_line = _TCP_LINE
     app_line = _APP_LINE
@@ -230,7 +216,7 @@ def _lines(reader: Any, absolute: bool, chat_ports: frozenset[int],
                                 if aflags & dup_ack else tags_text(aflags, None, None)
                                 if aflags else "")
                         add(app_line % (count, (ts - first) / 1e9, addrs, "TCP", orig_len,
-                                        _tcp_info(tags, sport, dport, flags, seq, ack, win, urg,
+                                        info_text(tags, sport, dport, flags, seq, ack, win, urg,
                                                   seglen, opts.lstrip(" "))))
             if count == stop:
                 if count == limit:
