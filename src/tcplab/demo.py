@@ -184,11 +184,19 @@ class Demo:
                  "--server-port", "12345", "-c", "10", "--interval", "0.1", "--capture", str(rst))
         self.say()
         self.run("analyze", str(rst), "--explain")
+        data, resets, _ = _tally(rst)
+        self.result.findings.append(
+            f"Live injection on lo: {data} hand-built PSH+ACK segments, {resets} RSTs from the "
+            "kernel — nothing listens and no handshake was made, as in the report's capture.")
         self.heading("Part 1 · live on loopback: the same conversation over real TCP")
         real = self.produced(self.out / "replay_real_tcp.pcap", "live capture: the CSV replayed over kernel TCP")
         self.run("replay", str(self.csv), "--capture", str(real))
         self.say()
         self.run("analyze", str(real), "--conversations")
+        data, resets, completeness = _tally(real)
+        self.result.findings.append(
+            f"Replay over the kernel's TCP: {data} data segments, {resets} RSTs, conversation "
+            f"completeness {sorted(completeness)} (31 = handshake, data and FIN: Complete).")
 
     # -- part 2 -------------------------------------------------------------------------
 
@@ -303,7 +311,7 @@ class Demo:
         mark = "✓" if ok else "✗"
         self.say(f"{mark} {letter}. {title}: {action} → {outcome}")
         if ok:
-            self.result.findings.append(f"Chat scenario {letter} ({title}): {outcome}.")
+            self.result.findings.append(f"Chat scenario {letter} ({title}): {outcome.rstrip('.')}.")
         else:
             self.result.failures.append(f"chat scenario {letter} ({title}) did not behave as expected")
 
@@ -388,6 +396,22 @@ def run_demo(out_dir: str | os.PathLike[str], *, live: bool | None = None,
         demo.say("  problems: " + "; ".join(demo.result.failures))
     demo.say(f"Everything is in {report.parent}/")
     return demo.result
+
+
+def _tally(path: Path) -> tuple[int, int, set[int]]:
+    """(data segments, RST segments, completeness values) of a capture, for the report."""
+    from tcplab.analyze import analyze
+
+    data = resets = 0
+    completeness: set[int] = set()
+    for d in analyze(path):
+        if d.get("tcp.len"):
+            data += 1
+        if d.get("tcp.flags.reset"):
+            resets += 1
+        if d.get("tcp.completeness") is not None:
+            completeness.add(int(d["tcp.completeness"]))  # type: ignore[arg-type]
+    return data, resets, completeness
 
 
 def _abort(sock: socket.socket) -> None:
