@@ -482,7 +482,8 @@ class Synthesizer:
 
     def _stream(self, msg: Message, t: int, out: list[Emitted]) -> None:
         conn, from_server = self._conn_for(msg, t, out)
-        self._flush_other_acks(conn, t, out)
+        if self._last_conn is not conn:
+            self._flush_other_acks(conn, t, out)
         if from_server:
             src, dst = conn.server, conn.client
         else:
