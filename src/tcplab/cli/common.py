@@ -53,10 +53,10 @@ def port_number(text: str) -> int:
 
 def ip_address(text: str) -> str:
     """argparse type: an IPv4 or IPv6 address (kept as text)."""
-    from tcplab.packet import ipv4, ipv6
+    from tcplab.packet.stack import ip_address as parse
 
     try:
-        (ipv6.addr if ":" in text else ipv4.addr)(text)
+        parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text

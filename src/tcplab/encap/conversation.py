@@ -26,7 +26,7 @@ from typing import Literal, NamedTuple
 
 from tcplab.encap.csv_input import UDP_APPS, Message, is_http_start
 from tcplab.encap.http_framing import frame_http
-from tcplab.packet import dns, ipv4, ipv6, stack, tcp
+from tcplab.packet import dns, ipv4, stack, tcp
 
 Style = Literal["seed", "stream"]
 
@@ -157,7 +157,7 @@ class Synthesizer:
         )
         raw = self._ip_cache.get(text)
         if raw is None:
-            raw = ipv6.addr(text) if ":" in text else ipv4.addr(text)
+            raw = stack.ip_address(text)
             self._ip_cache[text] = raw
         return raw
 
@@ -209,7 +209,7 @@ class Synthesizer:
             return False
         if msg.is_http_response:
             return True
-        if msg.control in ("SYN-ACK",):
+        if msg.control == "SYN-ACK":
             return True
         if msg.control == "SYN":
             return False

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 from tcplab.errors import InputError
-from tcplab.packet import ipv4, ipv6
+from tcplab.packet.stack import ip_address
 
 Unescape = Literal["auto", "always", "never"]
 
@@ -340,7 +340,7 @@ def _ip(row: list[str], idx: int | None, column: str) -> str | None:
     if not text:
         return None
     try:
-        (ipv6.addr if ":" in text else ipv4.addr)(text)
+        ip_address(text)
     except ValueError:
         raise ValueError(f"column {column}: {text!r} is not an IPv4 or IPv6 address") from None
     return text

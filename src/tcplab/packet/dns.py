@@ -12,6 +12,7 @@ import struct
 
 from tcplab.packet import ipv4, ipv6
 from tcplab.packet.errors import ParseError
+from tcplab.packet.stack import ip_address
 
 HEADER = struct.Struct("!HHHHHH")
 PORT = 53
@@ -69,7 +70,7 @@ def parse_text_form(text: str) -> tuple[str, str, str | None] | None:
     if m:
         addr = m.group("addr")
         try:
-            (ipv6.addr if ":" in addr else ipv4.addr)(addr)
+            ip_address(addr)
         except ValueError:
             return None
         return "response", m.group("name").rstrip("."), addr

@@ -12,6 +12,11 @@ import struct
 from tcplab.packet import ipv4, ipv6, link, tcp, udp
 
 
+def ip_address(text: str) -> bytes:
+    """IPv4 or IPv6 text → 4 or 16 bytes (a colon means IPv6); ValueError names the text."""
+    return ipv6.addr(text) if ":" in text else ipv4.addr(text)
+
+
 def ip_packet(
     src: bytes,
     dst: bytes,

@@ -18,7 +18,7 @@ from tcplab.cli.common import (
 )
 from tcplab.encap import EncapOptions, encapsulate_csv
 from tcplab.errors import InputError
-from tcplab.packet import ipv4, ipv6, link
+from tcplab.packet import link
 
 ORDER = 10
 
@@ -64,10 +64,7 @@ def _app_override(text: str) -> tuple[str, str | None, int | None]:
         ip, port_text = where, ""
     ip = ip or None
     if ip is not None:
-        try:
-            (ipv6.addr if ":" in ip else ipv4.addr)(ip)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        ip_address(ip)
     if port_text:
         port = port_number(port_text)
     return name.strip(), ip, port
