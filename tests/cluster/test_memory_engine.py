@@ -11,9 +11,9 @@ from tcplab.chat.cluster.engine import (
     Deliver,
     Joined,
     Left,
+    Member,
     MemoryEngine,
     MemoryHub,
-    Member,
     Roster,
     Undelivered,
 )
