@@ -48,7 +48,7 @@ def test_messages_broadcasts_and_undelivered() -> None:
     b.claim(bob)
     a.events(), b.events()
     assert a.send(bob, "Alice", 1, b"hi") is None
-    assert b.events() == [Deliver("Alice", "bob", b"hi", "a", 1)]
+    assert b.events() == [Deliver("Alice", "bob", "Bob", b"hi", "a", 1)]
     assert a.broadcast("Alice", b"all") is None
     assert b.events() == [Broadcast("Alice", b"all", "a")] and a.events() == []
     b.undeliverable("a", 1, "Bob", "Bob left")

@@ -91,7 +91,7 @@ def test_leases_presence_and_routing(redis: RedisProcess) -> None:
         assert n1.send(bob, "Alice", 1, b"hi \xf0\x9f\x98\x80") is None
         assert n1.broadcast("Alice", b"to all") is None
         loop.until(lambda: loop.of("n2", Deliver) and loop.of("n2", Broadcast))
-        assert loop.of("n2", Deliver) == [Deliver("Alice", "bob", "hi 😀".encode(), "n1", 1)]
+        assert loop.of("n2", Deliver) == [Deliver("Alice", "bob", "Bob", "hi 😀".encode(), "n1", 1)]
         assert loop.of("n2", Broadcast) == [Broadcast("Alice", b"to all", "n1")]
         assert not loop.of("n1", Broadcast)  # a node does not hear its own broadcast
         n2.undeliverable("n1", 1, "Bob", "Bob left")

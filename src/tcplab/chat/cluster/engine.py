@@ -87,6 +87,7 @@ class Deliver:
 
     sender: str
     target_key: str
+    target: str  # the nickname the sender's node knew, for an undeliverable notice
     text: bytes
     origin_node: str
     origin_conn: int
@@ -254,7 +255,7 @@ class MemoryEngine(Engine):
     def send(self, target: Member, sender: str, sender_conn: int, text: bytes) -> str | None:
         if not self.up:
             return LINK_DOWN
-        event = Deliver(sender, target.key, text, self.node, sender_conn)
+        event = Deliver(sender, target.key, target.nick, text, self.node, sender_conn)
         if self.hub.publish(self.node, event, to=target.node) == 0:
             self._queue.append(Undelivered(sender_conn, target.nick, 1, "its node is gone"))
         return None

@@ -661,8 +661,9 @@ class RedisEngine(Engine):
     def send(self, target: Member, sender: str, sender_conn: int, text: bytes) -> str | None:
         if not self._up:
             return LINK_DOWN
-        payload = b"M\n%s\n%d\n%s\n%s\n%s" % (self.node.encode(), sender_conn, sender.encode(),
-                                              target.key.encode(), text)
+        payload = b"M\n%s\n%d\n%s\n%s\n%s\n%s" % (
+            self.node.encode(), sender_conn, sender.encode(), target.key.encode(),
+            target.nick.encode(), text)
 
         def done(reply: object) -> None:
             if reply == 0:
@@ -756,10 +757,10 @@ class RedisEngine(Engine):
         kind = payload[:2]
         try:
             if kind == b"M\n":
-                f = _split(payload, 6)
+                f = _split(payload, 7)
                 if f:
-                    self._queue.append(Deliver(f[3].decode(), f[4].decode(), f[5], f[1].decode(),
-                                               int(f[2])))
+                    self._queue.append(Deliver(f[3].decode(), f[4].decode(), f[5].decode(), f[6],
+                                               f[1].decode(), int(f[2])))
             elif kind == b"U\n":
                 f = _split(payload, 4)
                 if f:

@@ -1,0 +1,153 @@
+"""The cluster shell of one node: between the sans-IO chat core and a cluster engine.
+
+The core decides everything about the chat as it does on a single server; in cluster mode
+it additionally emits four actions — :class:`~tcplab.chat.protocol.Claim` (may this user
+take the name cluster-wide?), :class:`~tcplab.chat.protocol.Release` (a user left),
+:class:`~tcplab.chat.protocol.Relay` (deliver to a user not held here) and
+:class:`~tcplab.chat.protocol.RelayAll` (deliver to everyone elsewhere) — and accepts what
+the cluster reports (logins answered, remote users joining and leaving, messages arriving
+for local users, losses). This module only translates between the two: it holds no chat
+rules, and the core holds no notion of nodes, Redis or sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from tcplab.chat.cluster.engine import (
+    Broadcast,
+    Claimed,
+    Deliver,
+    Engine,
+    Joined,
+    Left,
+    LinkChanged,
+    Member,
+    Revoked,
+    Roster,
+    Undelivered,
+)
+from tcplab.chat.protocol import ChatCore, Claim, Code, Output, Relay, RelayAll, Release
+
+log = logging.getLogger("tcplab.chat.cluster")
+
+
+class ClusterNode:
+    """Carry out the core's cluster actions on ``engine`` and feed its events back."""
+
+    def __init__(self, core: ChatCore, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self.core = core
+        self.engine = engine
+        self.clock = clock
+        self.members: dict[int, Member] = {}  # conn -> this node's user (claimed or claiming)
+        self._claiming: set[int] = set()
+        self._orphans: dict[int, Member] = {}  # left while their claim was in flight
+
+    @property
+    def node(self) -> str:
+        return self.engine.node
+
+    # -- core → cluster --------------------------------------------------------------------
+
+    def act(self, conn: int, action: object) -> list[Output]:
+        """Carry out one cluster action the core emitted for connection ``conn``."""
+        cls = action.__class__
+        if cls is Relay:
+            target = self.engine.locate(action.key)  # type: ignore[attr-defined]
+            if target is None:  # left between the core's lookup and now
+                return self.core.notice(conn, Code.NO_SUCH_NICK,
+                                        f"User '{action.nick}' is not connected.")  # type: ignore[attr-defined]
+            why = self.engine.send(target, action.sender, conn, action.text)  # type: ignore[attr-defined]
+            if why is not None:
+                return self.core.notice(conn, Code.NOT_DELIVERED, (
+                    f"Message to '{target.nick}' not sent: {why}; "
+                    "users on this server can still be reached."))
+            return []
+        if cls is RelayAll:
+            why = self.engine.broadcast(action.sender, action.text)  # type: ignore[attr-defined]
+            if why is not None:
+                return self.core.notice(conn, Code.NOT_DELIVERED, (
+                    f"Broadcast reached this server's users only: {why}."))
+            return []
+        if cls is Claim:
+            member = Member(action.key, action.nick, self.node, conn,  # type: ignore[attr-defined]
+                            int(self.clock() * 1000))
+            self.members[conn] = member
+            self._claiming.add(conn)
+            self.engine.claim(member)
+            return self.pump()  # an engine that is down answers at once
+        if cls is Release:
+            member = self.members.pop(conn, None)
+            if member is not None:
+                if conn in self._claiming:
+                    self._orphans[conn] = member  # released when the claim is answered
+                else:
+                    self.engine.release(member)
+            return []
+        raise TypeError(f"not a cluster action: {action!r}")
+
+    # -- cluster → core --------------------------------------------------------------------
+
+    def pump(self) -> list[Output]:
+        """Feed everything the engine reported into the core; return what to send."""
+        out: list[Output] = []
+        core = self.core
+        for ev in self.engine.events():
+            cls = ev.__class__
+            if cls is Deliver:
+                got = core.deliver(ev.sender, ev.target_key, ev.text)
+                if got is None:
+                    self.engine.undeliverable(ev.origin_node, ev.origin_conn, ev.target,
+                                              f"{ev.target} was disconnected")
+                else:
+                    out += got
+            elif cls is Broadcast:
+                out += core.deliver_all(ev.sender, ev.text)
+            elif cls is Joined:
+                out += core.remote_join(ev.member.key, ev.member.nick)
+            elif cls is Left:
+                out += core.remote_leave(ev.member.key)
+            elif cls is Roster:
+                out += core.remote_roster([(m.key, m.nick) for m in ev.members])
+            elif cls is Claimed:
+                out += self._claimed(ev)
+            elif cls is Undelivered:
+                out += core.notice(ev.conn, Code.NOT_DELIVERED,
+                                   f"{ev.count} message(s) to '{ev.target}' not delivered: {ev.why}.")
+            elif cls is Revoked:
+                member = self.members.get(ev.conn)
+                if member is not None and member.key == ev.key:
+                    del self.members[ev.conn]
+                    out += core.revoke(ev.conn)
+            elif cls is LinkChanged:
+                log.log(logging.INFO if ev.up else logging.WARNING,
+                        "cluster_link up=%s reason=%r", ev.up, ev.reason)
+        return out
+
+    def _claimed(self, ev: Claimed) -> list[Output]:
+        self._claiming.discard(ev.conn)
+        orphan = self._orphans.pop(ev.conn, None)
+        if orphan is not None:
+            if ev.ok:  # the user disconnected while the claim was in flight
+                self.engine.release(orphan)
+            return []
+        member = self.members.get(ev.conn)
+        if member is None or member.key != ev.key:
+            return []
+        if ev.ok:
+            return self.core.login_result(ev.conn, None)
+        del self.members[ev.conn]
+        if ev.taken:
+            return self.core.login_result(ev.conn, "taken")
+        return self.core.login_result(
+            ev.conn, f"Cannot log in now: {ev.reason}, so nickname uniqueness cannot be checked; "
+                     "try again shortly.")
+
+    def tick(self, now: float) -> list[Output]:
+        self.engine.tick(now)
+        return self.pump()
+
+    def close(self) -> None:
+        self.engine.close()
