@@ -46,6 +46,8 @@ LIST_BYTES_PER_SECOND = 100e6
 #: A newcomer gets the list together with the welcome while it is this small (the report's
 #: client shows it at once); a larger one is queued and sent under the byte budget above.
 LIST_INLINE_MAX = 8192
+#: Lines kept for a client while the cluster confirms its login (one Redis round trip).
+MAX_HELD = 64
 
 # --- wire constants -----------------------------------------------------------------------
 
@@ -216,7 +218,60 @@ class Close:
         return f"Close({self.reason!r})"
 
 
-Output = tuple[int, "bytes | Close"]
+class Claim:
+    """Cluster action: may this connection take ``nick`` cluster-wide? Answered by
+    :meth:`ChatCore.login_result`. Emitted only by a clustered core."""
+
+    __slots__ = ("nick", "key")
+
+    def __init__(self, nick: str, key: str) -> None:
+        self.nick, self.key = nick, key
+
+    def __repr__(self) -> str:
+        return f"Claim({self.nick!r})"
+
+
+class Release:
+    """Cluster action: this connection's user left; give the name back."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Release({self.key!r})"
+
+
+class Relay:
+    """Cluster action: deliver ``text`` from ``sender`` to user ``key``, who is not held here."""
+
+    __slots__ = ("sender", "key", "nick", "text")
+
+    def __init__(self, sender: str, key: str, nick: str, text: bytes) -> None:
+        self.sender, self.key, self.nick, self.text = sender, key, nick, text
+
+    def __repr__(self) -> str:
+        return f"Relay({self.sender!r} -> {self.nick!r})"
+
+
+class RelayAll:
+    """Cluster action: deliver a ``*:`` message from ``sender`` to everyone held elsewhere."""
+
+    __slots__ = ("sender", "text")
+
+    def __init__(self, sender: str, text: bytes) -> None:
+        self.sender, self.text = sender, text
+
+    def __repr__(self) -> str:
+        return f"RelayAll({self.sender!r})"
+
+
+#: What a clustered core may emit besides bytes and Close; a shell that is not clustered
+#: never sees one.
+CLUSTER_ACTIONS = (Claim, Release, Relay, RelayAll)
+
+Output = tuple[int, "bytes | Close | Claim | Release | Relay | RelayAll"]
 
 
 class Session:
@@ -225,7 +280,7 @@ class Session:
     __slots__ = (
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
         "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
-        "closing",
+        "closing", "claiming", "held",
     )
 
     def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool):
@@ -245,6 +300,8 @@ class Session:
         self.list_gen = -1
         self.list_sent_at = -1e18
         self.closing = False
+        self.claiming: tuple[str, str] | None = None  # (nick, key) while the cluster decides
+        self.held: list[bytes | None] = []  # lines that arrived meanwhile
 
 
 @dataclass
@@ -271,8 +328,12 @@ class ChatCore:
     cost a few lists per client rather than 10,000.
     """
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, *, clustered: bool = False) -> None:
         self.limits = limits or Limits()
+        #: Clustered: logins are confirmed by the cluster (Claim), users held by other
+        #: nodes are known by name (``remote``) and reached through Relay/RelayAll.
+        self.clustered = clustered
+        self.remote: dict[str, str] = {}  # nick_key -> nick of users on other nodes
         self.sessions: dict[int, Session] = {}
         self.users: dict[str, Session] = {}  # nick_key -> session, logged-in only, join order
         self._by_bytes: dict[bytes, Session] = {}  # exact UTF-8 nick -> session (fast path)
@@ -299,16 +360,28 @@ class ChatCore:
     def disconnect(self, conn: int, reason: str) -> list[Output]:
         """The connection is gone (FIN, RST, timeout, overflow): forget it and tell the others."""
         sess = self.sessions.pop(conn, None)
-        if sess is None or sess.key is None:
+        if sess is None:
             return []
-        del self.users[sess.key]
-        self._list_bytes -= len(sess.prefix) - 1
-        self._awaiting.pop(conn, None)
-        self._delta_conns.pop(conn, None)
-        self._by_bytes.pop(sess.prefix[:-2], None)
-        self.roster_gen += 1
+        if sess.claiming is not None:
+            return [(conn, Release(sess.claiming[1]))]
+        if sess.key is None:
+            return []
+        key = sess.key
+        out = self._forget(sess)
         self.notes.append(Note("leave", conn, {"nick": sess.nick, "reason": reason,
                                                "online": len(self.users)}))
+        if self.clustered:
+            out.append((conn, Release(key)))
+        return out
+
+    def _forget(self, sess: Session) -> list[Output]:
+        """Take a logged-in user off the roster and tell those who asked for deltas."""
+        del self.users[sess.key]  # type: ignore[arg-type]
+        self._list_bytes -= len(sess.prefix) - 1
+        self._awaiting.pop(sess.conn, None)
+        self._delta_conns.pop(sess.conn, None)
+        self._by_bytes.pop(sess.prefix[:-2], None)
+        self.roster_gen += 1
         notice = system_line(Code.LEFT, f"{sess.nick} left.")
         return [(c, notice) for c in self._delta_conns]
 
@@ -332,6 +405,13 @@ class ChatCore:
         lines = sess.framer.feed(data)
         if not lines:
             return []
+        if sess.claiming is not None:
+            return self._hold(sess, lines)
+        return self._lines(sess, lines, now, not sess.framer.ascii)
+
+    def _lines(self, sess: Session, lines: list[bytes | None], now: float,
+               check_utf8: bool) -> list[Output]:
+        conn = sess.conn
         out: list[Output] = []
         lim = self.limits
         rate = lim.rate
@@ -340,8 +420,10 @@ class ChatCore:
             sess.tokens = tokens if tokens < lim.burst else lim.burst
             sess.stamp = now
         by_bytes = self._by_bytes
-        check_utf8 = not sess.framer.ascii
-        for line in lines:
+        for i, line in enumerate(lines):
+            if sess.claiming is not None:  # the login just went to the cluster
+                out.extend(self._hold(sess, lines[i:]))
+                break
             if rate > 0.0:
                 if sess.tokens < 1.0:
                     if sess.dropped == 0:
@@ -395,12 +477,19 @@ class ChatCore:
                 if target == b"*":
                     msg = sess.bcast_prefix + text + b"\n"
                     out.extend((s.conn, msg) for s in self.users.values() if s is not sess)
+                    if self.clustered:
+                        out.append((conn, RelayAll(sess.nick, text)))  # type: ignore[arg-type]
                     if lim.log_messages:
                         self.notes.append(Note("message", conn, {"from": sess.nick, "to": "*",
                                                                  "text": text.decode()}))
                     continue
-                dest = self.users.get(nick_key(target.decode()))
+                key = nick_key(target.decode())
+                dest = self.users.get(key)
                 if dest is None:
+                    nick = self.remote.get(key)
+                    if nick is not None:
+                        out.append((conn, Relay(sess.nick, key, nick, text)))  # type: ignore[arg-type]
+                        continue
                     out.append((conn, system_line(
                         Code.NO_SUCH_NICK, f"User '{target.decode()}' is not connected.")))
                     continue
@@ -420,10 +509,20 @@ class ChatCore:
             self.notes.append(Note("error", conn, {"code": Code.BAD_NICK}))
             return [(conn, system_line(Code.BAD_NICK, problem + " Choose another nickname."))]
         key = nick_key(nick)
-        if key in self.users:
-            self.notes.append(Note("error", conn, {"code": Code.NICK_IN_USE}))
-            return [(conn, system_line(
-                Code.NICK_IN_USE, f"Nickname '{nick}' is already taken. Choose another nickname."))]
+        if key in self.users or key in self.remote:
+            return self._taken(sess, nick)
+        if self.clustered:
+            sess.claiming = (nick, key)
+            return [(conn, Claim(nick, key))]
+        return self._complete_login(sess, nick, key, now)
+
+    def _taken(self, sess: Session, nick: str) -> list[Output]:
+        self.notes.append(Note("error", sess.conn, {"code": Code.NICK_IN_USE}))
+        return [(sess.conn, system_line(
+            Code.NICK_IN_USE, f"Nickname '{nick}' is already taken. Choose another nickname."))]
+
+    def _complete_login(self, sess: Session, nick: str, key: str, now: float) -> list[Output]:
+        conn = sess.conn
         sess.nick = nick
         sess.key = key
         raw = nick.encode()
@@ -499,7 +598,10 @@ class ChatCore:
         """The current ``ONLINE_USERS:`` line, built once per roster generation."""
         gen, line = self._list_cache
         if gen != self.roster_gen:
-            line = online_line(s.nick for s in self.users.values())  # type: ignore[misc]
+            names = [s.nick for s in self.users.values()]
+            if self.remote:
+                names += self.remote.values()
+            line = online_line(names)  # type: ignore[arg-type]
             self._list_cache = (self.roster_gen, line)
         return line
 
@@ -577,6 +679,115 @@ class ChatCore:
             out.append((s.conn, system_line(Code.IDLE_TIMEOUT, text)))
             out.append((s.conn, Close(reason)))
         return out
+
+    # -- the cluster's inputs (a clustered core only) ------------------------------------
+
+    def _hold(self, sess: Session, lines: list[bytes | None]) -> list[Output]:
+        """Keep lines that arrive while the cluster decides on the login (about one Redis
+        round trip); a client that pipelines more than MAX_HELD is told what was dropped."""
+        room = MAX_HELD - len(sess.held)
+        sess.held.extend(lines[:room])
+        if len(lines) > room:
+            return [(sess.conn, system_line(
+                Code.FLOOD, f"{len(lines) - max(room, 0)} line(s) sent before the login was "
+                            "confirmed were dropped."))]
+        return []
+
+    def login_result(self, conn: int, refusal: str | None, now: float) -> list[Output]:
+        """The cluster answered a :class:`Claim`: None completes the login, ``"taken"``
+        refuses it as a duplicate, any other text refuses it with that reason. Lines held
+        meanwhile are then processed as if they had just arrived."""
+        sess = self.sessions.get(conn)
+        if sess is None or sess.claiming is None:
+            return []
+        nick, key = sess.claiming
+        sess.claiming = None
+        if refusal is None:
+            if key in self.users:  # cannot happen: the claim held the name for us
+                out = self._taken(sess, nick)
+            else:  # a stale remote copy of the name goes: the cluster just gave it to us
+                out = self.remote_leave(key) if key in self.remote else []
+                out += self._complete_login(sess, nick, key, now)
+        elif refusal == "taken":
+            out = self._taken(sess, nick)
+        else:
+            self.notes.append(Note("error", conn, {"code": Code.SERVER_FULL}))
+            out = [(conn, system_line(Code.SERVER_FULL, refusal))]
+        held, sess.held = sess.held, []
+        if held and not sess.closing:
+            out += self._lines(sess, held, now, True)
+        return out
+
+    def revoke(self, conn: int) -> list[Output]:
+        """This user lost its name to an earlier login on another node (after a network
+        split): back to the nickname prompt, connection kept."""
+        sess = self.sessions.get(conn)
+        if sess is None or sess.key is None:
+            return []
+        nick = sess.nick
+        out = self._forget(sess)
+        sess.nick = sess.key = None
+        sess.prefix = sess.bcast_prefix = b""
+        sess.list_gen = -1
+        self.notes.append(Note("revoked", conn, {"nick": nick, "online": len(self.users)}))
+        out.append((conn, system_line(
+            Code.NICK_IN_USE, f"Nickname '{nick}' is taken by an earlier login on another "
+                              "server of this chat (they were cut off from each other). "
+                              "Choose another nickname.")))
+        return out
+
+    def remote_join(self, key: str, nick: str) -> list[Output]:
+        """A user logged in on another node."""
+        if key in self.users:
+            return []  # a conflict the cluster is resolving; it revokes one of the two
+        old = self.remote.get(key)
+        if old == nick:
+            return []
+        if old is not None:
+            self._list_bytes -= len(old.encode()) + 1
+        self.remote[key] = nick
+        self._list_bytes += len(nick.encode()) + 1
+        self.roster_gen += 1
+        notice = system_line(Code.JOINED, f"{nick} joined.")
+        return [(c, notice) for c in self._delta_conns]
+
+    def remote_leave(self, key: str) -> list[Output]:
+        """A user on another node left (or its node died)."""
+        nick = self.remote.pop(key, None)
+        if nick is None:
+            return []
+        self._list_bytes -= len(nick.encode()) + 1
+        self.roster_gen += 1
+        notice = system_line(Code.LEFT, f"{nick} left.")
+        return [(c, notice) for c in self._delta_conns]
+
+    def remote_roster(self, users: Iterable[tuple[str, str]]) -> list[Output]:
+        """Replace what is known of other nodes' users (after the cluster (re)connects)."""
+        new = dict(users)
+        out: list[Output] = []
+        for key in [k for k in self.remote if k not in new]:
+            out += self.remote_leave(key)
+        for key, nick in new.items():
+            out += self.remote_join(key, nick)
+        return out
+
+    def deliver(self, sender: str, key: str, text: bytes) -> list[Output] | None:
+        """A private message from a user on another node; None when ``key`` is not here."""
+        dest = self.users.get(key)
+        if dest is None:
+            return None
+        return [(dest.conn, sender.encode() + b": " + text + b"\n")]
+
+    def deliver_all(self, sender: str, text: bytes) -> list[Output]:
+        """A ``*:`` message from a user on another node, for every local user."""
+        msg = BROADCAST_MARK + sender.encode() + b": " + text + b"\n"
+        return [(s.conn, msg) for s in self.users.values()]
+
+    def notice(self, conn: int, code: int, text: str) -> list[Output]:
+        """A ``System:`` line for one connection (cluster errors, undeliverable notices)."""
+        if conn not in self.sessions:
+            return []
+        return [(conn, system_line(code, text))]
 
     # -- delivery failures ---------------------------------------------------------------
 

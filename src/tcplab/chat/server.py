@@ -23,8 +23,12 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from tcplab.chat.protocol import ChatCore, Close, Code, Limits, Note, system_line
+
+if TYPE_CHECKING:
+    from tcplab.chat.cluster.engine import Engine
 from tcplab.errors import EnvironmentProblem
 
 log = logging.getLogger("tcplab.chat.server")
@@ -100,8 +104,17 @@ class ChatServer:
         max_output: int = DEFAULT_MAX_OUTPUT,
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 4096,
+        reuse_port: bool = False,
+        cluster: Engine | None = None,
     ) -> None:
-        self.core = ChatCore(limits)
+        self.core = ChatCore(limits, clustered=cluster is not None)
+        #: The cluster shell (``--cluster``): None on a single server, which then never
+        #: imports the cluster package.
+        self.cluster = None
+        if cluster is not None:
+            from tcplab.chat.cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(self.core, cluster)
         self.max_clients = max_clients
         self.max_output = max_output
         self.ssl_context = ssl_context
@@ -112,7 +125,7 @@ class ChatServer:
         self._stop = threading.Event()
         self._stopping = False
         self._sel = selectors.DefaultSelector()
-        self._listener = self._listen(host, port, backlog)
+        self._listener = self._listen(host, port, backlog, reuse_port)
         self.address: tuple = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -124,7 +137,7 @@ class ChatServer:
     # -- setup ---------------------------------------------------------------------------
 
     @staticmethod
-    def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    def _listen(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
         try:
             infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                        flags=socket.AI_PASSIVE)
@@ -134,6 +147,8 @@ class ChatServer:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:  # several processes share the port; the kernel spreads connections
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6 and host in ("::", ""):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # also serve IPv4
             sock.bind(addr)
@@ -167,6 +182,9 @@ class ChatServer:
         _log("listening", 0, {"address": format_peer(self.address),
                               "tls": self.ssl_context is not None,
                               "max_clients": self.max_clients})
+        cluster = self.cluster
+        if cluster is not None:
+            cluster.engine.attach(self._sel)
         self.ready.set()
         sel = self._sel
         next_tick = 0.0
@@ -195,15 +213,24 @@ class ChatServer:
                             self._drop(conn, "internal error", tell=False)
                     elif conn is _LISTENER:
                         self._accept(now)
-                    else:
+                    elif conn is _WAKER:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
+                    else:  # a cluster engine's socket
+                        try:
+                            conn.on_ready(mask)
+                        except Exception:
+                            log.exception("internal error in the cluster link")
+                if cluster is not None:
+                    self._apply(cluster.pump(now))
                 if self._stop.is_set() and stop_deadline is None:
                     stop_deadline = now + CLOSE_GRACE
                     self._begin_shutdown()
                 if now >= next_tick:
                     next_tick = now + TICK
                     core = self.core
+                    if cluster is not None:
+                        self._apply(cluster.tick(now))
                     self._apply(core.due_lists(now, self._drained))
                     if now >= next_idle:
                         next_idle = now + 1.0
@@ -217,6 +244,8 @@ class ChatServer:
         finally:
             for conn in list(self._conns.values()):
                 self._drop(conn, "shutdown", tell=False)
+            if cluster is not None:
+                cluster.close()  # releases this node's names before the process goes
             self._log_notes()
             for s in (self._listener, self._wake_r, self._wake_w):
                 with contextlib.suppress(Exception):
@@ -341,6 +370,8 @@ class ChatServer:
         for cid, item in outputs:
             conn = conns.get(cid)
             if conn is None:
+                if self.cluster is not None and item.__class__ not in (bytes, Close):
+                    self._apply(self.cluster.act(cid, item, time.monotonic()))  # e.g. Release
                 continue
             if item.__class__ is bytes:
                 queued = conn.out_len
@@ -354,8 +385,10 @@ class ChatServer:
                 elif not self._stopping:
                     # Our FIN is out: nothing more can reach this client; tell the sender.
                     self._apply(self.core.undelivered(cid, item))  # type: ignore[arg-type]
-            else:
+            elif item.__class__ is Close:
                 self._close(conn, item.reason)  # type: ignore[union-attr]
+            elif self.cluster is not None:
+                self._apply(self.cluster.act(cid, item, time.monotonic()))
 
     def _flush(self) -> None:
         while self._dirty:

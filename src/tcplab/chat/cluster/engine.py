@@ -171,6 +171,10 @@ class Engine:
         """Everything that happened since the last call, in order (drains the queue)."""
         raise NotImplementedError
 
+    def attach(self, selector: object) -> None:
+        """Register the engine's sockets, if any, in the node's selector; each registered
+        key's data has an ``on_ready(mask)`` method the node's loop calls."""
+
     def tick(self, now: float) -> None:
         """Time-driven work: heartbeats, lease renewal, dead-node sweeps, reconnects."""
 

@@ -51,7 +51,7 @@ class ClusterNode:
 
     # -- core → cluster --------------------------------------------------------------------
 
-    def act(self, conn: int, action: object) -> list[Output]:
+    def act(self, conn: int, action: object, now: float) -> list[Output]:
         """Carry out one cluster action the core emitted for connection ``conn``."""
         cls = action.__class__
         if cls is Relay:
@@ -77,7 +77,7 @@ class ClusterNode:
             self.members[conn] = member
             self._claiming.add(conn)
             self.engine.claim(member)
-            return self.pump()  # an engine that is down answers at once
+            return self.pump(now)  # an engine that is down answers at once
         if cls is Release:
             member = self.members.pop(conn, None)
             if member is not None:
@@ -90,7 +90,7 @@ class ClusterNode:
 
     # -- cluster → core --------------------------------------------------------------------
 
-    def pump(self) -> list[Output]:
+    def pump(self, now: float) -> list[Output]:
         """Feed everything the engine reported into the core; return what to send."""
         out: list[Output] = []
         core = self.core
@@ -112,7 +112,7 @@ class ClusterNode:
             elif cls is Roster:
                 out += core.remote_roster([(m.key, m.nick) for m in ev.members])
             elif cls is Claimed:
-                out += self._claimed(ev)
+                out += self._claimed(ev, now)
             elif cls is Undelivered:
                 out += core.notice(ev.conn, Code.NOT_DELIVERED,
                                    f"{ev.count} message(s) to '{ev.target}' not delivered: {ev.why}.")
@@ -126,7 +126,7 @@ class ClusterNode:
                         "cluster_link up=%s reason=%r", ev.up, ev.reason)
         return out
 
-    def _claimed(self, ev: Claimed) -> list[Output]:
+    def _claimed(self, ev: Claimed, now: float) -> list[Output]:
         self._claiming.discard(ev.conn)
         orphan = self._orphans.pop(ev.conn, None)
         if orphan is not None:
@@ -137,17 +137,17 @@ class ClusterNode:
         if member is None or member.key != ev.key:
             return []
         if ev.ok:
-            return self.core.login_result(ev.conn, None)
+            return self.core.login_result(ev.conn, None, now)
         del self.members[ev.conn]
         if ev.taken:
-            return self.core.login_result(ev.conn, "taken")
+            return self.core.login_result(ev.conn, "taken", now)
         return self.core.login_result(
             ev.conn, f"Cannot log in now: {ev.reason}, so nickname uniqueness cannot be checked; "
-                     "try again shortly.")
+                     "try again shortly.", now)
 
     def tick(self, now: float) -> list[Output]:
         self.engine.tick(now)
-        return self.pump()
+        return self.pump(now)
 
     def close(self) -> None:
         self.engine.close()

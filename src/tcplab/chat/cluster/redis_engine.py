@@ -344,6 +344,8 @@ class RedisEngine(Engine):
         self._down_reason = "not connected yet"
         self._closed = False
         self._failing = False
+        self._ever_up = False
+        self._early: list[Member] = []
         self.cmd = RedisLink(self.addr, "commands", None, self._cmd_open, self._link_down)
         self.sub = RedisLink(self.addr, "subscriber", self._on_push, self._sub_open, self._link_down)
         #: Counters for monitoring and tests.
@@ -479,6 +481,9 @@ class RedisEngine(Engine):
             log.warning("cluster_down node=%r reason=%r retry_in=%.1f", self.node, reason,
                         self._retry_at - now)
         self._down_reason = reason
+        early, self._early = self._early, []
+        for m in early:
+            self._queue.append(Claimed(m.conn, m.key, False, LINK_DOWN))
         if self._up:
             self._up = False
             self._queue.append(LinkChanged(False, reason))
@@ -516,6 +521,10 @@ class RedisEngine(Engine):
         for payload in buffered:
             self._on_all(payload)
         self._up = True
+        self._ever_up = True
+        early, self._early = self._early, []
+        for m in early:
+            self.claim(m)
         self._backoff = BACKOFF_MIN
         now = time.monotonic()
         self._next_renew = now + RENEW_EVERY
@@ -584,7 +593,12 @@ class RedisEngine(Engine):
 
     def claim(self, member: Member) -> None:
         if not self._up:
-            self._queue.append(Claimed(member.conn, member.key, False, LINK_DOWN))
+            if not self._ever_up and len(self._early) < MAX_PENDING:
+                # The node has just started and is still making its first connection
+                # (milliseconds): such a login waits instead of being refused.
+                self._early.append(member)
+            else:
+                self._queue.append(Claimed(member.conn, member.key, False, LINK_DOWN))
             return
 
         def done(reply: object) -> None:

@@ -18,6 +18,8 @@ EXAMPLES = """\
   tcplab server --max-clients 20000 --rate 0      load testing: more clients, no flood limit
   tcplab server --password s3cret --tls-cert cert.pem --tls-key key.pem
                                                   beyond loopback: TLS and a shared password
+  tcplab server --cluster redis://127.0.0.1:6379/0 --node-name chat-a
+                                                  one node of a cluster (docs/cluster.md)
 """
 
 
@@ -65,6 +67,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--log-messages", action="store_true",
                    help="also log message text (off by default: logs hold metadata only)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    c = p.add_argument_group("cluster (several servers as one chat; docs/cluster.md)")
+    c.add_argument("--cluster", metavar="URL", default=None,
+                   help="join the cluster whose state is in this Redis/Valkey: "
+                        "redis://[:password@]host[:port][/db]")
+    c.add_argument("--node-name", metavar="NAME", default=None,
+                   help="this node's unique name in the cluster (letters, digits, '_.-'; "
+                        "default: host name and port)")
+    c.add_argument("--reuse-port", action="store_true",
+                   help="listen with SO_REUSEPORT so several nodes on this machine share --port")
     p.set_defaults(handler=run)
 
 
@@ -83,6 +94,21 @@ def _raise_fd_limit(wanted: int) -> int:
     return soft
 
 
+def _cluster_engine(args: argparse.Namespace):  # noqa: ANN202 - RedisEngine, imported lazily
+    """Connect to the cluster's Redis before serving: unreachable → exit 2 with the reason."""
+    import re
+    import socket
+
+    from tcplab.chat.cluster.redis_engine import RedisEngine
+
+    if args.node_name is None:
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40] or "node"
+        args.node_name = f"{host}-{args.port}" if args.port else f"{host}-pid{os.getpid()}"
+    engine = RedisEngine(args.cluster, args.node_name)
+    engine.check()
+    return engine
+
+
 def run(args: argparse.Namespace) -> int:
     from tcplab.chat.protocol import Limits
     from tcplab.chat.server import ChatServer, format_peer, make_server_ssl_context
@@ -90,9 +116,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tls_key and not args.tls_cert:
         raise InputError("--tls-key needs --tls-cert")
+    node = f" {args.node_name}" if args.cluster and args.node_name else ""
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
+        format=f"%(asctime)s{node} %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     max_clients = args.max_clients
@@ -108,16 +135,23 @@ def run(args: argparse.Namespace) -> int:
                     idle_timeout=args.idle_timeout, login_timeout=args.login_timeout,
                     password=password,
                     log_messages=args.log_messages)
+    engine = None
+    if args.cluster:
+        engine = _cluster_engine(args)
+    elif args.node_name:
+        raise InputError("--node-name needs --cluster")
     srv = ChatServer(args.host, args.port, limits=limits, max_clients=max_clients,
-                     max_output=args.max_output, ssl_context=ctx)
+                     max_output=args.max_output, ssl_context=ctx, reuse_port=args.reuse_port,
+                     cluster=engine)
 
     def stop(signum: int, _frame: object) -> None:
         srv.request_shutdown()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    where = f" (cluster node {engine.node!r}, Redis {engine.addr})" if engine else ""
     print(f"Chat server listening on {format_peer(srv.address)}"
-          f"{' (TLS)' if ctx else ''} — Ctrl-C to stop", flush=True)
+          f"{' (TLS)' if ctx else ''}{where} — Ctrl-C to stop", flush=True)
     srv.serve_forever()
     print("Chat server stopped.", flush=True)
     return 0
