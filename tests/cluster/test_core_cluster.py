@@ -1,0 +1,182 @@
+"""The core in cluster mode and the cluster shell, on in-memory nodes (no sockets, no Redis).
+
+Two ChatCores, each behind a ClusterNode on a shared MemoryHub, form a two-node chat in
+one process; a tiny router plays both servers: outputs for a connection go to its
+transcript, cluster actions go to the node's shell, engine events are pumped back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tcplab.chat.cluster.engine import MemoryEngine, MemoryHub
+from tcplab.chat.cluster.node import ClusterNode
+from tcplab.chat.protocol import CLUSTER_ACTIONS, ChatCore, Claim, Close, Limits, Relay
+
+
+class Net:
+    def __init__(self, names: tuple[str, ...] = ("n1", "n2")) -> None:
+        self.hub = MemoryHub()
+        self.nodes = {n: ClusterNode(ChatCore(Limits(rate=0), clustered=True), MemoryEngine(self.hub, n),
+                                     clock=lambda: 1000.0)
+                      for n in names}
+        self.got: dict[tuple[str, int], list[str]] = {}
+        self.actions: list[tuple[str, int, object]] = []
+        self.now = 1.0
+        self.settle()
+
+    def apply(self, node: str, outputs) -> None:
+        for conn, item in outputs:
+            if isinstance(item, CLUSTER_ACTIONS):
+                self.actions.append((node, conn, item))
+                self.apply(node, self.nodes[node].act(conn, item, self.now))
+            elif isinstance(item, Close):
+                self.got.setdefault((node, conn), []).append("<close>")
+            else:
+                self.got.setdefault((node, conn), []).extend(item.decode().splitlines())
+
+    def settle(self) -> None:
+        for _ in range(10):
+            for name, shell in self.nodes.items():
+                self.apply(name, shell.pump(self.now))
+
+    def connect(self, node: str, conn: int) -> None:
+        self.apply(node, self.nodes[node].core.connect(conn, self.now))
+
+    def send(self, node: str, conn: int, data: bytes) -> None:
+        self.apply(node, self.nodes[node].core.receive(conn, data, self.now))
+        self.settle()
+
+    def drop(self, node: str, conn: int) -> None:
+        self.apply(node, self.nodes[node].core.disconnect(conn, "gone"))
+        self.settle()
+
+    def login(self, node: str, conn: int, nick: str) -> None:
+        self.connect(node, conn)
+        self.send(node, conn, nick.encode() + b"\n")
+        assert any("Welcome" in ln for ln in self.take(node, conn)), nick
+
+    def take(self, node: str, conn: int) -> list[str]:
+        return self.got.pop((node, conn), [])
+
+    def online(self, node: str) -> set[str]:
+        line = self.nodes[node].core.online_line().decode().strip()
+        body = line.split(":", 1)[1]
+        return set(body.split(",")) if body else set()
+
+
+def test_login_goes_through_the_cluster_and_names_are_unique() -> None:
+    net = Net()
+    net.login("n1", 1, "Alice")
+    assert [type(a) for _, _, a in net.actions] == [Claim]
+    net.connect("n2", 1)
+    net.send("n2", 1, b"ALICE\n")
+    assert any("already taken" in ln for ln in net.take("n2", 1))  # known remote name: at once
+    assert len(net.actions) == 1
+    net.login("n2", 1, "Bob")
+    assert net.online("n1") == net.online("n2") == {"Alice", "Bob"}
+
+
+def test_lines_pipelined_behind_the_nickname_wait_for_the_claim() -> None:
+    net = Net()
+    net.login("n2", 5, "Bob")
+    net.connect("n1", 1)
+    net.nodes["n1"].engine.hub.up = True
+    # Nickname and two messages in one segment: the messages must not be taken as nicknames.
+    core = net.nodes["n1"].core
+    outputs = core.receive(1, b"Alice\nBob: first\n/users\n", net.now)
+    assert [type(i) for _, i in outputs] == [Claim]
+    net.apply("n1", outputs)
+    net.settle()
+    lines = net.take("n1", 1)
+    assert lines[0].startswith("System: 001 Welcome")
+    assert lines[-1].startswith("ONLINE_USERS:") and "Bob" in lines[-1]
+    assert net.take("n2", 5) == ["Alice: first"]
+
+
+def test_relay_broadcast_and_undeliverable() -> None:
+    net = Net()
+    net.login("n1", 1, "Alice")
+    net.login("n1", 2, "Carol")
+    net.login("n2", 1, "Bob")
+    net.take("n1", 1), net.take("n1", 2)
+    net.send("n1", 1, b"bob: hi there\n")
+    assert net.take("n2", 1) == ["Alice: hi there"]
+    assert isinstance(net.actions[-1][2], Relay)
+    net.send("n2", 1, b"*: all of you\n")
+    assert net.take("n1", 1) == ["* Bob: all of you"] and net.take("n1", 2) == ["* Bob: all of you"]
+    assert net.take("n2", 1) == []
+    # Bob's node forgets him before the message arrives: the sender is told.
+    bob_core = net.nodes["n2"].core
+    bob_core.users.pop("bob")
+    net.send("n1", 1, b"Bob: still there?\n")
+    assert any("not delivered" in ln and "Bob" in ln for ln in net.take("n1", 1))
+
+
+def test_leave_and_disconnect_during_claim() -> None:
+    net = Net()
+    net.login("n1", 1, "Alice")
+    net.login("n2", 1, "Bob")
+    net.drop("n2", 1)
+    assert net.online("n1") == {"Alice"}
+    assert "bob" not in net.hub.leases
+    # A client that disconnects while its claim is in flight leaves no lease behind.
+    net.connect("n2", 2)
+    core2 = net.nodes["n2"].core
+    outputs = core2.receive(2, b"Zed\n", net.now)
+    net.apply("n2", outputs)  # the claim is made (the hub grants it at once)...
+    net.apply("n2", core2.disconnect(2, "gone"))  # ...the user leaves before the answer is read
+    net.settle()
+    assert "zed" not in net.hub.leases and net.online("n1") == {"Alice"}
+
+
+def test_cluster_down_refuses_logins_but_not_local_chat() -> None:
+    net = Net()
+    net.login("n1", 1, "Alice")
+    net.login("n1", 2, "Carol")
+    net.login("n2", 1, "Bob")
+    net.take("n1", 1)
+    net.hub.up = False
+    net.send("n1", 1, b"Carol: local still works\n")
+    assert net.take("n1", 2)[-1] == "Alice: local still works"
+    net.send("n1", 1, b"Bob: remote?\n")
+    assert any("not sent" in ln and "Redis" in ln for ln in net.take("n1", 1))
+    net.connect("n1", 3)
+    net.send("n1", 3, b"Newcomer\n")
+    assert any("Cannot log in now" in ln for ln in net.take("n1", 3))
+    net.send("n1", 3, b"/users\n")  # still at the nickname prompt, not logged in
+    assert any("Log in first" in ln for ln in net.take("n1", 3))
+
+
+def test_revoked_user_returns_to_the_nickname_prompt() -> None:
+    net = Net()
+    net.login("n1", 1, "Eve")
+    net.login("n2", 1, "Watcher")
+    out = net.nodes["n1"].core.revoke(1)
+    net.apply("n1", out)
+    lines = net.take("n1", 1)
+    assert any("earlier login" in ln and "Choose another nickname" in ln for ln in lines)
+    assert "Eve" not in net.online("n1")
+    net.send("n1", 1, b"Eve Two\n")
+    assert any("Welcome, Eve Two" in ln for ln in net.take("n1", 1))
+
+
+def test_remote_roster_replaces_and_reports_deltas() -> None:
+    core = ChatCore(Limits(rate=0), clustered=True)
+    core.remote_roster([("a", "A"), ("b", "B")])
+    gen = core.roster_gen
+    assert core.online_line() == b"ONLINE_USERS:A,B\n"
+    core.remote_roster([("b", "B"), ("c", "C")])
+    assert core.online_line() == b"ONLINE_USERS:B,C\n" and core.roster_gen > gen
+    assert core._list_bytes == len(core.online_line())  # the size used for list budgets
+
+
+def test_a_single_server_never_imports_the_cluster() -> None:
+    code = ("import sys\n"
+            "from tcplab.chat.server import ChatServer\n"
+            "from tcplab.cli import build_parser\n"
+            "build_parser('server')\n"
+            "s = ChatServer('127.0.0.1', 0)\n"
+            "assert not [m for m in sys.modules if m.startswith('tcplab.chat.cluster')], sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
