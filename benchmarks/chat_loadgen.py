@@ -178,7 +178,7 @@ class LoadGen:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn = Conn(next_index, sock)
                 conn.events = WRITE
-                err = sock.connect_ex(("127.0.0.1", self.args.port))
+                err = sock.connect_ex(("127.0.0.1", self.port_for(next_index - first_index)))
                 if err not in (0, errno.EINPROGRESS):
                     self.errors[f"connect: {os.strerror(err)}"] += 1
                     sock.close()
@@ -196,6 +196,18 @@ class LoadGen:
         if self.connecting:
             self.errors["connect: timed out"] += self.connecting
         return time.monotonic() - started
+
+    def port_for(self, j: int) -> int:
+        """Port of the j-th connection: ``--port``, or with ``--ports`` (cluster nodes) pair
+        j // 2 placed by ``--layout``: both ends on one node (local), on two (cross), or
+        every other pair cross-node (half)."""
+        ports = self.args.ports
+        if not ports:
+            return self.args.port
+        pair, side = divmod(j, 2)
+        layout = self.args.layout
+        cross = layout == "cross" or (layout == "half" and pair % 2 == 1)
+        return ports[(pair // (2 if layout == "half" else 1) + (side if cross else 0)) % len(ports)]
 
     def on_connected(self, conn: Conn, send_nick: bool) -> None:
         self.connecting -= 1
@@ -544,6 +556,10 @@ def raise_fd_limit(needed: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Chat load generator (driven by bench_chat.py).")
     parser.add_argument("--port", type=int, required=True, help="server port on 127.0.0.1")
+    parser.add_argument("--ports", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                        help="cluster nodes' ports (instead of --port's one): see --layout")
+    parser.add_argument("--layout", choices=("local", "cross", "half"), default="local",
+                        help="with --ports: pairs on one node, across nodes, or half of each")
     parser.add_argument("--mode", choices=("pairs", "idle"), required=True)
     parser.add_argument("--pairs", type=int, default=50, help="pairs mode: sender/receiver pairs")
     parser.add_argument("--clients", type=int, default=1000, help="idle mode: connections")

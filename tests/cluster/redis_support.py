@@ -97,6 +97,8 @@ class Loop:
         engine.attach(self.sel)
 
     def step(self, timeout: float = 0.01) -> None:
+        for e in self.engines:
+            e.flush()  # as the node's loop does once per iteration
         for key, mask in self.sel.select(timeout):
             key.data.on_ready(mask)
         now = time.monotonic()

@@ -201,12 +201,15 @@ def test_bounded_output_reports_busy(redis: RedisProcess, monkeypatch) -> None:
         bob = member("n2", 2, "Bob")
         n2.claim(bob)
         loop.until(lambda: n1.locate("bob") == bob)
-        monkeypatch.setattr(redis_engine, "MAX_PENDING", 10)
-        results = [n1.send(bob, "A", 1, b"x") for _ in range(20)]
-        sent = results.count(None)
-        assert 1 <= sent <= 10 and results[sent:] == [redis_engine.LINK_BUSY] * (20 - sent)
-        loop.until(lambda: len(loop.of("n2", Deliver)) == sent)
+        monkeypatch.setattr(redis_engine, "MAX_OUTPUT", 100)
+        results = []
+        for _ in range(5):  # no loop step in between: nothing is written to Redis
+            results.append(n1.send(bob, "A", 1, b"x" * 1000))
+            n1.flush()
+        assert results == [None] + [redis_engine.LINK_BUSY] * 4
+        loop.until(lambda: len(loop.of("n2", Deliver)) == 1)
         loop.run(0.2)
-        assert len(loop.of("n2", Deliver)) == sent
+        assert len(loop.of("n2", Deliver)) == 1
+        assert n1.send(bob, "A", 1, b"again") is None  # the queue drained: sending works again
     finally:
         loop.close()

@@ -163,6 +163,9 @@ class Engine:
         """Publish a ``*:`` message to every other node; None, or why it was not sent."""
         raise NotImplementedError
 
+    def flush(self) -> None:
+        """Send what send()/broadcast() batched; the node calls it once per loop iteration."""
+
     def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str) -> None:
         """Tell a remote sender that its message to local ``target`` found nobody."""
         raise NotImplementedError

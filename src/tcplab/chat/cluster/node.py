@@ -12,7 +12,6 @@ rules, and the core holds no notion of nodes, Redis or sockets.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
@@ -30,8 +29,6 @@ from tcplab.chat.cluster.engine import (
     Undelivered,
 )
 from tcplab.chat.protocol import ChatCore, Claim, Code, Output, Relay, RelayAll, Release
-
-log = logging.getLogger("tcplab.chat.cluster")
 
 
 class ClusterNode:
@@ -92,6 +89,7 @@ class ClusterNode:
 
     def pump(self, now: float) -> list[Output]:
         """Feed everything the engine reported into the core; return what to send."""
+        self.engine.flush()  # what this loop iteration relayed leaves now, in one go
         out: list[Output] = []
         core = self.core
         for ev in self.engine.events():
@@ -122,8 +120,7 @@ class ClusterNode:
                     del self.members[ev.conn]
                     out += core.revoke(ev.conn)
             elif cls is LinkChanged:
-                log.log(logging.INFO if ev.up else logging.WARNING,
-                        "cluster_link up=%s reason=%r", ev.up, ev.reason)
+                pass  # the engine logs it; the core's behaviour follows engine.up by itself
         return out
 
     def _claimed(self, ev: Claimed, now: float) -> list[Output]:

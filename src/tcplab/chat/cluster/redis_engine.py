@@ -73,6 +73,8 @@ LINK_TIMEOUT = NODE_TTL
 MAX_OUTPUT = 8 * 1024 * 1024
 MAX_PENDING = 200_000
 RECV_SIZE = 256 * 1024
+#: A batch of cross-node messages is published early once it holds this many bytes.
+BATCH_BYTES = 256 * 1024
 #: Users re-claimed per HOLD script call, so one call never blocks Redis for long.
 HOLD_BATCH = 500
 #: Bound for the kill -9 of a node: its key expires, the next sweep removes its users.
@@ -344,12 +346,16 @@ class RedisEngine(Engine):
         self._down_reason = "not connected yet"
         self._closed = False
         self._failing = False
+        # Cross-node messages of the current loop iteration, published together by flush().
+        self._direct: dict[str, tuple[list[bytes], list[tuple[int, str]]]] = {}
+        self._bcast: list[bytes] = []
+        self._batched = 0
         self._ever_up = False
         self._early: list[Member] = []
         self.cmd = RedisLink(self.addr, "commands", None, self._cmd_open, self._link_down)
         self.sub = RedisLink(self.addr, "subscriber", self._on_push, self._sub_open, self._link_down)
         #: Counters for monitoring and tests.
-        self.stats = {"published": 0, "received": 0, "reconnects": 0, "busy": 0}
+        self.stats = {"published": 0, "messages": 0, "received": 0, "reconnects": 0, "busy": 0}
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -484,6 +490,9 @@ class RedisEngine(Engine):
         early, self._early = self._early, []
         for m in early:
             self._queue.append(Claimed(m.conn, m.key, False, LINK_DOWN))
+        for _, meta in self._direct.values():
+            self._publish_done(meta)(LINK_LOST)
+        self._direct, self._bcast, self._batched = {}, [], 0
         if self._up:
             self._up = False
             self._queue.append(LinkChanged(False, reason))
@@ -675,31 +684,66 @@ class RedisEngine(Engine):
     def send(self, target: Member, sender: str, sender_conn: int, text: bytes) -> str | None:
         if not self._up:
             return LINK_DOWN
-        payload = b"M\n%s\n%d\n%s\n%s\n%s\n%s" % (
-            self.node.encode(), sender_conn, sender.encode(), target.key.encode(),
-            target.nick.encode(), text)
-
-        def done(reply: object) -> None:
-            if reply == 0:
-                self._queue.append(Undelivered(sender_conn, target.nick, 1, "its node is gone"))
-            elif not isinstance(reply, int):
-                self._queue.append(Undelivered(sender_conn, target.nick, 1, LINK_DOWN))
-
-        if not self.cmd.command(("PUBLISH", self.node_prefix + target.node, payload), done):
+        if self.cmd.busy:
             self.stats["busy"] += 1
             return LINK_BUSY
-        self.stats["published"] += 1
+        batch = self._direct.get(target.node)
+        if batch is None:
+            batch = self._direct[target.node] = ([], [])
+        part = b"%d\n%s\n%s\n%s\n%s" % (sender_conn, sender.encode(), target.key.encode(),
+                                          target.nick.encode(), text)
+        batch[0].append(part)
+        batch[1].append((sender_conn, target.nick))
+        self._batched += len(part)
+        if self._batched > BATCH_BYTES:
+            self.flush()
         return None
 
     def broadcast(self, sender: str, text: bytes) -> str | None:
         if not self._up:
             return LINK_DOWN
-        payload = b"B\n%s\n%s\n%s" % (self.node.encode(), sender.encode(), text)
-        if not self.cmd.command(("PUBLISH", self.all_channel, payload), _ignore):
+        if self.cmd.busy:
             self.stats["busy"] += 1
             return LINK_BUSY
-        self.stats["published"] += 1
+        part = b"%s\n%s" % (sender.encode(), text)
+        self._bcast.append(part)
+        self._batched += len(part)
+        if self._batched > BATCH_BYTES:
+            self.flush()
         return None
+
+    def flush(self) -> None:
+        """Publish what this loop iteration produced: one PUBLISH per target node and one
+        for broadcasts, however many messages (they all leave before the loop sleeps)."""
+        if not self._batched:
+            return
+        self._batched = 0
+        node = self.node.encode()
+        direct, self._direct = self._direct, {}
+        for target, (parts, meta) in direct.items():
+            payload = b"M\n" + node + b"\n" + b"\n".join(parts)
+            self.cmd.command(("PUBLISH", self.node_prefix + target, payload), self._publish_done(meta),
+                             force=True)
+            self.stats["published"] += 1
+            self.stats["messages"] += len(parts)
+        if self._bcast:
+            payload = b"B\n" + node + b"\n" + b"\n".join(self._bcast)
+            self.stats["messages"] += len(self._bcast)
+            self._bcast = []
+            self.cmd.command(("PUBLISH", self.all_channel, payload), _ignore, force=True)
+            self.stats["published"] += 1
+
+    def _publish_done(self, meta: list[tuple[int, str]]) -> Callable[[object], None]:
+        def done(reply: object) -> None:
+            if isinstance(reply, int) and reply > 0:
+                return
+            why = "its server is gone" if reply == 0 else LINK_DOWN
+            counts: dict[tuple[int, str], int] = {}
+            for key in meta:
+                counts[key] = counts.get(key, 0) + 1
+            for (conn, nick), n in counts.items():
+                self._queue.append(Undelivered(conn, nick, n, why))
+        return done
 
     def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str) -> None:
         if self._up:
@@ -736,10 +780,13 @@ class RedisEngine(Engine):
     def _on_all(self, payload: bytes) -> None:
         kind = payload[:2]
         if kind == b"B\n":
-            f = _split(payload, 4)
-            if f and f[1].decode("utf-8", "replace") != self.node:
-                self._queue.append(Broadcast(f[2].decode("utf-8", "replace"), f[3],
-                                             f[1].decode("utf-8", "replace")))
+            f = payload.split(b"\n")
+            if len(f) < 4 or len(f) % 2:
+                return
+            origin = f[1].decode("utf-8", "replace")
+            if origin != self.node:
+                for i in range(2, len(f), 2):
+                    self._queue.append(Broadcast(f[i].decode("utf-8", "replace"), f[i + 1], origin))
         elif kind == b"J\n":
             f = _split(payload, 6)
             if not f:
@@ -771,10 +818,14 @@ class RedisEngine(Engine):
         kind = payload[:2]
         try:
             if kind == b"M\n":
-                f = _split(payload, 7)
-                if f:
-                    self._queue.append(Deliver(f[3].decode(), f[4].decode(), f[5].decode(), f[6],
-                                               f[1].decode(), int(f[2])))
+                f = payload.split(b"\n")
+                if len(f) < 7 or (len(f) - 2) % 5:
+                    return
+                origin = f[1].decode()
+                queue = self._queue
+                for i in range(2, len(f), 5):
+                    queue.append(Deliver(f[i + 1].decode(), f[i + 2].decode(), f[i + 3].decode(),
+                                         f[i + 4], origin, int(f[i])))
             elif kind == b"U\n":
                 f = _split(payload, 4)
                 if f:
