@@ -110,6 +110,7 @@ def test_relay_broadcast_and_undeliverable() -> None:
     # Bob's node forgets him before the message arrives: the sender is told.
     bob_core = net.nodes["n2"].core
     bob_core.users.pop("bob")
+    bob_core._by_bytes.pop(b"Bob")
     net.send("n1", 1, b"Bob: still there?\n")
     assert any("not delivered" in ln and "Bob" in ln for ln in net.take("n1", 1))
 

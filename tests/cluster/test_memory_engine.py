@@ -8,7 +8,7 @@ from tcplab.chat.cluster.engine import (
     LINK_DOWN,
     Broadcast,
     Claimed,
-    Deliver,
+    Deliveries,
     Joined,
     Left,
     Member,
@@ -47,15 +47,15 @@ def test_messages_broadcasts_and_undelivered() -> None:
     bob = member("b", 2, "Bob")
     b.claim(bob)
     a.events(), b.events()
-    assert a.send(bob, "Alice", 1, b"hi") is None
-    assert b.events() == [Deliver("Alice", "bob", "Bob", b"hi", "a", 1)]
-    assert a.broadcast("Alice", b"all") is None
-    assert b.events() == [Broadcast("Alice", b"all", "a")] and a.events() == []
+    assert a.send(bob, b"Alice", 1, b"hi") is None
+    assert b.events() == [Deliveries("a", [(b"1", b"Alice", b"Bob", b"hi")])]
+    assert a.broadcast(b"Alice", b"all") is None
+    assert b.events() == [Broadcast(b"Alice", b"all", "a")] and a.events() == []
     b.undeliverable("a", 1, "Bob", "Bob left")
     assert a.events() == [Undelivered(1, "Bob", 1, "Bob left")]
     b.kill()
     assert a.events() == [Left(bob)]
-    a.send(bob, "Alice", 1, b"late")
+    a.send(bob, b"Alice", 1, b"late")
     assert a.events() == [Undelivered(1, "Bob", 1, "its node is gone")]
 
 
@@ -66,8 +66,8 @@ def test_down_refuses_logins_and_cross_node_sends() -> None:
     hub.up = False
     a.claim(member("a", 1, "Zed"))
     assert a.events() == [Claimed(1, "zed", False, LINK_DOWN)]
-    assert a.send(member("b", 1, "X"), "Zed", 1, b"t") == LINK_DOWN
-    assert a.broadcast("Zed", b"t") == LINK_DOWN
+    assert a.send(member("b", 1, "X"), b"Zed", 1, b"t") == LINK_DOWN
+    assert a.broadcast(b"Zed", b"t") == LINK_DOWN
 
 
 def test_node_names_are_checked() -> None:

@@ -11,7 +11,7 @@ from tcplab.chat.cluster.engine import (
     LINK_DOWN,
     Broadcast,
     Claimed,
-    Deliver,
+    Deliveries,
     Joined,
     Left,
     LinkChanged,
@@ -88,11 +88,11 @@ def test_leases_presence_and_routing(redis: RedisProcess) -> None:
         bob = member("n2", 2, "Bob")
         n2.claim(bob)
         loop.until(lambda: n1.locate("bob") == bob)
-        assert n1.send(bob, "Alice", 1, b"hi \xf0\x9f\x98\x80") is None
-        assert n1.broadcast("Alice", b"to all") is None
-        loop.until(lambda: loop.of("n2", Deliver) and loop.of("n2", Broadcast))
-        assert loop.of("n2", Deliver) == [Deliver("Alice", "bob", "Bob", "hi 😀".encode(), "n1", 1)]
-        assert loop.of("n2", Broadcast) == [Broadcast("Alice", b"to all", "n1")]
+        assert n1.send(bob, b"Alice", 1, b"hi \xf0\x9f\x98\x80") is None
+        assert n1.broadcast(b"Alice", b"to all") is None
+        loop.until(lambda: loop.of("n2", Deliveries) and loop.of("n2", Broadcast))
+        assert loop.of("n2", Deliveries) == [Deliveries("n1", [(b"1", b"Alice", b"Bob", "hi 😀".encode())])]
+        assert loop.of("n2", Broadcast) == [Broadcast(b"Alice", b"to all", "n1")]
         assert not loop.of("n1", Broadcast)  # a node does not hear its own broadcast
         n2.undeliverable("n1", 1, "Bob", "Bob left")
         loop.until(lambda: loop.of("n1", Undelivered))
@@ -171,7 +171,7 @@ def test_redis_restart_resyncs_and_resolves_conflicts(redis: RedisProcess) -> No
         loop.until(lambda: not n1.up and not n2.up, what="link down")
         assert LinkChanged in {type(e) for e in loop.events["n1"]}
         n1.claim(member("n1", 9, "Gina"))
-        assert n1.send(n2.holds["frank"], "Eve", 1, b"x") == LINK_DOWN
+        assert n1.send(n2.holds["frank"], b"Eve", 1, b"x") == LINK_DOWN
         loop.step()
         assert loop.of("n1", Claimed)[-1] == Claimed(9, "gina", False, LINK_DOWN)
         redis.start()  # empty: every lease is gone
@@ -204,12 +204,12 @@ def test_bounded_output_reports_busy(redis: RedisProcess, monkeypatch) -> None:
         monkeypatch.setattr(redis_engine, "MAX_OUTPUT", 100)
         results = []
         for _ in range(5):  # no loop step in between: nothing is written to Redis
-            results.append(n1.send(bob, "A", 1, b"x" * 1000))
+            results.append(n1.send(bob, b"A", 1, b"x" * 1000))
             n1.flush()
         assert results == [None] + [redis_engine.LINK_BUSY] * 4
-        loop.until(lambda: len(loop.of("n2", Deliver)) == 1)
+        loop.until(lambda: len(loop.of("n2", Deliveries)) == 1)
         loop.run(0.2)
-        assert len(loop.of("n2", Deliver)) == 1
-        assert n1.send(bob, "A", 1, b"again") is None  # the queue drained: sending works again
+        assert len(loop.of("n2", Deliveries)) == 1
+        assert n1.send(bob, b"A", 1, b"again") is None  # the queue drained: sending works again
     finally:
         loop.close()

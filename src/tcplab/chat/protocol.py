@@ -244,7 +244,8 @@ class Release:
 
 
 class Relay:
-    """Cluster action: deliver ``text`` from ``sender`` to user ``key``, who is not held here."""
+    """Cluster action: deliver ``text`` from ``sender`` (UTF-8 nickname) to user ``key``
+    (``nick``), who is not held here."""
 
     __slots__ = ("sender", "key", "nick", "text")
 
@@ -256,7 +257,8 @@ class Relay:
 
 
 class RelayAll:
-    """Cluster action: deliver a ``*:`` message from ``sender`` to everyone held elsewhere."""
+    """Cluster action: deliver a ``*:`` message from ``sender`` (UTF-8 nickname) to everyone
+    held elsewhere."""
 
     __slots__ = ("sender", "text")
 
@@ -334,6 +336,7 @@ class ChatCore:
         #: nodes are known by name (``remote``) and reached through Relay/RelayAll.
         self.clustered = clustered
         self.remote: dict[str, str] = {}  # nick_key -> nick of users on other nodes
+        self._remote_bytes: dict[bytes, tuple[str, str]] = {}  # exact UTF-8 nick -> (key, nick)
         self.sessions: dict[int, Session] = {}
         self.users: dict[str, Session] = {}  # nick_key -> session, logged-in only, join order
         self._by_bytes: dict[bytes, Session] = {}  # exact UTF-8 nick -> session (fast path)
@@ -478,17 +481,21 @@ class ChatCore:
                     msg = sess.bcast_prefix + text + b"\n"
                     out.extend((s.conn, msg) for s in self.users.values() if s is not sess)
                     if self.clustered:
-                        out.append((conn, RelayAll(sess.nick, text)))  # type: ignore[arg-type]
+                        out.append((conn, RelayAll(sess.prefix[:-2], text)))
                     if lim.log_messages:
                         self.notes.append(Note("message", conn, {"from": sess.nick, "to": "*",
                                                                  "text": text.decode()}))
+                    continue
+                remote = self._remote_bytes.get(target)
+                if remote is not None:  # fast path: the exact name of a user elsewhere
+                    out.append((conn, Relay(sess.prefix[:-2], remote[0], remote[1], text)))
                     continue
                 key = nick_key(target.decode())
                 dest = self.users.get(key)
                 if dest is None:
                     nick = self.remote.get(key)
                     if nick is not None:
-                        out.append((conn, Relay(sess.nick, key, nick, text)))  # type: ignore[arg-type]
+                        out.append((conn, Relay(sess.prefix[:-2], key, nick, text)))
                         continue
                     out.append((conn, system_line(
                         Code.NO_SUCH_NICK, f"User '{target.decode()}' is not connected.")))
@@ -745,7 +752,9 @@ class ChatCore:
             return []
         if old is not None:
             self._list_bytes -= len(old.encode()) + 1
+            self._remote_bytes.pop(old.encode(), None)
         self.remote[key] = nick
+        self._remote_bytes[nick.encode()] = (key, nick)
         self._list_bytes += len(nick.encode()) + 1
         self.roster_gen += 1
         notice = system_line(Code.JOINED, f"{nick} joined.")
@@ -756,6 +765,7 @@ class ChatCore:
         nick = self.remote.pop(key, None)
         if nick is None:
             return []
+        self._remote_bytes.pop(nick.encode(), None)
         self._list_bytes -= len(nick.encode()) + 1
         self.roster_gen += 1
         notice = system_line(Code.LEFT, f"{nick} left.")
@@ -771,16 +781,24 @@ class ChatCore:
             out += self.remote_join(key, nick)
         return out
 
-    def deliver(self, sender: str, key: str, text: bytes) -> list[Output] | None:
-        """A private message from a user on another node; None when ``key`` is not here."""
-        dest = self.users.get(key)
-        if dest is None:
-            return None
-        return [(dest.conn, sender.encode() + b": " + text + b"\n")]
+    def deliver_many(self, items: Iterable[tuple]) -> tuple[list[Output], list[tuple]]:
+        """Private messages from users on other nodes: items ``(_, sender, target, text)``
+        as bytes, the target being a local user's exact nickname. Returns what to send and
+        the items whose target is not here (it left meanwhile), for an undeliverable notice."""
+        by_bytes = self._by_bytes
+        out: list[Output] = []
+        missing: list[tuple] = []
+        for item in items:
+            dest = by_bytes.get(item[2])
+            if dest is None:
+                missing.append(item)
+            else:
+                out.append((dest.conn, item[1] + b": " + item[3] + b"\n"))
+        return out, missing
 
-    def deliver_all(self, sender: str, text: bytes) -> list[Output]:
-        """A ``*:`` message from a user on another node, for every local user."""
-        msg = BROADCAST_MARK + sender.encode() + b": " + text + b"\n"
+    def deliver_all(self, sender: bytes, text: bytes) -> list[Output]:
+        """A ``*:`` message from a user on another node (its nickname as bytes), for every local user."""
+        msg = BROADCAST_MARK + sender + b": " + text + b"\n"
         return [(s.conn, msg) for s in self.users.values()]
 
     def notice(self, conn: int, code: int, text: str) -> list[Output]:

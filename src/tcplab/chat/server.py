@@ -371,7 +371,9 @@ class ChatServer:
             conn = conns.get(cid)
             if conn is None:
                 if self.cluster is not None and item.__class__ not in (bytes, Close):
-                    self._apply(self.cluster.act(cid, item, time.monotonic()))  # e.g. Release
+                    more = self.cluster.act(cid, item)  # e.g. Release of a dropped client
+                    if more:
+                        self._apply(more)
                 continue
             if item.__class__ is bytes:
                 queued = conn.out_len
@@ -388,7 +390,9 @@ class ChatServer:
             elif item.__class__ is Close:
                 self._close(conn, item.reason)  # type: ignore[union-attr]
             elif self.cluster is not None:
-                self._apply(self.cluster.act(cid, item, time.monotonic()))
+                more = self.cluster.act(cid, item)
+                if more:
+                    self._apply(more)
 
     def _flush(self) -> None:
         while self._dirty:

@@ -82,22 +82,21 @@ class Roster:
 
 
 @dataclass(frozen=True, slots=True)
-class Deliver:
-    """A private message from a user on another node for local user ``target_key``."""
+class Deliveries:
+    """Private messages from users on node ``origin_node`` for local users, one batch as it
+    arrived. Items are plain tuples of bytes — this is the hot path of cross-node traffic,
+    and the core works in bytes — ``(origin_conn digits, sender, target, text)``; the
+    target is its exact nickname as the presence directory announced it."""
 
-    sender: str
-    target_key: str
-    target: str  # the nickname the sender's node knew, for an undeliverable notice
-    text: bytes
     origin_node: str
-    origin_conn: int
+    items: list[tuple[bytes, bytes, bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
     """A ``*:`` message from a user on another node, for every local user."""
 
-    sender: str
+    sender: bytes
     text: bytes
     origin_node: str
 
@@ -126,7 +125,7 @@ class LinkChanged:
     reason: str
 
 
-Event = Claimed | Joined | Left | Roster | Deliver | Broadcast | Undelivered | Revoked | LinkChanged
+Event = Claimed | Joined | Left | Roster | Deliveries | Broadcast | Undelivered | Revoked | LinkChanged
 
 #: Why a cross-node operation could not even be attempted (returned by send/broadcast).
 LINK_DOWN = "the cluster link (Redis) is down"
@@ -155,11 +154,11 @@ class Engine:
         """The remote user holding ``key``, as the presence directory knows it."""
         raise NotImplementedError
 
-    def send(self, target: Member, sender: str, sender_conn: int, text: bytes) -> str | None:
+    def send(self, target: Member, sender: bytes, sender_conn: int, text: bytes) -> str | None:
         """Publish a private message to ``target``'s node; None, or why it was not sent."""
         raise NotImplementedError
 
-    def broadcast(self, sender: str, text: bytes) -> str | None:
+    def broadcast(self, sender: bytes, text: bytes) -> str | None:
         """Publish a ``*:`` message to every other node; None, or why it was not sent."""
         raise NotImplementedError
 
@@ -259,15 +258,15 @@ class MemoryEngine(Engine):
         m = self.hub.leases.get(key)
         return m if m is not None and m.node != self.node else None
 
-    def send(self, target: Member, sender: str, sender_conn: int, text: bytes) -> str | None:
+    def send(self, target: Member, sender: bytes, sender_conn: int, text: bytes) -> str | None:
         if not self.up:
             return LINK_DOWN
-        event = Deliver(sender, target.key, target.nick, text, self.node, sender_conn)
+        event = Deliveries(self.node, [(b"%d" % sender_conn, sender, target.nick.encode(), text)])
         if self.hub.publish(self.node, event, to=target.node) == 0:
             self._queue.append(Undelivered(sender_conn, target.nick, 1, "its node is gone"))
         return None
 
-    def broadcast(self, sender: str, text: bytes) -> str | None:
+    def broadcast(self, sender: bytes, text: bytes) -> str | None:
         if not self.up:
             return LINK_DOWN
         self.hub.publish(self.node, Broadcast(sender, text, self.node))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from tcplab.chat.cluster.engine import (
     Broadcast,
     Claimed,
-    Deliver,
+    Deliveries,
     Engine,
     Joined,
     Left,
@@ -48,7 +48,7 @@ class ClusterNode:
 
     # -- core → cluster --------------------------------------------------------------------
 
-    def act(self, conn: int, action: object, now: float) -> list[Output]:
+    def act(self, conn: int, action: object, now: float | None = None) -> list[Output]:
         """Carry out one cluster action the core emitted for connection ``conn``."""
         cls = action.__class__
         if cls is Relay:
@@ -74,7 +74,7 @@ class ClusterNode:
             self.members[conn] = member
             self._claiming.add(conn)
             self.engine.claim(member)
-            return self.pump(now)  # an engine that is down answers at once
+            return self.pump(time.monotonic() if now is None else now)  # a down engine answers at once
         if cls is Release:
             member = self.members.pop(conn, None)
             if member is not None:
@@ -94,13 +94,13 @@ class ClusterNode:
         core = self.core
         for ev in self.engine.events():
             cls = ev.__class__
-            if cls is Deliver:
-                got = core.deliver(ev.sender, ev.target_key, ev.text)
-                if got is None:
-                    self.engine.undeliverable(ev.origin_node, ev.origin_conn, ev.target,
-                                              f"{ev.target} was disconnected")
-                else:
-                    out += got
+            if cls is Deliveries:
+                got, missing = core.deliver_many(ev.items)
+                out += got
+                for item in missing:
+                    target = item[2].decode("utf-8", "replace")
+                    self.engine.undeliverable(ev.origin_node, int(item[0]), target,
+                                              f"{target} was disconnected")
             elif cls is Broadcast:
                 out += core.deliver_all(ev.sender, ev.text)
             elif cls is Joined:

@@ -38,7 +38,7 @@ from tcplab.chat.cluster.engine import (
     LINK_DOWN,
     Broadcast,
     Claimed,
-    Deliver,
+    Deliveries,
     Engine,
     Event,
     Joined,
@@ -681,7 +681,7 @@ class RedisEngine(Engine):
     def locate(self, key: str) -> Member | None:
         return self.roster.get(key)
 
-    def send(self, target: Member, sender: str, sender_conn: int, text: bytes) -> str | None:
+    def send(self, target: Member, sender: bytes, sender_conn: int, text: bytes) -> str | None:
         if not self._up:
             return LINK_DOWN
         if self.cmd.busy:
@@ -690,8 +690,7 @@ class RedisEngine(Engine):
         batch = self._direct.get(target.node)
         if batch is None:
             batch = self._direct[target.node] = ([], [])
-        part = b"%d\n%s\n%s\n%s\n%s" % (sender_conn, sender.encode(), target.key.encode(),
-                                          target.nick.encode(), text)
+        part = b"%d\n%s\n%s\n%s" % (sender_conn, sender, target.nick.encode(), text)
         batch[0].append(part)
         batch[1].append((sender_conn, target.nick))
         self._batched += len(part)
@@ -699,13 +698,13 @@ class RedisEngine(Engine):
             self.flush()
         return None
 
-    def broadcast(self, sender: str, text: bytes) -> str | None:
+    def broadcast(self, sender: bytes, text: bytes) -> str | None:
         if not self._up:
             return LINK_DOWN
         if self.cmd.busy:
             self.stats["busy"] += 1
             return LINK_BUSY
-        part = b"%s\n%s" % (sender.encode(), text)
+        part = sender + b"\n" + text
         self._bcast.append(part)
         self._batched += len(part)
         if self._batched > BATCH_BYTES:
@@ -786,7 +785,7 @@ class RedisEngine(Engine):
             origin = f[1].decode("utf-8", "replace")
             if origin != self.node:
                 for i in range(2, len(f), 2):
-                    self._queue.append(Broadcast(f[i].decode("utf-8", "replace"), f[i + 1], origin))
+                    self._queue.append(Broadcast(f[i], f[i + 1], origin))
         elif kind == b"J\n":
             f = _split(payload, 6)
             if not f:
@@ -819,13 +818,10 @@ class RedisEngine(Engine):
         try:
             if kind == b"M\n":
                 f = payload.split(b"\n")
-                if len(f) < 7 or (len(f) - 2) % 5:
+                if len(f) < 6 or (len(f) - 2) % 4:
                     return
-                origin = f[1].decode()
-                queue = self._queue
-                for i in range(2, len(f), 5):
-                    queue.append(Deliver(f[i + 1].decode(), f[i + 2].decode(), f[i + 3].decode(),
-                                         f[i + 4], origin, int(f[i])))
+                self._queue.append(Deliveries(f[1].decode(), list(zip(
+                    f[2::4], f[3::4], f[4::4], f[5::4], strict=True))))
             elif kind == b"U\n":
                 f = _split(payload, 4)
                 if f:
