@@ -90,6 +90,11 @@ def test_scenarios_a_to_f_across_three_nodes(redis: RedisProcess) -> None:
             dup.send(name)
             dup.system("taken")
             dup.close()
+        for node in (n1, n2, n3):  # reserved names are refused on every node
+            bad = make(node)
+            bad.send("SYSTEM")
+            bad.system("reserved")
+            bad.close()
         # Broadcast: everyone else, on every node, exactly once.
         dave.send("*: to everyone")
         for c in (alice, bob, carol, britney):
@@ -123,6 +128,20 @@ def test_names_are_free_after_a_clean_leave_and_lists_converge(redis: RedisProce
             users[i].wait_online(left)
         make(n2, "USER1")  # taken by nobody now
         assert redis.command("HLEN", "tcplab:presence") == len(left) + 1
+
+
+def test_stopped_node_releases_its_users_at_once(redis: RedisProcess) -> None:
+    with nodes(redis.url, 2) as (n1, n2), clients() as make:
+        alice = make(n1, "Alice")
+        bob = make(n2, "Bob")
+        alice.wait_online({"Alice", "Bob"})
+        t0 = time.monotonic()
+        assert n2.stop() == 0  # SIGTERM: a graceful stop
+        bob.system("shutting down")
+        alice.wait_online({"Alice"})
+        assert time.monotonic() - t0 < redis_engine.NODE_TTL  # not waiting for the sweep
+        assert redis.command("GET", "tcplab:nick:bob") is None
+        assert redis.command("EXISTS", "tcplab:node:n2") == 0
 
 
 def test_killed_node_users_vanish_and_the_node_rejoins(redis: RedisProcess) -> None:

@@ -222,7 +222,10 @@ class ChatServer:
                         except Exception:
                             log.exception("internal error in the cluster link")
                 if cluster is not None:
-                    self._apply(cluster.pump(now))
+                    try:
+                        self._apply(cluster.pump(now))
+                    except Exception:  # a bug in the cluster shell must not stop local chat
+                        log.exception("internal error in the cluster shell")
                 if self._stop.is_set() and stop_deadline is None:
                     stop_deadline = now + CLOSE_GRACE
                     self._begin_shutdown()

@@ -98,6 +98,8 @@ class ClusterNode:
                 got, missing = core.deliver_many(ev.items)
                 out += got
                 for item in missing:
+                    if not item[0].isdigit():
+                        continue  # not from a tcplab node: nobody to tell
                     target = item[2].decode("utf-8", "replace")
                     self.engine.undeliverable(ev.origin_node, int(item[0]), target,
                                               f"{target} was disconnected")
