@@ -127,7 +127,7 @@ def test_names_are_free_after_a_clean_leave_and_lists_converge(redis: RedisProce
         for i in (0, 3, 4, 6, 7):
             users[i].wait_online(left)
         make(n2, "USER1")  # taken by nobody now
-        assert redis.command("HLEN", "tcplab:presence") == len(left) + 1
+        assert redis.command("HLEN", "tcplab:presence:n1") + redis.command("HLEN", "tcplab:presence:n2") == len(left) + 1
 
 
 def test_stopped_node_releases_its_users_at_once(redis: RedisProcess) -> None:

@@ -105,7 +105,7 @@ def test_leases_presence_and_routing(redis: RedisProcess) -> None:
         n1.release(alice)
         loop.until(lambda: n2.locate("alice") is None and n3.locate("alice") is None)
         assert redis.command("GET", "tcplab:nick:alice") is None
-        assert redis.command("HGET", "tcplab:presence", "alice") is None
+        assert redis.command("HGET", "tcplab:presence:n1", "alice") is None
         # Only the owner's token releases: a forged release changes nothing.
         n1.release(Member("bob", "Bob", "n1", 2, bob.since_ms))
         n1.holds["bob"] = Member("bob", "Bob", "n1", 2, bob.since_ms)

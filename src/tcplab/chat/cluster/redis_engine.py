@@ -72,7 +72,9 @@ LINK_TIMEOUT = NODE_TTL
 #: Bounds on what is queued toward Redis per connection.
 MAX_OUTPUT = 8 * 1024 * 1024
 MAX_PENDING = 200_000
-RECV_SIZE = 256 * 1024
+#: One read per loop iteration: a large reply (a presence snapshot of 100,000 users is ~5 MB)
+#: is parsed a slice at a time, with local users served in between.
+RECV_SIZE = 128 * 1024
 #: A batch of cross-node messages is published early once it holds this many bytes.
 BATCH_BYTES = 256 * 1024
 #: Users re-claimed per HOLD script call, so one call never blocks Redis for long.
@@ -242,36 +244,36 @@ class RedisLink:
             self._write()
 
     def _read(self) -> None:
-        while self.sock is not None:
-            try:
-                data = self.sock.recv(RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
+        """One recv per wake-up (the selector is level-triggered and comes back for more)."""
+        if self.sock is None:
+            return
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.fail(f"receive from Redis failed: {exc.strerror or exc}")
+            return
+        if not data:
+            self.fail("Redis closed the connection")
+            return
+        self.last_rx = time.monotonic()
+        try:
+            replies = self.parser.feed(data)
+        except RespProtocolError as exc:
+            self.fail(f"bad reply from Redis: {exc}")
+            return
+        for reply in replies:
+            if self.pending:
+                cb, _ = self.pending.popleft()
+                if cb is not None:
+                    cb(reply)
+            elif self.on_push is not None:
+                self.on_push(reply)
+            else:
+                self.fail("reply from Redis without a command")
                 return
-            except OSError as exc:
-                self.fail(f"receive from Redis failed: {exc.strerror or exc}")
-                return
-            if not data:
-                self.fail("Redis closed the connection")
-                return
-            self.last_rx = time.monotonic()
-            try:
-                replies = self.parser.feed(data)
-            except RespProtocolError as exc:
-                self.fail(f"bad reply from Redis: {exc}")
-                return
-            for reply in replies:
-                if self.pending:
-                    cb, _ = self.pending.popleft()
-                    if cb is not None:
-                        cb(reply)
-                elif self.on_push is not None:
-                    self.on_push(reply)
-                else:
-                    self.fail("reply from Redis without a command")
-                    return
-                if self.state != "open":
-                    return
-            if len(data) < RECV_SIZE:
+            if self.state != "open":
                 return
 
     def _write(self) -> None:
@@ -293,7 +295,7 @@ class RedisLink:
         if self.state == "connecting" and now - self.opened_at > CONNECT_TIMEOUT:
             self.fail(f"no connection to {self.addr.host}:{self.addr.port} within {CONNECT_TIMEOUT:g} s")
         elif self.state == "open":
-            if self.pending and now - self.pending[0][1] > LINK_TIMEOUT:
+            if self.pending and now - max(self.pending[0][1], self.last_rx) > LINK_TIMEOUT:
                 self.fail(f"Redis did not answer for {LINK_TIMEOUT:g} s")
             elif self.on_push is not None and now - self.last_rx > LINK_TIMEOUT:
                 self.fail(f"nothing from Redis for {LINK_TIMEOUT:g} s")
@@ -326,7 +328,7 @@ class RedisEngine(Engine):
         self.all_channel = ns + "all"
         self.node_prefix = ns + "to:"
         self.my_channel = self.node_prefix + node
-        self.presence_key = self.prefix + "presence"
+        self.presence_key = f"{self.prefix}presence:{node}"  # this node's users
         self.nodes_key = self.prefix + "nodes"
         self.node_key = f"{self.prefix}node:{node}"
         self.incarnation = os.urandom(8).hex()
@@ -399,8 +401,8 @@ class RedisEngine(Engine):
                                 "process's heartbeat to expire", self.node, NODE_TTL)
                     waited = True
                 time.sleep(0.2)
-            reply = call("EVAL", scripts.SWEEP, 2, self.nodes_key, self.presence_key,
-                         self.prefix, self.all_channel, self.node)
+            reply = call("EVAL", scripts.SWEEP, 1, self.nodes_key, self.prefix, self.all_channel,
+                         self.node)
             if isinstance(reply, RespError):
                 raise EnvironmentProblem(f"Redis at {self.addr} cannot run Lua scripts: {reply.message}")
             if reply:
@@ -503,7 +505,34 @@ class RedisEngine(Engine):
         self._buffered.clear()
         self._heartbeat()
         self._hold(list(self.holds.values()))
-        self.cmd.command(("HGETALL", self.presence_key), self._on_snapshot, force=True)
+        self.cmd.command(("SMEMBERS", self.nodes_key), self._on_nodes, force=True)
+
+    def _on_nodes(self, reply: object) -> None:
+        """Read every node's presence hash (plain HGETALLs: Redis answers them in C, far
+        faster than a script could gather them); deltas stay buffered until the last one."""
+        if not isinstance(reply, list):
+            if reply is not LINK_LOST:
+                self.cmd.fail(f"presence snapshot failed: {reply!r}")
+            return
+        ids = [i.decode("utf-8", "replace") for i in reply if isinstance(i, bytes)]
+        if not ids:
+            self._on_snapshot([])
+            return
+        parts: list = []
+        remaining = [len(ids)]
+
+        def got(hash_reply: object) -> None:
+            if not isinstance(hash_reply, list):
+                if hash_reply is not LINK_LOST:
+                    self.cmd.fail(f"presence snapshot failed: {hash_reply!r}")
+                return
+            parts.extend(hash_reply)
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                self._on_snapshot(parts)
+
+        for node in ids:
+            self.cmd.command(("HGETALL", f"{self.prefix}presence:{node}"), got, force=True)
 
     def _on_snapshot(self, reply: object) -> None:
         if not isinstance(reply, list):
@@ -580,8 +609,8 @@ class RedisEngine(Engine):
 
     def _on_sweep_lock(self, reply: object) -> None:
         if reply == "OK":
-            self.cmd.command(("EVALSHA", scripts.SHA["sweep"], 2, self.nodes_key, self.presence_key,
-                              self.prefix, self.all_channel, ""), self._on_swept, force=True)
+            self._evalsha("sweep", (self.nodes_key,), (self.prefix, self.all_channel, ""),
+                          self._on_swept, force=True)
 
     def _on_swept(self, reply: object) -> None:
         if isinstance(reply, int) and reply:
@@ -643,7 +672,7 @@ class RedisEngine(Engine):
         for i in range(0, len(members), HOLD_BATCH):
             batch = members[i:i + HOLD_BATCH]
             keys = [self.presence_key] + [self._nick_key(m.key) for m in batch]
-            args: list = [int(self.lease_ttl * 1000), self.all_channel, self.node_prefix]
+            args: list = [int(self.lease_ttl * 1000), self.all_channel, self.node_prefix, self.prefix]
             for m in batch:
                 args += [m.token, m.key, self._presence_value(m), self._join_notice(m)]
 

@@ -15,9 +15,11 @@ null array).
 
 from __future__ import annotations
 
-#: Largest bulk string accepted (Redis's own proto-max-bulk-len default is 512 MB; the chat
-#: never stores more than a presence snapshot, a few MB for 100,000 users).
-MAX_BULK = 64 * 1024 * 1024
+#: Largest bulk string accepted (Redis's own proto-max-bulk-len default is 512 MB). The chat
+#: never reads a value larger than one batch of cross-node messages (about 256 KiB); a
+#: snapshot is an array of small bulks. Kept small because a partial bulk is re-joined with
+#: each read.
+MAX_BULK = 4 * 1024 * 1024
 #: Largest array accepted (elements), e.g. HGETALL of 100,000 users is 200,000 elements.
 MAX_ARRAY = 4_000_000
 #: Nesting depth of arrays; the chat's replies nest at most two levels.
@@ -92,7 +94,7 @@ class RespParser:
     __slots__ = ("_buf", "_pos", "_stack")
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._buf = b""
         self._pos = 0
         self._stack: list[tuple[list, int]] = []  # (items so far, expected length)
 
@@ -102,12 +104,24 @@ class RespParser:
         return len(self._buf) - self._pos
 
     def feed(self, data: bytes) -> list:
-        self._buf += data
+        buf = self._buf = self._buf[self._pos:] + data if self._buf else bytes(data)
+        self._pos = 0
+        size = len(buf)
         out: list = []
         stack = self._stack
-        while self._pos < len(self._buf):
+        while self._pos < size:
             start = self._pos
-            value = self._parse_one(len(stack))
+            value = _INCOMPLETE
+            if stack and buf[start] == 36:  # "$": the common case inside arrays, inlined
+                end = buf.find(b"\r\n", start, start + 24)
+                if end > start + 1 and buf[start + 1] != 45:  # a length, and not "$-1"
+                    stop = end + 2 + int(buf[start + 1:end]) if buf[start + 1:end].isdigit() else -1
+                    if end + 2 <= stop <= end + 2 + MAX_BULK and stop + 2 <= size \
+                            and buf[stop:stop + 2] == b"\r\n":
+                        value = buf[end + 2:stop]
+                        self._pos = stop + 2
+            if value is _INCOMPLETE:
+                value = self._parse_one(len(stack))
             if value is _INCOMPLETE:
                 self._pos = start
                 break
@@ -123,9 +137,6 @@ class RespParser:
                     break
                 stack.pop()
                 value = items
-        if self._pos:
-            del self._buf[: self._pos]
-            self._pos = 0
         return out
 
     def _line(self) -> bytes | object:
