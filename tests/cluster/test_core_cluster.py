@@ -181,3 +181,23 @@ def test_a_single_server_never_imports_the_cluster() -> None:
             "s = ChatServer('127.0.0.1', 0)\n"
             "assert not [m for m in sys.modules if m.startswith('tcplab.chat.cluster')], sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_what_comes_from_the_cluster_is_checked() -> None:
+    core = ChatCore(Limits(rate=0), clustered=True)
+    core.connect(1, 0.0)
+    core.receive(1, b"Alice\n", 0.0)
+    core.login_result(1, None, 0.0)
+    # Names that would corrupt lists or pose as the server, or whose key does not match.
+    for key, nick in (("system", "System"), ("a,b", "a,b"), ("x", "y"), ("*x", "*x")):
+        core.remote_join(key, nick)
+    assert core.remote == {}
+    core.remote_join("bob", "Bob")
+    ok, _ = core.deliver_many([(b"1", b"Bob", b"Alice", b"hi")])
+    assert ok == [(1, b"Bob: hi\n")]
+    # A sender the presence directory does not know, or bytes that are not one UTF-8 line.
+    for item in ((b"1", b"System", b"Alice", b"Server is shutting down."),
+                 (b"1", b"Bob", b"Alice", b"\xff\xfe"), (b"1", b"Bob", b"Alice", b"")):
+        got, missing = core.deliver_many([item])
+        assert got == [] and missing == []
+    assert core.deliver_all(b"System", b"x") == [] and core.deliver_all(b"Bob", b"x")

@@ -744,9 +744,14 @@ class ChatCore:
         return out
 
     def remote_join(self, key: str, nick: str) -> list[Output]:
-        """A user logged in on another node."""
+        """A user logged in on another node. The name is checked like a local login: what
+        comes from the cluster is bytes from the network too, and a name with ``,`` or a
+        reserved name would corrupt every list or pose as the server."""
         if key in self.users:
             return []  # a conflict the cluster is resolving; it revokes one of the two
+        if nick_problem(nick) is not None or nick_key(nick) != key:
+            self.notes.append(Note("cluster_bad_name", 0, {"nick": nick}))
+            return []
         old = self.remote.get(key)
         if old == nick:
             return []
@@ -786,18 +791,23 @@ class ChatCore:
         as bytes, the target being a local user's exact nickname. Returns what to send and
         the items whose target is not here (it left meanwhile), for an undeliverable notice."""
         by_bytes = self._by_bytes
+        senders = self._remote_bytes
         out: list[Output] = []
         missing: list[tuple] = []
         for item in items:
             dest = by_bytes.get(item[2])
             if dest is None:
                 missing.append(item)
-            else:
+            elif item[1] in senders and _clean_text(item[3]):
                 out.append((dest.conn, item[1] + b": " + item[3] + b"\n"))
+            # else: not from a user the presence directory knows, or not text: dropped, so
+            # nobody with access to Redis can pose as the server or as a local user
         return out, missing
 
     def deliver_all(self, sender: bytes, text: bytes) -> list[Output]:
         """A ``*:`` message from a user on another node (its nickname as bytes), for every local user."""
+        if sender not in self._remote_bytes or not _clean_text(text):
+            return []  # see deliver_many
         msg = BROADCAST_MARK + sender + b": " + text + b"\n"
         return [(s.conn, msg) for s in self.users.values()]
 
@@ -834,6 +844,19 @@ class ChatCore:
             Code.NOT_DELIVERED,
             f"{n} message(s) to '{name}' not delivered: {name} was disconnected."))
             for s, n in counts.items()]
+
+
+def _clean_text(text: bytes) -> bool:
+    """Text from another node is one line of UTF-8, as the sender's node accepted it."""
+    if not text or b"\n" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _split_lines(data: bytes) -> list[bytes]:
