@@ -270,6 +270,18 @@ def test_slow_redis_does_not_delay_local_delivery(redis: RedisProcess) -> None:
         proxy.close()
 
 
+def test_a_node_name_in_use_by_a_live_node_is_refused(redis: RedisProcess) -> None:
+    with nodes(redis.url, 1) as (n1,), clients() as make:
+        alice = make(n1, "Alice")
+        twin = NodeProcess(redis.url, "n1")
+        with pytest.raises(AssertionError, match="exited 2"):
+            twin.start()
+        assert "in use by a live node" in twin.stderr
+        alice.send("/users")  # the first n1 and its user are untouched
+        assert alice.expect("ONLINE_USERS:") == "ONLINE_USERS:Alice"
+        assert redis.command("GET", "tcplab:nick:alice") is not None
+
+
 def test_unreachable_redis_at_start_exits_2() -> None:
     import subprocess
     import sys

@@ -376,7 +376,10 @@ class RedisEngine(Engine):
         def call(*args: object) -> object:
             sock.sendall(encode(*args))  # type: ignore[arg-type]
             while True:
-                replies = parser.feed(sock.recv(65536) or b"")
+                data = sock.recv(65536)
+                if not data:
+                    raise OSError("connection closed by Redis")
+                replies = parser.feed(data)
                 if replies:
                     return replies[0]
 
