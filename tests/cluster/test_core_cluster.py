@@ -201,3 +201,16 @@ def test_what_comes_from_the_cluster_is_checked() -> None:
         got, missing = core.deliver_many([item])
         assert got == [] and missing == []
     assert core.deliver_all(b"System", b"x") == [] and core.deliver_all(b"Bob", b"x")
+
+
+def test_remote_senders_are_told_when_a_local_recipient_is_dropped() -> None:
+    net = Net()
+    net.login("n1", 1, "Alice")
+    net.login("n2", 1, "Bob")
+    net.take("n1", 1)
+    core2 = net.nodes["n2"].core
+    pending = b"Alice: one\nAlice: two\n* Alice: three\n"
+    net.apply("n2", core2.undelivered(1, pending))
+    net.settle()
+    assert net.take("n1", 1) == [
+        "System: 404 3 message(s) to 'Bob' not delivered: Bob was disconnected."]

@@ -174,8 +174,9 @@ def test_redis_restart_resyncs_and_resolves_conflicts(redis: RedisProcess) -> No
         assert n1.send(n2.holds["frank"], b"Eve", 1, b"x") == LINK_DOWN
         loop.step()
         assert loop.of("n1", Claimed)[-1] == Claimed(9, "gina", False, LINK_DOWN)
+        n1._retry_at = time.monotonic() + 3600  # n1 stays cut off for now...
+        loop.until(lambda: n1.cmd.state == "closed")  # ...with no attempt in flight
         redis.start()  # empty: every lease is gone
-        n1._retry_at = time.monotonic() + 3600  # n1 stays cut off for now
         loop.until(lambda: n2.up, timeout=15, what="n2 reconnect")
         assert redis.command("GET", "tcplab:nick:frank") == b"n2:4"  # re-claimed
         late = member("n2", 8, "EVE", since=5000)

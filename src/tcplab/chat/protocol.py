@@ -269,11 +269,24 @@ class RelayAll:
         return f"RelayAll({self.sender!r})"
 
 
+class Bounce:
+    """Cluster action: ``count`` messages from user ``key`` (on another node) to local
+    ``recipient`` were still queued when the recipient was dropped; tell the sender."""
+
+    __slots__ = ("key", "recipient", "count")
+
+    def __init__(self, key: str, recipient: str, count: int) -> None:
+        self.key, self.recipient, self.count = key, recipient, count
+
+    def __repr__(self) -> str:
+        return f"Bounce({self.key!r}, {self.recipient!r}, {self.count})"
+
+
 #: What a clustered core may emit besides bytes and Close; a shell that is not clustered
 #: never sees one.
-CLUSTER_ACTIONS = (Claim, Release, Relay, RelayAll)
+CLUSTER_ACTIONS = (Claim, Release, Relay, RelayAll, Bounce)
 
-Output = tuple[int, "bytes | Close | Claim | Release | Relay | RelayAll"]
+Output = tuple[int, "bytes | Close | Claim | Release | Relay | RelayAll | Bounce"]
 
 
 class Session:
@@ -829,6 +842,7 @@ class ChatCore:
         sess = self.sessions.get(conn)
         name = recipient or (sess.nick if sess is not None and sess.nick else "the recipient")
         counts: dict[Session, int] = {}
+        remote: dict[str, int] = {}  # senders on other nodes (cluster), by key
         for line in _split_lines(pending):
             if line.startswith(ONLINE_PREFIX) or line.startswith(b"System: "):
                 continue
@@ -840,10 +854,16 @@ class ChatCore:
             sender = self._by_bytes.get(line[:colon])
             if sender is not None and sender.conn != conn:
                 counts[sender] = counts.get(sender, 0) + 1
-        return [(s.conn, system_line(
+            elif sender is None and self._remote_bytes:
+                elsewhere = self._remote_bytes.get(line[:colon])
+                if elsewhere is not None:
+                    remote[elsewhere[0]] = remote.get(elsewhere[0], 0) + 1
+        out: list[Output] = [(s.conn, system_line(
             Code.NOT_DELIVERED,
             f"{n} message(s) to '{name}' not delivered: {name} was disconnected."))
             for s, n in counts.items()]
+        out.extend((conn, Bounce(key, name, n)) for key, n in remote.items())
+        return out
 
 
 def _clean_text(text: bytes) -> bool:

@@ -165,8 +165,9 @@ class Engine:
     def flush(self) -> None:
         """Send what send()/broadcast() batched; the node calls it once per loop iteration."""
 
-    def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str) -> None:
-        """Tell a remote sender that its message to local ``target`` found nobody."""
+    def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str,
+                      count: int = 1) -> None:
+        """Tell a remote sender that ``count`` messages to local ``target`` found nobody."""
         raise NotImplementedError
 
     def events(self) -> list[Event]:
@@ -272,9 +273,10 @@ class MemoryEngine(Engine):
         self.hub.publish(self.node, Broadcast(sender, text, self.node))
         return None
 
-    def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str) -> None:
+    def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str,
+                      count: int = 1) -> None:
         if self.up:
-            self.hub.publish(self.node, Undelivered(origin_conn, target, 1, why), to=origin_node)
+            self.hub.publish(self.node, Undelivered(origin_conn, target, count, why), to=origin_node)
 
     def events(self) -> list[Event]:
         out, self._queue = self._queue, []

@@ -28,7 +28,7 @@ from tcplab.chat.cluster.engine import (
     Roster,
     Undelivered,
 )
-from tcplab.chat.protocol import ChatCore, Claim, Code, Output, Relay, RelayAll, Release
+from tcplab.chat.protocol import Bounce, ChatCore, Claim, Code, Output, Relay, RelayAll, Release
 
 
 class ClusterNode:
@@ -82,6 +82,13 @@ class ClusterNode:
                     self._orphans[conn] = member  # released when the claim is answered
                 else:
                     self.engine.release(member)
+            return []
+        if cls is Bounce:
+            sender = self.engine.locate(action.key)  # type: ignore[attr-defined]
+            if sender is not None:
+                self.engine.undeliverable(sender.node, sender.conn, action.recipient,  # type: ignore[attr-defined]
+                                          f"{action.recipient} was disconnected",  # type: ignore[attr-defined]
+                                          action.count)  # type: ignore[attr-defined]
             return []
         raise TypeError(f"not a cluster action: {action!r}")
 

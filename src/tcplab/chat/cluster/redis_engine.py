@@ -776,10 +776,11 @@ class RedisEngine(Engine):
                 self._queue.append(Undelivered(conn, nick, n, why))
         return done
 
-    def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str) -> None:
+    def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str,
+                      count: int = 1) -> None:
         if self._up:
             self.cmd.command(("PUBLISH", self.node_prefix + origin_node,
-                              f"U\n{origin_conn}\n{target}\n{why}"), _ignore)
+                              f"U\n{origin_conn}\n{count}\n{target}\n{why}"), _ignore)
 
     def events(self) -> list[Event]:
         out, self._queue = self._queue, []
@@ -855,9 +856,9 @@ class RedisEngine(Engine):
                 self._queue.append(Deliveries(f[1].decode(), list(zip(
                     f[2::4], f[3::4], f[4::4], f[5::4], strict=True))))
             elif kind == b"U\n":
-                f = _split(payload, 4)
+                f = _split(payload, 5)
                 if f:
-                    self._queue.append(Undelivered(int(f[1]), f[2].decode(), 1, f[3].decode()))
+                    self._queue.append(Undelivered(int(f[1]), f[3].decode(), int(f[2]), f[4].decode()))
             elif kind == b"K\n":
                 f = _split(payload, 3)
                 if f:
