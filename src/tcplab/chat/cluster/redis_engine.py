@@ -134,6 +134,8 @@ class RedisLink:
                  on_open: Callable[[], None], on_down: Callable[[str], None]) -> None:
         self.addr = addr
         self.name = name
+        #: (family, sockaddr), set by the start-up check so reconnecting never resolves.
+        self.resolved: tuple | None = None
         self.on_push = on_push
         self.on_open = on_open
         self.on_down = on_down
@@ -152,8 +154,10 @@ class RedisLink:
     def open(self, sel: selectors.BaseSelector, now: float) -> None:
         self.sel = sel
         try:
-            infos = socket.getaddrinfo(self.addr.host, self.addr.port, type=socket.SOCK_STREAM)
-            family, _, _, _, sockaddr = infos[0]
+            if self.resolved is None:  # resolved once: a DNS lookup would block the loop
+                infos = socket.getaddrinfo(self.addr.host, self.addr.port, type=socket.SOCK_STREAM)
+                self.resolved = (infos[0][0], infos[0][4])
+            family, sockaddr = self.resolved
             sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError as exc:
             self.on_down(f"cannot resolve {self.addr.host}: {exc}")
@@ -367,6 +371,7 @@ class RedisEngine(Engine):
         purged. Raises EnvironmentProblem (exit 2) with a clear message otherwise."""
         try:
             sock = socket.create_connection((self.addr.host, self.addr.port), timeout=timeout)
+            self.cmd.resolved = self.sub.resolved = (sock.family, sock.getpeername())
         except OSError as exc:
             raise EnvironmentProblem(
                 f"cannot reach Redis at {self.addr}: {exc.strerror or exc} "
