@@ -166,7 +166,9 @@ def test_redis_restart_resyncs_and_resolves_conflicts(redis: RedisProcess) -> No
         early = member("n1", 1, "Eve", since=1000)
         n1.claim(early)
         n2.claim(member("n2", 4, "Frank"))
-        loop.until(lambda: n2.locate("eve") and n1.locate("frank"))
+        # Both claims answered (a claim whose answer is lost with the link counts as refused).
+        loop.until(lambda: n2.locate("eve") and n1.locate("frank") and "eve" in n1.holds
+                   and "frank" in n2.holds)
         redis.stop()
         loop.until(lambda: not n1.up and not n2.up, what="link down")
         assert LinkChanged in {type(e) for e in loop.events["n1"]}
