@@ -216,3 +216,36 @@ def test_bounded_output_reports_busy(redis: RedisProcess, monkeypatch) -> None:
         assert n1.send(bob, b"A", 1, b"again") is None  # the queue drained: sending works again
     finally:
         loop.close()
+
+
+def test_a_hostile_server_costs_a_reconnect_not_a_crash() -> None:
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:  # answers everything with bytes that are not RESP
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"*99999999999\r\n?\x00\xff garbage\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    engine = RedisEngine(f"redis://127.0.0.1:{port}/0", "n1")
+    loop = Loop(engine)
+    try:
+        loop.until(lambda: engine.stats["reconnects"] >= 3, timeout=15)
+        assert not engine.up
+        engine.claim(member("n1", 1, "Alice"))  # waits for the connection attempt, then:
+        loop.until(lambda: loop.of("n1", Claimed), timeout=10)
+        assert loop.of("n1", Claimed) == [Claimed(1, "alice", False, LINK_DOWN)]
+    finally:
+        stop.set()
+        loop.close()
+        listener.close()
