@@ -381,7 +381,8 @@ def test_thousand_concurrent_clients_receive_online_list_updates():
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
         if want < 2 * n + 100:
             pytest.skip(f"file descriptor limit {hard} too low for {n} clients on both ends")
-    proc, port = start_cli_server("--max-clients", str(n + 10), "--rate", "0", "-q")
+    proc, port = start_cli_server("--max-clients", str(n + 10), "--rate", "0",
+                                  "--max-per-address", "0", "-q")
     sel = selectors.DefaultSelector()
     socks = []
     try:
