@@ -278,7 +278,7 @@ def test_users_twice_in_one_write_with_a_list_larger_than_max_output():
 
 
 def test_a_stalled_client_is_still_dropped_behind_a_big_list():
-    with running_server(max_output=4096) as server:
+    with running_server(max_output=4096, sndbuf=4096) as server:
         names = [f"{i:03d}" + "x" * 29 for i in range(300)]
         crowd = []
         for name in names:
