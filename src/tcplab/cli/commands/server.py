@@ -58,6 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="longest accepted line in bytes; longer ones get code 417")
     p.add_argument("--max-output", type=positive_int, default=server.DEFAULT_MAX_OUTPUT,
                    help="unsent bytes queued per client before it is dropped as a slow consumer")
+    p.add_argument("--sndbuf", type=non_negative_int, default=0, metavar="BYTES",
+                   help="kernel send buffer per client (SO_SNDBUF); 0 = the kernel's "
+                        "autotuning, which on loopback grows to megabytes before a stalled "
+                        "reader's output starts counting against --max-output")
     p.add_argument("--rate", type=non_negative_float, default=protocol.DEFAULT_RATE,
                    help="flood limit: messages per second per client (0 = no limit)")
     p.add_argument("--burst", type=positive_int, default=int(protocol.DEFAULT_BURST),
@@ -125,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                     log_messages=args.log_messages)
     srv = ChatServer(args.host, args.port, limits=limits, max_clients=max_clients,
                      max_output=args.max_output, max_per_address=args.max_per_address,
-                     ssl_context=ctx)
+                     ssl_context=ctx, sndbuf=args.sndbuf)
 
     def stop(signum: int, _frame: object) -> None:
         srv.request_shutdown()
