@@ -6,6 +6,7 @@ roster/session/socket consistency check."""
 from __future__ import annotations
 
 import logging
+import subprocess
 import socket
 import threading
 import time
@@ -446,3 +447,88 @@ def test_address_key_counts_ipv6_per_64(host, key):
     from tcplab.chat.server import address_key
 
     assert address_key(host) == key
+
+
+def test_ten_thousand_users_with_32_character_emoji_names_never_drop_a_reader():
+    """The issue's own numbers over real sockets, at the default --max-clients and
+    --max-output: 10,000 users whose 32-character names include 4-byte emoji (a 1 MB list,
+    3.9 × the 256 KiB output limit). A reader that reads at a normal pace, asks /users twice
+    in one write and gets messages meanwhile is never dropped and sees every list whole.
+
+    The other 9,998 users are cheap on purpose: each first sends a few long unknown
+    commands whose answers it never reads, so its queue never drains and the server never
+    sends it a list (a list per filler would be 12 GB of traffic, which is what the
+    coalescing is for). They still are real logged-in connections in the roster."""
+    import resource
+    import signal
+
+    from tests.chat.test_server import start_cli_server
+
+    n = 10_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 200:
+        if hard != resource.RLIM_INFINITY and hard < n + 200:
+            pytest.skip(f"file descriptor limit {hard} is too low for {n} clients")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + 200, hard))
+    proc, port = start_cli_server("--rate", "0", "--max-per-address", "0", "--sndbuf", "4096",
+                                  "--login-timeout", "0", "--idle-timeout", "0", "-q")
+    fillers: list[socket.socket] = []
+    try:
+        names = [f"{i:04d}" + ("😀" * 28 if i % 3 else "🎉" * 14 + "Emoji Name abc") for i in range(n - 2)]
+        assert all(len(nm) == 32 for nm in names)
+        unread = b"".join(b"/" + b"q" * 4000 + b"\n" for _ in range(6))
+        for name in names:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+            s.connect(("127.0.0.1", port))
+            s.sendall(unread + name.encode() + b"\n")
+            fillers.append(s)
+        reader = RawClient(("127.0.0.1", port), timeout=60)
+        want = set(names) | {"Reader"}
+
+        def read_list(deadline: float) -> set[str]:
+            """Read at a normal pace (64 KiB every 10 ms) until a whole list is in."""
+            sock = reader.sock
+            while time.monotonic() < deadline:
+                for i, line in enumerate(reader.lines):
+                    if line.startswith("ONLINE_USERS:"):
+                        del reader.lines[i]  # other lines stay for expect()
+                        return set(line[13:].split(","))
+                sock.settimeout(1.0)
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                assert chunk, "the reader was disconnected"
+                *done, reader.buf = (reader.buf + chunk).split(b"\n")
+                reader.lines += [ln.decode() for ln in done]
+                time.sleep(0.01)
+            raise AssertionError("no complete list")
+
+        reader.send("Reader")
+        reader.expect("System: 001 ")
+        # The list of the newcomer is big: it comes after the welcome, when due.
+        deadline = time.monotonic() + 120
+        while read_list(deadline) != want:
+            pass  # earlier lists of a roster still filling up
+        assert len(("ONLINE_USERS:" + ",".join(want)).encode()) > 3.9 * 256 * 1024
+        talker = RawClient(("127.0.0.1", port))
+        talker.login("Talker")
+        want.add("Talker")
+        reader.send(b"/users\n/users\n")
+        talker.send(b"".join(b"Reader: %d %s\n" % (i, b"m" * 500) for i in range(200)))
+        got = [read_list(time.monotonic() + 60) for _ in range(2)]
+        assert all(g == want for g in got[-1:]), "the last list is not current"
+        for i in range(200):
+            assert reader.expect("Talker:") == f"Talker: {i} " + "m" * 500
+        reader.send("/ping")
+        assert reader.expect("System: 002 ") == "System: 002 Pong."
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(60) == 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for s in fillers:
+            s.close()
