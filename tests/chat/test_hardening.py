@@ -6,8 +6,8 @@ roster/session/socket consistency check."""
 from __future__ import annotations
 
 import logging
-import subprocess
 import socket
+import subprocess
 import threading
 import time
 
