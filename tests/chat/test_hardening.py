@@ -236,8 +236,10 @@ def test_control_characters_and_bidi_overrides_never_reach_recipients():
         cases = [
             (b"innocent\rSystem: 550 Server is shutting down.",
              f"innocent{r}System: 550 Server is shutting down."),
-            (b"nul\x00 bel\x07 esc\x1b[2J del\x7f", f"nul{r} bel{r} esc{r}[2J del{r}"),
-            ("c1\u009b31m nel\u0085 ls\u2028 ps\u2029".encode(), f"c1{r}31m nel{r} ls{r} ps{r}"),
+            (b"nul\x00 bel\x07 del\x7f", f"nul{r} bel{r} del{r}"),
+            # escape sequences go whole, as the tcplab client removes them: no "[2J" residue
+            (b"esc\x1b[2J osc\x1b]0;owned\x07 csi\xc2\x9b31m.", "esc osc csi."),
+            ("nel\u0085 ls\u2028 ps\u2029".encode(), f"nel{r} ls{r} ps{r}"),
             ("rlo\u202egnp.exe lri\u2066x\u2069".encode(), f"rlo{r}gnp.exe lri{r}x{r}"),
             ("tab\tstays שלום 😀 lrm\u200estays".encode(), "tab\tstays שלום 😀 lrm\u200estays"),
         ]

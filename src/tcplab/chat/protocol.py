@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tcplab.chat.nickname import MAX_NICK_CHARS, nick_problem, skeleton
+from tcplab.chat.sanitize import strip_escapes
 
 # --- limits -------------------------------------------------------------------------------
 
@@ -93,8 +94,7 @@ COMMANDS = (
 #: Hebrew and Arabic display correctly without them (LRM/RLM stay allowed).
 _RELAY_CONTROLS = re.compile(
     rb"[\x00-\x08\x0a-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
-#: Shown in place of a removed character, so the reader sees that something was there.
-REPLACEMENT = "\ufffd".encode()
+_RELAY_CONTROLS_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
 
 
 class Code:
@@ -149,14 +149,18 @@ def online_line(names: Iterable[str]) -> ListLine:
 
 
 def clean_text(text: bytes) -> bytes:
-    """Relayed chat text without control characters or bidi overrides (each shown as U+FFFD).
+    """Relayed chat text without terminal escape sequences (removed whole, as the tcplab
+    client removes them, so no ``[2J`` residue shows) and without any other control
+    character or bidi override (each shown as U+FFFD, so the reader sees something was
+    there).
 
     One C-speed regex search over bytes: text without anything to clean, the usual case,
     costs no decode and no copy.
     """
     if _RELAY_CONTROLS.search(text) is None:
         return text
-    return _RELAY_CONTROLS.sub(REPLACEMENT, text)
+    cleaned = strip_escapes(text.decode("utf-8", "replace"))
+    return _RELAY_CONTROLS_TEXT.sub("\ufffd", cleaned).encode()
 
 
 #: The report's wording of each notice, for telling the code of a line that came without one
@@ -523,7 +527,7 @@ class ChatCore:
                 out.append((conn, _ERR_EMPTY[codes]))
                 continue
             if _RELAY_CONTROLS.search(text) is not None:
-                text = _RELAY_CONTROLS.sub(REPLACEMENT, text)
+                text = clean_text(text)
             dest = by_bytes.get(target)
             if dest is None:
                 if target == b"*":
