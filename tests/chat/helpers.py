@@ -21,6 +21,9 @@ def running_server(host: str = "127.0.0.1", **kwargs) -> Iterator[ChatServer]:
     """A ChatServer on port 0 served from a thread; shut down (and joined) on exit."""
     kwargs.setdefault("limits", Limits(rate=0))
     kwargs.setdefault("max_per_address", 0)  # every test client comes from 127.0.0.1
+    # A fixed kernel send buffer: on loopback autotuning lets one stalled reader soak up
+    # megabytes before its queue counts, which would make slow-consumer tests slow.
+    kwargs.setdefault("sndbuf", 64 * 1024)
     server = ChatServer(host, 0, **kwargs)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -286,7 +286,7 @@ def test_password_protection():
         assert bad.expect("System:") == "System: 464 Wrong password."
         assert bad.wait_closed() == "fin"
         bad.close()
-        assert wait_until(lambda: server.client_count() == 2)
+        assert wait_until(lambda: server.client_count() == 1)
         assert_consistent(server, ["Alice"])
 
 
