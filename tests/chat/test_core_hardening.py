@@ -203,3 +203,18 @@ def test_guesses_are_forgotten_after_a_quiet_while_or_a_correct_password():
     core.connect(10, 10_000.0, "10.0.0.1")
     core.receive(10, b"/pass pw\n", 10_000.0)
     assert "10.0.0.1" not in core._guesses
+
+
+def test_controls_are_found_across_reads_and_beside_crlf_line_ends():
+    core = ChatCore(Limits(rate=0))
+    for conn, nick in ((1, b"Alice"), (2, b"Bob")):
+        core.connect(conn, 0.0)
+        core.receive(conn, nick + b"\n", 0.0)
+    assert core.receive(1, b"Bob: half \x1b[2", 1.0) == []
+    assert core.receive(1, b"J rest\n", 1.0) == [(2, b"Alice: half  rest\n")]
+    assert core.receive(1, b"Bob: crlf is fine\r\nBob: a\rb\r\n", 1.0) == [
+        (2, b"Alice: crlf is fine\n"), (2, "Alice: a\ufffdb\n".encode())]
+    assert core.receive(1, "Bob: em — dash, “quotes”\n".encode(), 1.0) == [
+        (2, "Alice: em — dash, “quotes”\n".encode())]
+    assert core.receive(1, "Bob: over\u202eride\n".encode(), 1.0) == [
+        (2, "Alice: over\ufffdride\n".encode())]
