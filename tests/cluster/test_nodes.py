@@ -16,8 +16,14 @@ import time
 import pytest
 
 from tcplab.chat.cluster import redis_engine
+from tcplab.chat.protocol import nick_key
 from tests.cluster.procs import Client, NodeProcess, Proxy
 from tests.cluster.redis_support import RedisProcess, redis_server
+
+
+def lease_key(nick: str) -> str:
+    """The Redis key of a nickname's lease (its skeleton: ``alice`` folds to ``allce``)."""
+    return f"tcplab:nick:{nick_key(nick)}"
 
 
 @pytest.fixture
@@ -140,7 +146,7 @@ def test_stopped_node_releases_its_users_at_once(redis: RedisProcess) -> None:
         bob.system("shutting down")
         alice.wait_online({"Alice"})
         assert time.monotonic() - t0 < redis_engine.NODE_TTL  # not waiting for the sweep
-        assert redis.command("GET", "tcplab:nick:bob") is None
+        assert redis.command("GET", lease_key("bob")) is None
         assert redis.command("EXISTS", "tcplab:node:n2") == 0
 
 
@@ -176,8 +182,8 @@ def test_redis_lost_and_back_while_users_chat(redis: RedisProcess) -> None:
         # Local chat goes on.
         alice.send("Carol: still here?")
         assert carol.expect("Alice:") == "Alice: still here?"
-        # Cross-node sends get a clear error ("not sent", or "not delivered" if the node had
-        # not yet seen the link drop); broadcasts say they stayed local.
+        # Cross-node sends get a clear error (also when the node had not yet seen the link
+        # drop: then the message is reported lost); broadcasts say they stayed local.
         alice.send("Bob: can you hear me?")
         alice.system("Bob", "Redis")
         alice.send("*: anyone?")
@@ -207,7 +213,7 @@ def test_redis_lost_and_back_while_users_chat(redis: RedisProcess) -> None:
         dup.send("bob")
         dup.system("taken")
         keys = redis.command("KEYS", "tcplab:nick:*")
-        assert sorted(keys) == sorted(f"tcplab:nick:{k}".encode() for k in ("alice", "bob", "carol", "newcomer"))
+        assert sorted(keys) == sorted(lease_key(k).encode() for k in ("alice", "bob", "carol", "newcomer"))
 
 
 def test_partition_conflict_goes_to_the_earlier_login(redis: RedisProcess) -> None:
@@ -280,7 +286,7 @@ def test_a_node_name_in_use_by_a_live_node_is_refused(redis: RedisProcess) -> No
         assert "in use by a live node" in twin.stderr
         alice.send("/users")  # the first n1 and its user are untouched
         assert alice.expect("ONLINE_USERS:") == "ONLINE_USERS:Alice"
-        assert redis.command("GET", "tcplab:nick:alice") is not None
+        assert redis.command("GET", lease_key("alice")) is not None
 
 
 def test_unreachable_redis_at_start_exits_2() -> None:

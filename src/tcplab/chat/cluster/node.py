@@ -59,7 +59,7 @@ class ClusterNode:
             why = self.engine.send(target, action.sender, conn, action.text)  # type: ignore[attr-defined]
             if why is not None:
                 return self.core.notice(conn, Code.NOT_DELIVERED, (
-                    f"Message to '{target.nick}' not sent: {why}; "
+                    f"1 message(s) to '{target.nick}' not delivered: {why}; "
                     "users on this server can still be reached."))
             return []
         if cls is RelayAll:
