@@ -49,7 +49,7 @@ from bench_chat import (  # noqa: E402
     raise_fd_limit,
 )
 
-FLAGS = ["--rate", "0", "--max-clients", "20000", "--quiet"]
+FLAGS = ["--rate", "0", "--max-clients", "20000", "--max-per-address", "0", "--quiet"]
 TARGET_P99_MS = 50.0
 TARGET_CROSS_RATIO = 2.0
 

@@ -530,6 +530,7 @@ class LoadGen:
 
 
 SYSTEM_CODE_RE = re.compile(rb"System: (\d{3}) ")
+ERROR_NUMERIC_RE = re.compile(rb"(?<![0-9a-z])43[123](?![0-9a-z])")
 
 
 def is_error_notice(line: bytes) -> bool:
@@ -542,9 +543,10 @@ def is_error_notice(line: bytes) -> bool:
     if coded:
         return int(coded.group(1)) >= 400
     lowered = line.lower()
-    return any(word in lowered for word in (
+    # Numerics as words only: the names u00431…u00433 must not read as errors.
+    return bool(ERROR_NUMERIC_RE.search(lowered)) or any(word in lowered for word in (
         b"taken", b"invalid", b"reserved", b"refused", b"not allowed", b"full", b"too many",
-        b"error", b"433", b"432", b"431"))
+        b"error"))
 
 
 def raise_fd_limit(needed: int) -> None:
