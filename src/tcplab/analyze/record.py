@@ -457,6 +457,8 @@ class Analyzer:
         p.src, p.dst, p.sport, p.dport = seg.src, seg.dst, seg.sport, seg.dport
         p.seq_raw, p.ack_raw, p.flags, p.seglen = seg.seq, seg.ack, seg.flags, seg.seglen
         p.window_value = seg.window
+        p.payload_start = seg.payload_offset
+        p.payload_end = seg.payload_offset + len(seg.payload)
         self._analyse(p, seg.wscale)
         self._write_analysis(d, p, seg)
         return p
