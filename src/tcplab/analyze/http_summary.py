@@ -102,13 +102,11 @@ class HttpTable:
         if not p.seglen:
             return  # HTTP is only ever recognised in a TCP payload
         s = self.summary
-        h = p.http_fields()
-        method = h.get("http.request.method")
-        code = h.get("http.response.code")
+        message = p.http_message()
         comment = p.comment
         msg_id = _msg_id(comment) if comment else None
         frame = p.number
-        if method is None and code is None:
+        if message is None:
             if msg_id is not None:
                 # Data the analyzer did not take as HTTP (e.g. a retransmission, which
                 # Wireshark does not hand to the HTTP dissector) yet a CSV row produced it.
@@ -116,6 +114,7 @@ class HttpTable:
                 if len(s.msg_ids_other) < MAX_LISTED:
                     s.msg_ids_other.append((msg_id, frame))
             return
+        method, uri, code, phrase = message
         if msg_id is not None:
             s.msg_ids_http += 1
         stream = p.stream
@@ -125,7 +124,7 @@ class HttpTable:
         when = p.time_relative
         if method is not None:
             method = safe_text(str(method))
-            uri = safe_text(str(h.get("http.request.uri", "")))
+            uri = safe_text(str(uri if uri is not None else ""))
             s.requests += 1
             s.requests_by_method[method] += 1
             if uri in s.uri_counts or len(s.uri_counts) < MAX_URIS:
@@ -139,7 +138,7 @@ class HttpTable:
             queue.append(HttpRequest(frame, stream, method, uri, when, msg_id))
         else:
             code = int(code)  # type: ignore[arg-type]
-            phrase = safe_text(str(h.get("http.response.phrase", "")))
+            phrase = safe_text(str(phrase if phrase is not None else ""))
             s.responses += 1
             s.responses_by_code[code] += 1
             s.phrases.setdefault(code, phrase)

@@ -77,6 +77,8 @@ class CaptureDamage(InputError):
 _LINE = "%6d %11.6f %s %-8s %6d %s"
 _TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
 _FLAGS_TEXT = _dissect._FLAGS_TEXT
+_columns = _http.columns
+_message = _http.message
 
 
 class Packet:
@@ -151,49 +153,74 @@ class Packet:
                 _http.classify(self.payload, self.sport, self.dport, h, self._ctx.chat_ports)
         return h
 
+    def http_message(self) -> tuple[str | None, str | None, int | None, str | None] | None:
+        """``(method, uri, code, phrase)`` of the HTTP message this frame starts, or None.
+
+        What the HTTP summary needs, without the header fields :meth:`http_fields` adds.
+        """
+        d = self._fields
+        if d is not None:
+            method = d.get("http.request.method")
+            code = d.get("http.response.code")
+            if method is None and code is None:
+                return None
+            return method, d.get("http.request.uri"), code, d.get("http.response.phrase")
+        if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
+            entry = _message(self.data[self.payload_start : self.payload_end])
+            if entry is not None:
+                return entry[1:]
+        return None
+
     def columns(self) -> tuple[str, str]:
         """The Protocol and Info columns."""
         d = self._fields
         if d is not None:
             return d["_ws.col.Protocol"], d["_ws.col.Info"]
-        return self._app_columns() or ("TCP", self._tcp_info())
-
-    def _app_columns(self) -> tuple[str, str] | None:
-        """HTTP or chat Protocol/Info when the payload is one (no ``http.*`` field made)."""
+        cols = None
         if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
-            return _http.columns(self.data[self.payload_start : self.payload_end], self.sport,
-                                 self.dport, self._ctx.chat_ports)
-        return None
-
-    def _shown_numbers(self) -> tuple[int, int]:
-        if self._ctx.absolute:
-            return self.seq_raw, self.ack_raw
-        return self.seq, self.ack
+            cols = _columns(self.data[self.payload_start : self.payload_end], self.sport,
+                            self.dport, self._ctx.chat_ports)
+        return cols or ("TCP", self._tcp_info())
 
     def _tcp_info(self) -> str:
         aflags = self.aflags
         tags = _dissect.tags_text(aflags, self.dup_frame, self.dup_num) if aflags else ""
-        seq, ack = self._shown_numbers()
-        return _dissect.info_text(tags, self.sport, self.dport, self.flags, seq, ack,
-                                  self.window, self.urgent, self.seglen, self._opts.lstrip(" "))
+        flags = self.flags
+        if self._ctx.absolute:
+            seq, ack = self.seq_raw, self.ack_raw
+        else:
+            seq = (self.seq_raw - self.fbase) & _M32
+            ack = (self.ack_raw - self.rbase) & _M32 if flags & _ACK else self.ack_raw
+        return _dissect.info_text(tags, self.sport, self.dport, flags, seq, ack, self.window,
+                                  self.urgent, self.seglen, self._opts.lstrip(" "))
 
     def list_line(self) -> str:
         """The packet-list line (No. Time Source Destination Protocol Length Info)."""
-        d = self._fields
-        if d is not None:
-            return _packet_line(d)
-        cols = self._app_columns()
-        if cols is None:
-            flags = self.flags
-            if flags & (_ACK | _URG) == _ACK and not self.aflags:
-                # The commonest segment in one format: no tags, no Urg, Ack shown.
-                seq, ack = self._shown_numbers()
-                return _TCP_LINE % (self.number, self.time_relative, self._addrs, self.frame_len,
-                                    self._ports, _FLAGS_TEXT[flags], seq, ack, self.window,
-                                    self.seglen, self._opts)
-            cols = ("TCP", self._tcp_info())
-        return _LINE % (self.number, self.time_relative, self._addrs, cols[0], self.frame_len,
-                        cols[1])
+        if self._fields is not None:
+            return _packet_line(self._fields)
+        flags = self.flags
+        seglen = self.seglen
+        aflags = self.aflags
+        if seglen and not aflags & _NO_SUBDISSECTOR:
+            cols = _columns(self.data[self.payload_start : self.payload_end], self.sport,
+                            self.dport, self._ctx.chat_ports)
+            if cols is not None:
+                return _LINE % (self.number, self.time_relative, self._addrs, cols[0],
+                                self.frame_len, cols[1])
+        if flags & (_ACK | _URG) == _ACK and not aflags:
+            # The commonest segment, in one format: no tags, no Urg, Ack shown.
+            if self._ctx.absolute:
+                seq, ack = self.seq_raw, self.ack_raw
+            else:
+                seq = (self.seq_raw - self.fbase) & _M32
+                ack = (self.ack_raw - self.rbase) & _M32
+            scale = self.scale
+            return _TCP_LINE % (self.number, self.time_relative, self._addrs, self.frame_len,
+                                self._ports, _FLAGS_TEXT[flags], seq, ack,
+                                self.window_value if flags & _SYN or scale < 0
+                                else self.window_value << scale, seglen, self._opts)
+        return _LINE % (self.number, self.time_relative, self._addrs, "TCP", self.frame_len,
+                        self._tcp_info())
 
     # -- the mapping of Wireshark field names ------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -477,6 +504,7 @@ class Analyzer:
         full = self.packet
         step = self.tracker.step
         shown = self.tracker.shown
+        final = self.tracker.final
         eth_unpack = _ETH_IP_TCP.unpack_from
         null_unpack = _NULL_IP_TCP.unpack_from
         raw_unpack = _RAW_IP_TCP.unpack_from
@@ -577,7 +605,14 @@ class Analyzer:
                         p.payload_end = end
                         p.stream = conv.stream
                         p.aflags = aflags
-                        p.fbase, p.rbase, p.scale, p.completeness = shown(conv, fwd, rev, count)
+                        if final is None:  # one pass: the running state (TcpTracker.shown)
+                            p.fbase = fwd.base_seq
+                            p.rbase = rev.base_seq
+                            p.scale = fwd.win_scale
+                            p.completeness = conv.completeness | conv.first_bits
+                        else:
+                            p.fbase, p.rbase, p.scale, p.completeness = shown(conv, fwd, rev,
+                                                                              count)
                         if aflags & dup_ack:
                             p.dup_num = fwd.dupacknum
                             p.dup_frame = fwd.lastnondupack

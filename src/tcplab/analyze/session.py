@@ -34,17 +34,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tcplab.analyze import conversations as _conversations
-from tcplab.analyze import explain as _explain
-from tcplab.analyze import flow as _flow
-from tcplab.analyze import http_summary as _http_summary
 from tcplab.analyze import render
 from tcplab.analyze.http import CHAT_PORTS
 from tcplab.analyze.record import Analyzer, CaptureDamage, Packet
 from tcplab.analyze.tcp_analysis import FinalState, displayed_completeness
 from tcplab.errors import InputError
+
+if TYPE_CHECKING:  # the summary modules are imported when a view asks for them
+    from tcplab.analyze import conversations as _conversations
+    from tcplab.analyze import explain as _explain
+    from tcplab.analyze import flow as _flow
+    from tcplab.analyze import http_summary as _http_summary
+
+#: Default cap on a flow graph's drawn rows (tcplab.analyze.flow.MAX_ROWS).
+FLOW_MAX_ROWS = 2000
 
 __all__ = ["AnalysisSession", "Run"]
 
@@ -97,9 +102,12 @@ class AnalysisSession:
         come out the same from one read). A file that is not a capture raises
         :class:`~tcplab.errors.InputError` here, before any packet.
         """
-        from tcplab.analyze.filter import needs_payload
-
         keep = self.display_filter
+        filter_payload = False
+        if keep is not None:
+            from tcplab.analyze.filter import needs_payload
+
+            filter_payload = needs_payload(keep)
         frames = frozenset(frames)
         flows = tuple(dict.fromkeys(flows))
         final_needed = (per_packet or keep is not None or explain or bool(flows)
@@ -109,7 +117,7 @@ class AnalysisSession:
         reader = _open(self.path)
         analyzer = Analyzer(
             reader.linktype, checksums=self.checksums, absolute=self.absolute,
-            payload=self.payload or bool(frames) or (keep is not None and needs_payload(keep)),
+            payload=self.payload or bool(frames) or filter_payload,
             chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final)
         return Run(self, reader, analyzer, conversations=conversations, http=http,
                    explain=explain, flows=flows, frames=frames,
@@ -151,7 +159,7 @@ class AnalysisSession:
     def explanations(self) -> list[_explain.Note]:
         return self.run(explain=True, per_packet=False).finish(raise_damage=True).notes
 
-    def flow(self, stream: int, *, max_rows: int = _flow.MAX_ROWS) -> _flow.Flow:
+    def flow(self, stream: int, *, max_rows: int = FLOW_MAX_ROWS) -> _flow.Flow:
         """The flow graph rows of one TCP stream (:func:`flow.render_ladder`, :func:`flow.svg_text`)."""
         run = self.run(flows=[stream], per_packet=False)
         run.max_rows = max_rows
@@ -197,13 +205,27 @@ class Run:
         self.session = session
         self._reader = reader
         self._analyzer = analyzer
-        self._conv = _conversations.ConversationTable() if conversations else None
-        self._http = _http_summary.HttpTable() if http else None
-        self._explainer = _explain.Explainer() if explain else None
-        self._flow_builders = {s: _flow.FlowBuilder(s) for s in flows}
+        self._conv = self._http = self._explainer = None
+        if conversations:
+            from tcplab.analyze.conversations import ConversationTable
+
+            self._conv = ConversationTable()
+        if http:
+            from tcplab.analyze.http_summary import HttpTable
+
+            self._http = HttpTable()
+        if explain:
+            from tcplab.analyze.explain import Explainer
+
+            self._explainer = Explainer()
+        self._flow_builders: dict[int, _flow.FlowBuilder] = {}
+        if flows:
+            from tcplab.analyze.flow import FlowBuilder
+
+            self._flow_builders = {s: FlowBuilder(s) for s in flows}
         self._wanted_frames = frames
         self._fix_completeness = fix_completeness
-        self.max_rows = _flow.MAX_ROWS
+        self.max_rows = FLOW_MAX_ROWS
         self.frames: dict[int, Packet] = {}
         self.damage: CaptureDamage | None = None
         self.done = False
@@ -223,8 +245,12 @@ class Run:
         wanted = self._wanted_frames
         frames = self.frames
         reader = self._reader
+        packets = self._analyzer.packets(reader, self.session.max_packets)
         try:
-            for p in self._analyzer.packets(reader, self.session.max_packets):
+            if keep is None and not consumers and not wanted:
+                yield from packets  # nothing to do between the reader and the caller
+                packets = iter(())
+            for p in packets:
                 if keep is not None and not keep(p):
                     continue
                 for consume in consumers:

@@ -11,8 +11,7 @@ import argparse
 import json
 import sys
 
-from tcplab.analyze import CHAT_PORTS, Packet, conversations, explain, http_summary, render
-from tcplab.analyze import flow as flow_graph
+from tcplab.analyze import CHAT_PORTS, Packet, render
 from tcplab.analyze.session import AnalysisSession
 from tcplab.cli.common import add_command, port_number, positive_int
 from tcplab.errors import InputError
@@ -168,18 +167,27 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.file}: there is no frame {args.packet}"
                          + (" that matches the display filter" if args.filter else ""))
 
+    # The summary modules are imported only for the views that use them (start-up time).
     if analysis.conversations is not None:
+        from tcplab.analyze import conversations
+
         result = analysis.conversations
         _summary(out, args, conversations.to_json(result), conversations.render(result),
                  "TCP conversations")
     if analysis.http is not None:
+        from tcplab.analyze import http_summary
+
         summary = analysis.http
         _summary(out, args, http_summary.to_json(summary), http_summary.render(summary), "HTTP")
     if analysis.notes is not None:
+        from tcplab.analyze import explain
+
         notes = analysis.notes
         _summary(out, args, explain.to_json(notes), "\n\n".join(n.text for n in notes),
                  "Explanations")
     out.flush()
+    if flow:
+        from tcplab.analyze import flow as flow_graph
     if args.flow is not None and not args.json:
         out.add("")
         out.add(f"== Flow of TCP stream {stream} ==")
