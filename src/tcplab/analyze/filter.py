@@ -505,6 +505,9 @@ class _Compiler:
             parts.append(self.and_expr())
         if len(parts) == 1:
             return parts[0]
+        if len(parts) == 2:
+            a, b = parts
+            return lambda d: a(d) or b(d)
         return lambda d: any(p(d) for p in parts)
 
     def and_expr(self) -> Predicate:

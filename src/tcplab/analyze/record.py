@@ -79,6 +79,7 @@ _TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=
 _FLAGS_TEXT = _dissect._FLAGS_TEXT
 _columns = _http.columns
 _message = _http.message
+_chat_info = _http.chat_info
 
 
 class Packet:
@@ -202,8 +203,14 @@ class Packet:
         seglen = self.seglen
         aflags = self.aflags
         if seglen and not aflags & _NO_SUBDISSECTOR:
-            cols = _columns(self.data[self.payload_start : self.payload_end], self.sport,
-                            self.dport, self._ctx.chat_ports)
+            # http.columns(), without its call: the HTTP line first, then chat.
+            payload = self.data[self.payload_start : self.payload_end]
+            entry = _message(payload)
+            cols = entry[0] if entry is not None else None
+            if cols is None:
+                ports = self._ctx.chat_ports
+                if self.sport in ports or self.dport in ports:
+                    cols = ("CHAT", _chat_info(payload, to_server=self.dport in ports))
             if cols is not None:
                 return _LINE % (self.number, self.time_relative, self._addrs, cols[0],
                                 self.frame_len, cols[1])
