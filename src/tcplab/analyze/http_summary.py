@@ -129,10 +129,15 @@ class HttpTable:
             s.requests_by_method[method] += 1
             if uri in s.uri_counts or len(s.uri_counts) < MAX_URIS:
                 s.uri_counts[uri] += 1
-                s.uri_methods.setdefault(uri, set()).add(method)
+                methods = s.uri_methods.get(uri)
+                if methods is None:
+                    methods = s.uri_methods[uri] = set()
+                methods.add(method)
             else:
                 s.uri_counts[OTHER_URIS] += 1
-            queue = self._pending.setdefault(key, deque())
+            queue = self._pending.get(key)
+            if queue is None:
+                queue = self._pending[key] = deque()
             if len(queue) >= MAX_PENDING_PER_STREAM:
                 self._give_up(queue.popleft())
             queue.append(HttpRequest(frame, stream, method, uri, when, msg_id))
@@ -141,7 +146,8 @@ class HttpTable:
             phrase = safe_text(str(phrase if phrase is not None else ""))
             s.responses += 1
             s.responses_by_code[code] += 1
-            s.phrases.setdefault(code, phrase)
+            if code not in s.phrases:
+                s.phrases[code] = phrase
             queue = self._pending.get(key)
             if queue:
                 request = queue.popleft()

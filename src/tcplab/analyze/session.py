@@ -233,6 +233,23 @@ class Run:
         self._results: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[Packet]:
+        return self._read(yielding=True)
+
+    def finish(self, *, raise_damage: bool = False) -> Run:
+        """Read whatever is left (the summaries need the whole file); returns the run."""
+        if not self._started:
+            for _ in self._read(yielding=False):
+                pass
+        if raise_damage and self.damage is not None:
+            raise self.damage
+        return self
+
+    def _read(self, *, yielding: bool) -> Iterator[Packet]:
+        """The one read: filter, feed the summaries, keep the frames asked for.
+
+        Not ``yielding`` (a caller that only wants the summaries) hands nothing out:
+        a generator layer less per packet.
+        """
         if self._started:
             raise RuntimeError("a Run is read once; start another with session.run()")
         self._started = True
@@ -248,30 +265,30 @@ class Run:
         packets = self._analyzer.packets(reader, self.session.max_packets)
         try:
             if keep is None and not consumers and not wanted:
-                yield from packets  # nothing to do between the reader and the caller
-                packets = iter(())
-            for p in packets:
-                if keep is not None and not keep(p):
-                    continue
-                for consume in consumers:
+                if yielding:
+                    yield from packets  # nothing to do between the reader and the caller
+                else:
+                    for _ in packets:
+                        pass
+            elif keep is None and len(consumers) == 1 and not wanted and not yielding:
+                consume = consumers[0]  # one summary and nothing else: the tightest loop
+                for p in packets:
                     consume(p)
-                if wanted and p.number in wanted:
-                    frames[p.number] = p
-                yield p
+            else:
+                for p in packets:
+                    if keep is not None and not keep(p):
+                        continue
+                    for consume in consumers:
+                        consume(p)
+                    if wanted and p.number in wanted:
+                        frames[p.number] = p
+                    if yielding:
+                        yield p
         except CaptureDamage as exc:
             self.damage = exc
         finally:
             reader.close()
         self.done = True
-
-    def finish(self, *, raise_damage: bool = False) -> Run:
-        """Read whatever is left (the summaries need the whole file); returns the run."""
-        if not self._started:
-            for _ in self:
-                pass
-        if raise_damage and self.damage is not None:
-            raise self.damage
-        return self
 
     @property
     def conversations(self) -> list[_conversations.ConversationSummary] | None:
