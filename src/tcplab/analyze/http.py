@@ -104,20 +104,23 @@ def classify(payload: bytes, sport: int, dport: int, d: dict,
     return False
 
 
-def message(payload: bytes) -> tuple[tuple[str, str], str | None, str | None, int | None,
-                                     str | None] | None:
-    """The HTTP request or status line at the start of ``payload``, parsed, or None.
+def message(payload: bytes, start: int = 0, end: int | None = None,
+            ) -> tuple[tuple[str, str], str | None, str | None, int | None, str | None] | None:
+    """The HTTP request or status line at the start of ``payload[start:end]``, parsed, or None.
 
     ``((Protocol, Info), method, uri, code, phrase)`` with the fields the other kind of
     message lacks as None; texts shown as :func:`classify` shows them. Headers are not
     searched. Captures repeat a few request and status lines: each distinct line is
-    decoded and escaped once (bounded cache).
+    decoded and escaped once (bounded cache). ``start``/``end`` let a caller pass a whole
+    frame without copying its payload out.
     """
-    if not payload or payload[0] not in _FIRST_BYTES:
+    if end is None:
+        end = len(payload)
+    if start >= end or payload[start] not in _FIRST_BYTES:
         return None
     # A status line starts "HTTP/", which no request method does: try it first then.
-    response = payload.startswith(b"HTTP/")
-    m = (_RESPONSE if response else _REQUEST).match(payload)
+    response = payload.startswith(b"HTTP/", start, end)
+    m = (_RESPONSE if response else _REQUEST).match(payload, start, end)
     if m is None:
         return None
     line = m.group(0)

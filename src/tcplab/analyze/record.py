@@ -167,7 +167,7 @@ class Packet:
                 return None
             return method, d.get("http.request.uri"), code, d.get("http.response.phrase")
         if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
-            entry = _message(self.data[self.payload_start : self.payload_end])
+            entry = _message(self.data, self.payload_start, self.payload_end)
             if entry is not None:
                 return entry[1:]
         return None
@@ -204,13 +204,13 @@ class Packet:
         aflags = self.aflags
         if seglen and not aflags & _NO_SUBDISSECTOR:
             # http.columns(), without its call: the HTTP line first, then chat.
-            payload = self.data[self.payload_start : self.payload_end]
-            entry = _message(payload)
+            entry = _message(self.data, self.payload_start, self.payload_end)
             cols = entry[0] if entry is not None else None
             if cols is None:
                 ports = self._ctx.chat_ports
                 if self.sport in ports or self.dport in ports:
-                    cols = ("CHAT", _chat_info(payload, to_server=self.dport in ports))
+                    cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
+                                               to_server=self.dport in ports))
             if cols is not None:
                 return _LINE % (self.number, self.time_relative, self._addrs, cols[0],
                                 self.frame_len, cols[1])
