@@ -74,6 +74,8 @@ def _payload_hex(raw: bytes) -> str:
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_LAYOUTS_MAX = 512
+_private_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def json_line(d: dict, *, payload: bool = False) -> str:
@@ -81,7 +83,16 @@ def json_line(d: dict, *, payload: bool = False) -> str:
     # The dict is copied and trimmed (C-level copy, a few deletions) rather than rebuilt
     # key by key: this runs for every packet of --json, and a dict holds ~50 fields.
     out = d.copy()
-    for key in [k for k in out if k[0] == "_" and not k.startswith("_ws.")]:
+    # Packets of one kind share one key layout, and a capture has a few dozen: which keys
+    # are private is worked out once per layout (bounded cache), not once per packet.
+    layout = tuple(out)
+    private = _private_keys.get(layout)
+    if private is None:
+        if len(_private_keys) >= _LAYOUTS_MAX:
+            _private_keys.clear()
+        private = _private_keys[layout] = tuple(
+            k for k in layout if k[0] == "_" and not k.startswith("_ws."))
+    for key in private:
         del out[key]
     raw = out.get("tcp.payload")
     if raw is not None:
