@@ -41,8 +41,9 @@ tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, HTTP and chat
 TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
 sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
 analysis tags, and conversation completeness. For JSON, the detail view and summaries the
-file is read twice (like 'tshark -2') so values that depend on the whole conversation
-are final on every packet; memory stays flat however large the file."""
+file is read twice (like 'tshark -2'; the first pass only skims the headers) so values
+that depend on the whole conversation are final on every packet; memory grows with the
+number of conversations, never with the number of packets."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
