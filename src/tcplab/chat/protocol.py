@@ -68,6 +68,17 @@ FORBIDDEN_NICK_CHARS = frozenset(":,")
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
+#: The commands the server understands, with a one-line help each: the one list that both
+#: the server's unknown-command reply and the clients' ``/help`` show.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("/users", "show who is online"),
+    ("/ping", "measure the round trip to the server"),
+    ("/quit", "leave the chat"),
+    ("/deltas", "get join/leave notices instead of repeated online lists"),
+    ("/pass", "'/pass <password>' before the nickname, on a server with a password"),
+)
+
+
 class Code:
     """Stable numeric codes carried by every ``System:`` line (IRC numerics where one exists)."""
 
@@ -491,7 +502,7 @@ class ChatCore:
             return [(conn, self.online_line())]
         return [(conn, system_line(
             Code.UNKNOWN_COMMAND,
-            f"Unknown command {name!r}; commands: /users /deltas /ping /quit /pass."))]
+            f"Unknown command {name!r}; commands: {_COMMAND_NAMES}."))]
 
     # -- time-driven work ----------------------------------------------------------------
 
@@ -613,5 +624,6 @@ def _split_lines(data: bytes) -> list[bytes]:
     return lines
 
 
+_COMMAND_NAMES = " ".join(name for name, _help in COMMANDS)
 _ERR_FORMAT = system_line(Code.NO_RECIPIENT, "Invalid format! Use: TargetName: Message")
 _ERR_EMPTY = system_line(Code.NO_TEXT, "Name or message cannot be empty.")
