@@ -100,13 +100,14 @@ class Options:
     bidi: str = "auto"
 
 
-def bidi_enabled(mode: str, environ: dict[str, str] | None = None) -> bool:
-    """``--bidi``: ``on``/``off`` as said; ``auto`` reorders only where the terminal is
-    known not to do it (:func:`tcplab.chat.display.terminal_needs_bidi`)."""
+def bidi_enabled(mode: str, tty: bool, environ: dict[str, str] | None = None) -> bool:
+    """``--bidi``: ``on``/``off`` as said; ``auto`` reorders only on a terminal known not to
+    do it (:func:`tcplab.chat.display.terminal_needs_bidi`) — never into a pipe, where a
+    script wants the text in logical order."""
     if mode not in BIDI_MODES:
         raise InputError(f"--bidi must be one of {', '.join(BIDI_MODES)}, not {mode!r}")
     if mode == "auto":
-        return display.terminal_needs_bidi(environ)
+        return tty and display.terminal_needs_bidi(environ)
     return mode == "on"
 
 
@@ -143,8 +144,8 @@ def typed_problem(text: str) -> str | None:
     hands over bytes that decode to lone surrogates; they cannot be encoded for the wire,
     and guessing what was meant would send something else than what was typed."""
     if any("\udc80" <= ch <= "\udcff" for ch in text):
-        return ("Not sent: the line has bytes that are not UTF-8 "
-                "(is the terminal's encoding UTF-8?).")
+        return ("The line has bytes that are not UTF-8 (is the terminal's encoding UTF-8?); "
+                "not sent.")
     return None
 
 
@@ -321,7 +322,7 @@ def run_client(opts: Options, stdin: TextIO | None = None, stdout: TextIO | None
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     _configure_streams(stdin, stdout)
-    console = _Console(stdin, stdout, bidi=bidi_enabled(opts.bidi))
+    console = _Console(stdin, stdout, bidi=bidi_enabled(opts.bidi, stdout.isatty()))
     try:
         host, port = _ask_endpoint(console, opts)
         client, nick = _login(console, opts, host, port)
