@@ -17,6 +17,7 @@ cannot show a character (it degrades to ``\\uXXXX`` escapes instead).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import queue
 import re
 import shutil
@@ -385,7 +386,8 @@ class _Session:
             try:
                 self._show(event)
             except Exception as exc:  # the printer must outlive any one bad event
-                self.console.say(f"(could not show a message: {exc!r})")
+                with contextlib.suppress(Exception):
+                    self.console.say(f"(could not show a message: {exc!r})")
             if isinstance(event, Disconnected):
                 if event.by_user or self.done.is_set():
                     return
