@@ -68,6 +68,20 @@ class Tmux:
                 raise AssertionError(f"{text!r} never appeared; screen:\n" + "\n".join(lines))
             time.sleep(0.05)
 
+    def wait_for_prompt(self, timeout: float = 15.0) -> None:
+        """Until the "> " prompt is drawn with the cursor after it: typed earlier, keys would
+        reach the terminal before prompt_toolkit switched it to raw and bracketed-paste mode."""
+        deadline = time.monotonic() + timeout
+        while True:
+            x, y = self.cursor()
+            lines = self.screen()
+            if x == 2 and y < len(lines) and lines[y].rstrip() == ">":
+                time.sleep(0.1)
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("no prompt; screen:\n" + "\n".join(lines))
+            time.sleep(0.05)
+
     def settle(self, seconds: float = 0.4) -> None:
         time.sleep(seconds)
 
@@ -103,6 +117,7 @@ def test_no_stray_prompt_after_quit():
         term = client_in_tmux(server.port)
         try:
             term.wait_for("Online: Alice")
+            term.wait_for_prompt()
             term.type("/quit")
             term.keys("Enter")
             lines = term.wait_for("[exit 0]")
@@ -121,6 +136,7 @@ def test_cursor_stays_right_after_zwj_emoji_and_the_text_is_sent_joined():
         term = client_in_tmux(server.port, width=40)
         try:
             term.wait_for("Online: Bob, Alice")
+            term.wait_for_prompt()
             for n in (1, 4, 8, 12):
                 term.type(f"Bob: {FAMILY * n}x")
                 term.settle()
@@ -157,6 +173,7 @@ def test_hebrew_in_tmux_reads_right_with_bidi_auto(args, shown):
         term = client_in_tmux(server.port, *args)
         try:
             term.wait_for("Online: Bob, Alice")
+            term.wait_for_prompt()
             bob.send("Alice: שלום עולם")
             lines = term.wait_for("Bob: ")
             assert shown in [ln.rstrip() for ln in lines]
@@ -171,6 +188,7 @@ def test_bracketed_paste_from_tmux_sends_each_line():
         term = client_in_tmux(server.port)
         try:
             term.wait_for("Online: Bob, Alice")
+            term.wait_for_prompt()
             term.paste("Bob: line one\nline two\nline three")
             term.settle()
             term.keys("Enter")

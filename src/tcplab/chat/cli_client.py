@@ -278,10 +278,14 @@ def _login(console: _Console, opts: Options, host: str, port: int) -> tuple[Chat
                 if password_sent:
                     # The server closes the connection after a wrong password.
                     wrong_passwords += 1
-                    console.say("System: Wrong password.")
+                    console.say(f"System: {sanitize(event.text)}")
                     client.close()
-                    if not console.tty or wrong_passwords >= PASSWORD_TRIES:
-                        raise InputError(f"the server refused the password {PASSWORD_HINT}")
+                    if not console.tty:
+                        raise InputError("the server refused the password given with "
+                                         "--password or TCPLAB_CHAT_PASSWORD")
+                    if wrong_passwords >= PASSWORD_TRIES:
+                        raise InputError(f"the server refused the password "
+                                         f"{PASSWORD_TRIES} times")
                 else:
                     console.say(f"The server needs a password {PASSWORD_HINT}.")
                     if not console.tty:
@@ -393,6 +397,8 @@ class _Session:
                     return
                 if self.opts.reconnect and self._reconnect():
                     continue
+                if self.done.is_set():  # the user left while we were reconnecting
+                    return
                 self.lost = True
                 self.done.set()
                 if self._exit_prompt is not None:
@@ -440,7 +446,12 @@ class _Session:
                 delay = min(RECONNECT_MAX_DELAY, delay * 2)
                 continue
             client.login(self.nick)
-            event = client.wait_for(LoggedIn, LoginRefused, Disconnected, timeout=LOGIN_TIMEOUT)
+            try:
+                event = _answer(client)
+            except EnvironmentProblem:  # no answer in time: try again later
+                client.close()
+                delay = min(RECONNECT_MAX_DELAY, delay * 2)
+                continue
             if isinstance(event, LoggedIn):
                 self._first_list = True
                 with self._pings_lock:
@@ -569,20 +580,31 @@ class _Session:
                                                complete_while_typing=False,
                                                input_processors=[JoinedEmojiProcessor()])
 
+        def leave() -> None:
+            # Erase the unfinished "> " line instead of leaving it above the shell prompt.
+            app = session.app
+            app.erase_when_done = True
+            if app.future is not None and not app.future.done():
+                app.exit(exception=EOFError())
+
         def exit_prompt() -> None:
             app = session.app
             loop = getattr(app, "loop", None)
             if app.is_running and loop is not None:
-                # Erase the unfinished "> " line instead of leaving it above the shell prompt.
-                app.erase_when_done = True
-                loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))
+                loop.call_soon_threadsafe(leave)
+
+        def pre_run() -> None:
+            # The connection may have ended between two prompts, after exit_prompt() found
+            # no prompt running.
+            if self.done.is_set():
+                leave()
 
         self._exit_prompt = exit_prompt
         with patch_stdout(raw=True):
             # The console prints through sys.stdout, which patch_stdout redirects above the prompt.
             self.console.stdout = sys.stdout
             while not self.done.is_set():
-                line = session.prompt("> ")
+                line = session.prompt("> ", pre_run=pre_run)
                 if not self.handle_input(line):
                     return
 
