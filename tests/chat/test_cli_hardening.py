@@ -436,3 +436,28 @@ def test_bidi_is_documented_in_help():
     out = subprocess.run([sys.executable, "-m", "tcplab", "client", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "--bidi {auto,on,off}" in out and "tmux" in out
+
+
+def test_bidi_auto_follows_the_terminal_and_never_reorders_into_a_pipe():
+    from tcplab.chat.cli_client import bidi_enabled
+
+    assert bidi_enabled("auto", True, {"TERM": "linux"})
+    assert bidi_enabled("auto", True, {"TERM": "xterm", "TMUX": "/tmp/x,1,0"})
+    assert not bidi_enabled("auto", True, {"TERM": "xterm-256color", "VTE_VERSION": "7200"})
+    assert not bidi_enabled("auto", False, {"TERM": "linux"})
+    assert bidi_enabled("on", False, {}) and not bidi_enabled("off", True, {"TERM": "linux"})
+
+
+# --- the same class of defect in the other questions -----------------------------------------
+
+
+@pytest.mark.parametrize("host, status, message", [
+    (b"a" * 70 + b".example", 2, "cannot connect to aaaa"),  # a DNS label IDNA refuses
+    (b"caf\xe9", 1, "the host name has bytes that are not UTF-8"),
+])
+def test_an_impossible_host_answer_is_a_clear_error_not_a_traceback(host, status, message):
+    client = LineModeClient(env={"LANG": "C.UTF-8"})
+    client.write(host + b"\n\nAlice\n")
+    assert client.wait() == status
+    err = client.stderr()
+    assert message in err and "Traceback" not in err

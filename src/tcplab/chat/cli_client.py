@@ -217,6 +217,8 @@ def _ask_endpoint(console: _Console, opts: Options) -> tuple[str, int]:
     host = opts.host
     if host is None:
         host = console.ask(f"Host IP (default {DEFAULT_HOST}): ").strip() or DEFAULT_HOST
+        if typed_problem(host):
+            raise InputError("the host name has bytes that are not UTF-8")
     port = opts.port
     while port is None:
         answer = console.ask(f"Port (default {DEFAULT_PORT}): ").strip()
@@ -237,7 +239,11 @@ def _connect(opts: Options, host: str, port: int) -> ChatClient:
     client = ChatClient(host, port, ssl_context=_ssl_context(opts), password=opts.password,
                         connect_timeout=opts.connect_timeout, deltas=True)
     client.start()
-    event = client.wait_for(Connected, Disconnected, timeout=opts.connect_timeout + 5)
+    try:
+        event = client.wait_for(Connected, Disconnected, timeout=opts.connect_timeout + 5)
+    except TimeoutError:
+        client.close()
+        raise EnvironmentProblem(f"cannot connect to {host}:{port}: no answer") from None
     if isinstance(event, Disconnected):
         raise EnvironmentProblem(event.reason)
     return client

@@ -317,11 +317,11 @@ class ChatClient:
     def _run(self) -> None:
         try:
             sock = self._connect()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
             with self._lock:
                 self._ended = True
             self._emit(Disconnected(f"cannot connect to {self.host}:{self.port}: "
-                                    f"{exc.strerror or exc}"))
+                                    f"{getattr(exc, 'strerror', None) or exc}"))
             self._cleanup(None)
             return
         self.connected = True
