@@ -17,7 +17,7 @@ import time
 import pexpect
 import pytest
 
-from tcplab.chat.client import ChatClient, Connected, LoggedIn, LoginRefused, Pong
+from tcplab.chat.client import ChatClient, Connected, Disconnected, LoggedIn, LoginRefused, Pong
 from tcplab.chat.protocol import COMMANDS, Code, Limits
 from tests.chat.helpers import RawClient, free_port, running_server, wait_until
 from tests.chat.test_cli import ENV, finish, spawn_client
@@ -352,6 +352,22 @@ def test_ping_rtt_from_the_core_is_positive_and_keepalives_are_not_reported():
                 client.wait_for(Pong, timeout=0.5)
         finally:
             client.close()
+
+
+def test_sending_after_the_connection_ended_is_refused_not_silently_queued():
+    """What --reconnect relies on to keep a typed line instead of losing it."""
+    with running_server() as server:
+        client = ChatClient(*server.address[:2])
+        client.start()
+        client.wait_for(Connected)
+        client.login("Alice")
+        client.wait_for(LoggedIn)
+        assert client.send_raw("Alice: to myself")
+        server.request_shutdown()
+        client.wait_for(Disconnected)
+        assert not client.send_raw("Bob: lost?")
+        assert not client.ping()
+        client.close()
 
 
 # --- item 12: join/leave lines instead of lists --------------------------------------------
