@@ -18,7 +18,7 @@ import pexpect
 import pytest
 
 from tcplab.chat.client import ChatClient, Connected, Disconnected, LoggedIn, LoginRefused, Pong
-from tcplab.chat.protocol import COMMANDS, Code, Limits
+from tcplab.chat.protocol import COMMANDS, Code, Limits, nick_problem
 from tests.chat.helpers import RawClient, free_port, running_server, wait_until
 from tests.chat.test_cli import ENV, finish, spawn_client
 
@@ -134,12 +134,10 @@ def test_bytes_that_are_not_utf8_in_line_mode_and_in_the_nickname():
         assert bob.expect("Alice:") == "Alice: fine"
 
 
-@pytest.mark.parametrize("bad, why", [
-    ("/nick", "A nickname cannot start with '/'."),
-    ("N" * 5000, "A nickname has at most"),
-    ("*star", "A nickname cannot start with '*'."),
-])
-def test_bad_nicknames_are_refused_at_once_and_asked_again(bad, why):
+@pytest.mark.parametrize("bad", ["/nick", "N" * 5000, "*star", "Ali:ce"])
+def test_bad_nicknames_are_refused_at_once_and_asked_again(bad):
+    why = nick_problem(bad)  # the server's own rules and words, not a copy of them
+    assert why is not None
     with running_server() as server:
         child = spawn_client("--port", str(server.port))
         try:
@@ -272,7 +270,7 @@ def test_password_is_asked_hidden_and_a_wrong_one_is_asked_again():
                                "or set TCPLAB_CHAT_PASSWORD).")
             child.expect_exact("Password:")
             child.sendline("guess")
-            child.expect_exact("System: Wrong password.")
+            child.expect_exact("Wrong password")
             child.expect_exact("Password:")
             child.sendline("s3cret")
             child.expect_exact("Connected!")
