@@ -475,3 +475,18 @@ def test_an_impossible_host_answer_is_a_clear_error_not_a_traceback(host, status
     assert client.wait() == status
     err = client.stderr()
     assert message in err and "Traceback" not in err
+
+
+def test_line_mode_ordering_costs_no_round_trip_per_message_and_stays_under_the_flood_limit():
+    with running_server(limits=Limits(rate=20, burst=40)) as server:
+        bob = RawClient(server.address)
+        bob.login("Bob")
+        client = LineModeClient("--port", str(server.port), "--nick", "Alice")
+        started = time.monotonic()
+        client.write(b"".join(b"Bob: m%d\n" % i for i in range(35)) + b"nonsense\nexit\n")
+        assert client.wait() == 0, client.stderr()
+        assert time.monotonic() - started < 8
+        out = client.rest()
+        assert out[-1] == "Invalid format! Use: TargetName: Message"
+        assert not any("Flood" in ln for ln in out), out
+        assert [bob.expect("Alice:") for _ in range(35)] == [f"Alice: m{i}" for i in range(35)]

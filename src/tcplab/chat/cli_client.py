@@ -4,9 +4,9 @@ On a terminal it uses prompt_toolkit so messages arriving while the user types a
 printed *above* the input line instead of through it (the report's transcript shows
 ``> >`` artefacts from plain ``print`` racing ``input``), and Tab completes online
 nicknames. When stdin is not a terminal it falls back to plain line mode so it can be
-scripted (``printf 'Alice\\nBob: hi\\n' | tcplab client --port 55555``); there every
-line waits for the server's answers to the previous one, so the output keeps the order
-of the input.
+scripted (``printf 'Alice\\nBob: hi\\n' | tcplab client --port 55555``); there the
+client's own answers (``Invalid format!``, ``/users``) wait until the server has answered
+every line before, so the output keeps the order of the input.
 
 All networking is in :class:`tcplab.chat.client.ChatClient`; this module only asks,
 renders and forwards. Peer text is always passed through :func:`sanitize` first, and
@@ -497,7 +497,7 @@ class _Session:
         if first.strip().startswith("/") or first.strip().lower() == "exit" or parts is None:
             return all(self._handle_line(line) for line in lines)
         target = parts[0]
-        self.console.say(f"(pasted {len(lines)} lines: sent to {sanitize(target)} as "
+        self._local(f"(pasted {len(lines)} lines: sent to {sanitize(target)} as "
                          f"{len(lines)} messages)")
         if not self._handle_line(first):
             return False
@@ -508,7 +508,7 @@ class _Session:
     def _handle_line(self, line: str) -> bool:
         problem = typed_problem(line)
         if problem is not None:
-            self.console.say(problem)
+            self._local(problem)
             return True
         text = line.strip()
         if text.lower() in ("exit", "/quit"):
@@ -516,15 +516,15 @@ class _Session:
         if text.startswith("/"):
             name = text.split(maxsplit=1)[0].lower()
             if name == "/help":
-                self.console.say(HELP)
+                self._local(HELP)
                 return True
             if name == "/users":
                 users = self.client.online
                 stale = " (as of the lost connection; reconnecting)" if self.reconnecting else ""
-                self.console.say(online_text(users) + stale)
+                self._local(online_text(users) + stale)
                 return True
             if self.reconnecting:
-                self.console.say("Not sent — reconnecting (commands are not kept).")
+                self._local("Not sent — reconnecting (commands are not kept).")
                 return True
             if name == "/ping":
                 with self._pings_lock:
@@ -535,21 +535,21 @@ class _Session:
             else:
                 sent = self.client.send_raw(text)
             if not sent:
-                self.console.say("System: not sent (not connected).")
+                self._local("System: not sent (not connected).")
             return True
         if split_chat_input(line) is None:
-            self.console.say(INVALID_FORMAT)
+            self._local(INVALID_FORMAT)
             return True
         if not self.reconnecting and self.client.send_raw(line):
             return True
         if not self.opts.reconnect:
-            self.console.say("System: not sent (not connected).")
+            self._local("System: not sent (not connected).")
         elif len(self.outbox) >= MAX_OUTBOX:
-            self.console.say(f"Not sent — reconnecting, and {MAX_OUTBOX} messages are "
+            self._local(f"Not sent — reconnecting, and {MAX_OUTBOX} messages are "
                              "already waiting.")
         else:
             self.outbox.append(line)
-            self.console.say(f"Not sent yet — reconnecting; it will be sent once "
+            self._local(f"Not sent yet — reconnecting; it will be sent once "
                              f"reconnected ({len(self.outbox)} waiting).")
         return True
 
@@ -567,16 +567,24 @@ class _Session:
             if self.done.is_set() or self.reconnecting or time.monotonic() > deadline:
                 return
 
+    def _local(self, text: str) -> None:
+        """Print a line of the client's own. In line mode the server's answers to what was
+        sent before must come first, so wait for them (a terminal shows both as they come)."""
+        if not self.console.tty:
+            self.barrier()
+        self.console.say(text)
+
     def _plain_loop(self) -> None:
         stdin = self.console.stdin
-        self.barrier()  # the list sent with the welcome comes before anything typed
-        while not self.done.is_set():
-            line = stdin.readline()
-            if not line:
-                return
-            if not self.handle_input(line.rstrip("\r\n")):
-                return
-            self.barrier()
+        try:
+            while not self.done.is_set():
+                line = stdin.readline()
+                if not line:
+                    return
+                if not self.handle_input(line.rstrip("\r\n")):
+                    return
+        finally:
+            self.barrier()  # the answers to the last lines, before the connection closes
 
     def _tty_loop(self) -> None:
         from prompt_toolkit import PromptSession
