@@ -19,6 +19,7 @@ from tests.support import require_program
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧: one cluster, 2 cells in tmux
 FAMILY_SHOWN = FAMILY.replace("\u200d", "")  # the input line draws its members side by side
+FLAG = "\U0001f1ee\U0001f1f1"  # 🇮🇱: 4 cells to wcwidth, 2 in tmux (a lone indicator: 1)
 
 
 class Tmux:
@@ -127,9 +128,10 @@ def test_no_stray_prompt_after_quit():
             term.close()
 
 
-def test_cursor_stays_right_after_zwj_emoji_and_the_text_is_sent_joined():
-    """prompt_toolkit counts 👨‍👩‍👧 as 6 cells, tmux draws it in 2: unfixed, a retyped line
-    leaves debris (``Bob: 👨‍👩‍👧x> Bob: …``), the prompt is overwritten and wrapping is off."""
+def test_cursor_stays_right_after_zwj_emoji_and_flags_and_the_text_is_sent_intact():
+    """prompt_toolkit counts 👨‍👩‍👧 as 6 cells and 🇮🇱 as 4, tmux draws both in 2: unfixed, a
+    retyped line leaves debris (``Bob: 👨‍👩‍👧x> Bob: …``), the prompt is overwritten and
+    wrapping is off."""
     with running_server() as server:
         bob = RawClient(server.address)
         bob.login("Bob")
@@ -137,17 +139,20 @@ def test_cursor_stays_right_after_zwj_emoji_and_the_text_is_sent_joined():
         try:
             term.wait_for("Online: Bob, Alice")
             term.wait_for_prompt()
-            for n in (1, 4, 8, 12):
-                term.type(f"Bob: {FAMILY * n}x")
+            for typed, shown in [(FAMILY, FAMILY_SHOWN), (FAMILY * 4, FAMILY_SHOWN * 4),
+                                 (FAMILY * 8, FAMILY_SHOWN * 8), (FLAG * 3, "IL" * 3),
+                                 (FAMILY * 12, FAMILY_SHOWN * 12), (FLAG * 20, "IL" * 20),
+                                 (f"{FLAG}{FAMILY}\U0001f1ee", f"IL{FAMILY_SHOWN}I")]:
+                term.type(f"Bob: {typed}x")
                 term.settle()
                 rows = [ln.rstrip() for ln in term.screen()]
                 start = next(i for i, ln in enumerate(rows) if ln.startswith("> Bob"))
                 x, y = term.cursor()
                 # Every row fits, the rows read back as what was typed, and the cursor sits
                 # right after the "x" on the last of them.
-                assert "".join(rows[start:y + 1]) == f"> Bob: {FAMILY_SHOWN * n}x", rows
+                assert "".join(rows[start:y + 1]) == f"> Bob: {shown}x", rows
                 assert all(display_width(r) <= 40 for r in rows)
-                assert x == display_width(rows[y]), (n, x, rows[y])
+                assert x == display_width(rows[y]), (typed, x, rows[y])
                 term.keys("C-u")
                 term.settle(0.2)
             # Editing in the middle: two steps left lands before the space, not inside a family.
@@ -158,8 +163,10 @@ def test_cursor_stays_right_after_zwj_emoji_and_the_text_is_sent_joined():
             prompt = next(ln for ln in term.screen() if ln.startswith("> Bob"))
             assert prompt.rstrip() == f"> Bob: {FAMILY_SHOWN}{FAMILY_SHOWN}! x"
             assert term.cursor()[0] == len("> Bob: ") + 2 * display_width(FAMILY_SHOWN) + 1
+            term.keys("End")
+            term.type(FLAG)
             term.keys("Enter")
-            assert bob.expect("Alice:") == f"Alice: {FAMILY}{FAMILY}! x"
+            assert bob.expect("Alice:") == f"Alice: {FAMILY}{FAMILY}! x{FLAG}"
         finally:
             term.close()
 

@@ -656,13 +656,15 @@ def _processor_base():
 class JoinedEmojiProcessor(_processor_base()):  # type: ignore[misc]
     """Draw the input line so prompt_toolkit and the terminal agree on where the cursor is.
 
-    prompt_toolkit measures every code point with wcwidth: ``👨‍👩‍👧`` (three emoji joined
-    by ZWJ) counts 6 cells, while tmux and most terminals draw the joined family in 2 —
-    the cursor then drifts and wrapping breaks. In the *input line only*, a ZWJ that would
-    glue a wide character onto the one before it is not drawn: the members show side by
-    side (6 cells, on every terminal), the text being edited and sent keeps them joined,
-    and printed messages show them joined. (display.display_width is the cluster-aware
-    measure; prompt_toolkit offers no hook to lay out a cluster as one cell.)
+    prompt_toolkit measures every code point with wcwidth, terminals draw clusters:
+    ``👨‍👩‍👧`` (three emoji joined by ZWJ) counts 6 cells but tmux and most terminals draw
+    it in 2; a flag (two regional indicators) counts 4, tmux draws it in 2 and a lone
+    indicator in 1. The cursor then drifts, a retyped line leaves debris and wrapping
+    breaks. prompt_toolkit has no hook to lay out a cluster as one cell, so the *input line
+    only* is drawn in a form every terminal measures like wcwidth does: a ZWJ that would
+    glue a wide character onto the one before is not drawn (the members show side by side),
+    and regional indicators show as their letters (``🇮🇱`` as ``IL``, underlined). The text
+    being edited and sent is unchanged, and printed messages show the real glyphs.
     """
 
     def apply_transformation(self, ti):  # type: ignore[no-untyped-def]
@@ -672,15 +674,23 @@ class JoinedEmojiProcessor(_processor_base()):  # type: ignore[misc]
         from wcwidth import wcwidth
 
         fragments = ti.fragments
-        if display.ZWJ not in fragment_list_to_text(fragments):
+        text = fragment_list_to_text(fragments)
+        if text.isascii() or not (display.ZWJ in text or _REGIONAL.search(text)):
             return Transformation(fragments)
         chars = explode_text_fragments(fragments)
         dropped = [i for i in range(len(chars) - 1)
                    if chars[i][1] == display.ZWJ and wcwidth(chars[i + 1][1]) == 2]
-        if not dropped:
-            return Transformation(fragments)
         gone = set(dropped)
-        kept = [frag for i, frag in enumerate(chars) if i not in gone]
+        kept = []
+        for i, (style, ch, *rest) in enumerate(chars):
+            if i in gone:
+                continue
+            if _REGIONAL.match(ch):
+                kept.append((style + " underline", chr(ord("A") + ord(ch) - 0x1F1E6), *rest))
+            else:
+                kept.append((style, ch, *rest))
+        if not dropped:
+            return Transformation(kept)
 
         def source_to_display(i: int) -> int:
             return i - bisect.bisect_left(dropped, i)
@@ -692,3 +702,6 @@ class JoinedEmojiProcessor(_processor_base()):  # type: ignore[misc]
             return i
 
         return Transformation(kept, source_to_display, display_to_source)
+
+
+_REGIONAL = re.compile("[\U0001f1e6-\U0001f1ff]")
