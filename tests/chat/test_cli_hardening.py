@@ -490,3 +490,10 @@ def test_line_mode_ordering_costs_no_round_trip_per_message_and_stays_under_the_
         assert out[-1] == "Invalid format! Use: TargetName: Message"
         assert not any("Flood" in ln for ln in out), out
         assert [bob.expect("Alice:") for _ in range(35)] == [f"Alice: m{i}" for i in range(35)]
+
+
+def test_the_bidi_choices_of_the_parser_are_the_modes_the_client_knows():
+    from tcplab.chat.cli_client import BIDI_MODES
+    from tcplab.cli.commands.client import BIDI_CHOICES
+
+    assert BIDI_CHOICES == BIDI_MODES

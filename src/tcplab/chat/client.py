@@ -250,6 +250,8 @@ class ChatClient:
 
     def command(self, name: str, arg: str = "") -> bool:
         """Send ``/name arg`` (``users``, ``deltas``, ``ping``, ``quit``)."""
+        if name == "ping" and not arg:
+            return self.ping()  # so its reply is matched to it
         return self._queue(f"/{name} {arg}".rstrip())
 
     def ping(self) -> bool:
