@@ -204,3 +204,24 @@ def test_bracketed_paste_from_tmux_sends_each_line():
                 "Alice: line one", "Alice: line two", "Alice: line three"]
         finally:
             term.close()
+
+
+def test_a_long_hebrew_message_is_wrapped_before_it_is_reordered():
+    """Reordered first and wrapped by the terminal, the end of the sentence would come first."""
+    words = ["אחת", "שתיים", "שלוש", "ארבע", "חמש", "שש", "שבע", "שמונה", "תשע", "עשר"]
+    with running_server() as server:
+        bob = RawClient(server.address)
+        bob.login("Bob")
+        term = client_in_tmux(server.port, width=30)
+        try:
+            term.wait_for("Online: Bob, Alice")
+            bob.send("Alice: " + " ".join(words))
+            lines = [ln.rstrip() for ln in term.wait_for("Bob: ")]
+            first = next(i for i, ln in enumerate(lines) if ln.startswith("Bob: "))
+            rows = lines[first:first + 2]
+            assert all(display_width(r) <= 30 for r in rows)
+            # Each row holds consecutive words drawn right to left, the first words first.
+            assert rows[0] == "Bob: " + " ".join(words[:5])[::-1]
+            assert rows[1] == " ".join(words[5:])[::-1]
+        finally:
+            term.close()
