@@ -113,14 +113,19 @@ def test_no_stray_prompt_after_the_server_shuts_down():
             term.close()
 
 
-def test_no_stray_prompt_after_quit():
+@pytest.mark.parametrize("keys", [("/quit", "Enter"), ("/QUIT", "Enter"), ("exit", "Enter"),
+                                  ("C-d",), ("C-c",), ("half typed", "C-c")])
+def test_no_stray_prompt_after_leaving(keys):
     with running_server() as server:
         term = client_in_tmux(server.port)
         try:
             term.wait_for("Online: Alice")
             term.wait_for_prompt()
-            term.type("/quit")
-            term.keys("Enter")
+            for key in keys:
+                if key.startswith(("C-", "Enter")):
+                    term.keys(key)
+                else:
+                    term.type(key)
             lines = term.wait_for("[exit 0]")
             assert no_stray_prompt(lines), "\n".join(lines)
             assert not any("Connection lost" in ln for ln in lines)

@@ -588,18 +588,30 @@ class _Session:
 
     def _tty_loop(self) -> None:
         from prompt_toolkit import PromptSession
+        from prompt_toolkit.filters import Condition
+        from prompt_toolkit.key_binding import KeyBindings
         from prompt_toolkit.patch_stdout import patch_stdout
 
+        keys = KeyBindings()
         session: PromptSession = PromptSession(completer=NickCompleter(lambda: self.client.online),
                                                complete_while_typing=False,
-                                               input_processors=[JoinedEmojiProcessor()])
+                                               input_processors=[JoinedEmojiProcessor()],
+                                               key_bindings=keys)
 
-        def leave() -> None:
+        def leave(exception: type[BaseException] = EOFError) -> None:
             # Erase the unfinished "> " line instead of leaving it above the shell prompt.
             app = session.app
             app.erase_when_done = True
             if app.future is not None and not app.future.done():
-                app.exit(exception=EOFError())
+                app.exit(exception=exception())
+
+        @keys.add("c-c")
+        def _interrupt(event) -> None:  # type: ignore[no-untyped-def]
+            leave(KeyboardInterrupt)
+
+        @keys.add("c-d", filter=Condition(lambda: not session.default_buffer.text))
+        def _end(event) -> None:  # type: ignore[no-untyped-def]
+            leave(EOFError)
 
         def exit_prompt() -> None:
             app = session.app
