@@ -176,6 +176,20 @@ def test_the_servers_421_and_417_during_login_are_a_refused_login(nick, code):
         assert roster_consistent(server)
 
 
+def test_a_421_for_another_command_during_login_is_not_a_refusal():
+    """A server without /codes or /deltas answers them 421 while the nickname is pending."""
+    with running_server() as server:
+        client = ChatClient(*server.address[:2])
+        client.start()
+        client.wait_for(Connected)
+        try:
+            client.send_raw("/frob")
+            client.login("Alice")
+            assert isinstance(client.wait_for(LoggedIn, LoginRefused, timeout=5), LoggedIn)
+        finally:
+            client.close()
+
+
 # --- item 8: a terminal that cannot show Hebrew ---------------------------------------------
 
 

@@ -134,10 +134,12 @@ Event = (Connected | LoggedIn | LoginRefused | PrivateMessage | BroadcastMessage
          | UserJoined | UserLeft | SystemNotice | Pong | Disconnected)
 
 # Answers that end a login attempt. Besides the nickname and password errors, a "nickname"
-# starting with "/" is answered as a command (421) and one longer than the server's line
-# limit as 417, or 400 if it is not UTF-8: all are a refused login, not a reason to hang.
+# longer than the server's line limit is answered 417, or 400 if it is not UTF-8, and one
+# starting with "/" as a command (421): all are a refused login, not a reason to hang.
+# (421 only for such a nickname: it also answers our own /codes or /deltas on a server
+# that lacks them, which must not pass for a refusal.)
 _LOGIN_REFUSALS = frozenset({Code.BAD_NICK, Code.NICK_IN_USE, Code.PASSWORD,
-                             Code.UNKNOWN_COMMAND, Code.LINE_TOO_LONG, Code.INVALID_UTF8})
+                             Code.LINE_TOO_LONG, Code.INVALID_UTF8})
 
 
 def parse_server_line(line: str) -> PrivateMessage | BroadcastMessage | OnlineUsers | SystemNotice:
@@ -459,7 +461,8 @@ class ChatClient:
                         self._nick_pending = None
                         self._emit(LoggedIn(pending, event.text))
                         continue
-                    if event.code in _LOGIN_REFUSALS:
+                    if event.code in _LOGIN_REFUSALS or (
+                            event.code == Code.UNKNOWN_COMMAND and pending.startswith("/")):
                         self._nick_pending = None
                         self._emit(LoginRefused(event.code, event.text))
                         continue
