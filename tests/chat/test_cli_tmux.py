@@ -221,7 +221,7 @@ def test_a_long_hebrew_message_is_wrapped_before_it_is_reordered():
         try:
             term.wait_for("Online: Bob, Alice")
             bob.send("Alice: " + " ".join(words))
-            lines = [ln.rstrip() for ln in term.wait_for("Bob: ")]
+            lines = [ln.rstrip() for ln in term.wait_for(" ".join(words[5:])[::-1])]
             first = next(i for i, ln in enumerate(lines) if ln.startswith("Bob: "))
             rows = lines[first:first + 2]
             assert all(display_width(r) <= 30 for r in rows)
