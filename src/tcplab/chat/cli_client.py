@@ -498,7 +498,7 @@ class _Session:
             return all(self._handle_line(line) for line in lines)
         target = parts[0]
         self._local(f"(pasted {len(lines)} lines: sent to {sanitize(target)} as "
-                         f"{len(lines)} messages)")
+                    f"{len(lines)} messages)")
         if not self._handle_line(first):
             return False
         for line in lines[1:]:
@@ -546,11 +546,11 @@ class _Session:
             self._local("System: not sent (not connected).")
         elif len(self.outbox) >= MAX_OUTBOX:
             self._local(f"Not sent — reconnecting, and {MAX_OUTBOX} messages are "
-                             "already waiting.")
+                        "already waiting.")
         else:
             self.outbox.append(line)
             self._local(f"Not sent yet — reconnecting; it will be sent once "
-                             f"reconnected ({len(self.outbox)} waiting).")
+                        f"reconnected ({len(self.outbox)} waiting).")
         return True
 
     def barrier(self) -> None:
