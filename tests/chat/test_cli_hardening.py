@@ -250,6 +250,11 @@ def test_messages_typed_while_reconnecting_are_kept_and_sent_and_the_list_is_sta
         child.sendline("Bob: are you there?")
         child.expect_exact("Not sent yet — reconnecting; it will be sent once reconnected "
                            "(1 waiting).")
+        for i in range(2, 21):
+            child.sendline(f"Bob: waiting {i}")
+            child.expect_exact(f"({i} waiting).")
+        child.sendline("Bob: one too many")
+        child.expect_exact("Not sent — reconnecting, and 20 messages are already waiting.")
         child.sendline("/users")
         child.expect_exact("Online: Carol, Alice (as of the lost connection; reconnecting)")
         child.sendline("/ping")
@@ -259,8 +264,10 @@ def test_messages_typed_while_reconnecting_are_kept_and_sent_and_the_list_is_sta
             pytest.skip("the port was taken by another process meanwhile")
         bob = RawClient(("127.0.0.1", port))
         bob.login("Bob")
-        child.expect_exact("Reconnected; sent 1 waiting message(s).", timeout=20)
+        child.expect_exact("Reconnected; sent 20 waiting message(s).", timeout=20)
         assert bob.expect("Alice:") == "Alice: are you there?"
+        assert [bob.expect("Alice:") for _ in range(19)] == [
+            f"Alice: waiting {i}" for i in range(2, 21)]
         child.sendline("/users")
         child.expect(r"Online: Bob, Alice\r\n")
         assert finish(child) == 0
