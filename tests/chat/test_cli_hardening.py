@@ -305,6 +305,24 @@ def test_password_is_asked_hidden_and_a_wrong_one_is_asked_again():
         assert roster_consistent(server)
 
 
+def test_a_wrong_password_answered_before_the_nickname_is_pending_is_still_a_refusal():
+    """The race a loaded machine hits: /pass's 464 arrives before login() marks a nickname
+    pending, so it comes as a notice, followed by the close — not a "connection closed"."""
+    from tcplab.chat.cli_client import _answer
+
+    with running_server(limits=Limits(rate=0, password="s3cret")) as server:
+        client = ChatClient(*server.address[:2])
+        client.start()
+        client.wait_for(Connected)
+        try:
+            client.send_raw("/pass wrong")
+            time.sleep(0.5)  # the answer is in before any nickname is offered
+            event = _answer(client)
+            assert isinstance(event, LoginRefused) and event.code == Code.PASSWORD
+        finally:
+            client.close()
+
+
 def test_password_from_the_environment_and_a_clear_error_in_line_mode():
     with running_server(limits=Limits(rate=0, password="s3cret")) as server:
         client = LineModeClient("--port", str(server.port), "--nick", "Alice")

@@ -25,14 +25,18 @@ FLAG = "\U0001f1ee\U0001f1f1"  # 🇮🇱: 4 cells to wcwidth, 2 in tmux (a lone
 class Tmux:
     """One detached tmux server (its own socket) running one command in one pane."""
 
-    def __init__(self, command: list[str], width: int = 80, height: int = 24) -> None:
+    def __init__(self, command: list[str], width: int = 80, height: int = 24,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.tmux = require_program("tmux")
         self.name = f"tcplab-test-{uuid.uuid4().hex[:8]}"
         shell = " ".join(shlex.quote(a) for a in command)
         # The status line would take a row; "[exit N]" shows how the client ended.
         script = f"{shell}; echo \"[exit $?]\"; sleep 600"
-        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "STY")}
+        # COLUMNS/LINES (set by pytest-xdist) would describe another terminal than this pane.
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("TMUX", "STY", "COLUMNS", "LINES")}
         env["LANG"] = "C.UTF-8"
+        env.update(extra_env or {})
         self._run("-f", "/dev/null", "new-session", "-d", "-x", str(width), "-y", str(height),
                   "sh", "-c", script, env=env)
         self._run("set-option", "-g", "status", "off")
@@ -91,9 +95,10 @@ class Tmux:
                        timeout=15)
 
 
-def client_in_tmux(port: int, *args: str, width: int = 80) -> Tmux:
+def client_in_tmux(port: int, *args: str, width: int = 80,
+                   env: dict[str, str] | None = None) -> Tmux:
     return Tmux([sys.executable, "-m", "tcplab", "client", "--port", str(port),
-                 "--nick", "Alice", *args], width=width)
+                 "--nick", "Alice", *args], width=width, extra_env=env)
 
 
 def no_stray_prompt(lines: list[str]) -> bool:
@@ -212,12 +217,13 @@ def test_bracketed_paste_from_tmux_sends_each_line():
 
 
 def test_a_long_hebrew_message_is_wrapped_before_it_is_reordered():
-    """Reordered first and wrapped by the terminal, the end of the sentence would come first."""
+    """Reordered first and wrapped by the terminal, the end of the sentence would come first.
+    The width is the pane's, not a stale exported COLUMNS."""
     words = ["אחת", "שתיים", "שלוש", "ארבע", "חמש", "שש", "שבע", "שמונה", "תשע", "עשר"]
     with running_server() as server:
         bob = RawClient(server.address)
         bob.login("Bob")
-        term = client_in_tmux(server.port, width=30)
+        term = client_in_tmux(server.port, width=30, env={"COLUMNS": "80"})
         try:
             term.wait_for("Online: Bob, Alice")
             bob.send("Alice: " + " ".join(words))

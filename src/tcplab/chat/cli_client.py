@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import os
 import queue
 import re
 import shutil
@@ -181,8 +182,7 @@ class _Console:
         and then each line reordered (display.layout), otherwise the text as it is."""
         if not self.bidi or not display.has_rtl(text):
             return [text]
-        width = shutil.get_terminal_size((80, 24)).columns
-        return display.layout(text, width)[1]
+        return display.layout(text, _terminal_width())[1]
 
     def say(self, text: str) -> None:
         """Print one logical line. Never raises for a character the terminal's encoding
@@ -196,6 +196,18 @@ class _Console:
                     encoding = getattr(self.stdout, "encoding", None) or "ascii"
                     safe = line.encode(encoding, "backslashreplace").decode(encoding)
                     print(safe, file=self.stdout, flush=True)
+
+
+def _terminal_width() -> int:
+    """The terminal's width now (it may have been resized); an exported COLUMNS, which
+    shutil.get_terminal_size prefers, goes stale on a resize and is only the fallback."""
+    stream = sys.__stdout__
+    try:
+        if stream is not None:
+            return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        pass
+    return shutil.get_terminal_size((80, 24)).columns
 
 
 def _ssl_context(opts: Options):  # -> ssl.SSLContext | None
@@ -250,11 +262,22 @@ def _connect(opts: Options, host: str, port: int) -> ChatClient:
 
 
 def _answer(client: ChatClient) -> Event:
-    try:
-        return client.wait_for(LoggedIn, LoginRefused, Disconnected, timeout=LOGIN_TIMEOUT)
-    except TimeoutError:
-        raise EnvironmentProblem(f"the server did not answer the login within "
-                                 f"{LOGIN_TIMEOUT:g} s") from None
+    """The server's answer to a login. A ``464`` can come as a plain notice: the answer to a
+    ``/pass`` sent just before the nickname may arrive before the core knows a nickname is
+    pending, and the server closes the connection right after it."""
+    deadline = time.monotonic() + LOGIN_TIMEOUT
+    while True:
+        try:
+            event = client.wait_for(LoggedIn, LoginRefused, Disconnected, SystemNotice,
+                                    timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise EnvironmentProblem(f"the server did not answer the login within "
+                                     f"{LOGIN_TIMEOUT:g} s") from None
+        if isinstance(event, SystemNotice):
+            if event.code == Code.PASSWORD:
+                return LoginRefused(event.code, event.text)
+            continue
+        return event
 
 
 def _login(console: _Console, opts: Options, host: str, port: int) -> tuple[ChatClient, str]:
