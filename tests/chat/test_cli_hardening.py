@@ -536,3 +536,23 @@ def test_the_bidi_choices_of_the_parser_are_the_modes_the_client_knows():
     from tcplab.cli.commands.client import BIDI_CHOICES
 
     assert BIDI_CHOICES == BIDI_MODES
+
+
+def test_a_line_sent_right_before_close_is_never_lost():
+    """close() right after send(): the network thread may have flushed just before the line
+    was queued; it must look again before the FIN (the CLI's last message before 'exit')."""
+    with running_server() as server:
+        sink = RawClient(server.address)
+        sink.login("Sink")
+        for i in range(40):
+            client = ChatClient(*server.address[:2])
+            client.start()
+            client.wait_for(Connected)
+            client.login(f"Q{i}")
+            client.wait_for(LoggedIn)
+            for j in range(20):
+                client.send("Sink", f"{i}.{j}")
+                time.sleep(0.0002 * (j % 2))
+            client.close()
+            assert sink.expect(f"Q{i}: {i}.19").endswith(f"{i}.19")
+        assert roster_consistent(server)

@@ -303,6 +303,10 @@ class ChatClient:
         self._wake()
         return True
 
+    def _has_unsent(self) -> bool:
+        with self._lock:
+            return bool(self._unsent)
+
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
@@ -422,7 +426,9 @@ class ChatClient:
                     want_write = bool(out)
                     events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
                     sel.modify(sock, events)
-                if self._closing.is_set() and not out and not fin_sent:
+                # close() follows the caller's last send, but that line may have been queued
+                # after the flush above: look again under the lock before the FIN, or it is lost.
+                if self._closing.is_set() and not out and not fin_sent and not self._has_unsent():
                     fin_sent = True
                     fin_deadline = now + CLOSE_TIMEOUT
                     if isinstance(sock, ssl.SSLSocket):
