@@ -213,6 +213,8 @@ _WORDING = (
     (re.compile(r"^Server full"), Code.SERVER_FULL),
     (re.compile(r"Too many connections from your address"), Code.TOO_MANY_FROM_ADDRESS),
     (re.compile(r"Server is shutting down"), Code.SHUTTING_DOWN),
+    (re.compile(r" joined\.$"), Code.JOINED),  # last: a nickname is part of these two
+    (re.compile(r" left\.$"), Code.LEFT),
 )
 
 
