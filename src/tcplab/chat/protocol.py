@@ -99,7 +99,8 @@ _RELAY_CONTROLS_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028-\u202e\u20
 
 
 class Code:
-    """Stable numeric codes carried by every ``System:`` line (IRC numerics where one exists)."""
+    """Stable numeric codes of the ``System:`` lines (IRC numerics where one exists), sent to
+    clients that asked with ``/codes on``; the others get the same text without them."""
 
     WELCOME = 1  # login accepted
     PONG = 2  # reply to /ping
