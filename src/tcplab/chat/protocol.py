@@ -157,15 +157,19 @@ _C0_AND_DEL = bytes(b for b in range(0x20) if b != 0x09) + b"\x7f"
 _UTF8_CONTROLS = ((b"\xc2", 0x80, 0x9f), (b"\xe2\x80", 0xa8, 0xae), (b"\xe2\x81", 0xa6, 0xa9))
 
 
-def has_controls(data: bytes, line_ends: bool = False) -> bool:
+def has_controls(data: bytes, line_ends: bool = False, ascii: bool = False) -> bool:
     """True when ``data`` holds something :func:`clean_text` would change. With
     ``line_ends`` the ``\n`` and ``\r\n`` that end lines are allowed (a whole read is
     checked at once, so clean traffic costs a few C-speed passes per read, not a regex per
-    line)."""
+    line); ``ascii`` says the caller already knows ``data`` is ASCII."""
     n = len(data) - len(data.translate(None, _C0_AND_DEL))
-    if n and (not line_ends or n != data.count(b"\n") + data.count(b"\r\n")):
-        return True
-    if data.isascii():
+    if n:
+        if not line_ends:
+            return True
+        lf = data.count(b"\n")
+        if n != lf and n != lf + data.count(b"\r\n"):
+            return True
+    if ascii or data.isascii():
         return False
     for lead, lo, hi in _UTF8_CONTROLS:
         i = data.find(lead)
@@ -485,7 +489,7 @@ class ChatCore:
         lines = sess.framer.feed(data)
         # One look at the whole read decides whether lines need checking for control
         # characters one by one; the unfinished tail carries its verdict to the next read.
-        dirty = sess.tail_dirty or has_controls(data, line_ends=True)
+        dirty = sess.tail_dirty or has_controls(data, True, sess.framer.ascii)
         if dirty:
             cut = data.rfind(b"\n")
             sess.tail_dirty = has_controls(data[cut + 1:]) if cut >= 0 else True
