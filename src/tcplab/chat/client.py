@@ -389,7 +389,9 @@ class ChatClient:
                     want_write = bool(out)
                     events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
                     sel.modify(sock, events)
-                if self._closing.is_set() and not out and not fin_sent:
+                with self._lock:
+                    queued = bool(self._unsent)  # queued after the take above, before close()
+                if self._closing.is_set() and not out and not queued and not fin_sent:
                     fin_sent = True
                     fin_deadline = now + CLOSE_TIMEOUT
                     if isinstance(sock, ssl.SSLSocket):
