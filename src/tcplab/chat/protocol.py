@@ -99,7 +99,8 @@ _RELAY_CONTROLS_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028-\u202e\u20
 
 
 class Code:
-    """Stable numeric codes carried by every ``System:`` line (IRC numerics where one exists)."""
+    """Stable numeric codes of the ``System:`` lines (IRC numerics where one exists), sent to
+    clients that asked with ``/codes on``; the others get the same text without them."""
 
     WELCOME = 1  # login accepted
     PONG = 2  # reply to /ping
@@ -156,15 +157,19 @@ _C0_AND_DEL = bytes(b for b in range(0x20) if b != 0x09) + b"\x7f"
 _UTF8_CONTROLS = ((b"\xc2", 0x80, 0x9f), (b"\xe2\x80", 0xa8, 0xae), (b"\xe2\x81", 0xa6, 0xa9))
 
 
-def has_controls(data: bytes, line_ends: bool = False) -> bool:
+def has_controls(data: bytes, line_ends: bool = False, ascii: bool = False) -> bool:
     """True when ``data`` holds something :func:`clean_text` would change. With
     ``line_ends`` the ``\n`` and ``\r\n`` that end lines are allowed (a whole read is
     checked at once, so clean traffic costs a few C-speed passes per read, not a regex per
-    line)."""
+    line); ``ascii`` says the caller already knows ``data`` is ASCII."""
     n = len(data) - len(data.translate(None, _C0_AND_DEL))
-    if n and (not line_ends or n != data.count(b"\n") + data.count(b"\r\n")):
-        return True
-    if data.isascii():
+    if n:
+        if not line_ends:
+            return True
+        lf = data.count(b"\n")
+        if n != lf and n != lf + data.count(b"\r\n"):
+            return True
+    if ascii or data.isascii():
         return False
     for lead, lo, hi in _UTF8_CONTROLS:
         i = data.find(lead)
@@ -213,6 +218,8 @@ _WORDING = (
     (re.compile(r"^Server full"), Code.SERVER_FULL),
     (re.compile(r"Too many connections from your address"), Code.TOO_MANY_FROM_ADDRESS),
     (re.compile(r"Server is shutting down"), Code.SHUTTING_DOWN),
+    (re.compile(r" joined\.$"), Code.JOINED),  # last: a nickname is part of these two
+    (re.compile(r" left\.$"), Code.LEFT),
 )
 
 
@@ -482,7 +489,7 @@ class ChatCore:
         lines = sess.framer.feed(data)
         # One look at the whole read decides whether lines need checking for control
         # characters one by one; the unfinished tail carries its verdict to the next read.
-        dirty = sess.tail_dirty or has_controls(data, line_ends=True)
+        dirty = sess.tail_dirty or has_controls(data, True, sess.framer.ascii)
         if dirty:
             cut = data.rfind(b"\n")
             sess.tail_dirty = has_controls(data[cut + 1:]) if cut >= 0 else True

@@ -6,10 +6,12 @@ accept loop lets one silent client stall every login. Here a single loop multipl
 socket; the protocol decisions are made by :class:`tcplab.chat.protocol.ChatCore`, and
 this module only moves bytes, enforces resource bounds and logs metadata.
 
-Bounds: each client's unsent output is capped (``max_output``); a client that stops
-reading past it is disconnected and the senders of what was still queued are told. The
-number of clients is capped, incoming lines are capped by the framer, and lists are
-coalesced by the core. What this module must never do: interpret message text (that is
+Bounds: each client's unsent output is capped (``max_output``; one online list at a time
+rides outside the cap, so a huge roster never gets a reader dropped); a client that stops
+reading past it — and whose kernel buffer is full too — is disconnected and the senders of
+what was still queued are told. Connections are capped in all and per address, incoming
+lines are capped by the framer, and lists are coalesced by the core. Whatever a drop
+causes is carried out from a worklist (:meth:`ChatServer._apply`), never by recursion. What this module must never do: interpret message text (that is
 the core's job) or log it (unless ``log_messages`` is on).
 """
 
@@ -25,7 +27,8 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from tcplab.chat.protocol import ChatCore, Close, Limits, ListLine, Note, plain_system_line
 from tcplab.errors import EnvironmentProblem
@@ -34,9 +37,9 @@ log = logging.getLogger("tcplab.chat.server")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 55555
-#: Unsent bytes allowed per client before it counts as a slow consumer. Large enough for a
-#: full ONLINE_USERS list of thousands of users plus a burst of messages, small enough that
-#: 10,000 stalled clients cannot exhaust memory (lists are only queued on an empty buffer).
+#: Unsent bytes allowed per client before it counts as a slow consumer: a generous burst of
+#: messages, small enough that 10,000 stalled clients cannot exhaust memory. The one online
+#: list a client may have queued does not count (with 10,000 long names it is over 1 MB).
 DEFAULT_MAX_OUTPUT = 256 * 1024
 DEFAULT_MAX_CLIENTS = 10_000
 #: Connections one address may hold at once (IPv6: one /64). Generous, because a school or
@@ -206,7 +209,7 @@ class ChatServer:
     def client_count(self) -> int:
         return len(self._conns)
 
-    def call_soon_threadsafe(self, fn, *args) -> concurrent.futures.Future:
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         """Run ``fn(*args)`` on the loop's thread between two iterations and return a future
         for its result: the one safe way for another thread (a test, a monitoring window)
         to look at the server's state while it runs."""
@@ -226,7 +229,7 @@ class ChatServer:
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn(*args))
-                except BaseException as exc:  # handed to the caller, never raised here
+                except Exception as exc:  # handed to the caller, never raised here
                     future.set_exception(exc)
 
     # -- the loop ------------------------------------------------------------------------
@@ -296,6 +299,8 @@ class ChatServer:
                     self._sel.unregister(s)
                 s.close()
             self._sel.close()
+            while self._calls:  # asked too late: the loop is gone
+                self._calls.popleft()[2].cancel()
             _log("stopped", 0, {})
 
     def _tick(self, now: float, idle: bool) -> None:
@@ -354,7 +359,6 @@ class ChatServer:
                              f"Too many connections from your address ({self.max_per_address}); "
                              "try later.")
                 continue
-            self._per_address[key] = per_address + 1
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -373,6 +377,7 @@ class ChatServer:
             self._next_id += 1
             conn = _Conn(cid, sock, peer, key, handshaking)
             self._conns[cid] = conn
+            self._per_address[key] = per_address + 1
             self._sel.register(sock, selectors.EVENT_READ, conn)
             _log("connect", cid, {"peer": peer, "clients": len(self._conns)})
             self._apply(self.core.connect(cid, now, key))
