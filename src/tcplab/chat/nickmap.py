@@ -1,0 +1,55 @@
+"""How one nickname looks in every dialect, and why two users can never collide.
+
+The native line protocol allows spaces in nicknames (the report's ``Britney Spears``);
+IRC cannot carry a space in a nickname, and gives ``!``, ``@``, ``*``, ``?`` and a few
+leading characters special meanings (the ``nick!user@host`` source, wildcard masks,
+channel names, membership prefixes in ``NAMES``). :func:`irc_form` replaces each of them
+with ``_``: IRC users see ``Britney_Spears``, and a message to ``Britney_Spears`` reaches
+her because the chat core compares names on the folded form (:func:`fold`), so
+``Britney Spears`` and ``Britney_Spears`` are the *same* name and cannot both be online.
+That reservation is what makes the mapping reversible: among the users online, exactly
+one has a given IRC form.
+
+Pure string functions; no I/O, no imports from the rest of the chat (the core and every
+dialect import this module).
+"""
+
+from __future__ import annotations
+
+#: Characters an IRC nickname cannot hold anywhere: the parameter separator, the
+#: ``nick!user@host`` delimiters, mask wildcards, the target-list separator and the
+#: trailing-parameter mark.
+IRC_UNSAFE = frozenset(" !@*?,:")
+#: Characters an IRC nickname cannot start with: channel types (``#``, ``&``), server/host
+#: masks (``$``) and the membership prefixes clients strip from ``NAMES`` replies
+#: (``@ + % ~``), so ``+Bob`` would otherwise show as a voiced ``Bob``.
+IRC_UNSAFE_FIRST = frozenset("#&$@+%~")
+#: What every unsafe character becomes.
+IRC_SUBSTITUTE = "_"
+
+
+def irc_form(nick: str) -> str:
+    """The nickname IRC clients see (and may send) for ``nick``; identity for IRC-safe names."""
+    if not nick:
+        return nick
+    chars = list(nick)
+    changed = False
+    for i, ch in enumerate(chars):
+        if ch in IRC_UNSAFE or (i == 0 and ch in IRC_UNSAFE_FIRST):
+            chars[i] = IRC_SUBSTITUTE
+            changed = True
+    return "".join(chars) if changed else nick
+
+
+def irc_safe(nick: str) -> bool:
+    """True when ``nick`` can be used as it is on IRC (it is its own IRC form)."""
+    return irc_form(nick) == nick
+
+
+def fold(nick: str) -> str:
+    """The part of a nickname's identity that dialects contribute: its IRC form.
+
+    The chat core applies its own normalisation (case, look-alikes) on top of this, so the
+    uniqueness rule is one rule for every dialect.
+    """
+    return irc_form(nick)
