@@ -882,8 +882,7 @@ class IrcDialect(Dialect):
 
     @staticmethod
     def _text(head: bytes, text: bytes) -> bytes:
-        if not text.isascii() or not text.isprintable():
-            text = text.translate(None, _CONTROL_BYTES)
+        text = text.translate(None, _CONTROL_BYTES)  # no CTCP or formatting smuggled in
         if text[:4] == ME_PREFIX:
             return text_lines(head, b"\x01ACTION " + text[4:] + b"\x01")
         return text_lines(head, text)
