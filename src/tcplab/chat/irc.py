@@ -344,6 +344,14 @@ _QUIT_REASONS = {
 }
 
 
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _upper(verb: str) -> str:
     return verb.upper() if not verb.isupper() else verb
 
@@ -414,6 +422,10 @@ class IrcDialect(Dialect):
 
     def receive(self, core: ChatCore, sess: Session, data: bytes, now: float) -> list[Output]:
         st: IrcState = sess.state
+        if b"\r" in data:
+            # CR, LF or CR LF each end a line (modern.ircdocs.horse); a bare CR must not hide
+            # a second line inside the first.
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = st.framer.feed(data)  # type: ignore[attr-defined]
         if not lines:
             return []
@@ -445,7 +457,7 @@ class IrcDialect(Dialect):
             if body[:8] == b"PRIVMSG " and sess.key is not None:
                 target, sep, text = body[8:].partition(b" :")
                 if sep and target and b" " not in target and b"," not in target \
-                        and text and text[:1] != b"\x01":
+                        and text and text[:1] != b"\x01" and (text.isascii() or _utf8(text)):
                     text = plain_text(text)
                     if text:
                         if target[:1] == b"#":
