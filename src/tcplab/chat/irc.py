@@ -306,8 +306,8 @@ _CONTROL_BYTES = bytes(i for i in range(32) if i != 9) + b"\x7f"
 
 def plain_text(text: bytes) -> bytes:
     """IRC message text without formatting codes or control bytes."""
-    if text.isascii() and text.isalnum():
-        return text
+    if len(text.translate(None, _CONTROL_BYTES)) == len(text):
+        return text  # the common case: every formatting code is a control byte
     return _FORMATTING.sub(b"", text).translate(None, _CONTROL_BYTES)
 
 
@@ -383,6 +383,16 @@ class IrcDialect(Dialect):
         """``sess``'s nickname as IRC shows it (``*`` before registration, as numerics want)."""
         return irc_form(sess.nick) if sess.nick else "*"
 
+    def target(self, sess: Session) -> bytes:
+        """``sess``'s IRC nickname as the target of a message to it (cached, UTF-8)."""
+        cache = sess.cache
+        if cache is None:
+            cache = sess.cache = {}
+        nick = cache.get("irc-target")
+        if nick is None:
+            nick = cache["irc-target"] = irc_form(sess.nick or "*").encode()
+        return nick
+
     def source(self, sess: Session) -> bytes:
         """``nick!user@host`` for any user, IRC or native, stamped by the server."""
         cache = sess.cache
@@ -432,8 +442,9 @@ class IrcDialect(Dialect):
         st.pinged = False
         out: list[Output] = []
         conn = sess.conn
+        flood = core.limits.rate > 0.0
         for raw in lines:
-            if not core.admit(sess, now, out):
+            if flood and not core.admit(sess, now, out):
                 continue
             if raw is None:
                 out.append((conn, self._num(sess, Numeric.ERR_INPUTTOOLONG,
@@ -458,7 +469,8 @@ class IrcDialect(Dialect):
                 target, sep, text = body[8:].partition(b" :")
                 if sep and target and b" " not in target and b"," not in target \
                         and text and text[:1] != b"\x01" and (text.isascii() or _utf8(text)):
-                    text = plain_text(text)
+                    if len(text.translate(None, _CONTROL_BYTES)) != len(text):
+                        text = plain_text(text)
                     if text:
                         if target[:1] == b"#":
                             self._to_channel(core, sess, target, text, False, out)
@@ -883,9 +895,20 @@ class IrcDialect(Dialect):
         ]
 
     def private(self, sender: Session, dest: Session, text: bytes, notice: bool = False) -> bytes:
-        verb = b" NOTICE " if notice else b" PRIVMSG "
-        target = irc_form(dest.nick).encode()  # type: ignore[arg-type]
-        head = b":" + self.source(sender) + verb + target + b" :"
+        # The hot path of every message to an IRC user: both renderings come from the
+        # per-user caches, and a short clean text needs no splitting or stripping.
+        cache = sender.cache
+        src = cache.get(self.name) if cache is not None else None
+        if src is None:
+            src = self.source(sender)
+        cache = dest.cache
+        tgt = cache.get("irc-target") if cache is not None else None
+        if tgt is None:
+            tgt = self.target(dest)
+        head = b":" + src + (b" NOTICE " if notice else b" PRIVMSG ") + tgt + b" :"
+        if len(head) + len(text) <= MAX_MESSAGE - 2 and text[:4] != ME_PREFIX \
+                and len(text.translate(None, _CONTROL_BYTES)) == len(text):
+            return head + text + b"\r\n"
         return self._text(head, text)
 
     def broadcast(self, sender: Session, text: bytes) -> bytes:

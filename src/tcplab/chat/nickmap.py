@@ -28,17 +28,17 @@ IRC_UNSAFE_FIRST = frozenset("#&$@+%~")
 IRC_SUBSTITUTE = "_"
 
 
+_UNSAFE_TABLE = {ord(ch): IRC_SUBSTITUTE for ch in IRC_UNSAFE}
+
+
 def irc_form(nick: str) -> str:
     """The nickname IRC clients see (and may send) for ``nick``; identity for IRC-safe names."""
     if not nick:
         return nick
-    chars = list(nick)
-    changed = False
-    for i, ch in enumerate(chars):
-        if ch in IRC_UNSAFE or (i == 0 and ch in IRC_UNSAFE_FIRST):
-            chars[i] = IRC_SUBSTITUTE
-            changed = True
-    return "".join(chars) if changed else nick
+    mapped = nick.translate(_UNSAFE_TABLE)
+    if mapped[0] in IRC_UNSAFE_FIRST:
+        mapped = IRC_SUBSTITUTE + mapped[1:]
+    return mapped
 
 
 def irc_safe(nick: str) -> bool:
