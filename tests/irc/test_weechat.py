@@ -27,7 +27,9 @@ class WeeChat:
         exe = require_program("weechat-headless")
         if not list(Path("/usr/lib").glob("*/weechat/plugins/fifo.so")):
             reason = "WeeChat's fifo plugin is missing (apt-get install weechat-plugins)"
-            pytest.fail(f"CI must provide this: {reason}") if IN_CI else pytest.skip(reason)
+            if IN_CI:
+                pytest.fail(f"CI must provide this: {reason}")
+            pytest.skip(reason)
         self.home = home
         self.fifo = home / "fifo"
         self.logs = home / "logs"
