@@ -17,9 +17,11 @@ The daemons are started by this script from the Debian packages (``/usr/sbin/ngi
 ``/usr/sbin/inspircd``) with configurations written to a temporary directory, listening
 on free loopback ports, their flood limits lifted as far as their configuration allows:
 
-* ngIRCd: ``MaxPenaltyTime = 0`` (no command penalties), no connection limits, DNS and
-  ident off. Not liftable: ngIRCd handles at most a few commands per client per event
-  loop pass and reads into a fixed 2 KB buffer per client (compile-time constants).
+* ngIRCd: ``MaxPenaltyTime = 0`` (no command penalties, so no throttling), no connection
+  limits, DNS and ident off. Not liftable (compile-time constants in ``conn.c`` and
+  ``defines.h``): at most 3 commands per client per event-loop pass, 2 KB read buffer per
+  client, 32 KB write buffer per client, listen backlog 10 (hence the generator's modest
+  connect pace, the same for every server).
 * InspIRCd: a connect class with ``fakelag="no"``, ``commandrate`` and ``threshold`` at
   their maxima, 10 MB receive and soft send queues, 100 MB hard send queue, no per-IP
   limits, no DNS. Not liftable: the penalty accounting itself still runs per command.
@@ -52,7 +54,8 @@ PROGRAMS = {"ngircd": "/usr/sbin/ngircd", "inspircd": "/usr/sbin/inspircd"}
 #: What could not be lifted, printed with the results (docs/performance.md repeats it).
 LIMITS_KEPT = {
     "tcplab": "none (flood control off with --rate 0)",
-    "ngircd": "per-client commands per loop pass and the 2 KB read buffer are compile-time",
+    "ngircd": "compile-time: 3 commands per client per loop pass, 2 KB read buffer, "
+              "32 KB write buffer, listen backlog 10",
     "inspircd": "per-command penalty accounting still runs (limits at their maxima)",
 }
 
@@ -132,7 +135,7 @@ def print_table(rows: list[Row]) -> None:
     print()
     print(f"{'clients':>7} {'server':<9} {'msg/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'lost':>5} "
           f"{'srv cores':>9} {'msg/CPU-s':>10} {'KB/conn':>8} {'gen cores':>9} "
-          f"{'other':>6}  runs (k msg/s)")
+          f"{'other':>6} {'login s':>7}  runs (k msg/s)")
     for row in sorted(rows, key=lambda r: (r.clients, SERVERS.index(r.server))):
         v = row.values
         runs = "/".join(str(round(x / 1000)) for x in v.get("runs", []))
@@ -141,7 +144,9 @@ def print_table(rows: list[Row]) -> None:
               f"{fmt(v.get('p50_ms')):>8} {fmt(v.get('p99_ms')):>8} "
               f"{fmt(v.get('lost_all_runs', v.get('lost'))):>5} {fmt(v.get('server_cpu')):>9} "
               f"{fmt(v.get('msg_per_cpu_s'), ',d'):>10} {fmt(v.get('rss_per_conn_kb')):>8} "
-              f"{gen:>9.2f} {fmt(v.get('other_cpu')):>6}  {runs}")
+              f"{gen:>9.2f} {fmt(v.get('other_cpu')):>6} {fmt(v.get('login_s')):>7}  {runs}")
+        if v.get("logged_in") != row.clients:
+            print(f"{'':>17} only {v.get('logged_in')} of {row.clients} clients registered")
         if v.get("errors") or v.get("system_samples") or v.get("misattributed_all_runs"):
             print(f"{'':>17} errors {v.get('errors')}, misattributed "
                   f"{v.get('misattributed_all_runs')}, samples {v.get('system_samples')}")
@@ -185,7 +190,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=None, help="seconds [5; quick 1]")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds for in-flight messages")
     parser.add_argument("--phase-timeout", type=float, default=None,
-                        help="seconds to connect/register/settle [60; quick 15]")
+                        help="seconds to connect/register/settle [180; quick 15]")
     parser.add_argument("--tcplab-command", default=None,
                         help="command that starts tcplab's server [python -m tcplab server]")
     parser.add_argument("--nice", type=int, default=0,
@@ -199,7 +204,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     opts.duration = opts.duration if opts.duration is not None else (1.0 if quick else 5.0)
     if quick and opts.drain == 5.0:
         opts.drain = 3.0
-    opts.phase_timeout = opts.phase_timeout or (15.0 if quick else 60.0)
+    opts.phase_timeout = opts.phase_timeout or (15.0 if quick else 180.0)
     opts.servers = [s.strip() for s in opts.servers.split(",") if s.strip()]
     for name in opts.servers:
         if name not in SERVERS:

@@ -131,3 +131,8 @@ def test_irc_side_nick_rules():
     assert irc_nick_problem("Britney_Spears") is None
     for bad in ["a!b", "a@b", "#chan", "+v", "x*", "q?", "x" * 33]:
         assert irc_nick_problem(bad) is not None, bad
+
+
+def test_runs_of_spaces_and_underscores_are_one_name_across_dialects():
+    assert nick_key("A  B") == nick_key("A B") == nick_key("A__B") == nick_key("a_b")
+    assert nick_key("Ａ！Ｂ") == nick_key("a_b")  # full-width forms fold before the mapping

@@ -565,7 +565,9 @@ class IrcDialect(Dialect):
             out.append((sess.conn, self._num(sess, Numeric.ERR_ALREADYREGISTERED,
                                              "You may not reregister")))
             return
-        if not self._need(sess, verb, msg, 4, out) and len(msg.params) < 4:
+        if len(msg.params) < 4 or not msg.params[0]:
+            out.append((sess.conn, self._num(sess, Numeric.ERR_NEEDMOREPARAMS, verb,
+                                             "Not enough parameters")))
             return
         st: IrcState = sess.state
         st.user = _USER_CHARS.sub("", msg.params[0])[:16] or "user"

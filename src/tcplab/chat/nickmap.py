@@ -16,6 +16,8 @@ dialect import this module).
 
 from __future__ import annotations
 
+import re
+
 #: Characters an IRC nickname cannot hold anywhere: the parameter separator, the
 #: ``nick!user@host`` delimiters, mask wildcards, the target-list separator and the
 #: trailing-parameter mark.
@@ -28,6 +30,7 @@ IRC_UNSAFE_FIRST = frozenset("#&$@+%~")
 IRC_SUBSTITUTE = "_"
 
 
+_UNDERSCORES = re.compile("_{2,}")
 _UNSAFE_TABLE = {ord(ch): IRC_SUBSTITUTE for ch in IRC_UNSAFE}
 
 
@@ -47,9 +50,11 @@ def irc_safe(nick: str) -> bool:
 
 
 def fold(nick: str) -> str:
-    """The part of a nickname's identity that dialects contribute: its IRC form.
+    """The part of a nickname's identity that dialects contribute: its IRC form, with runs
+    of ``_`` as one (the core treats runs of spaces as one, so ``A  B``, ``A B``, ``A__B``
+    and ``A_B`` must be one name too, whichever dialect a client speaks).
 
     The chat core applies its own normalisation (case, look-alikes) on top of this, so the
     uniqueness rule is one rule for every dialect.
     """
-    return irc_form(nick)
+    return _UNDERSCORES.sub(IRC_SUBSTITUTE, irc_form(nick))
