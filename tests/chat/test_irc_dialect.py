@@ -434,3 +434,46 @@ def test_invalid_utf8_from_irc_is_refused():
     net.send(irc, b"PRIVMSG Carol :caf\xe9\r\n")
     assert parse(net.lines(irc)[0]).verb == "NOTICE"
     assert net.lines(native) == []
+
+
+_TOKENS = ["NICK", "USER", "PASS", "CAP", "LS", "REQ", "END", "PRIVMSG", "NOTICE", "JOIN",
+           "PART", "MODE", "WHO", "WHOIS", "ISON", "USERHOST", "TOPIC", "NAMES", "PING", "PONG",
+           "QUIT", "AWAY", "LIST", "LUSERS", "MOTD", "WHOWAS", "#lobby", "#x", "Carol", "alice",
+           "Britney_Spears", "*", "+i", "-w", "b", "+o", ":", ":text", "\x01ACTION", "\x01",
+           "@a=b", ":src", ",", "0", "", " ", "é", "\x00", "\r", "\x03", "x" * 40]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hostile_irc_input_never_breaks_the_core(seed):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    line = st.lists(st.sampled_from(_TOKENS), max_size=8).map(" ".join)
+    chunk = st.lists(line, min_size=1, max_size=6).map(lambda ls: "\r\n".join(ls).encode())
+    raw = st.binary(max_size=300)
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(st.lists(st.one_of(chunk, raw), min_size=1, max_size=6))
+    def run(chunks):
+        net = Net(rate=0 if seed else 5.0, password="pw" if seed == 2 else None)
+        native = net.native_user("Carol") if seed != 2 else None
+        conn = net.connect(net.irc)
+        if seed == 2:
+            net.send(conn, "PASS pw\r\n")
+        net.send(conn, "NICK alice\r\nUSER a 0 * :A\r\n")
+        for data in chunks:
+            if conn in net.closed:
+                break
+            net.send(conn, data + b"\r\n")
+        # Every line the server sent is a well-formed IRC line within the limit.
+        for item in net.inbox[conn]:
+            for ln in item.split(b"\r\n")[:-1]:
+                assert len(ln) + 2 <= 512
+                parse(ln.decode())
+        if native is not None:
+            for item in net.inbox[native]:
+                assert b"\r" not in item and item.count(b"\n") >= 1
+        # The roster and the sessions agree.
+        assert all(net.core.sessions.get(s.conn) is s for s in net.core.users.values())
+
+    run()

@@ -101,8 +101,8 @@ def test_irssi_connects_without_error_or_hang(tmp_path):
         assert elapsed < 10, f"irssi took {elapsed:.1f} s to register"
         # The channel window is there with the user in it, and the status bar shows the nick.
         client.type("/window 2")
-        screen = client.wait_screen("#lobby")
-        assert "has joined #lobby" in screen and "[trial" in screen
+        screen = client.wait_screen("has joined #lobby")  # the channel window, not the MOTD
+        assert "[trial" in screen and "Total of 1 nicks" in screen
         assert not [w for w in ERROR_WORDS if w in screen.lower()], screen
 
 
@@ -125,7 +125,7 @@ def test_irssi_and_a_native_user_share_the_chat(tmp_path):
             line = wait_for_text(client.lobby, "hello lobby")
             assert "Carol" in line
             client.type("/window 2")
-            client.wait_screen("#lobby")
+            client.wait_screen("has joined #lobby")
             client.type("hi everyone")
             got = britney.wait(lambda e: isinstance(e, BroadcastMessage) and e.sender == "irssiuser")
             assert got.text == "hi everyone"
