@@ -82,8 +82,8 @@ def test_server_full_is_refused_in_the_listeners_dialect():
         first.register("first")
         second = IrcRaw(server.irc_address)
         assert second.expect(r"^ERROR :Closing link: Server full")
-        native = RawClient(server.address)
-        assert native.expect("System:").startswith("System: 503 Server full")
+        native = RawClient(server.address, codes=False)
+        assert native.expect("System:").startswith("System: Server full")
 
 
 def test_slow_irc_consumer_is_dropped_and_native_sender_told():

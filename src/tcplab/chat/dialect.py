@@ -53,6 +53,11 @@ class Dialect:
         """Bytes arrived on ``sess``: frame, parse, call the core; return what to send where."""
         raise NotImplementedError
 
+    def resume(self, core: ChatCore, sess: Session, lines: list, now: float) -> list[Output]:
+        """A password that had to wait its turn (per-address throttling) was accepted: go on
+        with the login and with ``lines``, the framed lines the client sent meanwhile."""
+        raise NotImplementedError
+
     # -- core → wire ---------------------------------------------------------------------
 
     def welcome(self, core: ChatCore, sess: Session, now: float) -> list[bytes]:

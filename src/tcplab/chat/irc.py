@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from tcplab.chat.dialect import Dialect
 from tcplab.chat.nickmap import irc_form, irc_safe
-from tcplab.chat.protocol import MAX_NICK_CHARS, Code, LineFramer
+from tcplab.chat.protocol import MAX_NICK_CHARS, PASS_HELD_LINES, Code, LineFramer
 
 if TYPE_CHECKING:
     from tcplab.chat.protocol import ChatCore, Output, Session
@@ -440,10 +440,26 @@ class IrcDialect(Dialect):
         if not lines:
             return []
         st.pinged = False
+        held = sess.held
+        if held is not None:  # the password waits its turn (throttled): so does the rest
+            held.extend(lines[:PASS_HELD_LINES - len(held)])
+            return []
+        return self._lines(core, sess, lines, now)
+
+    def resume(self, core: ChatCore, sess: Session, lines: list, now: float) -> list[Output]:
+        """The throttled password was accepted: finish registering, then process what the
+        client sent behind it."""
+        out: list[Output] = []
+        self._try_register(core, sess, now, out)
+        if lines and not sess.closing:
+            out.extend(self._lines(core, sess, lines, now))
+        return out
+
+    def _lines(self, core: ChatCore, sess: Session, lines: list, now: float) -> list[Output]:
         out: list[Output] = []
         conn = sess.conn
         flood = core.limits.rate > 0.0
-        for raw in lines:
+        for i, raw in enumerate(lines):
             if flood and not core.admit(sess, now, out):
                 continue
             if raw is None:
@@ -499,6 +515,9 @@ class IrcDialect(Dialect):
                 continue
             handler(core, sess, msg, verb, now, out)
             if sess.closing:
+                break
+            if sess.held is not None:  # PASS is being judged later: hold what follows
+                sess.held.extend(lines[i + 1:i + 1 + PASS_HELD_LINES])
                 break
         return out
 
@@ -931,7 +950,7 @@ class IrcDialect(Dialect):
             if subject is not None:
                 return server_line(numeric, me, irc_form(subject), text)
             return server_line(numeric, me, text)
-        if code == Code.SERVER_FULL:
+        if code in _REFUSALS:  # the connection is refused before it has a session
             return server_line("ERROR", f"Closing link: {text}", source="")
         return server_line("NOTICE", me, text)
 
@@ -986,6 +1005,8 @@ def irc_nick_problem(nick: str) -> str | None:
     return None
 
 
+#: Refusals of a connection as such: rendered as ERROR (the server closes at once).
+_REFUSALS = frozenset({Code.SERVER_FULL, Code.TOO_MANY_FROM_ADDRESS})
 #: Core codes that have an IRC numeric; every other notice is rendered as a NOTICE.
 _CODE_NUMERICS = {
     Code.NO_SUCH_NICK: Numeric.ERR_NOSUCHNICK,

@@ -16,17 +16,22 @@ terminated (``\\r\\n`` accepted):
 * client → server: first line the nickname; then ``Target: text`` (private),
   ``*: text`` (everyone), or a ``/command``;
 * server → client: ``Sender: text`` (private), ``* Sender: text`` (broadcast),
-  ``ONLINE_USERS:a,b,c`` and ``System: NNN text`` notices and errors.
+  ``ONLINE_USERS:a,b,c`` and ``System: text`` notices and errors — the report's exact
+  wording; a client that sends ``/codes on`` gets ``System: NNN text`` with a numeric code.
 """
 
 from __future__ import annotations
 
+import hmac
+import re
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tcplab.chat.dialect import Dialect
 from tcplab.chat.nickmap import fold
+from tcplab.chat.nickname import MAX_NICK_CHARS, nick_problem, skeleton
 
 # --- limits -------------------------------------------------------------------------------
 
@@ -34,8 +39,6 @@ from tcplab.chat.nickmap import fold
 #: more because chat text in Hebrew or emoji takes 2–4 bytes per character, yet keep it small
 #: enough that a peer that never sends a newline costs at most this much memory.
 DEFAULT_MAX_LINE = 4096
-#: Nickname length in characters (code points), as the course rules demand.
-MAX_NICK_CHARS = 32
 #: Flood control: sustained messages per second per client, and the burst allowed above it.
 DEFAULT_RATE = 20.0
 DEFAULT_BURST = 40.0
@@ -49,6 +52,22 @@ LIST_BYTES_PER_SECOND = 100e6
 #: A newcomer gets the list together with the welcome while it is this small (the report's
 #: client shows it at once); a larger one is queued and sent under the byte budget above.
 LIST_INLINE_MAX = 8192
+#: Wrong passwords: an address may get this many wrong in a row answered at once (typos);
+#: after that each further attempt from it waits 1 s, 2 s, 4 s … up to a minute before it is
+#: even looked at — on a timer, never by stalling the loop. 200 guesses then take hours,
+#: not the 0.18 s they took unthrottled. An address's record is forgotten after
+#: PASS_FORGET quiet seconds or a correct password.
+PASS_FREE_FAILURES = 3
+PASS_DELAY_BASE = 1.0
+PASS_DELAY_MAX = 60.0
+PASS_FORGET = 900.0
+#: Attempts from one address that may wait their turn; more are refused without a look.
+PASS_MAX_WAITING = 8
+#: Addresses remembered at once (oldest forgotten first): bounded memory under a botnet.
+PASS_TRACKED_ADDRESSES = 10_000
+#: Lines a client may send while its password waits its turn (e.g. the nickname right
+#: behind ``/pass``); they are processed in order once the password is accepted.
+PASS_HELD_LINES = 16
 
 # --- wire constants -----------------------------------------------------------------------
 
@@ -58,17 +77,27 @@ BROADCAST_TARGET = "*"
 #: Broadcasts are delivered as ``* Sender: text``; no nickname may start with ``*`` so a
 #: receiver can always tell a broadcast from a private message.
 BROADCAST_MARK = b"* "
-#: Names nobody may take, compared after NFKC + casefold, so nobody can pose as the server
-#: or as a protocol keyword.
-RESERVED_NAMES = frozenset(
-    {"system", "online_users", "online", "all", "*", "everyone", "server", "admin", "root"}
+#: Every command, with the help line the server's ``421`` answer and the clients show, so
+#: the list exists once.
+COMMANDS = (
+    ("/users", "show who is online"),
+    ("/deltas", "get join/leave notices instead of full lists"),
+    ("/codes", "'/codes on': numeric codes on System lines (for programs)"),
+    ("/ping", "check the connection"),
+    ("/quit", "leave"),
+    ("/pass", "'/pass PASSWORD' before the nickname, on servers that need one"),
 )
-#: Characters never allowed in a nickname besides control characters: ``:`` splits the target
-#: from the text, ``,`` separates names in ``ONLINE_USERS``.
-FORBIDDEN_NICK_CHARS = frozenset(":,")
-#: Bidirectional overrides and isolates reorder text on screen: a name could then display as
-#: somebody else's. Hebrew needs none of them to display correctly.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+#: What relayed chat text may not carry, as UTF-8 byte patterns (the text is known to be
+#: valid UTF-8, so a pattern can only match whole characters): C0 controls but TAB, DEL,
+#: C1 controls (U+0080–U+009F), the line/paragraph separators U+2028/U+2029 and the bidi
+#: embeddings, overrides and isolates U+202A–U+202E, U+2066–U+2069. A bare CR, ESC or BEL
+#: would let a message overwrite the sender's name or drive the reader's terminal in any
+#: client, not only ours; an override could make the rest of a line read backwards.
+#: Hebrew and Arabic display correctly without them (LRM/RLM stay allowed).
+_RELAY_CONTROLS = re.compile(
+    rb"[\x00-\x08\x0a-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+#: Shown in place of a removed character, so the reader sees that something was there.
+REPLACEMENT = "\ufffd".encode()
 
 
 class Code:
@@ -80,6 +109,7 @@ class Code:
     JOINED = 201  # delta notice: a user joined (only to clients that sent /deltas)
     LEFT = 202  # delta notice: a user left
     DELTAS_ON = 203  # /deltas accepted
+    CODES_ON = 204  # /codes on accepted
     INVALID_UTF8 = 400  # the line is not valid UTF-8
     NO_SUCH_NICK = 401  # IRC ERR_NOSUCHNICK: target not connected (scenario B)
     NOT_DELIVERED = 404  # accepted message could not be delivered (target dropped)
@@ -93,17 +123,84 @@ class Code:
     NICK_IN_USE = 433  # IRC ERR_NICKNAMEINUSE (scenario E)
     PASSWORD = 464  # IRC ERR_PASSWDMISMATCH: password missing or wrong
     SERVER_FULL = 503  # maximum number of clients reached
+    TOO_MANY_FROM_ADDRESS = 505  # per-address connection limit reached
     SHUTTING_DOWN = 550  # the server is stopping
 
 
 def system_line(code: int, text: str) -> bytes:
-    """Encode a ``System: NNN text`` line; the code keeps three digits so it is easy to parse."""
+    """Encode a ``System: NNN text`` line (for ``/codes on`` clients); three digits, so it is
+    easy to parse."""
     return f"{SYSTEM}: {code:03d} {text}\n".encode()
 
 
-def online_line(names: Iterable[str]) -> bytes:
+def plain_system_line(text: str) -> bytes:
+    """Encode a ``System: text`` line, the report's own form (the default)."""
+    return f"{SYSTEM}: {text}\n".encode()
+
+
+class ListLine(bytes):
+    """An ``ONLINE_USERS`` line among the outputs. It is bytes like any other line; the class
+    tells the I/O shell that this one may exceed the per-client output limit (a list of
+    10,000 long names does) and that a newer list supersedes an unsent one."""
+
+    __slots__ = ()
+
+
+def online_line(names: Iterable[str]) -> ListLine:
     """``ONLINE_USERS:a,b,c`` exactly as the report's server sent it."""
-    return ONLINE_PREFIX + ",".join(names).encode() + b"\n"
+    return ListLine(ONLINE_PREFIX + ",".join(names).encode() + b"\n")
+
+
+def clean_text(text: bytes) -> bytes:
+    """Relayed chat text without control characters or bidi overrides (each shown as U+FFFD).
+
+    One C-speed regex search over bytes: text without anything to clean, the usual case,
+    costs no decode and no copy.
+    """
+    if _RELAY_CONTROLS.search(text) is None:
+        return text
+    return _RELAY_CONTROLS.sub(REPLACEMENT, text)
+
+
+#: The report's wording of each notice, for telling the code of a line that came without one
+#: (a server that was not asked for codes, or the report's own server).
+_WORDING = (
+    (re.compile(r"^Welcome, "), Code.WELCOME),
+    (re.compile(r"^Pong\.$"), Code.PONG),
+    (re.compile(r"(Password accepted|No password needed)\.$"), Code.PASSWORD_OK),
+    (re.compile(r"Join/leave notices on"), Code.DELTAS_ON),
+    (re.compile(r"Numeric codes on\.$"), Code.CODES_ON),
+    (re.compile(r"Invalid UTF-8"), Code.INVALID_UTF8),
+    (re.compile(r"^User .* is not connected\.$"), Code.NO_SUCH_NICK),
+    (re.compile(r"\d+ message\(s\) to .* not delivered"), Code.NOT_DELIVERED),
+    (re.compile(r"(Idle for more than|No login within) "), Code.IDLE_TIMEOUT),
+    (re.compile(r"^Invalid format!"), Code.NO_RECIPIENT),
+    (re.compile(r"^Name or message cannot be empty\.$"), Code.NO_TEXT),
+    (re.compile(r"Line too long"), Code.LINE_TOO_LONG),
+    (re.compile(r"(Unknown command|Log in first|Use '/codes on')"), Code.UNKNOWN_COMMAND),
+    (re.compile(r"(Flood limit|\d+ message\(s\) were dropped by the flood limit)"), Code.FLOOD),
+    (re.compile(r"(Nickname .*already taken|Nickname already taken)"), Code.NICK_IN_USE),
+    (re.compile(r"(Choose another nickname\.$|Invalid nickname)"), Code.BAD_NICK),
+    (re.compile(r"(Password required|Wrong password|Too many password attempts)"), Code.PASSWORD),
+    (re.compile(r"^Server full"), Code.SERVER_FULL),
+    (re.compile(r"Too many connections from your address"), Code.TOO_MANY_FROM_ADDRESS),
+    (re.compile(r"Server is shutting down"), Code.SHUTTING_DOWN),
+)
+
+
+def guess_code(text: str) -> int:
+    """The code of an uncoded ``System:`` notice, recognised by its wording (0 if unknown)."""
+    for pattern, code in _WORDING:
+        if pattern.search(text):
+            return code
+    return 0
+
+
+def nick_key(nick: str) -> str:
+    """The identity of a nickname: the confusable skeleton (:mod:`tcplab.chat.nickname`) of
+    its dialect fold (:mod:`tcplab.chat.nickmap`), so ``Britney Spears`` and her IRC form
+    ``Britney_Spears`` are one name as surely as ``Alice`` and ``ＡＬＩＣＥ`` are."""
+    return skeleton(fold(unicodedata.normalize("NFKC", nick)))
 
 
 # --- framing ------------------------------------------------------------------------------
@@ -166,36 +263,6 @@ class LineFramer:
         return lines
 
 
-# --- nicknames ----------------------------------------------------------------------------
-
-
-def nick_key(nick: str) -> str:
-    """The identity of a nickname: NFKC folds look-alike forms (full-width letters), the
-    dialect fold makes ``Britney Spears`` and its IRC form ``Britney_Spears`` one name
-    (:mod:`tcplab.chat.nickmap`), casefold folds case."""
-    return fold(unicodedata.normalize("NFKC", nick)).casefold()
-
-
-def nick_problem(nick: str) -> str | None:
-    """Explain why ``nick`` cannot be used, or return None when it is acceptable."""
-    if not nick:
-        return "A nickname cannot be empty."
-    if len(nick) > MAX_NICK_CHARS:
-        return f"A nickname has at most {MAX_NICK_CHARS} characters."
-    if nick != nick.strip():
-        return "A nickname cannot start or end with a space."
-    for ch in nick:
-        if ch in FORBIDDEN_NICK_CHARS:
-            return f"A nickname cannot contain {ch!r}."
-        if ch in BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
-            return "A nickname cannot contain control characters."
-    if nick[0] in "*/":
-        return f"A nickname cannot start with {nick[0]!r}."
-    if nick_key(nick) in RESERVED_NAMES:
-        return f"The name {nick!r} is reserved."
-    return None
-
-
 # --- notes (for logging) and commands -----------------------------------------------------
 
 
@@ -230,11 +297,11 @@ class Session:
     __slots__ = (
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
         "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
-        "closing", "dialect", "state", "cache",
+        "closing", "codes", "peer", "held", "dialect", "state", "cache",
     )
 
     def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool,
-                 dialect: Dialect | None = None):
+                 peer: str = "", dialect: Dialect | None = None):
         self.conn = conn
         #: The wire format of this connection; renders everything the core sends it.
         self.dialect: Dialect = dialect or NATIVE
@@ -258,6 +325,29 @@ class Session:
         self.list_gen = -1
         self.list_sent_at = -1e18
         self.closing = False
+        self.codes = False  # "/codes on": System lines carry numeric codes
+        self.peer = peer  # the address as the I/O shell counts it (for password throttling)
+        # Lines received while a password waits its turn; None when nothing is waiting.
+        self.held: list[bytes | None] | None = None
+
+
+class _Guesses:
+    """Wrong passwords from one address: how many, and when the next attempt may be judged."""
+
+    __slots__ = ("failures", "last_failure", "next_allowed", "waiting")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.last_failure = 0.0
+        self.next_allowed = 0.0
+        self.waiting: deque[tuple[Session, str]] = deque()
+
+
+def password_delay(failures: int) -> float:
+    """Seconds an address waits before its next attempt after ``failures`` wrong in a row."""
+    if failures < PASS_FREE_FAILURES:
+        return 0.0
+    return min(PASS_DELAY_MAX, PASS_DELAY_BASE * 2.0 ** (failures - PASS_FREE_FAILURES))
 
 
 @dataclass
@@ -294,17 +384,23 @@ class NativeDialect(Dialect):
         return sender.bcast_prefix + text + b"\n"
 
     def system(self, dest: Session | None, code: int, text: str, subject: str | None = None) -> bytes:
-        return system_line(code, text)
+        # The report's uncoded form unless the client asked for codes ("/codes on").
+        if dest is not None and dest.codes:
+            return system_line(code, text)
+        return plain_system_line(text)
+
+    # Presence for native clients is built by the core itself (coded or not per client,
+    # each form once); these are the uncoded forms, for callers without a recipient.
 
     def joined(self, who: Session) -> bytes:
-        return system_line(Code.JOINED, f"{who.nick} joined.")
+        return plain_system_line(f"{who.nick} joined.")
 
     def left(self, who: Session, reason: str) -> bytes:
-        return system_line(Code.LEFT, f"{who.nick} left.")
+        return plain_system_line(f"{who.nick} left.")
 
     def renamed(self, who: Session, old_nick: str) -> bytes:
         # Native clients know no renames: the old name leaves, the new one joins.
-        return system_line(Code.LEFT, f"{old_nick} left.") + self.joined(who)
+        return plain_system_line(f"{old_nick} left.") + self.joined(who)
 
     def senders(self, pending: bytes) -> list[bytes]:
         # A nickname cannot contain ":", so everything before the first ": " of a chat
@@ -333,7 +429,8 @@ class ChatCore:
     carry out in order. The ``ONLINE_USERS`` list is not pushed on every join: the roster
     has a generation number and :meth:`due_lists` hands each client the current list only
     when its output has drained and its coalescing interval has passed, so 10,000 joins
-    cost a few lists per client rather than 10,000.
+    cost a few lists per client rather than 10,000. Lists are :class:`ListLine` outputs.
+    Call :meth:`timers` often (every few tens of ms): delayed password answers come out there.
     """
 
     def __init__(self, limits: Limits | None = None) -> None:
@@ -342,7 +439,7 @@ class ChatCore:
         self.users: dict[str, Session] = {}  # nick_key -> session, logged-in only, join order
         self._by_bytes: dict[bytes, Session] = {}  # exact UTF-8 nick -> session (fast path)
         self.roster_gen = 0
-        self._list_cache: tuple[int, bytes] = (-1, b"")
+        self._list_cache: tuple[int, ListLine] = (-1, ListLine())
         self._synced_gen = 0
         self._awaiting: dict[int, Session] = {}  # logged in, first list not yet sent
         # Logged-in clients that get join/leave events instead of lists — native ones that
@@ -351,15 +448,25 @@ class ChatCore:
         self._last_due = 0.0
         # Length of the ONLINE_USERS line, kept up to date so a join never has to build it.
         self._list_bytes = len(ONLINE_PREFIX)
+        self._guesses: dict[str, _Guesses] = {}  # address -> wrong passwords (oldest first)
+        self._guess_waiting: dict[str, _Guesses] = {}  # addresses with attempts waiting
         self.notes: list[Note] = []
+
+    # -- System lines in the form each client asked for ------------------------------------
+
+    @staticmethod
+    def _sys(sess: Session, code: int, text: str) -> bytes:
+        return system_line(code, text) if sess.codes else plain_system_line(text)
 
     # -- connection lifecycle ------------------------------------------------------------
 
-    def connect(self, conn: int, now: float, dialect: Dialect | None = None) -> list[Output]:
-        """A TCP connection was accepted on a listener speaking ``dialect`` (native if None)."""
+    def connect(self, conn: int, now: float, peer: str = "",
+                dialect: Dialect | None = None) -> list[Output]:
+        """A TCP connection was accepted (``peer``: its address, for per-address rules) on a
+        listener speaking ``dialect`` (native if None)."""
         lim = self.limits
         dialect = dialect or NATIVE
-        sess = Session(conn, lim.max_line, lim.burst, now, lim.password is None, dialect)
+        sess = Session(conn, lim.max_line, lim.burst, now, lim.password is None, peer, dialect)
         self.sessions[conn] = sess
         if dialect is NATIVE:
             return []  # nothing is sent until the client speaks
@@ -368,7 +475,10 @@ class ChatCore:
     def disconnect(self, conn: int, reason: str) -> list[Output]:
         """The connection is gone (FIN, RST, timeout, overflow): forget it and tell the others."""
         sess = self.sessions.pop(conn, None)
-        if sess is None or sess.key is None:
+        if sess is None:
+            return []
+        sess.closing = True  # a password waiting its turn for it is skipped
+        if sess.key is None:
             return []
         del self.users[sess.key]
         self._list_bytes -= len(sess.prefix) - 1
@@ -379,7 +489,8 @@ class ChatCore:
         self.notes.append(Note("leave", conn, {"nick": sess.nick, "reason": reason,
                                                "online": len(self.users)}))
         out: list[Output] = []
-        self._presence(sess, lambda d: d.left(sess, reason), out)
+        self._presence(sess, Code.LEFT, f"{sess.nick} left.", lambda d: d.left(sess, reason),
+                       out)
         return out
 
     def close_all(self, text: str = "Server is shutting down.") -> list[Output]:
@@ -403,6 +514,15 @@ class ChatCore:
         lines = sess.framer.feed(data)
         if not lines:
             return []
+        held = sess.held
+        if held is not None:  # a password is waiting its turn: keep order, keep it bounded
+            held.extend(lines[:PASS_HELD_LINES - len(held)])
+            return []
+        return self._lines(sess, lines, now, not sess.framer.ascii)
+
+    def _lines(self, sess: Session, lines: list[bytes | None], now: float,
+               check_utf8: bool) -> list[Output]:
+        conn = sess.conn
         out: list[Output] = []
         lim = self.limits
         rate = lim.rate
@@ -411,28 +531,33 @@ class ChatCore:
             sess.tokens = tokens if tokens < lim.burst else lim.burst
             sess.stamp = now
         by_bytes = self._by_bytes
-        check_utf8 = not sess.framer.ascii
-        for line in lines:
+        codes = sess.codes
+        for i, line in enumerate(lines):
             if rate > 0.0 and (sess.tokens < 1.0 or sess.dropped) and not self._take(sess, out):
                 continue
             elif rate > 0.0:
                 sess.tokens -= 1.0
             if line is None:
-                out.append((conn, system_line(
-                    Code.LINE_TOO_LONG, f"Line too long (max {lim.max_line} bytes); discarded.")))
+                out.append((conn, self._sys(
+                    sess, Code.LINE_TOO_LONG, f"Line too long (max {lim.max_line} bytes); discarded.")))
                 self.notes.append(Note("error", conn, {"code": Code.LINE_TOO_LONG}))
                 continue
             if check_utf8:
                 try:
                     line.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    out.append((conn, system_line(
-                        Code.INVALID_UTF8, f"Invalid UTF-8 at byte {exc.start} of the line; discarded.")))
+                    out.append((conn, self._sys(
+                        sess, Code.INVALID_UTF8,
+                        f"Invalid UTF-8 at byte {exc.start} of the line; discarded.")))
                     self.notes.append(Note("error", conn, {"code": Code.INVALID_UTF8}))
                     continue
             if line[:1] == b"/":
                 out.extend(self._command(sess, line.decode().strip(), now))
+                codes = sess.codes
                 if sess.closing:
+                    break
+                if sess.held is not None:  # /pass must wait: so does everything after it
+                    sess.held.extend(lines[i + 1:i + 1 + PASS_HELD_LINES])
                     break
                 continue
             if sess.key is None:
@@ -443,22 +568,27 @@ class ChatCore:
             # -- the hot path: "Target: text" ------------------------------------------
             colon = line.find(b":")
             if colon < 0:
-                out.append((conn, _ERR_FORMAT))
+                out.append((conn, _ERR_FORMAT[codes]))
                 continue
             target = line[:colon].strip(b" \t")
             text = line[colon + 1:].strip(b" \t")
             if not target or not text:
-                out.append((conn, _ERR_EMPTY))
+                out.append((conn, _ERR_EMPTY[codes]))
                 continue
+            if _RELAY_CONTROLS.search(text) is not None:
+                text = _RELAY_CONTROLS.sub(REPLACEMENT, text)
             dest = by_bytes.get(target)
             if dest is None:
                 if target == b"*":
                     self.broadcast(sess, text, out)
                     continue
-                dest = self.users.get(nick_key(target.decode()))
+                # No nickname is longer than MAX_NICK_CHARS × 4 bytes: skip the skeleton.
+                if len(target) <= 4 * MAX_NICK_CHARS:
+                    dest = self.users.get(nick_key(target.decode()))
                 if dest is None:
-                    out.append((conn, system_line(
-                        Code.NO_SUCH_NICK, f"User '{target.decode()}' is not connected.")))
+                    out.append((conn, self._sys(
+                        sess, Code.NO_SUCH_NICK,
+                        f"User '{clean_text(target).decode()}' is not connected.")))
                     continue
             out.append((dest.conn, sess.prefix + text + b"\n" if dest.dialect is NATIVE
                         else dest.dialect.private(sess, dest, text)))
@@ -478,8 +608,7 @@ class ChatCore:
         if holder is not None and holder is not sess:
             self.notes.append(Note("error", sess.conn, {"code": Code.NICK_IN_USE}))
             # Say who holds it when only the dialect fold makes the names one (A B / A_B).
-            same = unicodedata.normalize("NFKC", holder.nick).casefold() == \
-                unicodedata.normalize("NFKC", nick).casefold()
+            same = skeleton(holder.nick) == skeleton(nick)
             held = "" if same else f" (by '{holder.nick}')"
             return sess.dialect.system(
                 sess, Code.NICK_IN_USE,
@@ -489,8 +618,9 @@ class ChatCore:
     def _login(self, sess: Session, nick: str, now: float) -> list[Output]:
         conn = sess.conn
         if not sess.authenticated:
-            return [(conn, system_line(
-                Code.PASSWORD, "Password required: send '/pass <password>' before the nickname."))]
+            return [(conn, self._sys(
+                sess, Code.PASSWORD,
+                "Password required: send '/pass <password>' before the nickname."))]
         refusal = self._nick_refusal(sess, nick)
         if refusal is not None:
             return [(conn, refusal)]
@@ -511,12 +641,13 @@ class ChatCore:
             fields["dialect"] = sess.dialect.name
         self.notes.append(Note("join", conn, fields))
         out: list[Output] = []
-        self._presence(sess, lambda d: d.joined(sess), out)
+        self._presence(sess, Code.JOINED, f"{nick} joined.", lambda d: d.joined(sess), out)
         if sess.dialect is not NATIVE:
             out.extend((conn, line) for line in sess.dialect.welcome(self, sess, now))
             return out
-        out.append((conn, system_line(
-            Code.WELCOME, f"Welcome, {nick}! Usage: 'TargetName: Your Message'; '*: Message' for everyone.")))
+        out.append((conn, self._sys(
+            sess, Code.WELCOME,
+            f"Welcome, {nick}! Usage: 'TargetName: Your Message'; '*: Message' for everyone.")))
         # The newcomer gets a small list at once (the report's client shows it right after
         # connecting); a large one, and everybody else's, goes through due_lists().
         if self._list_bytes <= LIST_INLINE_MAX:
@@ -532,38 +663,114 @@ class ChatCore:
         name, _, arg = line.partition(" ")
         name = name.lower()
         if name == "/pass":
-            out: list[Output] = []
-            if self.limits.password is None:
-                sess.authenticated = True
-                return [(conn, system_line(Code.PASSWORD_OK, "No password needed."))]
-            self.authenticate(sess, arg, now, out)
-            if sess.authenticated:
-                out.append((conn, system_line(Code.PASSWORD_OK, "Password accepted.")))
-            return out
+            return self._password(sess, arg, now)
         if name == "/ping":
-            return [(conn, system_line(Code.PONG, "Pong."))]
+            return [(conn, self._sys(sess, Code.PONG, "Pong."))]
         if name == "/quit":
             sess.closing = True
             return [(conn, Close("quit"))]
+        if name == "/codes":
+            arg = arg.strip().lower()
+            if arg in ("", "on"):
+                sess.codes = True
+                return [(conn, system_line(Code.CODES_ON, "Numeric codes on."))]
+            if arg == "off":
+                sess.codes = False
+                return [(conn, plain_system_line("Numeric codes off."))]
+            return [(conn, self._sys(sess, Code.UNKNOWN_COMMAND, "Use '/codes on' or '/codes off'."))]
         if name == "/deltas":
             sess.deltas = True
             if sess.key is not None:
                 self._delta_conns[conn] = sess
-            out = [(conn, system_line(
-                Code.DELTAS_ON, "Join/leave notices on: lists are sent only on /users."))]
+            out: list[Output] = [(conn, self._sys(
+                sess, Code.DELTAS_ON, "Join/leave notices on: lists are sent only on /users."))]
             if sess.key is not None:
                 out.append((conn, self.online_line()))
                 sess.list_gen = self.roster_gen
             return out
         if name == "/users":
             if sess.key is None:
-                return [(conn, system_line(Code.UNKNOWN_COMMAND, "Log in first: send your nickname."))]
+                return [(conn, self._sys(sess, Code.UNKNOWN_COMMAND,
+                                         "Log in first: send your nickname."))]
             sess.list_gen = self.roster_gen
             sess.list_sent_at = now
             return [(conn, self.online_line())]
-        return [(conn, system_line(
-            Code.UNKNOWN_COMMAND,
-            f"Unknown command {name!r}; commands: /users /deltas /ping /quit /pass."))]
+        return [(conn, self._sys(
+            sess, Code.UNKNOWN_COMMAND,
+            f"Unknown command {name!r}; commands: {' '.join(c for c, _ in COMMANDS)}."))]
+
+    # -- passwords -----------------------------------------------------------------------
+
+    def _password(self, sess: Session, attempt: str, now: float) -> list[Output]:
+        conn = sess.conn
+        if self.limits.password is None:
+            sess.authenticated = True
+            return [(conn, sess.dialect.system(sess, Code.PASSWORD_OK, "No password needed."))]
+        g = self._guesses.get(sess.peer)
+        if g is not None and (g.waiting or now < g.next_allowed):
+            if len(g.waiting) >= PASS_MAX_WAITING:
+                sess.closing = True
+                self.notes.append(Note("password_refused", conn, {"peer": sess.peer,
+                                                                  "failures": g.failures}))
+                return [(conn, sess.dialect.closing(sess, Code.PASSWORD,
+                                                    "Too many password attempts from your "
+                                                    "address; try again later.")),
+                        (conn, Close("too many password attempts"))]
+            g.waiting.append((sess, attempt))
+            self._guess_waiting[sess.peer] = g
+            sess.held = []
+            self.notes.append(Note("password_delayed", conn, {
+                "peer": sess.peer, "failures": g.failures,
+                "wait": round(max(0.0, g.next_allowed - now), 3)}))
+            return []
+        return self._judge(sess, attempt, now)
+
+    def _judge(self, sess: Session, attempt: str, now: float) -> list[Output]:
+        conn = sess.conn
+        peer = sess.peer
+        if hmac.compare_digest(attempt.encode(), self.limits.password.encode()):  # type: ignore[union-attr]
+            sess.authenticated = True
+            g = self._guesses.get(peer)
+            if g is not None and not g.waiting:
+                del self._guesses[peer]  # a correct password clears the address's record
+            return [(conn, sess.dialect.system(sess, Code.PASSWORD_OK, "Password accepted."))]
+        g = self._guesses.pop(peer, None) or _Guesses()
+        self._guesses[peer] = g  # re-inserted: the dict is oldest-first for eviction
+        if len(self._guesses) > PASS_TRACKED_ADDRESSES:
+            for old in list(self._guesses)[:len(self._guesses) - PASS_TRACKED_ADDRESSES]:
+                if not self._guesses[old].waiting:
+                    del self._guesses[old]
+        g.failures += 1
+        g.last_failure = now
+        delay = password_delay(g.failures)
+        g.next_allowed = now + delay
+        sess.closing = True
+        self.notes.append(Note("password_failed", conn, {"peer": peer, "failures": g.failures,
+                                                         "next_delay": delay}))
+        return [(conn, sess.dialect.closing(sess, Code.PASSWORD, "Wrong password.")),
+                (conn, Close("wrong password"))]
+
+    def timers(self, now: float) -> list[Output]:
+        """Judge the password attempts whose turn has come (see PASS_DELAY_BASE) and go on
+        with what their clients sent behind them."""
+        if not self._guess_waiting:
+            return []
+        out: list[Output] = []
+        for peer, g in list(self._guess_waiting.items()):
+            while g.waiting and now >= g.next_allowed:
+                sess, attempt = g.waiting.popleft()
+                if sess.closing or self.sessions.get(sess.conn) is not sess:
+                    continue  # gone while it waited
+                held, sess.held = sess.held, None
+                out.extend(self._judge(sess, attempt, now))
+                if sess.dialect is not NATIVE:
+                    if sess.authenticated:
+                        out.extend(sess.dialect.resume(self, sess, held or [], now))
+                elif sess.authenticated and held:
+                    out.extend(self._lines(sess, held, now, True))
+            if not g.waiting:
+                del self._guess_waiting[peer]
+        return out
 
     # -- operations for dialects (see tcplab.chat.dialect) ----------------------------------
     # Each appends what it causes to ``out``. The native protocol reaches the same rules
@@ -604,22 +811,21 @@ class ChatCore:
 
     def authenticate(self, sess: Session, password: str | None, now: float,
                      out: list[Output]) -> None:
-        """Check the server password; a wrong or missing one closes the connection."""
-        expected = self.limits.password
-        if expected is None:
+        """Check the server password for a dialect's login (IRC's ``PASS``), under the same
+        per-address throttling as ``/pass``. A wrong or missing one closes the connection;
+        a throttled attempt leaves ``sess.held`` set and the verdict comes from
+        :meth:`timers`, which then calls the dialect's ``resume``."""
+        if self.limits.password is None:
             sess.authenticated = True
             return
-        import hmac  # local: only password-protected servers pay for it
-
-        if password is not None and hmac.compare_digest(password.encode(), expected.encode()):
-            sess.authenticated = True
+        if password is None:
+            sess.closing = True
+            self.notes.append(Note("error", sess.conn, {"code": Code.PASSWORD}))
+            out.append((sess.conn, sess.dialect.closing(sess, Code.PASSWORD,
+                                                        "Password required.")))
+            out.append((sess.conn, Close("password required")))
             return
-        sess.closing = True
-        self.notes.append(Note("error", sess.conn, {"code": Code.PASSWORD}))
-        text = "Wrong password." if password is not None else "Password required."
-        out.append((sess.conn, sess.dialect.closing(sess, Code.PASSWORD, text)))
-        out.append((sess.conn, Close("wrong password" if password is not None
-                                     else "password required")))
+        out.extend(self._password(sess, password, now))
 
     def login(self, sess: Session, nick: str, now: float, out: list[Output]) -> None:
         """Take ``nick`` for ``sess`` under the shared nickname rules; on success the user is
@@ -646,12 +852,16 @@ class ChatCore:
         self._by_bytes[raw] = sess
         self.roster_gen += 1
         self.notes.append(Note("rename", sess.conn, {"old": old, "nick": nick}))
-        rendered: dict[Dialect, bytes] = {}
+        rendered: dict[object, bytes] = {}
         for conn, s in self._delta_conns.items():  # the renamer too: IRC clients need the echo
             d = s.dialect
-            line = rendered.get(d)
+            key = (d, s.codes) if d is NATIVE else d
+            line = rendered.get(key)
             if line is None:
-                line = rendered[d] = d.renamed(sess, old)
+                line = rendered[key] = (
+                    self._sys(s, Code.LEFT, f"{old} left.")
+                    + self._sys(s, Code.JOINED, f"{nick} joined.")) if d is NATIVE \
+                    else d.renamed(sess, old)
             out.append((conn, line))
 
     def private(self, sess: Session, target: bytes, text: bytes, out: list[Output],
@@ -659,6 +869,7 @@ class ChatCore:
         """Route ``text`` from ``sess`` to the user named ``target`` (any dialect's form of
         the name); 401 back to the sender when nobody has it (not for notices, which IRC
         never answers automatically)."""
+        text = clean_text(text)
         dest = self._by_bytes.get(target)
         if dest is None:
             name = target.decode("utf-8", "replace")
@@ -676,6 +887,7 @@ class ChatCore:
 
     def broadcast(self, sess: Session, text: bytes, out: list[Output]) -> None:
         """``text`` from ``sess`` to everyone else, rendered once per dialect."""
+        text = clean_text(text)
         msg = sess.bcast_prefix + text + b"\n"
         rendered: dict[Dialect, bytes] | None = None
         for s in self.users.values():
@@ -708,17 +920,27 @@ class ChatCore:
         """Every logged-in user, in order of joining."""
         return self.users.values()
 
-    def _presence(self, who: Session, render: Callable[[Dialect], bytes],
+    def _presence(self, who: Session, code: int, text: str, render: Callable[[Dialect], bytes],
                   out: list[Output]) -> None:
-        """A join/leave of ``who`` for every client that takes presence events, rendered
-        once per dialect."""
+        """A join/leave of ``who`` for every client that takes presence events: native ones
+        get the ``System`` notice ``code``/``text`` (coded or not, as each asked), other
+        dialects ``render(dialect)``; each form is built once."""
         if not self._delta_conns:
             return
+        coded = plain = b""
         rendered: dict[Dialect, bytes] = {}
         for conn, s in self._delta_conns.items():
             if s is who:
                 continue
             d = s.dialect
+            if d is NATIVE:
+                if s.codes:
+                    coded = coded or system_line(code, text)
+                    out.append((conn, coded))
+                else:
+                    plain = plain or plain_system_line(text)
+                    out.append((conn, plain))
+                continue
             line = rendered.get(d)
             if line is None:
                 line = rendered[d] = render(d)
@@ -726,13 +948,23 @@ class ChatCore:
 
     # -- time-driven work ----------------------------------------------------------------
 
-    def online_line(self) -> bytes:
+    def online_line(self) -> ListLine:
         """The current ``ONLINE_USERS:`` line, built once per roster generation."""
         gen, line = self._list_cache
         if gen != self.roster_gen:
             line = online_line(s.nick for s in self.users.values())  # type: ignore[misc]
             self._list_cache = (self.roster_gen, line)
         return line
+
+    def defer_list(self, conn: int) -> None:
+        """The I/O shell could not queue a list now (another is still going out): send the
+        then-current list to ``conn`` as soon as its output has drained."""
+        sess = self.sessions.get(conn)
+        if sess is None or sess.key is None:
+            return
+        sess.list_gen = -1
+        self._awaiting[conn] = sess
+        self._synced_gen = -1
 
     def list_interval(self) -> float:
         """Seconds between two lists to one client, from the cost of a full round."""
@@ -785,7 +1017,13 @@ class ChatCore:
     def idle(self, now: float) -> list[Output]:
         """Close connections that have said nothing for ``idle_timeout`` seconds — this is how
         a half-open connection (peer vanished without FIN or RST) is noticed — and those that
-        have not logged in within ``login_timeout`` (silent sockets cannot hoard client slots)."""
+        have not logged in within ``login_timeout`` (silent sockets cannot hoard client slots).
+        Also forgets the wrong passwords of addresses quiet for PASS_FORGET seconds."""
+        if self._guesses:
+            forget = now - PASS_FORGET
+            for peer in [p for p, g in self._guesses.items()
+                         if g.last_failure < forget and not g.waiting]:
+                del self._guesses[peer]
         timeout = self.limits.idle_timeout
         login_timeout = self.limits.login_timeout
         if timeout <= 0 and login_timeout <= 0:
@@ -849,5 +1087,8 @@ def _split_lines(data: bytes) -> list[bytes]:
     return lines
 
 
-_ERR_FORMAT = system_line(Code.NO_RECIPIENT, "Invalid format! Use: TargetName: Message")
-_ERR_EMPTY = system_line(Code.NO_TEXT, "Name or message cannot be empty.")
+# The two scenario errors of the hot path, built once: [uncoded, coded] (index: sess.codes).
+_ERR_FORMAT = (plain_system_line("Invalid format! Use: TargetName: Message"),
+               system_line(Code.NO_RECIPIENT, "Invalid format! Use: TargetName: Message"))
+_ERR_EMPTY = (plain_system_line("Name or message cannot be empty."),
+              system_line(Code.NO_TEXT, "Name or message cannot be empty."))
