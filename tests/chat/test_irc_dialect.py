@@ -481,3 +481,44 @@ def test_hostile_irc_input_never_breaks_the_core(seed):
         assert all(net.core.sessions.get(s.conn) is s for s in net.core.users.values())
 
     run()
+
+
+def test_roster_replies_are_bounded_for_huge_rosters():
+    from tcplab.chat.irc import MAX_NAMES_BYTES, MAX_WHO
+
+    net = Net()
+    for i in range(3000):
+        net.native_user(f"a rather long nickname {i:06d}")  # 29 characters each
+    conn = net.irc_user("alice")
+    welcome = b"".join(net.inbox[conn])
+    net.lines(conn)
+    assert len(welcome) < MAX_NAMES_BYTES + 8192
+    names = [ln for ln in welcome.decode().split("\r\n") if " 353 " in ln]
+    shown = sum(len(parse(ln).params[-1].split()) for ln in names)
+    assert 1000 < shown < 3001 and "alice" in names[-1]
+    assert "more users are in #lobby" in welcome.decode()
+    net.send(conn, "WHO #lobby\r\n")
+    got = net.lines(conn)
+    assert numerics(got).count("352") == MAX_WHO and numerics(got)[-2:] == ["315", "NOTICE"]
+
+
+def test_irc_pass_goes_through_the_per_address_password_throttle():
+    from tcplab.chat.protocol import PASS_FREE_FAILURES
+
+    net = Net(password="s3cret")
+    for i in range(PASS_FREE_FAILURES):  # wrong guesses from one address, answered at once
+        conn = net.connect(net.irc)
+        net.send(conn, f"PASS guess{i}\r\nNICK g{i}\r\nUSER g 0 * :g\r\n")
+        assert numerics(net.lines(conn)) == ["464", "ERROR"]
+        net.disconnect(conn, "wrong password")
+    # Now even the right password waits its turn, and so does what follows it.
+    conn = net.connect(net.irc)
+    net.send(conn, "PASS s3cret\r\nNICK alice\r\nUSER a 0 * :A\r\n")
+    net.send(conn, "PRIVMSG #lobby :early\r\n")
+    assert net.lines(conn) == []
+    net._apply(net.core.timers(net.now + 0.5))
+    assert net.lines(conn) == []
+    net._apply(net.core.timers(net.now + 120))
+    got = numerics(net.lines(conn))
+    assert "001" in got and "366" in got
+    assert net.core.find("alice") is not None

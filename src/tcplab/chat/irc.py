@@ -49,6 +49,12 @@ MAX_TARGETS = 4
 #: ISON and USERHOST answer at most this many names (USERHOST: RFC 2812 says five).
 MAX_ISON = 32
 MAX_USERHOST = 5
+#: Replies about the whole roster are bounded, so they can never by themselves push a client
+#: past the server's per-client output limit (256 KiB by default; 10,000 names of 32
+#: characters are about 330 KB): NAMES lists at most this many bytes of names, WHO #lobby
+#: at most this many users, each followed by a NOTICE saying how many were left out.
+MAX_NAMES_BYTES = 64 * 1024
+MAX_WHO = 500
 
 # --- names --------------------------------------------------------------------------------
 
@@ -702,16 +708,26 @@ class IrcDialect(Dialect):
         lines: list[bytes] = []
         chunk: list[bytes] = []
         used = 0
+        total = 0
+        shown = 0
         for s in core.online():
-            name = irc_form(s.nick).encode()  # type: ignore[arg-type]
+            name = self.target(s)
+            total += len(name) + 1
+            if total > MAX_NAMES_BYTES and s is not sess:
+                continue
             if chunk and used + 1 + len(name) > room:
                 lines.append(head + b" ".join(chunk) + b"\r\n")
                 chunk, used = [], 0
             chunk.append(name)
+            shown += 1
             used += len(name) + (1 if used else 0)
         if chunk:
             lines.append(head + b" ".join(chunk) + b"\r\n")
         lines.append(self._num(sess, Numeric.RPL_ENDOFNAMES, LOBBY, "End of /NAMES list"))
+        left_out = len(core.users) - shown
+        if left_out > 0:
+            lines.append(server_line("NOTICE", me, f"{left_out} more users are in {LOBBY} than "
+                                     "NAMES can show; /whois or /ison Nick asks for one."))
         return b"".join(lines)
 
     def _topic(self, core, sess, msg, verb, now, out) -> None:
@@ -789,12 +805,17 @@ class IrcDialect(Dialect):
             found = core.find(mask)
             users = [found] if found is not None else []
         lines = []
-        for s in users:
+        left_out = max(0, len(users) - MAX_WHO)
+        for s in users[:MAX_WHO]:
             user, host = self._user_host(s)
             away = "G" if isinstance(s.state, IrcState) and s.state.away else "H"
             lines.append(self._num(sess, Numeric.RPL_WHOREPLY, LOBBY, user, host, SERVER_NAME,
                                    irc_form(s.nick), away, f"0 {self._realname(s)}"))
         lines.append(self._num(sess, Numeric.RPL_ENDOFWHO, mask, "End of WHO list"))
+        if left_out:
+            lines.append(server_line("NOTICE", self.nick_of(sess),
+                                     f"WHO shows at most {MAX_WHO} users; {left_out} more are "
+                                     f"in {LOBBY}."))
         out.append((sess.conn, b"".join(lines)))
 
     def _whois(self, core, sess, msg, verb, now, out) -> None:
