@@ -125,3 +125,32 @@ def test_weechat_and_a_native_user_share_the_chat(tmp_path):
             assert "Carol" in line
             assert wee.proc.poll() is None
         britney.close()
+
+
+def test_weechat_and_the_tcplab_client_cli_on_a_terminal(tmp_path):
+    import sys
+
+    import pexpect
+
+    env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
+    with irc_server() as server:
+        child = pexpect.spawn(sys.executable, ["-m", "tcplab", "client", "--host", "127.0.0.1",
+                                               "--port", str(server.address[1]),
+                                               "--nick", "Britney Spears"],
+                              encoding="utf-8", timeout=20, env=env, dimensions=(40, 120))
+        try:
+            child.expect_exact("Connected!")
+            with weechat(tmp_path, server.irc_address[1], "wee") as wee:
+                wait_for_text(lambda: wee.buffer("tcplab.#lobby"), "has joined #lobby")
+                child.expect("wee")  # the join shows in the terminal client
+                child.sendline("wee: typed in a terminal")
+                line = wait_for_text(wee.files, "typed in a terminal")
+                assert "Britney_Spears" in line
+                wee.command("msg Britney_Spears answered from weechat")
+                child.expect_exact("wee: answered from weechat")
+                wee.command("msg #lobby to the whole lobby")
+                child.expect_exact("wee: to the whole lobby")
+            child.sendline("exit")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
