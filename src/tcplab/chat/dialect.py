@@ -35,13 +35,8 @@ class Dialect:
     """One wire format. Subclasses override what their format needs; one instance serves
     every connection of a listener (per-connection state lives in ``Session.state``)."""
 
-    #: Short name used in logs and ``--help`` (``native``, ``irc``).
+    #: Short name used in logs (``native``, ``irc``).
     name = "dialect"
-    #: True when users of this dialect get presence as join/leave events (IRC's JOIN/QUIT)
-    #: rather than coalesced ``ONLINE_USERS`` lists.
-    presence_events = True
-    #: Maximum bytes of one incoming line (framing limit), excluding the line ending.
-    max_line = 4096
 
     # -- wire → core ---------------------------------------------------------------------
 
@@ -83,7 +78,8 @@ class Dialect:
         return self.system(dest, code, text)
 
     def joined(self, who: Session) -> bytes:
-        """``who`` came online (only to dialects with ``presence_events``)."""
+        """``who`` came online (for sessions with ``deltas`` set: presence as events, as IRC's
+        JOIN, rather than coalesced ``ONLINE_USERS`` lists)."""
         raise NotImplementedError
 
     def left(self, who: Session, reason: str) -> bytes:

@@ -323,8 +323,8 @@ def plain_text(text: bytes) -> bytes:
 class IrcState:
     """Per-connection IRC state: registration progress and what ``USER`` said."""
 
-    __slots__ = ("framer", "nick", "user", "realname", "password", "cap_open", "registered",
-                 "quit_message", "pinged", "modes", "away")
+    __slots__ = ("framer", "nick", "user", "realname", "password", "cap_open", "quit_message",
+                 "pinged", "modes", "away")
 
     def __init__(self, framer: object) -> None:
         self.framer = framer
@@ -333,7 +333,6 @@ class IrcState:
         self.realname = ""
         self.password: str | None = None
         self.cap_open = False  # CAP LS/REQ seen, CAP END not yet: registration waits
-        self.registered = False
         self.quit_message: str | None = None
         self.pinged = False
         self.modes = ""
@@ -366,8 +365,6 @@ class IrcDialect(Dialect):
     """IRC over the chat core. One instance serves every IRC connection of a server."""
 
     name = "irc"
-    presence_events = True
-    max_line = MAX_INCOMING
 
     def __init__(self, created: str = "") -> None:
         #: RPL_CREATED text (the shell passes the start time: no clock in here).
@@ -610,8 +607,6 @@ class IrcDialect(Dialect):
         core.login(sess, st.nick, now, out)
         if sess.key is None:
             st.nick = None  # refused (432/433): the client picks another nickname
-        else:
-            st.registered = True
 
     def _ping(self, core, sess, msg, verb, now, out) -> None:
         if not msg.params:

@@ -372,7 +372,6 @@ class NativeDialect(Dialect):
     """
 
     name = "native"
-    max_line = DEFAULT_MAX_LINE
 
     def receive(self, core: ChatCore, sess: Session, data: bytes, now: float) -> list[Output]:
         return core.receive(sess.conn, data, now)
