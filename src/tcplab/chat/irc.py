@@ -462,9 +462,25 @@ class IrcDialect(Dialect):
         out: list[Output] = []
         conn = sess.conn
         flood = core.limits.rate > 0.0
+        private = core.private
         for i, raw in enumerate(lines):
             if flood and not core.admit(sess, now, out):
                 continue
+            # The hot path first: "PRIVMSG target :text" from a registered user, no tags,
+            # within the limit, needs no full parse.
+            if raw is not None and raw[:8] == b"PRIVMSG " and len(raw) <= MAX_MESSAGE - 2 \
+                    and sess.key is not None:
+                target, sep, text = raw[8:].partition(b" :")
+                if sep and target and text and b" " not in target and b"," not in target \
+                        and text[:1] != b"\x01" and (text.isascii() or _utf8(text)):
+                    if len(text.translate(None, _CONTROL_BYTES)) != len(text):
+                        text = plain_text(text)
+                    if text:
+                        if target[:1] == b"#":
+                            self._to_channel(core, sess, target, text, False, out)
+                        else:
+                            private(sess, target, text, out)
+                        continue
             if raw is None:
                 out.append((conn, self._num(sess, Numeric.ERR_INPUTTOOLONG,
                                             "Input line was too long")))
@@ -483,19 +499,6 @@ class IrcDialect(Dialect):
                 out.append((conn, self._num(sess, Numeric.ERR_INPUTTOOLONG,
                                             "Input line was too long")))
                 continue
-            # The hot path: "PRIVMSG target :text" needs no full parse.
-            if body[:8] == b"PRIVMSG " and sess.key is not None:
-                target, sep, text = body[8:].partition(b" :")
-                if sep and target and b" " not in target and b"," not in target \
-                        and text and text[:1] != b"\x01" and (text.isascii() or _utf8(text)):
-                    if len(text.translate(None, _CONTROL_BYTES)) != len(text):
-                        text = plain_text(text)
-                    if text:
-                        if target[:1] == b"#":
-                            self._to_channel(core, sess, target, text, False, out)
-                        else:
-                            core.private(sess, target, text, out)
-                        continue
             try:
                 line = body.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -868,7 +868,8 @@ class ChatCore:
         """Route ``text`` from ``sess`` to the user named ``target`` (any dialect's form of
         the name); 401 back to the sender when nobody has it (not for notices, which IRC
         never answers automatically)."""
-        text = clean_text(text)
+        if _RELAY_CONTROLS.search(text) is not None:
+            text = _RELAY_CONTROLS.sub(REPLACEMENT, text)
         dest = self._by_bytes.get(target)
         if dest is None:
             name = target.decode("utf-8", "replace")
