@@ -20,6 +20,10 @@ TIMEOUT = 10.0
 def running_server(host: str = "127.0.0.1", **kwargs) -> Iterator[ChatServer]:
     """A ChatServer on port 0 served from a thread; shut down (and joined) on exit."""
     kwargs.setdefault("limits", Limits(rate=0))
+    kwargs.setdefault("max_per_address", 0)  # every test client comes from 127.0.0.1
+    # A fixed kernel send buffer: on loopback autotuning lets one stalled reader soak up
+    # megabytes before its queue counts, which would make slow-consumer tests slow.
+    kwargs.setdefault("sndbuf", 64 * 1024)
     server = ChatServer(host, 0, **kwargs)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -199,8 +203,12 @@ def assert_consistent(server: ChatServer, names: list[str] | None = None,
     assert not problems, problems
     if names is not None:
         probe = RawClient(server.address)
+        if server.core.limits.password is not None:
+            probe.send("/pass " + server.core.limits.password)
+            probe.expect("System: 003")
         probe.login("Probe-" + str(time.monotonic_ns() % 10**9))
         probe.send("/users")
         got = probe.expect("ONLINE_USERS:")[len("ONLINE_USERS:"):].split(",")
-        assert sorted(n for n in got if not n.startswith("Probe-")) == sorted(names)
+        shown = sorted(n for n in got if not n.startswith("Probe-"))
+        assert shown == sorted(names), (sorted(set(shown) - set(names)), sorted(set(names) - set(shown)))
         probe.close()

@@ -28,10 +28,12 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from tcplab.chat.dialect import Dialect
 from tcplab.chat.nickmap import fold
 from tcplab.chat.nickname import MAX_NICK_CHARS, nick_problem, skeleton
+from tcplab.chat.sanitize import strip_escapes
 
 # --- limits -------------------------------------------------------------------------------
 
@@ -96,8 +98,7 @@ COMMANDS = (
 #: Hebrew and Arabic display correctly without them (LRM/RLM stay allowed).
 _RELAY_CONTROLS = re.compile(
     rb"[\x00-\x08\x0a-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
-#: Shown in place of a removed character, so the reader sees that something was there.
-REPLACEMENT = "\ufffd".encode()
+_RELAY_CONTROLS_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
 
 
 class Code:
@@ -151,15 +152,45 @@ def online_line(names: Iterable[str]) -> ListLine:
     return ListLine(ONLINE_PREFIX + ",".join(names).encode() + b"\n")
 
 
-def clean_text(text: bytes) -> bytes:
-    """Relayed chat text without control characters or bidi overrides (each shown as U+FFFD).
+#: Every C0 control but TAB, and DEL: deleted by bytes.translate() to count them at C speed.
+_C0_AND_DEL = bytes(b for b in range(0x20) if b != 0x09) + b"\x7f"
+#: The UTF-8 forms of the non-ASCII characters _RELAY_CONTROLS matches: (lead bytes, range
+#: of the byte after them). Found with bytes.find(), which is far faster than a regex scan.
+_UTF8_CONTROLS = ((b"\xc2", 0x80, 0x9f), (b"\xe2\x80", 0xa8, 0xae), (b"\xe2\x81", 0xa6, 0xa9))
 
-    One C-speed regex search over bytes: text without anything to clean, the usual case,
-    costs no decode and no copy.
+
+def has_controls(data: bytes, line_ends: bool = False) -> bool:
+    """True when ``data`` holds something :func:`clean_text` would change. With
+    ``line_ends`` the ``\n`` and ``\r\n`` that end lines are allowed (a whole read is
+    checked at once, so clean traffic costs a few C-speed passes per read, not a regex per
+    line)."""
+    n = len(data) - len(data.translate(None, _C0_AND_DEL))
+    if n and (not line_ends or n != data.count(b"\n") + data.count(b"\r\n")):
+        return True
+    if data.isascii():
+        return False
+    for lead, lo, hi in _UTF8_CONTROLS:
+        i = data.find(lead)
+        while i >= 0:
+            j = i + len(lead)
+            if j < len(data) and lo <= data[j] <= hi:
+                return True
+            i = data.find(lead, j)
+    return False
+
+
+def clean_text(text: bytes) -> bytes:
+    """Relayed chat text without terminal escape sequences (removed whole, as the tcplab
+    client removes them, so no ``[2J`` residue shows) and without any other control
+    character or bidi override (each shown as U+FFFD, so the reader sees something was
+    there).
+
+    Text without anything to clean, the usual case, costs no decode and no regex.
     """
-    if _RELAY_CONTROLS.search(text) is None:
+    if not has_controls(text):
         return text
-    return _RELAY_CONTROLS.sub(REPLACEMENT, text)
+    cleaned = strip_escapes(text.decode("utf-8", "replace"))
+    return _RELAY_CONTROLS_TEXT.sub("\ufffd", cleaned).encode()
 
 
 #: The report's wording of each notice, for telling the code of a line that came without one
@@ -297,7 +328,7 @@ class Session:
     __slots__ = (
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
         "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
-        "closing", "codes", "peer", "held", "dialect", "state", "cache",
+        "closing", "codes", "peer", "held", "tail_dirty", "dialect", "state", "cache",
     )
 
     def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool,
@@ -329,6 +360,8 @@ class Session:
         self.peer = peer  # the address as the I/O shell counts it (for password throttling)
         # Lines received while a password waits its turn; None when nothing is waiting.
         self.held: list[bytes | None] | None = None
+        # The unfinished line at the end of the last read holds a control character.
+        self.tail_dirty = False
 
 
 class _Guesses:
@@ -511,16 +544,22 @@ class ChatCore:
         if sess.dialect is not NATIVE:
             return sess.dialect.receive(self, sess, data, now)
         lines = sess.framer.feed(data)
+        # One look at the whole read decides whether lines need checking for control
+        # characters one by one; the unfinished tail carries its verdict to the next read.
+        dirty = sess.tail_dirty or has_controls(data, line_ends=True)
+        if dirty:
+            cut = data.rfind(b"\n")
+            sess.tail_dirty = has_controls(data[cut + 1:]) if cut >= 0 else True
         if not lines:
             return []
         held = sess.held
         if held is not None:  # a password is waiting its turn: keep order, keep it bounded
             held.extend(lines[:PASS_HELD_LINES - len(held)])
             return []
-        return self._lines(sess, lines, now, not sess.framer.ascii)
+        return self._lines(sess, lines, now, not sess.framer.ascii, dirty)
 
     def _lines(self, sess: Session, lines: list[bytes | None], now: float,
-               check_utf8: bool) -> list[Output]:
+               check_utf8: bool, check_controls: bool = True) -> list[Output]:
         conn = sess.conn
         out: list[Output] = []
         lim = self.limits
@@ -531,7 +570,8 @@ class ChatCore:
             sess.stamp = now
         by_bytes = self._by_bytes
         codes = sess.codes
-        for i, line in enumerate(lines):
+        pending = iter(lines)  # an iterator, so /pass can hold back the rest at no cost
+        for line in pending:
             if rate > 0.0 and (sess.tokens < 1.0 or sess.dropped) and not self._take(sess, out):
                 continue
             elif rate > 0.0:
@@ -556,7 +596,7 @@ class ChatCore:
                 if sess.closing:
                     break
                 if sess.held is not None:  # /pass must wait: so does everything after it
-                    sess.held.extend(lines[i + 1:i + 1 + PASS_HELD_LINES])
+                    sess.held.extend(islice(pending, PASS_HELD_LINES))
                     break
                 continue
             if sess.key is None:
@@ -574,8 +614,8 @@ class ChatCore:
             if not target or not text:
                 out.append((conn, _ERR_EMPTY[codes]))
                 continue
-            if _RELAY_CONTROLS.search(text) is not None:
-                text = _RELAY_CONTROLS.sub(REPLACEMENT, text)
+            if check_controls and has_controls(text):
+                text = clean_text(text)
             dest = by_bytes.get(target)
             if dest is None:
                 if target == b"*":
@@ -868,8 +908,7 @@ class ChatCore:
         """Route ``text`` from ``sess`` to the user named ``target`` (any dialect's form of
         the name); 401 back to the sender when nobody has it (not for notices, which IRC
         never answers automatically)."""
-        if _RELAY_CONTROLS.search(text) is not None:
-            text = _RELAY_CONTROLS.sub(REPLACEMENT, text)
+        text = clean_text(text)
         dest = self._by_bytes.get(target)
         if dest is None:
             name = target.decode("utf-8", "replace")

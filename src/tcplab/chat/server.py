@@ -154,6 +154,7 @@ class ChatServer:
         max_per_address: int = DEFAULT_MAX_PER_ADDRESS,
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 4096,
+        sndbuf: int = 0,
         irc_port: int | None = None,
         native: bool = True,
     ) -> None:
@@ -161,6 +162,9 @@ class ChatServer:
         self.max_clients = max_clients
         self.max_output = max_output
         self.max_per_address = max_per_address
+        # Kernel send buffer per client (SO_SNDBUF); 0 leaves it to the kernel's autotuning,
+        # which on loopback grows to megabytes, so a stalled reader takes long to notice.
+        self.sndbuf = sndbuf
         self._per_address: dict[str, int] = {}
         self._refusals: dict[str, list] = {}  # address -> [next log time, not logged]
         self._calls: deque[tuple] = deque()  # call_soon_threadsafe() requests
@@ -403,6 +407,8 @@ class ChatServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPIDLE)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPINTVL)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPCNT)
+                if self.sndbuf:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
             handshaking = False
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_side=True,
@@ -532,8 +538,18 @@ class ChatServer:
                 queued = conn.out_len
                 total = queued + len(item)  # type: ignore[arg-type]
                 if total > limit and queued and total - self._list_unsent(conn) > limit:
-                    self._overflow(conn, item)  # type: ignore[arg-type]
-                elif not conn.fin_sent:
+                    # Full only if the kernel will not take it either: a burst bigger than
+                    # the limit, produced in one go for a client that reads, is not slowness.
+                    if not conn.handshaking:
+                        self._write(conn)
+                        if conn.dead:
+                            continue
+                        queued = conn.out_len
+                        total = queued + len(item)  # type: ignore[arg-type]
+                    if total > limit and queued and total - self._list_unsent(conn) > limit:
+                        self._overflow(conn, item)  # type: ignore[arg-type]
+                        continue
+                if not conn.fin_sent:
                     conn.out.append(item)  # type: ignore[arg-type]
                     conn.out_len = total
                     mark_dirty(conn)
