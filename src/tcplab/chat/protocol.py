@@ -28,6 +28,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import islice
 
 from tcplab.chat.dialect import Dialect
@@ -227,10 +228,12 @@ def guess_code(text: str) -> int:
     return 0
 
 
+@lru_cache(maxsize=4096)
 def nick_key(nick: str) -> str:
     """The identity of a nickname: the confusable skeleton (:mod:`tcplab.chat.nickname`) of
     its dialect fold (:mod:`tcplab.chat.nickmap`), so ``Britney Spears`` and her IRC form
-    ``Britney_Spears`` are one name as surely as ``Alice`` and ``ＡＬＩＣＥ`` are."""
+    ``Britney_Spears`` are one name as surely as ``Alice`` and ``ＡＬＩＣＥ`` are. Cached like
+    the skeleton: the same few names are asked for again and again (message targets)."""
     return skeleton(fold(unicodedata.normalize("NFKC", nick)))
 
 
@@ -473,7 +476,7 @@ class ChatCore:
         self.roster_gen = 0
         self._list_cache: tuple[int, ListLine] = (-1, ListLine())
         self._synced_gen = 0
-        self._awaiting: dict[int, Session] = {}  # logged in, first list not yet sent
+        self._awaiting: dict[int, Session] = {}  # logged in, a list is owed as soon as drained
         # Logged-in clients that get join/leave events instead of lists — native ones that
         # sent /deltas and every IRC user — so a join costs O(such clients), not a scan.
         self._delta_conns: dict[int, Session] = {}
