@@ -25,7 +25,8 @@ on free loopback ports, their flood limits lifted as far as their configuration 
 * InspIRCd: a connect class with ``fakelag="no"``, ``commandrate`` and ``threshold`` at
   their maxima, 10 MB receive and soft send queues, 100 MB hard send queue, no per-IP
   limits, no DNS. Not liftable: the penalty accounting itself still runs per command.
-* tcplab: ``--irc-only --rate 0`` (flood control off), ``--max-clients 20000``.
+* tcplab: ``--irc-only --rate 0`` (flood control off), ``--max-clients 20000``,
+  ``--max-per-address 0`` (every client comes from 127.0.0.1).
 
 Benchmark code only: never imported by ``src/tcplab``; only 127.0.0.1 is contacted.
 """
@@ -53,7 +54,7 @@ SERVERS = ("tcplab", "ngircd", "inspircd")
 PROGRAMS = {"ngircd": "/usr/sbin/ngircd", "inspircd": "/usr/sbin/inspircd"}
 #: What could not be lifted, printed with the results (docs/performance.md repeats it).
 LIMITS_KEPT = {
-    "tcplab": "none (flood control off with --rate 0)",
+    "tcplab": "none (--rate 0: no flood control; --max-per-address 0: no per-address limit)",
     "ngircd": "compile-time: 3 commands per client per loop pass, 2 KB read buffer, "
               "32 KB write buffer, listen backlog 10",
     "inspircd": "per-command penalty accounting still runs (limits at their maxima)",
@@ -110,7 +111,8 @@ class IrcServer(bench_chat.Server):
         if self.kind == "tcplab":
             base = self.tcplab_command or [sys.executable, "-m", "tcplab", "server"]
             return [*base, "--host", "127.0.0.1", "--irc-only", "--irc-port", port,
-                    "--rate", "0", "--max-clients", "20000", "--quiet", *self.extra]
+                    "--rate", "0", "--max-clients", "20000", "--max-per-address", "0",
+                    "--quiet", *self.extra]
         assert self.workdir is not None
         conf_dir = self.workdir / f"{self.kind}-{port}"
         conf_dir.mkdir(parents=True, exist_ok=True)
@@ -164,6 +166,11 @@ def print_verdict(rows: list[Row]) -> None:
         others = {k: v.get("msg_per_cpu_s") for k, v in by.items() if k != "tcplab"}
         others = {k: v for k, v in others.items() if v}
         if not ours or not others:
+            continue
+        short = [k for k, v in by.items() if v.get("logged_in") != clients]
+        if short:
+            print(f"{clients} clients: not comparable, {', '.join(short)} did not register "
+                  "every client")
             continue
         best_name = max(others, key=others.__getitem__)
         ratio = ours / others[best_name]
