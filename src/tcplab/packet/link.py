@@ -9,6 +9,8 @@ Supported link types (tcpdump.org "LINK-LAYER HEADER TYPES"):
 * ``RAW`` (101, also DLT 12 and 14 on some platforms): no header, IP version nibble decides.
 * ``LOOP`` (108): OpenBSD loopback, the family always big-endian.
 * ``LINUX_SLL`` (113) and ``LINUX_SLL2`` (276): Linux "cooked" captures (``-i any``).
+* :data:`~tcplab.pcap.records.LINKTYPE_PCAPNG_CUSTOM` (-1, not a real link type): a pcapng
+  custom block that the reader hands out as a frame, as tshark does; it carries no IP.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from tcplab.packet.errors import ParseError
+from tcplab.pcap.records import LINKTYPE_PCAPNG_CUSTOM
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -40,6 +43,7 @@ LINKTYPE_NAMES = {
     LINKTYPE_IPV4: "IPV4",
     LINKTYPE_IPV6: "IPV6",
     LINKTYPE_LINUX_SLL2: "LINUX_SLL2",
+    LINKTYPE_PCAPNG_CUSTOM: "PCAPNG",
 }
 
 # Names users type on the command line (``--linktype``).
@@ -181,4 +185,6 @@ def parse(linktype: int, buf: bytes | memoryview) -> LinkHeader:
         fields = {"Protocol": proto, "Interface index": ifindex, "Link-layer address type": hatype,
                   "Packet type": ptype, "Source": _mac(address[: min(alen, 8)])}
         return LinkHeader(linktype, 20, _ethertype_network(proto), fields)
+    if linktype == LINKTYPE_PCAPNG_CUSTOM:
+        return LinkHeader(linktype, 0, None, {"Custom Block": len(buf)})
     raise ParseError("Link", "link type", 0, f"link type {linktype} is not supported")

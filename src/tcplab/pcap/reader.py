@@ -7,7 +7,6 @@ never reads more than a chunk ahead.
 
 from __future__ import annotations
 
-import gzip
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -83,24 +82,87 @@ class CaptureReader:
         return f"<CaptureReader {self.format} {self.path!r} linktype={self.linktype}>"
 
 
+#: Compressed bytes fed to the decompressor per step, and the most it may produce from
+#: them: bounds memory against a "zip bomb" while keeping calls rare.
+GZIP_INPUT_CHUNK = 64 * 1024
+
+
 def _gzip_reader(raw: BinaryIO, path: str) -> tuple[Callable[[int], bytes], Callable[[], None]]:
-    """A read function over gzip-compressed input whose failures become CaptureFormatError."""
-    stream = gzip.GzipFile(fileobj=raw, mode="rb")
-    delivered = 0
+    """A read function over gzip input that hands out everything that decompresses.
+
+    :class:`gzip.GzipFile` throws away the bytes it decompressed in a call that then meets
+    the end of a truncated file, so a cut ``.pcap.gz`` showed no packets at all; tshark
+    shows every packet before the cut. Here the decompressor is driven by hand: good
+    bytes are returned first, and the damage is raised by the next read, naming the
+    compressed offset where it is and how much came out before it. Concatenated gzip
+    members (``cat a.gz b.gz``) are read one after another, as gzip(1) does.
+    """
+    state = {"dec": zlib.decompressobj(16 + zlib.MAX_WBITS), "pending": b"", "in": 0,
+             "out": 0, "error": None, "eof": False}
+
+    def damage(detail: str) -> CaptureFormatError:
+        return CaptureFormatError(
+            path, state["out"],
+            f"compressed data is damaged: {detail} (within the first {state['in']} compressed "
+            f"bytes, after {state['out']} uncompressed bytes)",
+        )
+
+    def step(size: int) -> bytes:
+        """Up to ``size`` more uncompressed bytes; b"" only at the clean end of the input."""
+        dec = state["dec"]
+        while True:
+            if dec.eof:
+                tail = dec.unused_data + state["pending"]
+                state["pending"] = b""
+                if not tail:
+                    tail = raw.read(GZIP_INPUT_CHUNK)
+                    state["in"] += len(tail)
+                if not tail:
+                    state["eof"] = True
+                    return b""
+                if not tail.startswith(GZIP_MAGIC):
+                    # gzip(1) ignores trailing garbage after a member too (with a warning).
+                    state["eof"] = True
+                    return b""
+                dec = state["dec"] = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                state["pending"] = tail
+            data = state["pending"] or dec.unconsumed_tail
+            if not data:
+                data = raw.read(GZIP_INPUT_CHUNK)
+                if not data:
+                    raise damage(f"the file ends at byte {state['in']}, before the end of the "
+                                 "compressed stream")
+                state["in"] += len(data)
+            state["pending"] = b""
+            try:
+                out = dec.decompress(data, size)
+            except zlib.error as exc:
+                raise damage(str(exc)) from None
+            if out:
+                state["out"] += len(out)
+                return out
 
     def read(size: int) -> bytes:
-        nonlocal delivered
+        if state["error"] is not None:
+            raise state["error"]
+        if state["eof"]:
+            return b""
+        parts: list[bytes] = []
+        have = 0
         try:
-            data = stream.read(size)
-        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise CaptureFormatError(
-                path, delivered,
-                f"compressed data is damaged after {delivered} uncompressed bytes ({exc})",
-            ) from None
-        delivered += len(data)
-        return data
+            while have < size:
+                out = step(size - have)
+                if not out:
+                    break
+                parts.append(out)
+                have += len(out)
+        except CaptureFormatError as exc:
+            if not parts:
+                raise
+            state["error"] = exc  # hand out what did decompress; the next read says why it stops
+        return b"".join(parts)
 
-    return read, stream.close
+    return read, lambda: None
 
 
 def _describe_bad_magic(head: bytes) -> str:
