@@ -58,7 +58,8 @@ class Datagram(NamedTuple):
     version: int  #: 4 or 6
     protocol: int  #: IPv4 protocol / IPv6 next header of the first fragment
     payload: bytes
-    #: (tag, offset, length) of each fragment used, in offset order.
+    #: (tag, offset, length) of each fragment as it was sent (overlaps included, exact
+    #: duplicates not), in offset order — Wireshark's "[Frame: 4, payload: 0-1031]" list.
     fragments: tuple[tuple[Hashable, int, int], ...]
 
 
@@ -85,6 +86,8 @@ class _Partial:
     total: int | None = None  # known once the last fragment (no MF) arrives
     #: offset → (data, tag), never overlapping one another.
     pieces: dict[int, tuple[bytes, Hashable]] = field(default_factory=dict)
+    #: (tag, offset, length) of every fragment taken, as sent.
+    sent: list[tuple[Hashable, int, int]] = field(default_factory=list)
     size: int = 0
 
     def covered(self) -> bool:
@@ -213,7 +216,7 @@ class Defragmenter:
                     remaining.append((e, nd[e - no :]))
             new_pieces = remaining
         added = sum(len(d) for _o, d in new_pieces)
-        if len(pieces) + len(new_pieces) > limits.max_fragments:
+        if len(partial.sent) + 1 > limits.max_fragments:
             self._forget(key)
             return self._drop(f"more than {limits.max_fragments} fragments in one datagram")
         while self.buffered_bytes + added > limits.max_buffered_bytes and len(self._partials) > 1:
@@ -224,6 +227,7 @@ class Defragmenter:
         for o, d in new_pieces:
             if d:
                 pieces[o] = (d, tag)
+        partial.sent.append((tag, offset, len(data)))
         partial.size += added
         self.buffered_bytes += added
         if offset == 0:
@@ -236,7 +240,7 @@ class Defragmenter:
             ordered = sorted(pieces.items())
             payload = b"".join(d for _o, (d, _t) in ordered)
             datagram = Datagram(version, partial.protocol or 0, payload,
-                                tuple((t, o, len(d)) for o, (d, t) in ordered))
+                                tuple(sorted(partial.sent, key=lambda f: (f[1], f[2]))))
             return Outcome("complete", datagram, conflict=overlap_conflict)
         if overlapped:
             self.stats["overlaps"] += 1

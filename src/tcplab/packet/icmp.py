@@ -142,16 +142,23 @@ class ICMPMessage:
     def is_error(self) -> bool:
         return self.icmp_type in ERROR_TYPES
 
-    def summary(self) -> str:
-        """Wireshark's Info text without the pairing notes, e.g. ``Echo (ping) request  id=0x0001, seq=1/256``."""
+    def summary(self, ttl: int | None = None) -> str:
+        """Wireshark's Info text before any pairing note.
+
+        ``Echo (ping) request  id=0x0001, seq=1/256, ttl=64``: the type name padded to 20
+        columns (packet-icmp.c's ``%-20s``), the sequence number read both ways (some
+        stacks write it little-endian), then the IP TTL when given.
+        """
         text = self.type_name
         code = self.code_name
-        if code is not None and self.icmp_type != ECHO_REQUEST and self.icmp_type != ECHO_REPLY:
+        if code is not None:
             text += f" ({code})"
         if self.identifier is not None and self.sequence is not None:
             seq = self.sequence
             swapped = ((seq & 0xFF) << 8) | (seq >> 8)
-            text += f"  id=0x{self.identifier:04x}, seq={seq}/{swapped}"
+            text = f"{text:<20} id=0x{self.identifier:04x}, seq={seq}/{swapped}"
+            if ttl is not None:
+                text += f", ttl={ttl}"
         return text
 
 
@@ -196,3 +203,26 @@ def verify_checksum(message: bytes | memoryview) -> ChecksumStatus:
     computed = internet_checksum(bytes(message[:2]) + b"\x00\x00" + bytes(message[4:]))
     stated = (message[2] << 8) | message[3]
     return ChecksumStatus(stated, computed)
+
+
+class EchoPairs:
+    """Pairs echo replies with their requests, for the "(request in N)" note. Sans-IO, bounded.
+
+    Keyed by (requester, responder, identifier, sequence); the oldest requests are
+    forgotten beyond ``limit`` so a ping flood cannot grow memory. Serves ICMPv6 too.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._requests: dict[tuple[bytes, bytes, int, int], int] = {}
+
+    def request(self, src: bytes, dst: bytes, identifier: int, sequence: int, frame: int) -> None:
+        key = (src, dst, identifier, sequence)
+        self._requests.pop(key, None)
+        if len(self._requests) >= self.limit:
+            del self._requests[next(iter(self._requests))]
+        self._requests[key] = frame
+
+    def reply(self, src: bytes, dst: bytes, identifier: int, sequence: int) -> int | None:
+        """The frame of the matching request (the reply travels the other way), or None."""
+        return self._requests.get((dst, src, identifier, sequence))

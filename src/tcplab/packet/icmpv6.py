@@ -59,20 +59,21 @@ TYPE_NAMES = {
     143: "Multicast Listener Report Message v2",
 }
 CODE_NAMES = {
+    # Wireshark's wording (packet-icmpv6.c), so Info columns compare equal.
     DEST_UNREACHABLE: {
-        0: "no route to destination",
-        1: "communication with destination administratively prohibited",
-        2: "beyond scope of source address",
-        3: "address unreachable",
-        4: "port unreachable",
-        5: "source address failed ingress/egress policy",
-        6: "reject route to destination",
+        0: "No route to destination",
+        1: "Administratively prohibited",
+        2: "Beyond scope of source address",
+        3: "Address unreachable",
+        4: "Port unreachable",
+        5: "Source address failed ingress/egress policy",
+        6: "Reject route to destination",
     },
-    TIME_EXCEEDED: {0: "hop limit exceeded in transit", 1: "fragment reassembly time exceeded"},
+    TIME_EXCEEDED: {0: "Hop limit exceeded in transit", 1: "Fragment reassembly time exceeded"},
     PARAMETER_PROBLEM: {
-        0: "erroneous header field encountered",
-        1: "unrecognized Next Header type encountered",
-        2: "unrecognized IPv6 option encountered",
+        0: "Erroneous header field encountered",
+        1: "Unrecognized Next Header type encountered",
+        2: "Unrecognized IPv6 option encountered",
     },
 }
 
@@ -119,14 +120,16 @@ class ICMPv6Message:
     def target_str(self) -> str | None:
         return ipv6.ntoa(self.target) if self.target is not None else None
 
-    def summary(self) -> str:
-        """Wireshark's Info text, e.g. ``Echo (ping) request id=0x1234, seq=1``."""
+    def summary(self, hop_limit: int | None = None) -> str:
+        """Wireshark's Info text before any pairing note, e.g. ``Echo (ping) request id=0x1234, seq=1, hop limit=64``."""
         text = self.type_name
         code = self.code_name
         if code is not None:
             text += f" ({code})"
         if self.identifier is not None:
             text += f" id=0x{self.identifier:04x}, seq={self.sequence}"
+            if hop_limit is not None:
+                text += f", hop limit={hop_limit}"
         if self.target is not None and self.icmp_type in (NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT):
             text += f" for {self.target_str}"
         return text

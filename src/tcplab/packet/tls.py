@@ -238,6 +238,8 @@ class RecordStream:
         if record.content_type == CHANGE_CIPHER_SPEC:
             self.encrypted = True
             return ["Change Cipher Spec"]
+        if record.content_type == ALERT and self.encrypted:
+            return ["Encrypted Alert"]
         if record.content_type != HANDSHAKE:
             return [record.type_name]
         if self.encrypted:
