@@ -253,3 +253,27 @@ def test_ipv4_out_of_order_and_overlapping_fragments_like_tshark(tmp_path) -> No
         assert str(len(dg.payload)) == t["ip.reassembled.length"]
         assert conflict == (t["ip.fragment.overlap.conflict"] == "1")
     assert done[5][0].payload == payload  # the first bytes won
+
+
+def test_analyze_reaches_tcp_inside_pppoe(tmp_path) -> None:
+    """Through link.parse the analyzer already dissects IP in PPPoE (dpkt's nb6-http.pcap case)."""
+    import contextlib
+    import io
+    import json
+
+    from tcplab.cli import main
+
+    path = tmp_path / "pppoe-http.pcap"
+    with PcapWriter(path, link.LINKTYPE_ETHERNET) as w:
+        for i, (sport, payload) in enumerate([(40000, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"),
+                                              (40001, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")]):
+            packet = stack.tcp_packet(LO4, LO4, sport, 80, payload, seq=1000, ack=1)
+            eth = b"\x02" * 6 + b"\x04" * 6 + b"\x88\x64"
+            w.write(eth + pppoe.build_session(0x0042, pppoe.PPP_IPV4, packet), 10**18 + i * 1000)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["analyze", str(path), "--json"]) == 0
+    ours = [json.loads(line) for line in out.getvalue().splitlines()]
+    theirs = tshark_fields(path, "tcp.stream", "tcp.srcport", "_ws.col.Info")
+    assert [(str(d["tcp.stream"]), str(d["tcp.srcport"]), d["_ws.col.Info"]) for d in ours] == \
+        [(t["tcp.stream"], t["tcp.srcport"], t["_ws.col.Info"].rstrip()) for t in theirs]
