@@ -277,3 +277,34 @@ def test_analyze_reaches_tcp_inside_pppoe(tmp_path) -> None:
     theirs = tshark_fields(path, "tcp.stream", "tcp.srcport", "_ws.col.Info")
     assert [(str(d["tcp.stream"]), str(d["tcp.srcport"]), d["_ws.col.Info"]) for d in ours] == \
         [(t["tcp.stream"], t["tcp.srcport"], t["_ws.col.Info"].rstrip()) for t in theirs]
+
+
+def test_analyze_numbers_pcapng_edge_frames_as_tshark(tmp_path) -> None:
+    """Custom blocks are frames, odd block lengths are read, untimed SPBs never show negative times."""
+    import contextlib
+    import io
+
+    from tcplab.cli import main
+    from tests.pcap import craft
+    from tests.pcap.captools import sample_frame
+
+    t0 = 1_700_000_000_000_000
+    odd = sample_frame(3)
+    body = struct.pack("<IIIII", 0, (t0 + 3) >> 32, (t0 + 3) & 0xFFFFFFFF, len(odd), len(odd))
+    total = 12 + len(body) + len(odd)  # the length leaves the data's padding out
+    odd_epb = struct.pack("<II", 6, total) + body + craft.pad4(odd) + struct.pack("<I", total)
+    data = (craft.shb() + craft.idb() + craft.epb(sample_frame(0), ts=t0)
+            + craft.block(0x0BAD, struct.pack("<I", 32473) + b"custom!!") + craft.spb(sample_frame(1))
+            + craft.epb(sample_frame(2), ts=t0 + 2) + odd_epb
+            + craft.block(0x40000BAD, struct.pack("<I", 32473) + b"private\x00"))
+    path = tmp_path / "edges.pcapng"
+    path.write_bytes(data)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["analyze", str(path)]) == 0
+    lines = out.getvalue().splitlines()[1:]
+    theirs = tshark_fields(path, "frame.len")
+    assert [int(line.split()[0]) for line in lines] == [int(t["frame.number"]) for t in theirs]
+    assert [line.split()[-1] if "Non-IP" in line else None for line in lines].count("frame") == 2
+    times = [float(line.split()[1]) for line in lines]
+    assert min(times) >= 0 and times == sorted(times)
