@@ -24,8 +24,8 @@ A block length that is not a multiple of 4 is read as tshark 4.0 reads it: round
 the next multiple of 4 (writers that forget the padding in the length still pad the data).
 
 Record ``interface`` numbers are indexes into the reader's ``interfaces`` list, which spans
-all sections (tshark 4.0's ``frame.interface_id`` restarts at 0 in each section). Parsing works on bytes
-handed in by :mod:`tcplab.pcap.reader`; this module never opens files itself.
+all sections (tshark 4.0's ``frame.interface_id`` restarts at 0 in each section). Parsing
+works on bytes handed in by :mod:`tcplab.pcap.reader`; this module never opens files itself.
 """
 
 from __future__ import annotations
