@@ -30,13 +30,16 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tcplab.chat.protocol import ChatCore, Close, Limits, ListLine, Note, plain_system_line
+from tcplab.chat.dialect import Dialect
+from tcplab.chat.protocol import NATIVE, ChatCore, Close, Code, Limits, ListLine, Note
 from tcplab.errors import EnvironmentProblem
 
 log = logging.getLogger("tcplab.chat.server")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 55555
+#: The registered IRC port (``--irc-port``; the IRC listener is off unless asked for).
+DEFAULT_IRC_PORT = 6667
 #: Unsent bytes allowed per client before it counts as a slow consumer: a generous burst of
 #: messages, small enough that 10,000 stalled clients cannot exhaust memory. The one online
 #: list a client may have queued does not count (with 10,000 long names it is over 1 MB).
@@ -66,8 +69,18 @@ CLOSE_GRACE = 2.0
 #: KEEPIDLE + KEEPCNT × KEEPINTVL seconds even if the idle timeout is off.
 KEEPIDLE, KEEPINTVL, KEEPCNT = 60, 10, 3
 
-_LISTENER = object()
 _WAKER = object()
+
+
+class _Listener:
+    """A listening socket and the dialect its connections speak."""
+
+    __slots__ = ("sock", "dialect", "address")
+
+    def __init__(self, sock: socket.socket, dialect: Dialect) -> None:
+        self.sock = sock
+        self.dialect = dialect
+        self.address: tuple = sock.getsockname()[:2]
 
 
 class _Conn:
@@ -121,7 +134,13 @@ def address_key(host: str) -> str:
 
 
 class ChatServer:
-    """A chat server bound to one address; :meth:`serve_forever` runs it in the calling thread.
+    """A chat server; :meth:`serve_forever` runs it in the calling thread.
+
+    It listens for the native line protocol on ``host:port`` and, with ``irc_port`` (0
+    picks a free port), for IRC on ``host:irc_port``; ``native=False`` leaves only the IRC
+    listener (a pure IRC daemon). Every listener feeds the same :class:`ChatCore`, so users
+    of both dialects share one roster, one set of rules and one log; TLS (``ssl_context``)
+    applies to every listener.
 
     Thread-safety: only :meth:`request_shutdown` may be called from another thread (or a
     signal handler); everything else belongs to the thread running the loop.
@@ -139,6 +158,8 @@ class ChatServer:
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 4096,
         sndbuf: int = 0,
+        irc_port: int | None = None,
+        native: bool = True,
     ) -> None:
         self.core = ChatCore(limits)
         self.max_clients = max_clients
@@ -161,12 +182,32 @@ class ChatServer:
         self._stop = threading.Event()
         self._stopping = False
         self._sel = selectors.DefaultSelector()
-        self._listener = self._listen(host, port, backlog)
-        self.address: tuple = self._listener.getsockname()[:2]
+        if not native and irc_port is None:
+            raise ValueError("a server without the native listener needs irc_port")
+        self._listeners: list[_Listener] = []
+        try:
+            if native:
+                self._listeners.append(_Listener(self._listen(host, port, backlog), NATIVE))
+            if irc_port is not None:
+                from tcplab.chat.irc import IrcDialect
+
+                created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+                self._listeners.append(_Listener(self._listen(host, irc_port, backlog),
+                                                 IrcDialect(created)))
+        except BaseException:
+            for lst in self._listeners:
+                lst.sock.close()
+            raise
+        #: The native listener's address (the IRC one's with ``native=False``).
+        self.address: tuple = self._listeners[0].address
+        #: The IRC listener's address, or None.
+        self.irc_address: tuple | None = (self._listeners[-1].address
+                                          if irc_port is not None else None)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._sel.register(self._listener, selectors.EVENT_READ, _LISTENER)
+        for lst in self._listeners:
+            self._sel.register(lst.sock, selectors.EVENT_READ, lst)
         self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKER)
         self.ready = threading.Event()
 
@@ -236,9 +277,11 @@ class ChatServer:
 
     def serve_forever(self) -> None:
         """Run until :meth:`request_shutdown`; then say goodbye to every client and return."""
-        _log("listening", 0, {"address": format_peer(self.address),
-                              "tls": self.ssl_context is not None,
-                              "max_clients": self.max_clients})
+        for lst in self._listeners:
+            _log("listening", 0, {"address": format_peer(lst.address),
+                                  "dialect": lst.dialect.name,
+                                  "tls": self.ssl_context is not None,
+                                  "max_clients": self.max_clients})
         self.ready.set()
         sel = self._sel
         next_tick = 0.0
@@ -264,9 +307,9 @@ class ChatServer:
                         except Exception:
                             # A bug triggered by one client must cost that client only.
                             self._internal_error(conn)
-                    elif conn is _LISTENER:
+                    elif conn.__class__ is _Listener:
                         try:
-                            self._accept(now)
+                            self._accept(conn, now)
                         except Exception:
                             log.exception("internal error while accepting")
                     else:
@@ -294,7 +337,7 @@ class ChatServer:
             for conn in list(self._conns.values()):
                 self._drop(conn, "shutdown", tell=False)
             self._log_notes()
-            for s in (self._listener, self._wake_r, self._wake_w):
+            for s in (*(lst.sock for lst in self._listeners), self._wake_r, self._wake_w):
                 with contextlib.suppress(Exception):
                     self._sel.unregister(s)
                 s.close()
@@ -329,16 +372,17 @@ class ChatServer:
 
     def _begin_shutdown(self) -> None:
         self._stopping = True
-        with contextlib.suppress(Exception):
-            self._sel.unregister(self._listener)
-        self._listener.close()
+        for lst in self._listeners:
+            with contextlib.suppress(Exception):
+                self._sel.unregister(lst.sock)
+            lst.sock.close()
         _log("shutdown", 0, {"clients": len(self._conns)})
         self._apply(self.core.close_all())
 
     # -- accepting -----------------------------------------------------------------------
 
-    def _accept(self, now: float) -> None:
-        listener = self._listener
+    def _accept(self, lst: _Listener, now: float) -> None:
+        listener = lst.sock
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, addr = listener.accept()
@@ -351,13 +395,14 @@ class ChatServer:
             key = address_key(addr[0])
             if len(self._conns) >= self.max_clients:
                 self._refuse(sock, peer, key, now, "server full",
-                             f"Server full ({self.max_clients} clients); try later.")
+                             f"Server full ({self.max_clients} clients); try later.", lst.dialect,
+                             Code.SERVER_FULL)
                 continue
             per_address = self._per_address.get(key, 0)
             if self.max_per_address and per_address >= self.max_per_address:
                 self._refuse(sock, peer, key, now, "too many connections from this address",
                              f"Too many connections from your address ({self.max_per_address}); "
-                             "try later.")
+                             "try later.", lst.dialect, Code.TOO_MANY_FROM_ADDRESS)
                 continue
             sock.setblocking(False)
             with contextlib.suppress(OSError):
@@ -379,19 +424,21 @@ class ChatServer:
             self._conns[cid] = conn
             self._per_address[key] = per_address + 1
             self._sel.register(sock, selectors.EVENT_READ, conn)
-            _log("connect", cid, {"peer": peer, "clients": len(self._conns)})
-            self._apply(self.core.connect(cid, now, key))
+            _log("connect", cid, {"peer": peer, "clients": len(self._conns)}
+                 | ({"dialect": lst.dialect.name} if lst.dialect is not NATIVE else {}))
+            self._apply(self.core.connect(cid, now, key, lst.dialect))
             if handshaking:
                 self._handshake(conn, now)
 
     def _refuse(self, sock: socket.socket, peer: str, key: str, now: float, reason: str,
-                text: str) -> None:
-        """Turn a connection away at once; the reason goes to the peer (uncoded: nothing was
-        negotiated yet) and to the log, at most once per address per interval."""
+                text: str, dialect: Dialect, code: int) -> None:
+        """Turn a connection away at once; the reason goes to the peer in its listener's
+        dialect (native: uncoded, nothing was negotiated yet) and to the log, at most once
+        per address per interval."""
         with contextlib.suppress(OSError):
             sock.setblocking(False)
             if self.ssl_context is None:
-                sock.send(plain_system_line(text))
+                sock.send(dialect.system(None, code, text))
         sock.close()
         entry = self._refusals.get(key)
         if entry is not None and now < entry[0]:
@@ -720,4 +767,4 @@ def make_server_ssl_context(cert: str, key: str | None) -> ssl.SSLContext:
 
 
 __all__ = ["ChatServer", "Limits", "Note", "make_server_ssl_context", "address_key", "DEFAULT_HOST",
-           "DEFAULT_PORT"]
+           "DEFAULT_PORT", "DEFAULT_IRC_PORT"]
