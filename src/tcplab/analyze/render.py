@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from tcplab.packet import checksum as _checksum
 from tcplab.packet import link as _link
 from tcplab.packet import tcp as _tcp
+from tcplab.pcap.records import arrival_time_text
 
 # C0 controls (ESC starts terminal escape sequences), DEL, C1 controls (0x9b is a one-byte
 # CSI on some terminals) and Unicode bidirectional overrides, which can disguise text.
@@ -129,14 +130,23 @@ def _flag_line(bits: int, width: int, mask: int, label: str, value: bool) -> str
     return f"{''.join(chars)} = {label}: {'Set' if value else 'Not set'}"
 
 
+def _arrival_time(epoch: float) -> str:
+    """The detail pane's arrival time; a capture may hold any 64-bit time stamp (year 401704
+    included), which :mod:`datetime` cannot represent, so those fall back to calendar
+    arithmetic on integers."""
+    try:
+        return f"{_dt.datetime.fromtimestamp(epoch, _dt.UTC):%b %d, %Y %H:%M:%S.%f} UTC"
+    except (ValueError, OverflowError, OSError):
+        return arrival_time_text(int(epoch * 1e9))
+
+
 def _frame_section(d: dict) -> list[str]:
     n, cap = d["frame.len"], d["frame.cap_len"]
     iface = d.get("frame.interface_name")
     head = (f"Frame {d['frame.number']}: {n} bytes on wire ({n * 8} bits), {cap} bytes captured "
             f"({cap * 8} bits)" + (f" on interface {iface}" if iface else ""))
-    when = _dt.datetime.fromtimestamp(d["frame.time_epoch"], _dt.UTC)
     lines = [head,
-             f"{_IND}Arrival Time: {when:%b %d, %Y %H:%M:%S.%f} UTC",
+             f"{_IND}Arrival Time: {_arrival_time(d['frame.time_epoch'])}",
              f"{_IND}Epoch Time: {d['frame.time_epoch']:.6f} seconds",
              f"{_IND}[Time since first frame: {d['frame.time_relative']:.6f} seconds]",
              f"{_IND}Frame Number: {d['frame.number']}",
