@@ -1,21 +1,30 @@
-"""Benchmark: ``tcplab analyze`` list view vs ``tshark -r`` vs a dpkt parse-only loop.
+"""Benchmark: every ``tcplab analyze`` view beside its tshark 4.0 equivalent, in one run.
 
 Builds one capture of realistic TCP traffic (many connections on Ethernet: handshakes with
-options, data segments carrying the kernel's NOP,NOP,Timestamps, ACKs, FIN teardowns,
-some retransmissions), then times, on the same file and in one run:
+options, data segments carrying the kernel's NOP,NOP,Timestamps, HTTP requests and 1 KB
+responses, ACKs, FIN teardowns, some retransmissions), then times whole processes on the
+same file, output to /dev/null, tcplab and tshark alternately, median of N rounds:
 
-* tcplab: the packet-list view with full TCP analysis (the ``tcplab analyze FILE`` loop:
-  read, dissect, analyse, format every line), in-process and as the CLI end to end; and,
-  for reference, the same lines built from one field dict per packet (the path JSON,
-  display filters and summaries use);
-* tshark: ``tshark -r FILE`` (its default one-pass list view) to /dev/null;
-* dpkt: read the pcap and parse Ethernet/IP/TCP objects, nothing else.
+=====================  =========================================  ===================
+view                   tcplab                                     tshark
+=====================  =========================================  ===================
+list, one pass         ``tcplab analyze F``                       ``tshark -r F``
+list, two pass         ``tcplab analyze F -2``                    ``tshark -2 -r F``
+display filter         ``tcplab analyze F -Y EXPR``               ``tshark -r F -Y EXPR``
+conversations          ``tcplab analyze F --conversations``       ``tshark -q -z conv,tcp -r F``
+HTTP                   ``tcplab analyze F --http``                ``tshark -q -z http,tree -r F``
+JSON                   ``tcplab analyze F --json``                ``tshark -T ek -r F``
+=====================  =========================================  ===================
 
-It prints packets/s and the ratios, and checks memory stays flat: peak RSS of the CLI on
-the file and on one twice as large must not grow with the packet count.
+Times are CPU seconds (user + system, as the kernel accounts the child): the machine
+this runs on is shared, and CPU time moves less with other people's load than wall time
+(both are printed, with the load average before and after). It also prints the list
+view's rate in-process beside a dpkt parse-only loop, and checks memory stays flat: peak
+RSS of each view on a capture ``--rss-packets`` long against the main one.
 
-    python benchmarks/bench_analyze.py            # 200,000 packets
-    python benchmarks/bench_analyze.py --quick    # 20,000 packets, a smoke run
+    python benchmarks/bench_analyze.py                  # 200,000 packets, RSS at 2,000,000
+    python benchmarks/bench_analyze.py --quick          # 20,000 packets, one round
+    python benchmarks/bench_analyze.py --rss-packets 0  # skip the memory check
 """
 
 from __future__ import annotations
@@ -23,26 +32,43 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 from tcplab.packet import ipv4, link, stack, tcp
 from tcplab.pcap import open_writer
 
 SYN_OPTS = tcp.pack_options([tcp.mss(1460), tcp.sack_permitted(), tcp.timestamps(1, 0), tcp.NOP,
                              tcp.window_scale(7)])
+FILTER = "tcp.flags.reset == 1 || tcp.analysis.retransmission"
+
+#: (view, tcplab arguments after the file, tshark arguments with F for the file, target ratio)
+VIEWS: tuple[tuple[str, list[str], list[str], float], ...] = (
+    ("list, one pass", [], ["-r", "F"], 2.0),
+    ("list, two pass", ["-2"], ["-2", "-r", "F"], 1.5),
+    ("-Y filter", ["-Y", FILTER], ["-r", "F", "-Y", FILTER], 2.0),
+    ("--conversations", ["--conversations"], ["-q", "-z", "conv,tcp", "-r", "F"], 1.5),
+    ("--http", ["--http"], ["-q", "-z", "http,tree", "-r", "F"], 1.5),
+    ("--json", ["--json"], ["-T", "ek", "-r", "F"], 3.0),
+)
+TIME_BIN = "/usr/bin/time"
 
 
 def _ts_opts(tsval: int, tsecr: int) -> bytes:
     return tcp.pack_options([tcp.NOP, tcp.NOP, tcp.timestamps(tsval, tsecr)])
 
 
-def build(path: str, packets: int, seed: int = 1) -> int:
-    """Write ``packets`` frames of TCP traffic to ``path``; return the count written."""
+def build(path: str, packets: int, seed: int = 1, *, exchanges: int = 1) -> int:
+    """Write ``packets`` frames of TCP traffic to ``path``; return the count written.
+
+    ``exchanges`` multiplies the request/response exchanges per connection: the same
+    packet count in fewer, longer conversations.
+    """
     rng = random.Random(seed)
     written = 0
     t = 1_700_000_000.0
@@ -68,7 +94,7 @@ def build(path: str, packets: int, seed: int = 1) -> int:
             cs += 1
             ss += 1
             seg(c, s, cport, sport, cs, ss, tcp.ACK, opts=_ts_opts(2, 1))
-            for i in range(rng.randrange(5, 25)):
+            for i in range(rng.randrange(5, 25) * exchanges):
                 req = payloads[i % len(payloads)]
                 seg(c, s, cport, sport, cs, ss, tcp.PSH | tcp.ACK, req, _ts_opts(3 + i, 2 + i))
                 if rng.random() < 0.03:  # a retransmission now and then
@@ -89,65 +115,48 @@ def build(path: str, packets: int, seed: int = 1) -> int:
     return written
 
 
-# Times are CPU seconds (user + system) of the work measured, not wall-clock: the machine
-# this runs on is often shared, and CPU time is what the tools compare on.
+@dataclass(slots=True)
+class Run:
+    cpu_s: float
+    wall_s: float
+    maxrss_kb: int
 
 
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def measure(cmd: list[str]) -> Run:
+    """One whole process, stdout to /dev/null: its CPU time, wall time and peak RSS."""
+    with tempfile.NamedTemporaryFile(mode="r", suffix=".time") as report:
+        full = [TIME_BIN, "-f", "%U %S %e %M", "-o", report.name, *cmd]
+        proc = subprocess.run(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.decode()[-2000:]}")
+        user, system, wall, rss = report.read().split()[-4:]
+    return Run(float(user) + float(system), float(wall), int(rss))
 
 
-def _run_cpu(cmd: list[str]) -> float:
-    before = _children_cpu()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return _children_cpu() - before
+def tcplab_cmd(path: str, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "tcplab", "analyze", path, *args]
 
 
-def time_tcplab(path: str) -> tuple[float, int]:
-    """The list view in-process, as ``tcplab analyze FILE`` runs it: the dict-free fast path."""
-    from tcplab.analyze.listview import packet_lines
+def tshark_cmd(exe: str, path: str, args: list[str]) -> list[str]:
+    return [exe, *(path if a == "F" else a for a in args)]
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def time_list_in_process(path: str) -> tuple[float, int]:
+    """The list view in-process (no interpreter start): read, analyse, format every line."""
+    from tcplab.analyze.session import AnalysisSession
 
     start = time.process_time()
     n = 0
-    for chunk in packet_lines(path):
-        n += chunk.count("\n")
-    return time.process_time() - start, n
-
-
-def time_tcplab_dicts(path: str) -> tuple[float, int]:
-    """The same lines from the field-dict path (what JSON, -Y and the summaries build on)."""
-    from tcplab.analyze import analyze, render
-
-    line = render.packet_line
-    start = time.process_time()
-    n = 0
-    for d in analyze(path, two_pass=False, checksums=False, payload=False):
-        line(d)
+    for packet in AnalysisSession(path, two_pass=False).run():
+        packet.list_line()
         n += 1
     return time.process_time() - start, n
-
-
-def time_cli(path: str) -> float:
-    return _run_cpu([sys.executable, "-m", "tcplab", "analyze", path])
-
-
-def peak_rss_cli(path: str) -> int:
-    """Peak resident memory (KiB) of one ``tcplab analyze`` run on ``path``."""
-    code = ("import resource, subprocess, sys;"
-            "subprocess.run([sys.executable, '-m', 'tcplab', 'analyze', sys.argv[1]],"
-            " stdout=subprocess.DEVNULL, check=True);"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
-                         check=True)
-    return int(out.stdout.strip())
-
-
-def time_tshark(path: str) -> float | None:
-    exe = shutil.which("tshark")
-    if exe is None:
-        return None
-    return _run_cpu([exe, "-r", path])
 
 
 def time_dpkt(path: str) -> float | None:
@@ -167,13 +176,24 @@ def time_dpkt(path: str) -> float | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20,000 packets, one round")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20,000 packets, one round, no RSS")
     parser.add_argument("--packets", type=int, default=None, help="packets in the capture")
-    parser.add_argument("--rounds", type=int, default=None, help="best of N rounds per tool")
+    parser.add_argument("--rounds", type=int, default=None, help="median of N rounds per command")
+    parser.add_argument("--rss-packets", type=int, default=None,
+                        help="packets in the capture for the memory check (0: skip; "
+                             "default 2,000,000, none with --quick)")
+    parser.add_argument("--views", default="", help="comma-separated subset of view numbers (1-6)")
     args = parser.parse_args()
     packets = args.packets or (20_000 if args.quick else 200_000)
     rounds = args.rounds or (1 if args.quick else 3)
+    rss_packets = args.rss_packets if args.rss_packets is not None else (
+        0 if args.quick else 2_000_000)
+    chosen = [VIEWS[int(i) - 1] for i in args.views.split(",") if i] or list(VIEWS)
+    tshark = shutil.which("tshark")
+    if not os.path.exists(TIME_BIN):
+        raise SystemExit(f"{TIME_BIN} is needed to measure whole processes (apt-get install time)")
 
     with tempfile.TemporaryDirectory(prefix="bench_analyze_") as tmp:
         path = os.path.join(tmp, "traffic.pcap")
@@ -181,34 +201,66 @@ def main() -> int:
         n = build(path, packets)
         print(f"capture: {n:,} packets, {os.path.getsize(path) / 1e6:.1f} MB "
               f"(built in {time.perf_counter() - t0:.1f} s)")
+        if tshark:
+            version = subprocess.run([tshark, "--version"], capture_output=True, text=True)
+            print(version.stdout.splitlines()[0])
+        print(f"load average before: {load()}  (1 / 5 / 15 min, {os.cpu_count()} CPUs)")
+        print(f"CPU seconds, median of {rounds} (wall seconds in brackets)")
+        print(f"{'view':<16} {'tshark':>15} {'tcplab':>15} {'ratio':>7} {'target':>7}  met")
+        results = []
+        for view, ours, theirs, target in chosen:
+            mine, peer = [], []
+            for _ in range(rounds):  # alternate, so drifting load hits both alike
+                mine.append(measure(tcplab_cmd(path, ours)))
+                if tshark:
+                    peer.append(measure(tshark_cmd(tshark, path, theirs)))
+            t_cpu = statistics.median(r.cpu_s for r in mine)
+            t_wall = statistics.median(r.wall_s for r in mine)
+            if peer:
+                s_cpu = statistics.median(r.cpu_s for r in peer)
+                s_wall = statistics.median(r.wall_s for r in peer)
+                ratio = s_cpu / t_cpu
+                print(f"{view:<16} {s_cpu:>6.2f} ({s_wall:>6.2f}) {t_cpu:>6.2f} ({t_wall:>6.2f}) "
+                      f"{ratio:>6.2f}x {target:>6.1f}x  {'yes' if ratio >= target else 'NO'}")
+            else:
+                print(f"{view:<16} {'(no tshark)':>15} {t_cpu:>6.2f} ({t_wall:>6.2f})")
+            results.append((view, ours, max(r.maxrss_kb for r in mine)))
+        print(f"load average after: {load()}")
 
-        ours = min(time_tcplab(path)[0] for _ in range(rounds))
-        dicts = min(time_tcplab_dicts(path)[0] for _ in range(rounds))
-        cli = min(time_cli(path) for _ in range(rounds))
-        ts = [t for t in (time_tshark(path) for _ in range(rounds)) if t is not None]
-        dp = [t for t in (time_dpkt(path) for _ in range(rounds)) if t is not None]
+        ours_list, lines = time_list_in_process(path)
+        print(f"in-process list view: {lines / ours_list:,.0f} packets/CPU-s", end="")
+        dp = time_dpkt(path)
+        if dp is not None:
+            print(f"; dpkt parse-only loop {n / dp:,.0f} packets/CPU-s "
+                  f"(tcplab/dpkt {dp / ours_list:.2f}x)")
+        else:
+            print()
 
-        rate = n / ours
-        print(f"{'tool':<44} {'CPU s':>8} {'packets/s':>12}")
-        print(f"{'tcplab list view + TCP analysis (in-process)':<44} {ours:>8.2f} {rate:>12,.0f}")
-        print(f"{'  same lines via field dicts (in-process)':<44} {dicts:>8.2f} {n / dicts:>12,.0f}")
-        print(f"{'tcplab analyze FILE > /dev/null (CLI)':<44} {cli:>8.2f} {n / cli:>12,.0f}")
-        if ts:
-            print(f"{'tshark -r FILE > /dev/null':<44} {min(ts):>8.2f} {n / min(ts):>12,.0f}")
-        if dp:
-            print(f"{'dpkt parse-only loop':<44} {min(dp):>8.2f} {n / min(dp):>12,.0f}")
-        if ts:
-            print(f"ratio tcplab/tshark: {min(ts) / ours:.2f}x in-process, "
-                  f"{min(ts) / cli:.2f}x CLI (target >= 5x)")
-        if dp:
-            print(f"ratio tcplab/dpkt:   {min(dp) / ours:.2f}x (target > 1x)")
-
-        if not args.quick:
-            half = os.path.join(tmp, "half.pcap")
-            build(half, n // 2)
-            small, big = peak_rss_cli(half), peak_rss_cli(path)
-            print(f"peak RSS: {small / 1024:.1f} MiB for {n // 2:,} packets, {big / 1024:.1f} MiB "
-                  f"for {n:,} ({'flat' if big < small * 1.15 + 2048 else 'GROWS'})")
+        if rss_packets:
+            # Per-conversation state is all the analysis keeps (as Wireshark does), so two
+            # captures of rss_packets: as many more conversations as packets (the
+            # benchmark's mix, longer), and as many conversations as the main capture,
+            # each that much longer (packets only).
+            scale = max(1, round(rss_packets / n))
+            for label, exchanges in ((f"{scale}x packets, {scale}x conversations", 1),
+                                     (f"{scale}x packets, same conversations", scale)):
+                big = os.path.join(tmp, "big.pcap")
+                t0 = time.perf_counter()
+                build(big, rss_packets, exchanges=exchanges)
+                print(f"memory, {label}: {rss_packets:,} packets built in "
+                      f"{time.perf_counter() - t0:.0f} s ({os.path.getsize(big) / 1e6:.0f} MB); "
+                      f"peak RSS at {n:,} and at {rss_packets:,}")
+                for view, ours, small in results:
+                    large = measure(tcplab_cmd(big, ours)).maxrss_kb
+                    growth = large / small - 1
+                    print(f"  {view:<16} {small / 1024:>7.1f} MiB  {large / 1024:>7.1f} MiB  "
+                          f"{growth:+6.1%}  {'flat' if growth <= 0.10 else 'GROWS'}")
+                if tshark and exchanges == 1:  # for scale: tshark keeps state per frame
+                    small = measure(tshark_cmd(tshark, path, ["-r", "F"])).maxrss_kb
+                    large = measure(tshark_cmd(tshark, big, ["-r", "F"])).maxrss_kb
+                    print(f"  {'tshark -r F':<16} {small / 1024:>7.1f} MiB  {large / 1024:>7.1f} "
+                          f"MiB  {large / small - 1:+6.1%}")
+                os.unlink(big)
     return 0
 
 

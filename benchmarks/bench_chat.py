@@ -243,8 +243,8 @@ class Server:
 class Generator:
     """One chat_loadgen.py process and its line-oriented JSON conversation."""
 
-    def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(LOADGEN), *args],
+    def __init__(self, args: list[str], loadgen: Path = LOADGEN) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(loadgen), *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=bool(NICE),
                                      preexec_fn=die_with_parent)
@@ -314,7 +314,8 @@ def merged_quantiles(results: list[dict]) -> dict[str, float | None]:
             "max_ms": round(hist.max_us / 1000, 3)}
 
 
-def run_pairs(server: Server, clients: int, opts: argparse.Namespace) -> Row:
+def run_pairs(server: Server, clients: int, opts: argparse.Namespace,
+              loadgen: Path = LOADGEN) -> Row:
     pairs = clients // 2
     procs = max(1, min(opts.procs, pairs))
     row = Row("pairs", server.kind, 2 * pairs)
@@ -327,7 +328,7 @@ def run_pairs(server: Server, clients: int, opts: argparse.Namespace) -> Row:
             gens.append(Generator([
                 "--port", str(server.port), "--mode", "pairs", "--pairs", str(share),
                 "--first-index", str(first), "--window", str(opts.window),
-                "--phase-timeout", str(opts.phase_timeout)]))
+                "--phase-timeout", str(opts.phase_timeout)], loadgen))
             first += 2 * share
         ready = [g.expect("ready", 3 * opts.phase_timeout) for g in gens]
         status = proc_status(server.pid)

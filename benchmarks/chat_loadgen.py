@@ -128,6 +128,9 @@ class Conn:
 
 
 class LoadGen:
+    #: How every line this generator writes ends (IRC's subclass uses CR LF).
+    line_end = b"\n"
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         # epoll directly rather than selectors: one dict lookup per event instead of a
@@ -400,9 +403,14 @@ class LoadGen:
         missing = self.args.window - (sender.sent - receiver.received)
         if missing <= 0:
             return
-        line = sender.line + b"%012d\n" % now_us()
+        line = sender.line + b"%012d" % now_us() + self.line_end
         sender.sent += missing
         self.write(sender, line * missing)
+
+    def pair(self, sender: Conn, receiver: Conn) -> None:
+        """Set the line a sender writes and the sender stamp its receiver must see."""
+        sender.line = receiver.name + b": " + FILLER
+        receiver.prefix = sender.name + b": "
 
     def fault(self, conn: Conn, reason: str) -> None:
         self.errors[reason] += 1
@@ -441,8 +449,7 @@ class LoadGen:
             sender, receiver = self.conns[i], self.conns[i + 1]
             sender.peer, receiver.peer = receiver, sender
             sender.is_sender = True
-            sender.line = receiver.name + b": " + FILLER
-            receiver.prefix = sender.name + b": "
+            self.pair(sender, receiver)
         self.wait_quiet(time.monotonic() + args.phase_timeout)
         self.report("ready", connected=len(self.conns), logged_in=self.logged_in,
                     connect_s=round(connect_s, 3), login_s=round(login_s, 3),

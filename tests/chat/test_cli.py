@@ -83,7 +83,7 @@ def test_full_a_to_f_session_with_three_terminal_clients():
             paris.expect_exact("Choose a Nickname:")
             paris.sendline("Paris Hilton")
             paris.expect_exact("Connected!")
-            nogui.expect_exact("Online: Britney Spears, NoGui_User, Paris Hilton\r\n")
+            nogui.expect_exact("+ Paris Hilton joined\r\n")
 
             # A: a private message, completed with Tab, arrives stamped with the sender.
             nogui.send("Bri\t")
@@ -106,20 +106,25 @@ def test_full_a_to_f_session_with_three_terminal_clients():
             mallory = RawClient(server.address)
             mallory.login("Mallory")
             mallory.send("NoGui_User: \x1b]0;owned\x07look\x1b[2J here")
-            nogui.expect_exact("Mallory: look here")
+            # The server may already have replaced the controls (with U+FFFD); either way
+            # no escape sequence reaches the terminal.
+            nogui.expect(r"Mallory: ([^\r\n]*)\r\n")
+            shown = nogui.match.group(1)
+            assert "\x1b" not in shown and "\x07" not in shown
+            assert shown.startswith(("look", "\ufffd")) and shown.endswith(" here")
             mallory.close()
-            nogui.expect_exact("Online: Britney Spears, NoGui_User, Paris Hilton\r\n")
+            nogui.expect_exact("- Mallory left\r\n")
 
             # F: Paris's process dies abruptly; everyone's list is updated.
             paris.kill(signal.SIGKILL)
-            nogui.expect_exact("Online: Britney Spears, NoGui_User\r\n")
-            britney.expect_exact("Online: Britney Spears, NoGui_User\r\n")
+            nogui.expect_exact("- Paris Hilton left\r\n")
+            britney.expect_exact("- Paris Hilton left\r\n")
             nogui.sendline("/users")
             nogui.expect_exact("Online: Britney Spears, NoGui_User\r\n")
             nogui.sendline("/help")
             nogui.expect_exact("/users")
             assert finish(nogui) == 0
-            britney.expect_exact("Online: Britney Spears\r\n")
+            britney.expect_exact("- NoGui_User left\r\n")
             assert finish(britney) == 0
         finally:
             for child in children:
@@ -173,12 +178,13 @@ def test_plain_line_mode_when_stdin_is_not_a_terminal():
             assert next_line() == ("Host IP (default 127.0.0.1): Port (default 55555): "
                                    "Choose a Nickname: Connected! Usage: 'TargetName: Your Message'")
             assert next_line() == "Type 'exit' to quit."
-            # Printed by two threads (events and input), so in either order.
-            assert {next_line(), next_line()} == {"Online: Bob, Alice",
-                                                  "Invalid format! Use: TargetName: Message"}
+            # Line mode keeps the order: the list that came with the welcome, then the
+            # answer to what was typed.
+            assert next_line() == "Online: Bob, Alice"
+            assert next_line() == "Invalid format! Use: TargetName: Message"
             assert bob.expect("Alice:") == "Alice: scripted hello"
             bob.send("Alice: reply \x1b[31mred")
-            assert next_line() == "Bob: reply red"
+            assert next_line() in ("Bob: reply red", "Bob: reply \ufffd[31mred")  # no ESC
             proc.stdin.write("Bob:\n")
             proc.stdin.flush()
             assert next_line() == "System: Name or message cannot be empty."

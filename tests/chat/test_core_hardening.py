@@ -107,6 +107,7 @@ def test_default_is_the_seed_wording_codes_on_request():
     ("Too many connections from your address (3); try later.", Code.TOO_MANY_FROM_ADDRESS),
     ("Server is shutting down.", Code.SHUTTING_DOWN),
     ("3 message(s) to 'Slow' not delivered: Slow was disconnected.", Code.NOT_DELIVERED),
+    ("Britney Spears joined.", Code.JOINED), ("Paris Hilton left.", Code.LEFT),
     ("Something new.", 0),
 ])
 def test_uncoded_lines_get_their_code_from_the_wording(text, code):

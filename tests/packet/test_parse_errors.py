@@ -69,7 +69,7 @@ def test_ipv6_errors() -> None:
     expect(lambda: ipv6.parse(pkt[:39]), "IPv6", "header", 0, "only 39 captured")
     expect(lambda: ipv6.parse(b"\x40" + pkt[1:]), "IPv6", "version", 0, "is 4, expected 6")
     hop_by_hop = b"\x60" + pkt[1:6] + b"\x00" + pkt[7:40] + b"\x06\x00\x00"
-    expect(lambda: ipv6.parse(hop_by_hop), "IPv6", "extension header", 40, "truncated")
+    expect(lambda: ipv6.parse(hop_by_hop), "IPv6", "Hop-by-Hop Options", 40, "runs past the captured bytes")
 
 
 @pytest.mark.parametrize(

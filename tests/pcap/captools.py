@@ -45,13 +45,15 @@ def tshark_frames(path: str | Path, *extra_fields: str) -> list[tuple]:
     for line in proc.stdout.splitlines():
         cols = line.split("\t")
         iface = int(cols[3]) if cols[3] else 0
-        # tshark leaves the time empty for Simple Packet Blocks, which carry none; we say 0.
-        rows.append((epoch_to_ns(cols[0]) if cols[0] else 0, int(cols[1]), int(cols[2]), iface, *cols[4:]))
+        # tshark leaves the time empty for blocks that carry none (SPB, custom blocks).
+        rows.append((epoch_to_ns(cols[0]) if cols[0] else None, int(cols[1]), int(cols[2]), iface,
+                     *cols[4:]))
     return rows
 
 
 def our_frames(path: str | Path) -> list[tuple]:
-    return [(r.timestamp_ns, r.orig_len, len(r.data), r.interface) for r in read_all(path)]
+    return [(r.timestamp_ns if r.has_timestamp else None, r.orig_len, len(r.data), r.interface)
+            for r in read_all(path)]
 
 
 def run(*cmd: str) -> str:

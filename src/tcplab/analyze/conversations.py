@@ -1,6 +1,6 @@
 """Conversations (``--conversations``): one summary row per TCP stream, with a plain verdict.
 
-Fed the analyzer's packet dicts one at a time (:class:`ConversationTable`) it keeps a fixed
+Fed the analyzer's packet records one at a time (:class:`ConversationTable`) it keeps a fixed
 set of counters per stream, so memory grows with the number of conversations, never with
 the number of packets. :func:`summarize` is the one-shot form, :func:`render` the aligned
 table and :func:`to_json` the ``--json`` summary object.
@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tcplab.analyze import tcp_analysis as _ta
+from tcplab.analyze.record import RETRANSMITTED, Packet, from_fields
 from tcplab.analyze.render import safe_text
 
 # Wireshark's tcp.completeness bits (the analyzer's constants, named for short).
@@ -102,10 +103,6 @@ def _endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _address(d: dict, which: str) -> str:
-    return str(d.get(f"ip.{which}") or d.get(f"ipv6.{which}") or "?")
-
-
 class ConversationTable:
     """Incremental conversation statistics: ``add`` each packet dict, then ``summaries()``."""
 
@@ -113,34 +110,36 @@ class ConversationTable:
         self._streams: dict[int, ConversationSummary] = {}
         self._time_origin: float | None = None
 
-    def add(self, d: dict) -> None:
-        stream = d.get("tcp.stream")
+    def add(self, p: Packet | dict) -> None:
+        """Count one packet (an analyzer record, or a Wireshark field dict such as tshark's)."""
+        if type(p) is not Packet:
+            p = from_fields(p)  # type: ignore[arg-type]
+        stream = p.stream
         if stream is None:
             return
-        src, dst = _address(d, "src"), _address(d, "dst")
-        sport, dport = int(d.get("tcp.srcport", 0)), int(d.get("tcp.dstport", 0))
-        rel = float(d.get("frame.time_relative", 0.0) or 0.0)
-        frame = int(d.get("frame.number", 0) or 0)
+        src, dst = p.src or "?", p.dst or "?"
+        sport, dport = p.sport or 0, p.dport or 0
+        rel = p.time_relative
+        frame = p.number
         conv = self._streams.get(stream)
         if conv is None:
             conv = ConversationSummary(int(stream), src, sport, dst, dport, start=rel,
                                        first_frame=frame)
             self._streams[stream] = conv
-        flags = int(d.get("tcp.flags", 0) or 0)
+        flags = p.flags
         syn, ack, fin, rst = flags & 0x02, flags & 0x10, flags & 0x01, flags & 0x04
-        from_a = (src, sport) == (conv.address_a, conv.port_a)
+        from_a = sport == conv.port_a and src == conv.address_a
         if syn and not ack and not from_a and not conv.syn_from_a:
             conv.swap()  # the client is whoever sent the first SYN
             from_a = True
-        length = int(d.get("frame.len", 0) or 0)
-        payload = int(d.get("tcp.len", 0) or 0)
+        length = p.frame_len
+        payload = p.seglen
         if from_a:
             conv.packets_ab += 1
             conv.bytes_ab += length
         else:
             conv.packets_ba += 1
             conv.bytes_ba += length
-        side, other = ("a", "b") if from_a else ("b", "a")
         if syn and not ack and from_a:
             conv.syn_from_a += 1
         elif syn and ack and not from_a:
@@ -154,8 +153,8 @@ class ConversationTable:
             else:
                 conv.data_ba += 1
                 conv.payload_ba += payload
-            conv.pending_data_from = side
-        if d.get("tcp.analysis.retransmission") or d.get("tcp.analysis.fast_retransmission"):
+            conv.pending_data_from = "a" if from_a else "b"
+        if p.aflags & RETRANSMITTED:
             conv.retransmissions += 1
         if fin:
             if from_a:
@@ -167,13 +166,14 @@ class ConversationTable:
                 conv.rst_a += 1
             else:
                 conv.rst_b += 1
-            if conv.pending_data_from == other:
+            if conv.pending_data_from == ("b" if from_a else "a"):
                 conv.data_answered_by_rst += 1
             conv.pending_data_from = ""
-        if d.get("tcp.completeness") is not None:
+        if p.completeness is not None:
             # The last packet's value: what Wireshark shows once the whole stream is seen.
-            conv.completeness = int(d["tcp.completeness"])
-        conv.duration = max(conv.duration, rel - conv.start)
+            conv.completeness = p.completeness
+        if rel - conv.start > conv.duration:
+            conv.duration = rel - conv.start
         conv.last_frame = frame
 
     def summaries(self) -> list[ConversationSummary]:
@@ -230,7 +230,7 @@ def verdict(c: ConversationSummary) -> str:
     return ", ".join([opening, *parts, ending])
 
 
-def summarize(packets: Iterable[dict]) -> list[ConversationSummary]:
+def summarize(packets: Iterable[Packet | dict]) -> list[ConversationSummary]:
     """Summaries of every TCP stream in ``packets`` (consumed once, in order)."""
     table = ConversationTable()
     for d in packets:

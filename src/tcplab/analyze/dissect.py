@@ -89,11 +89,11 @@ class TcpSegment:
     """What the conversation tracker needs from one TCP segment (built only for TCP frames)."""
 
     __slots__ = ("src", "dst", "sport", "dport", "seq", "ack", "flags", "seglen", "window",
-                 "wscale", "options_text", "payload")
+                 "wscale", "options_text", "payload", "payload_offset")
 
     def __init__(self, src: str, dst: str, sport: int, dport: int, seq: int, ack: int,
                  flags: int, seglen: int, window: int, wscale: int | None,
-                 options_text: str, payload: bytes) -> None:
+                 options_text: str, payload: bytes, payload_offset: int = 0) -> None:
         self.src = src
         self.dst = dst
         self.sport = sport
@@ -106,6 +106,7 @@ class TcpSegment:
         self.wscale = wscale
         self.options_text = options_text
         self.payload = payload
+        self.payload_offset = payload_offset  # where the payload starts in the frame bytes
 
 
 def _malformed(d: dict, err: ParseError | str, protocol: str | None = None) -> None:
@@ -434,7 +435,7 @@ def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: 
                     data[l4 : l4 + 16] + b"\x00\x00" + data[l4 + 18 : end],
                     _pseudo_sum(rsrc, rdst, 6, end - l4))) & 0xFFFF
     return TcpSegment(src, dst, sport, dport, seq, ack, flags, seglen, window, wscale,
-                      options_text, payload)
+                      options_text, payload, l4 + thl)
 
 
 def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, protos: str, d: dict,

@@ -1,9 +1,11 @@
 """Display filters (``-Y``): a Wireshark display-filter subset compiled to a Python predicate.
 
-The analyzer describes every packet as a ``dict`` keyed by Wireshark field names (absent key
-= field not present). :func:`compile_filter` turns an expression such as
-``tcp.port == 80 && !tcp.analysis.retransmission`` into a function of that dict, so users can
-paste the filters they already type into Wireshark and get the same packets.
+The analyzer describes every packet by Wireshark field names (absent = field not present):
+a :class:`~tcplab.analyze.record.Packet` record answers the names it holds from its own
+attributes and renders the rest on demand, and a plain ``dict`` (tshark's fields, a test's)
+works the same. :func:`compile_filter` turns an expression such as
+``tcp.port == 80 && !tcp.analysis.retransmission`` into a predicate over that mapping, so
+users can paste the filters they already type into Wireshark and get the same packets.
 
 Semantics follow tshark 4.0 (checked by a differential test against it):
 
@@ -503,6 +505,9 @@ class _Compiler:
             parts.append(self.and_expr())
         if len(parts) == 1:
             return parts[0]
+        if len(parts) == 2:
+            a, b = parts
+            return lambda d: a(d) or b(d)
         return lambda d: any(p(d) for p in parts)
 
     def and_expr(self) -> Predicate:
@@ -860,7 +865,7 @@ def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate
     value = lit.value
     if op not in _FAST_OPS or lit.network is not None:
         return None
-    if ftype in (UINT, INT) and type(value) is int:
+    if ftype in (UINT, INT, BOOL) and type(value) is int:
         kind: type = int
     elif ftype == STR and type(value) is str and op in ("==", "!="):
         kind = str

@@ -98,39 +98,60 @@ def _row(d: dict, from_client: bool) -> FlowRow:
                    or 0.0), from_client, label, note, kind, bool(tags))
 
 
-def build_flow(packets: Iterable[dict], stream: int, *, max_rows: int = MAX_ROWS) -> Flow:
-    """Select ``stream``'s packets and turn them into rows (raises if the stream is absent)."""
-    kept: list[dict] = []
-    omitted = 0
-    first: tuple[str, str] | None = None  # (sender, receiver) of the stream's first packet
-    syn: tuple[str, str] | None = None  # ... of its first SYN without ACK: the client
-    seen_streams: set[int] = set()
-    for d in packets:
+class FlowBuilder:
+    """Incremental form of :func:`build_flow`: ``add`` each packet in order, then ``finish()``.
+
+    Keeps at most ``max_rows`` packets of the stream (the client is known only once its
+    first SYN is seen, so rows are made at the end).
+    """
+
+    def __init__(self, stream: int, *, max_rows: int = MAX_ROWS) -> None:
+        self.stream = stream
+        self.max_rows = max_rows
+        self._kept: list = []
+        self._omitted = 0
+        self._first: tuple[str, str] | None = None  # (sender, receiver) of the first packet
+        self._syn: tuple[str, str] | None = None  # ... of its first SYN without ACK: the client
+        self._seen_streams: set[int] = set()
+
+    def add(self, d: dict) -> None:
         s = d.get("tcp.stream")
         if s is None:
-            continue
-        if len(seen_streams) < 100_000:
-            seen_streams.add(s)
-        if s != stream:
-            continue
-        src = _endpoint(d, "src", "tcp.srcport")
-        dst = _endpoint(d, "dst", "tcp.dstport")
-        if first is None:
-            first = (src, dst)
-        if syn is None and int(d.get("tcp.flags", 0) or 0) & 0x12 == 0x02:
-            syn = (src, dst)
-        if len(kept) < max_rows:
-            kept.append(d)
+            return
+        if len(self._seen_streams) < 100_000:
+            self._seen_streams.add(s)
+        if s != self.stream:
+            return
+        if self._first is None or self._syn is None:
+            src = _endpoint(d, "src", "tcp.srcport")
+            dst = _endpoint(d, "dst", "tcp.dstport")
+            if self._first is None:
+                self._first = (src, dst)
+            if int(d.get("tcp.flags", 0) or 0) & 0x12 == 0x02:
+                self._syn = (src, dst)
+        if len(self._kept) < self.max_rows:
+            self._kept.append(d)
         else:
-            omitted += 1
-    if first is None:
-        available = sorted(seen_streams)
-        shown = ", ".join(map(str, available[:20])) + (" …" if len(available) > 20 else "")
-        where = f"streams in this capture: {shown}" if available else "no TCP in this capture"
-        raise InputError(f"--flow: TCP stream {stream} is not in the capture ({where})")
-    client, server = syn or first
-    rows = [_row(d, _endpoint(d, "src", "tcp.srcport") == client) for d in kept]
-    return Flow(stream, client, server, rows, omitted)
+            self._omitted += 1
+
+    def finish(self) -> Flow:
+        """The rows of the stream (raises :class:`InputError` if the stream is absent)."""
+        if self._first is None:
+            available = sorted(self._seen_streams)
+            shown = ", ".join(map(str, available[:20])) + (" …" if len(available) > 20 else "")
+            where = f"streams in this capture: {shown}" if available else "no TCP in this capture"
+            raise InputError(f"--flow: TCP stream {self.stream} is not in the capture ({where})")
+        client, server = self._syn or self._first
+        rows = [_row(d, _endpoint(d, "src", "tcp.srcport") == client) for d in self._kept]
+        return Flow(self.stream, client, server, rows, self._omitted)
+
+
+def build_flow(packets: Iterable[dict], stream: int, *, max_rows: int = MAX_ROWS) -> Flow:
+    """Select ``stream``'s packets and turn them into rows (raises if the stream is absent)."""
+    builder = FlowBuilder(stream, max_rows=max_rows)
+    for d in packets:
+        builder.add(d)
+    return builder.finish()
 
 
 def _fit(text: str, width: int) -> str:
@@ -251,10 +272,8 @@ def svg_text(flow: Flow) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_svg(packets: Iterable[dict], stream: int, path: str | os.PathLike[str], *,
-              max_rows: int = MAX_ROWS) -> int:
-    """Write the flow graph of ``stream`` as a standalone SVG file; returns the rows drawn."""
-    flow = build_flow(packets, stream, max_rows=max_rows)
+def write_flow_svg(flow: Flow, path: str | os.PathLike[str]) -> int:
+    """Write ``flow`` as a standalone SVG file; returns the rows drawn."""
     document = svg_text(flow)
     target = os.fspath(path)
     try:
@@ -264,3 +283,8 @@ def write_svg(packets: Iterable[dict], stream: int, path: str | os.PathLike[str]
         raise InputError(f"--flow-svg: cannot write {target}: {exc.strerror}") from None
     return len(flow.rows)
 
+
+def write_svg(packets: Iterable[dict], stream: int, path: str | os.PathLike[str], *,
+              max_rows: int = MAX_ROWS) -> int:
+    """Write the flow graph of ``stream`` as a standalone SVG file; returns the rows drawn."""
+    return write_flow_svg(build_flow(packets, stream, max_rows=max_rows), path)

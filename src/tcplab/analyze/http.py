@@ -35,9 +35,9 @@ _LENGTH = re.compile(rb"\nContent-Length:[ \t]*(\d{1,18})[ \t]*\r?\n", re.IGNORE
 _HEAD_MAX = 8192
 _FIRST_BYTES = frozenset(m[0] for m in _METHODS) | {ord("H")}
 
-# Matched request/status line → (Protocol, Info) for :func:`columns`. Bounded: cleared when full.
+# Matched request/status line → its parse for :func:`message`. Bounded: cleared when full.
 _CACHE_MAX = 256
-_columns_cache: dict[bytes, tuple[str, str]] = {}
+_message_cache: dict[bytes, tuple] = {}
 
 #: How much of a chat segment the Info column shows before eliding.
 CHAT_INFO_MAX = 200
@@ -104,6 +104,40 @@ def classify(payload: bytes, sport: int, dport: int, d: dict,
     return False
 
 
+def message(payload: bytes, start: int = 0, end: int | None = None,
+            ) -> tuple[tuple[str, str], str | None, str | None, int | None, str | None] | None:
+    """The HTTP request or status line at the start of ``payload[start:end]``, parsed, or None.
+
+    ``((Protocol, Info), method, uri, code, phrase)`` with the fields the other kind of
+    message lacks as None; texts shown as :func:`classify` shows them. Headers are not
+    searched. Captures repeat a few request and status lines: each distinct line is
+    decoded and escaped once (bounded cache). ``start``/``end`` let a caller pass a whole
+    frame without copying its payload out.
+    """
+    if end is None:
+        end = len(payload)
+    if start >= end or payload[start] not in _FIRST_BYTES:
+        return None
+    # A status line starts "HTTP/", which no request method does: try it first then.
+    response = payload.startswith(b"HTTP/", start, end)
+    m = (_RESPONSE if response else _REQUEST).match(payload, start, end)
+    if m is None:
+        return None
+    line = m.group(0)
+    entry = _message_cache.get(line)
+    if entry is None:
+        if len(_message_cache) >= _CACHE_MAX:
+            _message_cache.clear()
+        if response:
+            version, code, text = _response_info(m)
+            entry = (("HTTP", f"{version} {code} {text}".rstrip()), None, None, code, text)
+        else:
+            method, uri, version = _request_info(m)
+            entry = (("HTTP", f"{method} {uri} {version}"), method, uri, None, None)
+        _message_cache[line] = entry
+    return entry
+
+
 def columns(payload: bytes, sport: int, dport: int,
             chat_ports: frozenset[int] = CHAT_PORTS) -> tuple[str, str] | None:
     """The Protocol and Info columns :func:`classify` would set, without any ``http.*`` field.
@@ -111,29 +145,10 @@ def columns(payload: bytes, sport: int, dport: int,
     The packet list needs only these two texts, so the headers (``Host``,
     ``Content-Length``) are not searched for; None when the payload is neither HTTP nor chat.
     """
-    if not payload:
-        return None
-    if payload[0] in _FIRST_BYTES:
-        # A status line starts "HTTP/", which no request method does: try it first then.
-        response = payload.startswith(b"HTTP/")
-        m = (_RESPONSE if response else _REQUEST).match(payload)
-        if m is not None:
-            # The columns depend on the matched line alone, and captures repeat a few
-            # status lines and URIs: decoding and escaping them once is most of the work.
-            line = m.group(0)
-            cols = _columns_cache.get(line)
-            if cols is None:
-                if len(_columns_cache) >= _CACHE_MAX:
-                    _columns_cache.clear()
-                if response:
-                    version, code, text = _response_info(m)
-                    info = f"{version} {code} {text}".rstrip()
-                else:
-                    method, uri, version = _request_info(m)
-                    info = f"{method} {uri} {version}"
-                cols = _columns_cache[line] = ("HTTP", info)
-            return cols
-    if sport in chat_ports or dport in chat_ports:
+    entry = message(payload)
+    if entry is not None:
+        return entry[0]
+    if payload and (sport in chat_ports or dport in chat_ports):
         return "CHAT", chat_info(payload, to_server=dport in chat_ports)
     return None
 

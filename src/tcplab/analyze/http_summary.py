@@ -1,6 +1,6 @@
 """HTTP summary (``--http``): methods, status codes, request↔response pairs, URIs, CSV msg_ids.
 
-Built from the analyzer's ``http.*`` fields, one packet dict at a time. Responses are paired
+Built from the analyzer's ``http.*`` fields, one packet record at a time. Responses are paired
 with requests per TCP stream in the order the requests were sent: HTTP/1.1 (RFC 9112 §9.3.2)
 requires a server to answer pipelined requests in order, so the oldest unanswered request
 on a stream owns the next response. When the capture came from ``tcplab encap`` each frame
@@ -17,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tcplab.analyze.record import Packet, from_fields
 from tcplab.analyze.render import safe_text
 
 #: Pairs listed individually; beyond this they are still counted. A summary is for reading.
@@ -32,9 +33,12 @@ _MSG_ID = re.compile(r"\bmsg_id=(\d{1,18})\b")
 OTHER_URIS = "(other URIs)"
 
 
-def msg_id_of(d: dict) -> int | None:
+def msg_id_of(d: Packet | dict) -> int | None:
     """The CSV msg_id a ``tcplab encap`` frame comment names, if any."""
-    comment = d.get("frame.comment")
+    return _msg_id(d.get("frame.comment"))
+
+
+def _msg_id(comment: object) -> int | None:
     if not isinstance(comment, str):
         return None
     m = _MSG_ID.search(comment)
@@ -85,53 +89,65 @@ class HttpSummary:
 
 
 class HttpTable:
-    """Incremental form: ``add`` each packet dict in capture order, then ``finish()``."""
+    """Incremental form: ``add`` each packet in capture order, then ``finish()``."""
 
     def __init__(self) -> None:
         self.summary = HttpSummary()
         self._pending: dict[object, deque[HttpRequest]] = {}
 
-    def add(self, d: dict) -> None:
+    def add(self, p: Packet | dict) -> None:
+        """Take one packet (an analyzer record, or a Wireshark field dict such as tshark's)."""
+        if type(p) is not Packet:
+            p = from_fields(p)  # type: ignore[arg-type]
+        if not p.seglen:
+            return  # HTTP is only ever recognised in a TCP payload
         s = self.summary
-        method = d.get("http.request.method")
-        code = d.get("http.response.code")
-        msg_id = msg_id_of(d)
-        frame = int(d.get("frame.number", 0) or 0)
-        if method is None and code is None:
-            if msg_id is not None and d.get("tcp.len"):
+        message = p.http_message()
+        comment = p.comment
+        msg_id = _msg_id(comment) if comment else None
+        frame = p.number
+        if message is None:
+            if msg_id is not None:
                 # Data the analyzer did not take as HTTP (e.g. a retransmission, which
                 # Wireshark does not hand to the HTTP dissector) yet a CSV row produced it.
                 s.msg_ids_other_total += 1
                 if len(s.msg_ids_other) < MAX_LISTED:
                     s.msg_ids_other.append((msg_id, frame))
             return
+        method, uri, code, phrase = message
         if msg_id is not None:
             s.msg_ids_http += 1
-        stream = d.get("tcp.stream")
+        stream = p.stream
         if stream is not None and len(s.streams) < MAX_URIS:
             s.streams.add(int(stream))
-        key = stream if stream is not None else ("udp", d.get("ip.src"), d.get("ip.dst"))
-        when = float(d.get("frame.time_relative", 0.0) or 0.0)
+        key = stream if stream is not None else ("udp", p.get("ip.src"), p.get("ip.dst"))
+        when = p.time_relative
         if method is not None:
             method = safe_text(str(method))
-            uri = safe_text(str(d.get("http.request.uri", "")))
+            uri = safe_text(str(uri if uri is not None else ""))
             s.requests += 1
             s.requests_by_method[method] += 1
             if uri in s.uri_counts or len(s.uri_counts) < MAX_URIS:
                 s.uri_counts[uri] += 1
-                s.uri_methods.setdefault(uri, set()).add(method)
+                methods = s.uri_methods.get(uri)
+                if methods is None:
+                    methods = s.uri_methods[uri] = set()
+                methods.add(method)
             else:
                 s.uri_counts[OTHER_URIS] += 1
-            queue = self._pending.setdefault(key, deque())
+            queue = self._pending.get(key)
+            if queue is None:
+                queue = self._pending[key] = deque()
             if len(queue) >= MAX_PENDING_PER_STREAM:
                 self._give_up(queue.popleft())
             queue.append(HttpRequest(frame, stream, method, uri, when, msg_id))
         else:
             code = int(code)  # type: ignore[arg-type]
-            phrase = safe_text(str(d.get("http.response.phrase", "")))
+            phrase = safe_text(str(phrase if phrase is not None else ""))
             s.responses += 1
             s.responses_by_code[code] += 1
-            s.phrases.setdefault(code, phrase)
+            if code not in s.phrases:
+                s.phrases[code] = phrase
             queue = self._pending.get(key)
             if queue:
                 request = queue.popleft()
@@ -158,7 +174,7 @@ class HttpTable:
         return self.summary
 
 
-def summarize(packets: Iterable[dict]) -> HttpSummary:
+def summarize(packets: Iterable[Packet | dict]) -> HttpSummary:
     """Summarize every HTTP message in ``packets`` (consumed once, in capture order)."""
     table = HttpTable()
     for d in packets:

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from tcplab.packet import checksum as _checksum
 from tcplab.packet import link as _link
 from tcplab.packet import tcp as _tcp
+from tcplab.pcap.records import arrival_time_text
 
 # C0 controls (ESC starts terminal escape sequences), DEL, C1 controls (0x9b is a one-byte
 # CSI on some terminals) and Unicode bidirectional overrides, which can disguise text.
@@ -73,18 +74,39 @@ def _payload_hex(raw: bytes) -> str:
     return raw.hex(":")
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_LAYOUTS_MAX = 512
+_private_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
 def json_line(d: dict, *, payload: bool = False) -> str:
     """One JSON object for ``--json``: private keys dropped, bytes only when asked (hex)."""
-    out = {}
-    for key, value in d.items():
-        if key[0] == "_" and not key.startswith("_ws."):
-            continue
-        if isinstance(value, bytes | bytearray | memoryview):
-            if not payload:
-                continue
-            value = _payload_hex(bytes(value))
-        out[key] = value
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+    # The dict is copied and trimmed (C-level copy, a few deletions) rather than rebuilt
+    # key by key: this runs for every packet of --json, and a dict holds ~50 fields.
+    out = d.copy()
+    # Packets of one kind share one key layout, and a capture has a few dozen: which keys
+    # are private is worked out once per layout (bounded cache), not once per packet.
+    layout = tuple(out)
+    private = _private_keys.get(layout)
+    if private is None:
+        if len(_private_keys) >= _LAYOUTS_MAX:
+            _private_keys.clear()
+        private = _private_keys[layout] = tuple(
+            k for k in layout if k[0] == "_" and not k.startswith("_ws."))
+    for key in private:
+        del out[key]
+    raw = out.get("tcp.payload")
+    if raw is not None:
+        if payload:
+            out["tcp.payload"] = _payload_hex(bytes(raw))
+        else:
+            del out["tcp.payload"]
+    try:
+        return _encode(out)
+    except TypeError:  # bytes under another name (a caller's own fields): the general rule
+        return _encode({k: _payload_hex(bytes(v)) if isinstance(v, bytes | bytearray | memoryview)
+                        else v for k, v in out.items()
+                        if payload or not isinstance(v, bytes | bytearray | memoryview)})
 
 
 def json_lines(packets: Iterable[dict], *, payload: bool = False) -> Iterable[str]:
@@ -108,14 +130,23 @@ def _flag_line(bits: int, width: int, mask: int, label: str, value: bool) -> str
     return f"{''.join(chars)} = {label}: {'Set' if value else 'Not set'}"
 
 
+def _arrival_time(epoch: float) -> str:
+    """The detail pane's arrival time; a capture may hold any 64-bit time stamp (year 401704
+    included), which :mod:`datetime` cannot represent, so those fall back to calendar
+    arithmetic on integers."""
+    try:
+        return f"{_dt.datetime.fromtimestamp(epoch, _dt.UTC):%b %d, %Y %H:%M:%S.%f} UTC"
+    except (ValueError, OverflowError, OSError):
+        return arrival_time_text(int(epoch * 1e9))
+
+
 def _frame_section(d: dict) -> list[str]:
     n, cap = d["frame.len"], d["frame.cap_len"]
     iface = d.get("frame.interface_name")
     head = (f"Frame {d['frame.number']}: {n} bytes on wire ({n * 8} bits), {cap} bytes captured "
             f"({cap * 8} bits)" + (f" on interface {iface}" if iface else ""))
-    when = _dt.datetime.fromtimestamp(d["frame.time_epoch"], _dt.UTC)
     lines = [head,
-             f"{_IND}Arrival Time: {when:%b %d, %Y %H:%M:%S.%f} UTC",
+             f"{_IND}Arrival Time: {_arrival_time(d['frame.time_epoch'])}",
              f"{_IND}Epoch Time: {d['frame.time_epoch']:.6f} seconds",
              f"{_IND}[Time since first frame: {d['frame.time_relative']:.6f} seconds]",
              f"{_IND}Frame Number: {d['frame.number']}",

@@ -215,63 +215,22 @@ class TcpTracker:
         """Each stream's end state, to hand to the tracker of a second pass."""
         return [FinalState(c) for c in self.conversations]
 
-    def process(
-        self,
-        d: dict,
-        frame: int,
-        ts_ns: int,
-        src: str,
-        dst: str,
-        sport: int,
-        dport: int,
-        seq: int,
-        ack: int,
-        flags: int,
-        seglen: int,
-        window: int,
-        wscale: int | None,
-    ) -> int:
-        """Analyse one segment, write its ``tcp.*`` analysis fields into ``d``; return the flags.
+    def shown(self, conv: Conversation, fwd: Flow, rev: Flow,
+              frame: int) -> tuple[int, int, int, int]:
+        """What a frame shows: ``(own base seq, peer's base seq, window scale, completeness)``.
 
-        ``wscale`` is the window-scale option's shift when the segment carries one.
+        Wireshark computes relative numbers, the calculated window and completeness at
+        display time from the conversation's current state; with ``final`` (``tshark -2``)
+        that is the state at the end of the first pass.
         """
-        aflags, conv, fwd, rev = self.step(frame, ts_ns, src, dst, sport, dport, seq, ack,
-                                           flags, seglen, window, wscale)
-        if aflags & DUPLICATE_ACK:
-            # A duplicate ACK repeats the previous ack number, so step() left the count
-            # and the frame it duplicates in place.
-            d["tcp.analysis.duplicate_ack_num"] = fwd.dupacknum
-            d["tcp.analysis.duplicate_ack_frame"] = fwd.lastnondupack
         final = self.final
         if final is not None and conv.stream < len(final):
             f = final[conv.stream]
-            if fwd is conv.a:
-                fbase, rbase, scale = f.a_base, f.b_base, f.a_scale
-            else:
-                fbase, rbase, scale = f.b_base, f.a_base, f.b_scale
             comp = displayed_completeness(f.completeness, f.first_bits, f.first_frame == frame)
-        else:
-            fbase, rbase, scale = fwd.base_seq, rev.base_seq, fwd.win_scale
-            comp = conv.completeness | conv.first_bits
-        d["tcp.stream"] = conv.stream
-        # Relative numbers: SYN carries the ISN; otherwise the first segment seen is seq 1.
-        d["tcp.seq"] = (seq - fbase) & _M32
-        nxt = seq + seglen + (1 if flags & (SYN | FIN) else 0)
-        d["tcp.nxtseq"] = (nxt - fbase) & _M32
-        if flags & ACK:
-            d["tcp.ack"] = (ack - rbase) & _M32
-        else:
-            d["tcp.ack"] = ack  # tshark 4.0 shows the raw number when the ACK bit is clear
-        if flags & SYN:
-            d["tcp.window_size"] = window  # never scaled on a SYN (RFC 7323 §2.2)
-        elif scale < 0:
-            d["tcp.window_size"] = window
-            d["tcp.window_size_scalefactor"] = scale
-        else:
-            d["tcp.window_size"] = window << scale
-            d["tcp.window_size_scalefactor"] = 1 << scale
-        d["tcp.completeness"] = comp
-        return aflags
+            if fwd is conv.a:
+                return f.a_base, f.b_base, f.a_scale, comp
+            return f.b_base, f.a_base, f.b_scale, comp
+        return fwd.base_seq, rev.base_seq, fwd.win_scale, conv.completeness | conv.first_bits
 
     def step(
         self,
@@ -292,8 +251,8 @@ class TcpTracker:
 
         ``fwd`` is the direction the segment travels, ``rev`` the other one; their
         ``base_seq``/``win_scale`` give the relative numbers and the calculated window.
-        This is the packet list's fast path (:mod:`tcplab.analyze.listview`) and the core
-        of :meth:`process`, so both can never disagree on a rule.
+        Both kinds of analyzer record (:mod:`tcplab.analyze.record`) come through here, so
+        no view can disagree with another on a rule.
         """
         entry = self._table.get((src, sport, dst, dport))
         if entry is not None and flags & (SYN | FIN | RST | ACK) == ACK:

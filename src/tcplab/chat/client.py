@@ -118,6 +118,13 @@ class SystemNotice:
 
 
 @dataclass(frozen=True)
+class Pong:
+    """The answer to :meth:`ChatClient.ping`: ``rtt`` seconds from queueing ``/ping`` to the reply."""
+
+    rtt: float
+
+
+@dataclass(frozen=True)
 class Disconnected:
     """The connection is over; ``by_user`` is True after :meth:`ChatClient.close`."""
 
@@ -126,9 +133,15 @@ class Disconnected:
 
 
 Event = (Connected | LoggedIn | LoginRefused | PrivateMessage | BroadcastMessage | OnlineUsers
-         | UserJoined | UserLeft | SystemNotice | Disconnected)
+         | UserJoined | UserLeft | SystemNotice | Pong | Disconnected)
 
-_LOGIN_REFUSALS = frozenset({Code.BAD_NICK, Code.NICK_IN_USE, Code.PASSWORD})
+# Answers that end a login attempt. Besides the nickname and password errors, a "nickname"
+# longer than the server's line limit is answered 417, or 400 if it is not UTF-8, and one
+# starting with "/" as a command (421): all are a refused login, not a reason to hang.
+# (421 only for such a nickname: it also answers our own /codes or /deltas on a server
+# that lacks them, which must not pass for a refusal.)
+_LOGIN_REFUSALS = frozenset({Code.BAD_NICK, Code.NICK_IN_USE, Code.PASSWORD,
+                             Code.LINE_TOO_LONG, Code.INVALID_UTF8})
 
 
 def parse_server_line(line: str) -> PrivateMessage | BroadcastMessage | OnlineUsers | SystemNotice:
@@ -201,6 +214,12 @@ class ChatClient:
         self.nick: str | None = None
         self._online: tuple[str, ...] = ()
         self.connected = False
+        # True once the connection is over: later sends are refused instead of queued for
+        # a socket that will never carry them.
+        self._ended = False
+        # Send times of the pings in flight, in order; None for keepalive pings, whose
+        # replies are not reported.
+        self._pings: deque[float | None] = deque()
 
     # -- API for front ends (any thread) -------------------------------------------------
 
@@ -235,7 +254,19 @@ class ChatClient:
 
     def command(self, name: str, arg: str = "") -> bool:
         """Send ``/name arg`` (``users``, ``deltas``, ``ping``, ``quit``)."""
+        if name == "ping" and not arg:
+            return self.ping()  # so its reply is matched to it
         return self._queue(f"/{name} {arg}".rstrip())
+
+    def ping(self) -> bool:
+        """Send ``/ping``; a :class:`Pong` event with the round-trip time answers."""
+        with self._lock:
+            if self._ended or self._closing.is_set():
+                return False
+            self._pings.append(time.monotonic())
+            self._unsent.append(b"/ping\n")
+        self._wake()
+        return True
 
     def close(self, timeout: float = CLOSE_TIMEOUT + 1.0) -> None:
         """Send what is queued, close with FIN, wait for the server to finish (bounded)."""
@@ -267,11 +298,16 @@ class ChatClient:
             raise ValueError("a chat line cannot contain a line break")
         data = line.encode() + b"\n"
         with self._lock:
-            if self._closing.is_set() or len(self._unsent) >= MAX_UNSENT_LINES:
+            if (self._ended or self._closing.is_set()
+                    or len(self._unsent) >= MAX_UNSENT_LINES):
                 return False
             self._unsent.append(data)
         self._wake()
         return True
+
+    def _has_unsent(self) -> bool:
+        with self._lock:
+            return bool(self._unsent)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -291,9 +327,11 @@ class ChatClient:
     def _run(self) -> None:
         try:
             sock = self._connect()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
+            with self._lock:
+                self._ended = True
             self._emit(Disconnected(f"cannot connect to {self.host}:{self.port}: "
-                                    f"{exc.strerror or exc}"))
+                                    f"{getattr(exc, 'strerror', None) or exc}"))
             self._cleanup(None)
             return
         self.connected = True
@@ -312,6 +350,8 @@ class ChatClient:
         except Exception as exc:  # a bug must still end in a Disconnected event
             reason = f"client error: {exc!r}"
         self.connected = False
+        with self._lock:
+            self._ended = True
         self._emit(Disconnected(reason, by_user))
         self._cleanup(sock)
 
@@ -373,8 +413,9 @@ class ChatClient:
                     if self._unsent and not fin_sent:
                         out += b"".join(self._unsent)
                         self._unsent.clear()
-                if not out and not fin_sent and now - last_sent >= self.ping_interval:
-                    out = b"/ping\n"
+                    if not out and not fin_sent and now - last_sent >= self.ping_interval:
+                        out = b"/ping\n"
+                        self._pings.append(None)
                 if out:
                     try:
                         n = sock.send(out)
@@ -389,7 +430,9 @@ class ChatClient:
                     want_write = bool(out)
                     events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
                     sel.modify(sock, events)
-                if self._closing.is_set() and not out and not fin_sent:
+                # close() follows the caller's last send, but that line may have been queued
+                # after the flush above: look again under the lock before the FIN, or it is lost.
+                if self._closing.is_set() and not out and not fin_sent and not self._has_unsent():
                     fin_sent = True
                     fin_deadline = now + CLOSE_TIMEOUT
                     if isinstance(sock, ssl.SSLSocket):
@@ -413,7 +456,13 @@ class ChatClient:
             line = raw.decode("utf-8", errors="replace")
             event = parse_server_line(line)
             if isinstance(event, SystemNotice):
-                if event.code in (Code.PONG, Code.PASSWORD_OK, Code.DELTAS_ON, Code.CODES_ON):
+                if event.code == Code.PONG:
+                    with self._lock:
+                        sent = self._pings.popleft() if self._pings else None
+                    if sent is not None:
+                        self._emit(Pong(time.monotonic() - sent))
+                    continue
+                if event.code in (Code.PASSWORD_OK, Code.DELTAS_ON, Code.CODES_ON):
                     continue
                 pending = self._nick_pending
                 if pending is not None:
@@ -422,7 +471,8 @@ class ChatClient:
                         self._nick_pending = None
                         self._emit(LoggedIn(pending, event.text))
                         continue
-                    if event.code in _LOGIN_REFUSALS:
+                    if event.code in _LOGIN_REFUSALS or (
+                            event.code == Code.UNKNOWN_COMMAND and pending.startswith("/")):
                         self._nick_pending = None
                         self._emit(LoginRefused(event.code, event.text))
                         continue
@@ -443,6 +493,6 @@ class ChatClient:
 
 __all__ = [
     "ChatClient", "Connected", "LoggedIn", "LoginRefused", "PrivateMessage", "BroadcastMessage",
-    "OnlineUsers", "UserJoined", "UserLeft", "SystemNotice", "Disconnected", "Event",
+    "OnlineUsers", "UserJoined", "UserLeft", "SystemNotice", "Pong", "Disconnected", "Event",
     "parse_server_line", "split_chat_input", "BROADCAST_MARK", "ONLINE_PREFIX",
 ]

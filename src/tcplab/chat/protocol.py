@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import hmac
 import re
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import islice
 
+from tcplab.chat.dialect import Dialect
+from tcplab.chat.nickmap import fold
 from tcplab.chat.nickname import MAX_NICK_CHARS, nick_problem, skeleton
 from tcplab.chat.sanitize import strip_escapes
 
@@ -82,7 +86,7 @@ COMMANDS = (
     ("/users", "show who is online"),
     ("/deltas", "get join/leave notices instead of full lists"),
     ("/codes", "'/codes on': numeric codes on System lines (for programs)"),
-    ("/ping", "check the connection"),
+    ("/ping", "check the connection and measure its round-trip time"),
     ("/quit", "leave"),
     ("/pass", "'/pass PASSWORD' before the nickname, on servers that need one"),
 )
@@ -99,7 +103,8 @@ _RELAY_CONTROLS_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028-\u202e\u20
 
 
 class Code:
-    """Stable numeric codes carried by every ``System:`` line (IRC numerics where one exists)."""
+    """Stable numeric codes of the ``System:`` lines (IRC numerics where one exists), sent to
+    clients that asked with ``/codes on``; the others get the same text without them."""
 
     WELCOME = 1  # login accepted
     PONG = 2  # reply to /ping
@@ -156,15 +161,19 @@ _C0_AND_DEL = bytes(b for b in range(0x20) if b != 0x09) + b"\x7f"
 _UTF8_CONTROLS = ((b"\xc2", 0x80, 0x9f), (b"\xe2\x80", 0xa8, 0xae), (b"\xe2\x81", 0xa6, 0xa9))
 
 
-def has_controls(data: bytes, line_ends: bool = False) -> bool:
+def has_controls(data: bytes, line_ends: bool = False, ascii: bool = False) -> bool:
     """True when ``data`` holds something :func:`clean_text` would change. With
     ``line_ends`` the ``\n`` and ``\r\n`` that end lines are allowed (a whole read is
     checked at once, so clean traffic costs a few C-speed passes per read, not a regex per
-    line)."""
+    line); ``ascii`` says the caller already knows ``data`` is ASCII."""
     n = len(data) - len(data.translate(None, _C0_AND_DEL))
-    if n and (not line_ends or n != data.count(b"\n") + data.count(b"\r\n")):
-        return True
-    if data.isascii():
+    if n:
+        if not line_ends:
+            return True
+        lf = data.count(b"\n")
+        if n != lf and n != lf + data.count(b"\r\n"):
+            return True
+    if ascii or data.isascii():
         return False
     for lead, lo, hi in _UTF8_CONTROLS:
         i = data.find(lead)
@@ -214,6 +223,8 @@ _WORDING = (
     (re.compile(r"^(Server full|Cannot log in now)"), Code.SERVER_FULL),
     (re.compile(r"Too many connections from your address"), Code.TOO_MANY_FROM_ADDRESS),
     (re.compile(r"Server is shutting down"), Code.SHUTTING_DOWN),
+    (re.compile(r" joined\.$"), Code.JOINED),  # last: a nickname is part of these two
+    (re.compile(r" left\.$"), Code.LEFT),
 )
 
 
@@ -225,9 +236,13 @@ def guess_code(text: str) -> int:
     return 0
 
 
+@lru_cache(maxsize=4096)
 def nick_key(nick: str) -> str:
-    """The identity of a nickname (its confusable skeleton, see :mod:`tcplab.chat.nickname`)."""
-    return skeleton(nick)
+    """The identity of a nickname: the confusable skeleton (:mod:`tcplab.chat.nickname`) of
+    its dialect fold (:mod:`tcplab.chat.nickmap`), so ``Britney Spears`` and her IRC form
+    ``Britney_Spears`` are one name as surely as ``Alice`` and ``ＡＬＩＣＥ`` are. Cached like
+    the skeleton: the same few names are asked for again and again (message targets)."""
+    return skeleton(fold(unicodedata.normalize("NFKC", nick)))
 
 
 # --- framing ------------------------------------------------------------------------------
@@ -392,12 +407,19 @@ class Session:
     __slots__ = (
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
         "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
-        "closing", "codes", "peer", "held", "tail_dirty", "claiming",
+        "closing", "codes", "peer", "held", "tail_dirty", "dialect", "state", "cache", "claiming",
     )
 
     def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool,
-                 peer: str = ""):
+                 peer: str = "", dialect: Dialect | None = None):
         self.conn = conn
+        #: The wire format of this connection; renders everything the core sends it.
+        self.dialect: Dialect = dialect or NATIVE
+        #: The dialect's own per-connection state (IRC: registration progress).
+        self.state: object = None
+        #: Renderings of this user that dialects keep (IRC: ``nick!user@host``); dropped
+        #: when the nickname changes.
+        self.cache: dict | None = None
         self.framer = LineFramer(max_line)
         self.nick: str | None = None
         self.key: str | None = None
@@ -455,6 +477,63 @@ class Limits:
     log_messages: bool = False
 
 
+class NativeDialect(Dialect):
+    """The report's line protocol as a dialect (grammar in ``docs/protocol.md``).
+
+    Its parsing is :meth:`ChatCore.receive` itself, inlined there because it is the hot
+    path the chat benchmark measures; its renderings are the plain lines below, also
+    inlined at the two hot spots (private message and broadcast).
+    """
+
+    name = "native"
+
+    def receive(self, core: ChatCore, sess: Session, data: bytes, now: float) -> list[Output]:
+        return core.receive(sess.conn, data, now)
+
+    def private(self, sender: Session, dest: Session, text: bytes, notice: bool = False) -> bytes:
+        return sender.prefix + text + b"\n"
+
+    def broadcast(self, sender: Session, text: bytes) -> bytes:
+        return sender.bcast_prefix + text + b"\n"
+
+    def system(self, dest: Session | None, code: int, text: str, subject: str | None = None) -> bytes:
+        # The report's uncoded form unless the client asked for codes ("/codes on").
+        if dest is not None and dest.codes:
+            return system_line(code, text)
+        return plain_system_line(text)
+
+    # Presence for native clients is built by the core itself (coded or not per client,
+    # each form once); these are the uncoded forms, for callers without a recipient.
+
+    def joined(self, who: Session) -> bytes:
+        return plain_system_line(f"{who.nick} joined.")
+
+    def left(self, who: Session, reason: str) -> bytes:
+        return plain_system_line(f"{who.nick} left.")
+
+    def renamed(self, who: Session, old_nick: str) -> bytes:
+        # Native clients know no renames: the old name leaves, the new one joins.
+        return plain_system_line(f"{old_nick} left.") + self.joined(who)
+
+    def senders(self, pending: bytes) -> list[bytes]:
+        # A nickname cannot contain ":", so everything before the first ": " of a chat
+        # line is the sender the server stamped.
+        names = []
+        for line in _split_lines(pending):
+            if line.startswith(ONLINE_PREFIX) or line.startswith(b"System: "):
+                continue
+            if line.startswith(BROADCAST_MARK):
+                line = line[2:]
+            colon = line.find(b": ")
+            if colon > 0:
+                names.append(line[:colon])
+        return names
+
+
+#: The native line protocol; sessions without another dialect speak it.
+NATIVE = NativeDialect()
+
+
 class ChatCore:
     """The whole server-side protocol for every connection, without I/O.
 
@@ -469,11 +548,12 @@ class ChatCore:
 
     def __init__(self, limits: Limits | None = None, *, clustered: bool = False) -> None:
         self.limits = limits or Limits()
-        #: Clustered: logins are confirmed by the cluster (Claim), users held by other
-        #: nodes are known by name (``remote``) and reached through Relay/RelayAll.
+        #: Clustered: logins are confirmed by the cluster (Claim); users held by other nodes
+        #: are stand-in sessions (conn 0, never in ``sessions``) in ``remote``, so every
+        #: dialect renders them like local users, and are reached through Relay/RelayAll.
         self.clustered = clustered
-        self.remote: dict[str, str] = {}  # nick_key -> nick of users on other nodes
-        self._remote_bytes: dict[bytes, tuple[str, str]] = {}  # exact UTF-8 nick -> (key, nick)
+        self.remote: dict[str, Session] = {}  # nick_key -> stand-in of a user elsewhere
+        self._remote_bytes: dict[bytes, Session] = {}  # exact UTF-8 nick -> stand-in
         self.sessions: dict[int, Session] = {}
         self.users: dict[str, Session] = {}  # nick_key -> session, logged-in only, join order
         self._by_bytes: dict[bytes, Session] = {}  # exact UTF-8 nick -> session (fast path)
@@ -481,8 +561,8 @@ class ChatCore:
         self._list_cache: tuple[int, ListLine] = (-1, ListLine())
         self._synced_gen = 0
         self._awaiting: dict[int, Session] = {}  # logged in, a list is owed as soon as drained
-        # Logged-in clients that asked for join/leave notices (a dict keeps join order), so
-        # a join costs O(deltas clients), not a scan of everyone.
+        # Logged-in clients that get join/leave events instead of lists — native ones that
+        # sent /deltas and every IRC user — so a join costs O(such clients), not a scan.
         self._delta_conns: dict[int, Session] = {}
         self._last_due = 0.0
         # Length of the ONLINE_USERS line, kept up to date so a join never has to build it.
@@ -499,13 +579,17 @@ class ChatCore:
 
     # -- connection lifecycle ------------------------------------------------------------
 
-    def connect(self, conn: int, now: float, peer: str = "") -> list[Output]:
-        """A TCP connection was accepted (``peer``: its address, for per-address rules);
-        nothing is sent until the client speaks."""
+    def connect(self, conn: int, now: float, peer: str = "",
+                dialect: Dialect | None = None) -> list[Output]:
+        """A TCP connection was accepted (``peer``: its address, for per-address rules) on a
+        listener speaking ``dialect`` (native if None)."""
         lim = self.limits
-        self.sessions[conn] = Session(conn, lim.max_line, lim.burst, now, lim.password is None,
-                                      peer)
-        return []
+        dialect = dialect or NATIVE
+        sess = Session(conn, lim.max_line, lim.burst, now, lim.password is None, peer, dialect)
+        self.sessions[conn] = sess
+        if dialect is NATIVE:
+            return []  # nothing is sent until the client speaks
+        return dialect.connected(self, sess, now)
 
     def disconnect(self, conn: int, reason: str) -> list[Output]:
         """The connection is gone (FIN, RST, timeout, overflow): forget it and tell the others."""
@@ -518,42 +602,31 @@ class ChatCore:
         if sess.key is None:
             return []
         key = sess.key
-        out = self._forget(sess)
+        out = self._forget(sess, reason)
         self.notes.append(Note("leave", conn, {"nick": sess.nick, "reason": reason,
                                                "online": len(self.users)}))
         if self.clustered:
             out.append((conn, Release(key)))
         return out
 
-    def _forget(self, sess: Session) -> list[Output]:
-        """Take a logged-in user off the roster and tell those who asked for deltas."""
+    def _forget(self, sess: Session, reason: str) -> list[Output]:
+        """Take a logged-in user off the roster and tell those who take presence events."""
         del self.users[sess.key]  # type: ignore[arg-type]
         self._list_bytes -= len(sess.prefix) - 1
         self._awaiting.pop(sess.conn, None)
         self._delta_conns.pop(sess.conn, None)
         self._by_bytes.pop(sess.prefix[:-2], None)
         self.roster_gen += 1
-        return self._notify_deltas(Code.LEFT, f"{sess.nick} left.", sess.conn)
-
-    def _notify_deltas(self, code: int, text: str, skip: int) -> list[Output]:
-        coded = plain = b""
         out: list[Output] = []
-        for c, s in self._delta_conns.items():
-            if c == skip:
-                continue
-            if s.codes:
-                coded = coded or system_line(code, text)
-                out.append((c, coded))
-            else:
-                plain = plain or plain_system_line(text)
-                out.append((c, plain))
+        self._presence(sess, Code.LEFT, f"{sess.nick} left.", lambda d: d.left(sess, reason),
+                       out)
         return out
 
     def close_all(self, text: str = "Server is shutting down.") -> list[Output]:
         """Graceful shutdown: tell every connection why, then close it."""
         out: list[Output] = []
         for conn, sess in self.sessions.items():
-            out.append((conn, self._sys(sess, Code.SHUTTING_DOWN, text)))
+            out.append((conn, sess.dialect.closing(sess, Code.SHUTTING_DOWN, text)))
             out.append((conn, Close("shutdown")))
         return out
 
@@ -565,10 +638,12 @@ class ChatCore:
         if sess is None or sess.closing:
             return []
         sess.last_seen = now
+        if sess.dialect is not NATIVE:
+            return sess.dialect.receive(self, sess, data, now)
         lines = sess.framer.feed(data)
         # One look at the whole read decides whether lines need checking for control
         # characters one by one; the unfinished tail carries its verdict to the next read.
-        dirty = sess.tail_dirty or has_controls(data, line_ends=True)
+        dirty = sess.tail_dirty or has_controls(data, True, sess.framer.ascii)
         if dirty:
             cut = data.rfind(b"\n")
             sess.tail_dirty = has_controls(data[cut + 1:]) if cut >= 0 else True
@@ -594,22 +669,10 @@ class ChatCore:
         codes = sess.codes
         pending = iter(lines)  # an iterator, so /pass can hold back the rest at no cost
         for line in pending:
-            if rate > 0.0:
-                if sess.tokens < 1.0:
-                    if sess.dropped == 0:
-                        out.append((conn, self._sys(
-                            sess, Code.FLOOD,
-                            f"Flood limit: at most {rate:g} messages per second; "
-                            "messages are dropped until you slow down.")))
-                        self.notes.append(Note("flood", conn, {"nick": sess.nick}))
-                    sess.dropped += 1
-                    continue
+            if rate > 0.0 and (sess.tokens < 1.0 or sess.dropped) and not self._take(sess, out):
+                continue
+            elif rate > 0.0:
                 sess.tokens -= 1.0
-                if sess.dropped:
-                    out.append((conn, self._sys(
-                        sess, Code.FLOOD,
-                        f"{sess.dropped} message(s) were dropped by the flood limit.")))
-                    sess.dropped = 0
             if line is None:
                 out.append((conn, self._sys(
                     sess, Code.LINE_TOO_LONG, f"Line too long (max {lim.max_line} bytes); discarded.")))
@@ -656,35 +719,49 @@ class ChatCore:
             dest = by_bytes.get(target)
             if dest is None:
                 if target == b"*":
-                    msg = sess.bcast_prefix + text + b"\n"
-                    out.extend((s.conn, msg) for s in self.users.values() if s is not sess)
-                    if self.clustered:
-                        out.append((conn, RelayAll(sess.prefix[:-2], text)))
-                    if lim.log_messages:
-                        self.notes.append(Note("message", conn, {"from": sess.nick, "to": "*",
-                                                                 "text": text.decode()}))
+                    self.broadcast(sess, text, out)
                     continue
                 remote = self._remote_bytes.get(target)
                 if remote is not None:  # fast path: the exact name of a user elsewhere
-                    out.append((conn, Relay(sess.prefix[:-2], remote[0], remote[1], text)))
+                    out.append((conn, Relay(sess.prefix[:-2], remote.key, remote.nick, text)))  # type: ignore[arg-type]
                     continue
                 # No nickname is longer than MAX_NICK_CHARS × 4 bytes: skip the skeleton.
                 if len(target) <= 4 * MAX_NICK_CHARS:
                     key = nick_key(target.decode())
                     dest = self.users.get(key)
-                    if dest is None and key in self.remote:
-                        out.append((conn, Relay(sess.prefix[:-2], key, self.remote[key], text)))
+                    remote = self.remote.get(key) if dest is None else None
+                    if remote is not None:
+                        out.append((conn, Relay(sess.prefix[:-2], key, remote.nick, text)))  # type: ignore[arg-type]
                         continue
                 if dest is None:
                     out.append((conn, self._sys(
                         sess, Code.NO_SUCH_NICK,
                         f"User '{clean_text(target).decode()}' is not connected.")))
                     continue
-            out.append((dest.conn, sess.prefix + text + b"\n"))
+            out.append((dest.conn, sess.prefix + text + b"\n" if dest.dialect is NATIVE
+                        else dest.dialect.private(sess, dest, text)))
             if lim.log_messages:
                 self.notes.append(Note("message", conn, {"from": sess.nick, "to": dest.nick,
                                                          "text": text.decode()}))
         return out
+
+    def _nick_refusal(self, sess: Session, nick: str) -> bytes | None:
+        """The error for a nickname ``sess`` may not take (rendered for its dialect), or None."""
+        problem = nick_problem(nick)
+        if problem is not None:
+            self.notes.append(Note("error", sess.conn, {"code": Code.BAD_NICK}))
+            return sess.dialect.system(sess, Code.BAD_NICK, problem + " Choose another nickname.",
+                                       nick)
+        holder = self.users.get(nick_key(nick)) or self.remote.get(nick_key(nick))
+        if holder is not None and holder is not sess:
+            self.notes.append(Note("error", sess.conn, {"code": Code.NICK_IN_USE}))
+            # Say who holds it when only the dialect fold makes the names one (A B / A_B).
+            same = skeleton(holder.nick) == skeleton(nick)
+            held = "" if same else f" (by '{holder.nick}')"
+            return sess.dialect.system(
+                sess, Code.NICK_IN_USE,
+                f"Nickname '{nick}' is already taken{held}. Choose another nickname.", nick)
+        return None
 
     def _login(self, sess: Session, nick: str, now: float) -> list[Output]:
         conn = sess.conn
@@ -692,24 +769,15 @@ class ChatCore:
             return [(conn, self._sys(
                 sess, Code.PASSWORD,
                 "Password required: send '/pass <password>' before the nickname."))]
-        problem = nick_problem(nick)
-        if problem is not None:
-            self.notes.append(Note("error", conn, {"code": Code.BAD_NICK}))
-            return [(conn, self._sys(sess, Code.BAD_NICK, problem + " Choose another nickname."))]
+        refusal = self._nick_refusal(sess, nick)
+        if refusal is not None:
+            return [(conn, refusal)]
         key = nick_key(nick)
-        if key in self.users or key in self.remote:
-            return self._taken(sess, nick)
         if self.clustered:
             sess.claiming = (nick, key)
             sess.held = []
             return [(conn, Claim(nick, key))]
         return self._complete_login(sess, nick, key, now)
-
-    def _taken(self, sess: Session, nick: str) -> list[Output]:
-        self.notes.append(Note("error", sess.conn, {"code": Code.NICK_IN_USE}))
-        return [(sess.conn, self._sys(
-            sess, Code.NICK_IN_USE,
-            f"Nickname '{nick}' is already taken. Choose another nickname."))]
 
     def _complete_login(self, sess: Session, nick: str, key: str, now: float) -> list[Output]:
         conn = sess.conn
@@ -724,10 +792,18 @@ class ChatCore:
         if sess.deltas:
             self._delta_conns[conn] = sess
         self.roster_gen += 1
-        self.notes.append(Note("join", conn, {"nick": nick, "online": len(self.users)}))
-        out: list[Output] = [(conn, self._sys(
+        fields = {"nick": nick, "online": len(self.users)}
+        if sess.dialect is not NATIVE:
+            fields["dialect"] = sess.dialect.name
+        self.notes.append(Note("join", conn, fields))
+        out: list[Output] = []
+        self._presence(sess, Code.JOINED, f"{nick} joined.", lambda d: d.joined(sess), out)
+        if sess.dialect is not NATIVE:
+            out.extend((conn, line) for line in sess.dialect.welcome(self, sess, now))
+            return out
+        out.append((conn, self._sys(
             sess, Code.WELCOME,
-            f"Welcome, {nick}! Usage: 'TargetName: Your Message'; '*: Message' for everyone."))]
+            f"Welcome, {nick}! Usage: 'TargetName: Your Message'; '*: Message' for everyone.")))
         # The newcomer gets a small list at once (the report's client shows it right after
         # connecting); a large one, and everybody else's, goes through due_lists().
         if self._list_bytes <= LIST_INLINE_MAX:
@@ -736,7 +812,6 @@ class ChatCore:
             sess.list_sent_at = now
         else:
             self._awaiting[conn] = sess
-        out.extend(self._notify_deltas(Code.JOINED, f"{nick} joined.", conn))
         return out
 
     def _command(self, sess: Session, line: str, now: float) -> list[Output]:
@@ -786,16 +861,16 @@ class ChatCore:
         conn = sess.conn
         if self.limits.password is None:
             sess.authenticated = True
-            return [(conn, self._sys(sess, Code.PASSWORD_OK, "No password needed."))]
+            return [(conn, sess.dialect.system(sess, Code.PASSWORD_OK, "No password needed."))]
         g = self._guesses.get(sess.peer)
         if g is not None and (g.waiting or now < g.next_allowed):
             if len(g.waiting) >= PASS_MAX_WAITING:
                 sess.closing = True
                 self.notes.append(Note("password_refused", conn, {"peer": sess.peer,
                                                                   "failures": g.failures}))
-                return [(conn, self._sys(sess, Code.PASSWORD,
-                                         "Too many password attempts from your address; "
-                                         "try again later.")),
+                return [(conn, sess.dialect.closing(sess, Code.PASSWORD,
+                                                    "Too many password attempts from your "
+                                                    "address; try again later.")),
                         (conn, Close("too many password attempts"))]
             g.waiting.append((sess, attempt))
             self._guess_waiting[sess.peer] = g
@@ -814,7 +889,7 @@ class ChatCore:
             g = self._guesses.get(peer)
             if g is not None and not g.waiting:
                 del self._guesses[peer]  # a correct password clears the address's record
-            return [(conn, self._sys(sess, Code.PASSWORD_OK, "Password accepted."))]
+            return [(conn, sess.dialect.system(sess, Code.PASSWORD_OK, "Password accepted."))]
         g = self._guesses.pop(peer, None) or _Guesses()
         self._guesses[peer] = g  # re-inserted: the dict is oldest-first for eviction
         if len(self._guesses) > PASS_TRACKED_ADDRESSES:
@@ -828,7 +903,7 @@ class ChatCore:
         sess.closing = True
         self.notes.append(Note("password_failed", conn, {"peer": peer, "failures": g.failures,
                                                          "next_delay": delay}))
-        return [(conn, self._sys(sess, Code.PASSWORD, "Wrong password.")),
+        return [(conn, sess.dialect.closing(sess, Code.PASSWORD, "Wrong password.")),
                 (conn, Close("wrong password"))]
 
     def timers(self, now: float) -> list[Output]:
@@ -844,11 +919,205 @@ class ChatCore:
                     continue  # gone while it waited
                 held, sess.held = sess.held, None
                 out.extend(self._judge(sess, attempt, now))
-                if sess.authenticated and held:
+                if sess.dialect is not NATIVE:
+                    if sess.authenticated:
+                        out.extend(sess.dialect.resume(self, sess, held or [], now))
+                elif sess.authenticated and held:
                     out.extend(self._lines(sess, held, now, True))
             if not g.waiting:
                 del self._guess_waiting[peer]
         return out
+
+    # -- operations for dialects (see tcplab.chat.dialect) ----------------------------------
+    # Each appends what it causes to ``out``. The native protocol reaches the same rules
+    # through the inlined paths above.
+
+    def admit(self, sess: Session, now: float, out: list[Output]) -> bool:
+        """Flood control for one incoming line: True to process it, False to drop it."""
+        lim = self.limits
+        rate = lim.rate
+        if rate <= 0.0:
+            return True
+        tokens = sess.tokens + (now - sess.stamp) * rate
+        sess.tokens = tokens if tokens < lim.burst else lim.burst
+        sess.stamp = now
+        if sess.tokens >= 1.0 and not sess.dropped:
+            sess.tokens -= 1.0
+            return True
+        return self._take(sess, out)
+
+    def _take(self, sess: Session, out: list[Output]) -> bool:
+        """The flood limit's slow path (the bucket is empty or lines were dropped): one home
+        for the 429 notices of every dialect."""
+        conn = sess.conn
+        if sess.tokens < 1.0:
+            if sess.dropped == 0:
+                out.append((conn, sess.dialect.system(
+                    sess, Code.FLOOD,
+                    f"Flood limit: at most {self.limits.rate:g} messages per second; "
+                    "messages are dropped until you slow down.")))
+                self.notes.append(Note("flood", conn, {"nick": sess.nick}))
+            sess.dropped += 1
+            return False
+        sess.tokens -= 1.0
+        out.append((conn, sess.dialect.system(
+            sess, Code.FLOOD, f"{sess.dropped} message(s) were dropped by the flood limit.")))
+        sess.dropped = 0
+        return True
+
+    def authenticate(self, sess: Session, password: str | None, now: float,
+                     out: list[Output]) -> None:
+        """Check the server password for a dialect's login (IRC's ``PASS``), under the same
+        per-address throttling as ``/pass``. A wrong or missing one closes the connection;
+        a throttled attempt leaves ``sess.held`` set and the verdict comes from
+        :meth:`timers`, which then calls the dialect's ``resume``."""
+        if self.limits.password is None:
+            sess.authenticated = True
+            return
+        if password is None:
+            sess.closing = True
+            self.notes.append(Note("error", sess.conn, {"code": Code.PASSWORD}))
+            out.append((sess.conn, sess.dialect.closing(sess, Code.PASSWORD,
+                                                        "Password required.")))
+            out.append((sess.conn, Close("password required")))
+            return
+        out.extend(self._password(sess, password, now))
+
+    def login(self, sess: Session, nick: str, now: float, out: list[Output]) -> None:
+        """Take ``nick`` for ``sess`` under the shared nickname rules; on success the user is
+        online (``sess.key`` set), welcomed in its dialect and announced to everyone."""
+        out.extend(self._login(sess, nick, now))
+
+    def rename(self, sess: Session, nick: str, now: float, out: list[Output]) -> None:
+        """Change a logged-in user's nickname under the same rules as a login."""
+        if self.clustered:  # a rename would need a claim of its own; not offered on a cluster
+            out.append((sess.conn, sess.dialect.system(
+                sess, Code.BAD_NICK, "Nickname changes are not available on this chat "
+                "(a cluster); reconnect with the new nickname.", nick)))
+            return
+        refusal = self._nick_refusal(sess, nick)
+        if refusal is not None:
+            out.append((sess.conn, refusal))
+            return
+        old = sess.nick or ""
+        del self.users[sess.key]  # type: ignore[arg-type]
+        self._by_bytes.pop(sess.prefix[:-2], None)
+        raw = nick.encode()
+        self._list_bytes += len(raw) - len(sess.prefix[:-2])
+        sess.nick = nick
+        sess.key = nick_key(nick)
+        sess.prefix = raw + b": "
+        sess.bcast_prefix = BROADCAST_MARK + raw + b": "
+        sess.cache = None
+        self.users[sess.key] = sess
+        self._by_bytes[raw] = sess
+        self.roster_gen += 1
+        self.notes.append(Note("rename", sess.conn, {"old": old, "nick": nick}))
+        rendered: dict[object, bytes] = {}
+        for conn, s in self._delta_conns.items():  # the renamer too: IRC clients need the echo
+            d = s.dialect
+            key = (d, s.codes) if d is NATIVE else d
+            line = rendered.get(key)
+            if line is None:
+                line = rendered[key] = (
+                    self._sys(s, Code.LEFT, f"{old} left.")
+                    + self._sys(s, Code.JOINED, f"{nick} joined.")) if d is NATIVE \
+                    else d.renamed(sess, old)
+            out.append((conn, line))
+
+    def private(self, sess: Session, target: bytes, text: bytes, out: list[Output],
+                notice: bool = False) -> None:
+        """Route ``text`` from ``sess`` to the user named ``target`` (any dialect's form of
+        the name); 401 back to the sender when nobody has it (not for notices, which IRC
+        never answers automatically)."""
+        text = clean_text(text)
+        dest = self._by_bytes.get(target)
+        if dest is None:
+            name = target.decode("utf-8", "replace")
+            dest = self.users.get(nick_key(name))
+            remote = self.remote.get(nick_key(name)) if dest is None and self.remote else None
+            if remote is not None:
+                out.append((sess.conn, Relay(sess.prefix[:-2], remote.key, remote.nick, text)))  # type: ignore[arg-type]
+                return
+            if dest is None:
+                if not notice:
+                    out.append((sess.conn, sess.dialect.system(
+                        sess, Code.NO_SUCH_NICK, f"User '{name}' is not connected.", name)))
+                return
+        out.append((dest.conn, sess.prefix + text + b"\n" if dest.dialect is NATIVE
+                    else dest.dialect.private(sess, dest, text, notice)))
+        if self.limits.log_messages:
+            self.notes.append(Note("message", sess.conn, {"from": sess.nick, "to": dest.nick,
+                                                          "text": text.decode("utf-8", "replace")}))
+
+    def broadcast(self, sess: Session, text: bytes, out: list[Output]) -> None:
+        """``text`` from ``sess`` to everyone else, rendered once per dialect."""
+        text = clean_text(text)
+        self._fan_out(sess, text, out)
+        if self.clustered:
+            out.append((sess.conn, RelayAll(sess.prefix[:-2], text)))
+        if self.limits.log_messages:
+            self.notes.append(Note("message", sess.conn, {"from": sess.nick, "to": "*",
+                                                          "text": text.decode("utf-8", "replace")}))
+
+    def _fan_out(self, sess: Session, text: bytes, out: list[Output]) -> None:
+        msg = sess.bcast_prefix + text + b"\n"
+        rendered: dict[Dialect, bytes] | None = None
+        for s in self.users.values():
+            if s is sess:
+                continue
+            d = s.dialect
+            if d is NATIVE:
+                out.append((s.conn, msg))
+                continue
+            if rendered is None:
+                rendered = {}
+            line = rendered.get(d)
+            if line is None:
+                line = rendered[d] = d.broadcast(sess, text)
+            out.append((s.conn, line))
+
+    def quit(self, sess: Session, reason: str, out: list[Output]) -> None:
+        """The user asked to leave: close after what is queued for it has been sent."""
+        sess.closing = True
+        out.append((sess.conn, Close(reason)))
+
+    def find(self, name: str) -> Session | None:
+        """The logged-in user called ``name`` in any dialect's form, case-insensitively."""
+        key = nick_key(name)
+        return self.users.get(key) or self.remote.get(key)
+
+    def online(self) -> Iterable[Session]:
+        """Every logged-in user, in order of joining (then users on other nodes)."""
+        if self.remote:
+            return [*self.users.values(), *self.remote.values()]
+        return self.users.values()
+
+    def _presence(self, who: Session, code: int, text: str, render: Callable[[Dialect], bytes],
+                  out: list[Output]) -> None:
+        """A join/leave of ``who`` for every client that takes presence events: native ones
+        get the ``System`` notice ``code``/``text`` (coded or not, as each asked), other
+        dialects ``render(dialect)``; each form is built once."""
+        if not self._delta_conns:
+            return
+        coded = plain = b""
+        rendered: dict[Dialect, bytes] = {}
+        for conn, s in self._delta_conns.items():
+            if s is who:
+                continue
+            d = s.dialect
+            if d is NATIVE:
+                if s.codes:
+                    coded = coded or system_line(code, text)
+                    out.append((conn, coded))
+                else:
+                    plain = plain or plain_system_line(text)
+                    out.append((conn, plain))
+                continue
+            line = rendered.get(d)
+            if line is None:
+                line = rendered[d] = render(d)
+            out.append((conn, line))
 
     # -- time-driven work ----------------------------------------------------------------
 
@@ -856,10 +1125,7 @@ class ChatCore:
         """The current ``ONLINE_USERS:`` line, built once per roster generation."""
         gen, line = self._list_cache
         if gen != self.roster_gen:
-            names = [s.nick for s in self.users.values()]
-            if self.remote:
-                names += self.remote.values()
-            line = online_line(names)  # type: ignore[arg-type]
+            line = online_line(s.nick for s in self.online())  # type: ignore[misc]
             self._list_cache = (self.roster_gen, line)
         return line
 
@@ -936,10 +1202,18 @@ class ChatCore:
         if timeout <= 0 and login_timeout <= 0:
             return []
         idle_limit = now - timeout if timeout > 0 else -1e18
+        # Dialects whose clients do not ping on their own (IRC) are probed half way.
+        probe_limit = now - timeout / 2 if timeout > 0 else -1e18
         login_limit = now - login_timeout if login_timeout > 0 else -1e18
         out: list[Output] = []
         for s in self.sessions.values():
             if s.closing:
+                continue
+            if s.last_seen < probe_limit and s.last_seen >= idle_limit \
+                    and s.dialect is not NATIVE:
+                probe = s.dialect.keepalive(s)
+                if probe is not None:
+                    out.append((s.conn, probe))
                 continue
             if s.last_seen < idle_limit:
                 text = f"Idle for more than {timeout:g} s; disconnecting."
@@ -950,7 +1224,7 @@ class ChatCore:
             else:
                 continue
             s.closing = True
-            out.append((s.conn, self._sys(s, Code.IDLE_TIMEOUT, text)))
+            out.append((s.conn, s.dialect.closing(s, Code.IDLE_TIMEOUT, text)))
             out.append((s.conn, Close(reason)))
         return out
 
@@ -965,17 +1239,19 @@ class ChatCore:
             return []
         nick, key = sess.claiming
         sess.claiming = None
-        if refusal is None:
-            if key in self.users:  # cannot happen: the claim held the name for us
-                out = self._taken(sess, nick)
-            else:  # a stale remote copy of the name goes: the cluster just gave it to us
-                out = self.remote_leave(key) if key in self.remote else []
-                out += self._complete_login(sess, nick, key, now)
-        elif refusal == "taken":
-            out = self._taken(sess, nick)
+        out: list[Output] = []
+        if refusal is None and key not in self.users:
+            if key in self.remote:  # a stale copy: the cluster just gave the name to us
+                out += self.remote_leave(key)
+            out += self._complete_login(sess, nick, key, now)
+        elif refusal is None or refusal == "taken":
+            self.notes.append(Note("error", conn, {"code": Code.NICK_IN_USE}))
+            out.append((conn, sess.dialect.system(
+                sess, Code.NICK_IN_USE,
+                f"Nickname '{nick}' is already taken. Choose another nickname.", nick)))
         else:
             self.notes.append(Note("error", conn, {"code": Code.SERVER_FULL}))
-            out = [(conn, self._sys(sess, Code.SERVER_FULL, refusal))]
+            out.append((conn, sess.dialect.system(sess, Code.SERVER_FULL, refusal)))
         held, sess.held = sess.held, None
         if held and not sess.closing:
             out += self._lines(sess, held, now, True)
@@ -988,15 +1264,16 @@ class ChatCore:
         if sess is None or sess.key is None:
             return []
         nick = sess.nick
-        out = self._forget(sess)
+        out = self._forget(sess, "nickname lost")
         sess.nick = sess.key = None
         sess.prefix = sess.bcast_prefix = b""
+        sess.cache = None
         sess.list_gen = -1
         self.notes.append(Note("revoked", conn, {"nick": nick, "online": len(self.users)}))
-        out.append((conn, self._sys(
+        out.append((conn, sess.dialect.system(
             sess, Code.NICK_IN_USE,
             f"Nickname '{nick}' is already taken by an earlier login on another server of "
-            "this chat (they were cut off from each other). Choose another nickname.")))
+            "this chat (they were cut off from each other). Choose another nickname.", nick)))
         return out
 
     def remote_join(self, key: str, nick: str) -> list[Output]:
@@ -1009,26 +1286,36 @@ class ChatCore:
             self.notes.append(Note("cluster_bad_name", 0, {"nick": nick}))
             return []
         old = self.remote.get(key)
-        if old == nick:
-            return []
         if old is not None:
-            self._list_bytes -= len(old.encode()) + 1
-            self._remote_bytes.pop(old.encode(), None)
-        self.remote[key] = nick
-        self._remote_bytes[nick.encode()] = (key, nick)
-        self._list_bytes += len(nick.encode()) + 1
+            if old.nick == nick:
+                return []
+            out = self.remote_leave(key)
+        else:
+            out = []
+        stand_in = Session(0, 0, 0.0, 0.0, True)
+        raw = nick.encode()
+        stand_in.nick, stand_in.key = nick, key
+        stand_in.prefix = raw + b": "
+        stand_in.bcast_prefix = BROADCAST_MARK + raw + b": "
+        self.remote[key] = stand_in
+        self._remote_bytes[raw] = stand_in
+        self._list_bytes += len(raw) + 1
         self.roster_gen += 1
-        return self._notify_deltas(Code.JOINED, f"{nick} joined.", 0)
+        self._presence(stand_in, Code.JOINED, f"{nick} joined.", lambda d: d.joined(stand_in), out)
+        return out
 
     def remote_leave(self, key: str) -> list[Output]:
         """A user on another node left (or its node died)."""
-        nick = self.remote.pop(key, None)
-        if nick is None:
+        stand_in = self.remote.pop(key, None)
+        if stand_in is None:
             return []
-        self._remote_bytes.pop(nick.encode(), None)
-        self._list_bytes -= len(nick.encode()) + 1
+        self._remote_bytes.pop(stand_in.prefix[:-2], None)
+        self._list_bytes -= len(stand_in.prefix) - 1
         self.roster_gen += 1
-        return self._notify_deltas(Code.LEFT, f"{nick} left.", 0)
+        out: list[Output] = []
+        self._presence(stand_in, Code.LEFT, f"{stand_in.nick} left.",
+                       lambda d: d.left(stand_in, "closed by client"), out)
+        return out
 
     def remote_roster(self, users: Iterable[tuple[str, str]]) -> list[Output]:
         """Replace what is known of other nodes' users (after the cluster (re)connects)."""
@@ -1056,26 +1343,31 @@ class ChatCore:
             if dest is None:
                 missing.append(item)
                 continue
+            sender = senders.get(item[1])
             text = _remote_text(item[3])
-            if text is not None and item[1] in senders:
-                out.append((dest.conn, item[1] + b": " + text + b"\n"))
+            if sender is None or text is None:
+                continue
+            out.append((dest.conn, sender.prefix + text + b"\n" if dest.dialect is NATIVE
+                        else dest.dialect.private(sender, dest, text)))
         return out, missing
 
     def deliver_all(self, sender: bytes, text: bytes) -> list[Output]:
         """A ``*:`` message from a user on another node (its nickname as bytes), for every
         local user; checked as in :meth:`deliver_many`."""
         clean = _remote_text(text)
-        if sender not in self._remote_bytes or clean is None:
+        stand_in = self._remote_bytes.get(sender)
+        if stand_in is None or clean is None:
             return []
-        msg = BROADCAST_MARK + sender + b": " + clean + b"\n"
-        return [(s.conn, msg) for s in self.users.values()]
+        out: list[Output] = []
+        self._fan_out(stand_in, clean, out)
+        return out
 
     def notice(self, conn: int, code: int, text: str) -> list[Output]:
         """A ``System:`` line for one connection (cluster errors, undeliverable notices)."""
         sess = self.sessions.get(conn)
         if sess is None:
             return []
-        return [(conn, self._sys(sess, code, text))]
+        return [(conn, sess.dialect.system(sess, code, text))]
 
     # -- delivery failures ---------------------------------------------------------------
 
@@ -1083,29 +1375,26 @@ class ChatCore:
         """Tell the senders of messages still queued for a connection that is being dropped.
 
         ``pending`` is the unsent output (starting at a line boundary). The sender of each
-        line is recovered from the line itself: a nickname cannot contain ``:``, so
-        everything before the first ``": "`` is the sender the server stamped.
+        line is recovered from the line itself by the recipient's dialect (the server
+        stamped it, so it cannot be forged).
         """
         sess = self.sessions.get(conn)
         name = recipient or (sess.nick if sess is not None and sess.nick else "the recipient")
+        dialect = sess.dialect if sess is not None else NATIVE
         counts: dict[Session, int] = {}
         remote: dict[str, int] = {}  # senders on other nodes (cluster), by key
-        for line in _split_lines(pending):
-            if line.startswith(ONLINE_PREFIX) or line.startswith(b"System: "):
-                continue
-            if line.startswith(BROADCAST_MARK):
-                line = line[2:]
-            colon = line.find(b": ")
-            if colon <= 0:
-                continue
-            sender = self._by_bytes.get(line[:colon])
+        by_bytes = self._by_bytes
+        for raw in dialect.senders(pending):
+            sender = by_bytes.get(raw)
+            if sender is None:
+                sender = self.users.get(nick_key(raw.decode("utf-8", "replace")))
             if sender is not None and sender.conn != conn:
                 counts[sender] = counts.get(sender, 0) + 1
             elif sender is None and self._remote_bytes:
-                elsewhere = self._remote_bytes.get(line[:colon])
+                elsewhere = self._remote_bytes.get(raw)
                 if elsewhere is not None:
-                    remote[elsewhere[0]] = remote.get(elsewhere[0], 0) + 1
-        out: list[Output] = [(s.conn, self._sys(
+                    remote[elsewhere.key] = remote.get(elsewhere.key, 0) + 1  # type: ignore[index]
+        out: list[Output] = [(s.conn, s.dialect.system(
             s, Code.NOT_DELIVERED,
             f"{n} message(s) to '{name}' not delivered: {name} was disconnected."))
             for s, n in counts.items()]

@@ -6,10 +6,12 @@ accept loop lets one silent client stall every login. Here a single loop multipl
 socket; the protocol decisions are made by :class:`tcplab.chat.protocol.ChatCore`, and
 this module only moves bytes, enforces resource bounds and logs metadata.
 
-Bounds: each client's unsent output is capped (``max_output``); a client that stops
-reading past it is disconnected and the senders of what was still queued are told. The
-number of clients is capped, incoming lines are capped by the framer, and lists are
-coalesced by the core. What this module must never do: interpret message text (that is
+Bounds: each client's unsent output is capped (``max_output``; one online list at a time
+rides outside the cap, so a huge roster never gets a reader dropped); a client that stops
+reading past it — and whose kernel buffer is full too — is disconnected and the senders of
+what was still queued are told. Connections are capped in all and per address, incoming
+lines are capped by the framer, and lists are coalesced by the core. Whatever a drop
+causes is carried out from a worklist (:meth:`ChatServer._apply`), never by recursion. What this module must never do: interpret message text (that is
 the core's job) or log it (unless ``log_messages`` is on).
 """
 
@@ -25,17 +27,19 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
+from tcplab.chat.dialect import Dialect
 from tcplab.chat.protocol import (
     CLUSTER_ACTIONS,
+    NATIVE,
     ChatCore,
     Close,
+    Code,
     Limits,
     ListLine,
     Note,
-    plain_system_line,
 )
 
 if TYPE_CHECKING:
@@ -46,9 +50,11 @@ log = logging.getLogger("tcplab.chat.server")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 55555
-#: Unsent bytes allowed per client before it counts as a slow consumer. Large enough for a
-#: full ONLINE_USERS list of thousands of users plus a burst of messages, small enough that
-#: 10,000 stalled clients cannot exhaust memory (lists are only queued on an empty buffer).
+#: The registered IRC port (``--irc-port``; the IRC listener is off unless asked for).
+DEFAULT_IRC_PORT = 6667
+#: Unsent bytes allowed per client before it counts as a slow consumer: a generous burst of
+#: messages, small enough that 10,000 stalled clients cannot exhaust memory. The one online
+#: list a client may have queued does not count (with 10,000 long names it is over 1 MB).
 DEFAULT_MAX_OUTPUT = 256 * 1024
 DEFAULT_MAX_CLIENTS = 10_000
 #: Connections one address may hold at once (IPv6: one /64). Generous, because a school or
@@ -75,8 +81,18 @@ CLOSE_GRACE = 2.0
 #: KEEPIDLE + KEEPCNT × KEEPINTVL seconds even if the idle timeout is off.
 KEEPIDLE, KEEPINTVL, KEEPCNT = 60, 10, 3
 
-_LISTENER = object()
 _WAKER = object()
+
+
+class _Listener:
+    """A listening socket and the dialect its connections speak."""
+
+    __slots__ = ("sock", "dialect", "address")
+
+    def __init__(self, sock: socket.socket, dialect: Dialect) -> None:
+        self.sock = sock
+        self.dialect = dialect
+        self.address: tuple = sock.getsockname()[:2]
 
 
 class _Conn:
@@ -130,7 +146,13 @@ def address_key(host: str) -> str:
 
 
 class ChatServer:
-    """A chat server bound to one address; :meth:`serve_forever` runs it in the calling thread.
+    """A chat server; :meth:`serve_forever` runs it in the calling thread.
+
+    It listens for the native line protocol on ``host:port`` and, with ``irc_port`` (0
+    picks a free port), for IRC on ``host:irc_port``; ``native=False`` leaves only the IRC
+    listener (a pure IRC daemon). Every listener feeds the same :class:`ChatCore`, so users
+    of both dialects share one roster, one set of rules and one log; TLS (``ssl_context``)
+    applies to every listener.
 
     Thread-safety: only :meth:`request_shutdown` may be called from another thread (or a
     signal handler); everything else belongs to the thread running the loop.
@@ -148,6 +170,8 @@ class ChatServer:
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 4096,
         sndbuf: int = 0,
+        irc_port: int | None = None,
+        native: bool = True,
         reuse_port: bool = False,
         cluster: Engine | None = None,
     ) -> None:
@@ -179,12 +203,33 @@ class ChatServer:
         self._stop = threading.Event()
         self._stopping = False
         self._sel = selectors.DefaultSelector()
-        self._listener = self._listen(host, port, backlog, reuse_port)
-        self.address: tuple = self._listener.getsockname()[:2]
+        if not native and irc_port is None:
+            raise ValueError("a server without the native listener needs irc_port")
+        self._listeners: list[_Listener] = []
+        try:
+            if native:
+                self._listeners.append(_Listener(self._listen(host, port, backlog, reuse_port),
+                                                 NATIVE))
+            if irc_port is not None:
+                from tcplab.chat.irc import IrcDialect
+
+                created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+                self._listeners.append(_Listener(self._listen(host, irc_port, backlog, reuse_port),
+                                                 IrcDialect(created)))
+        except BaseException:
+            for lst in self._listeners:
+                lst.sock.close()
+            raise
+        #: The native listener's address (the IRC one's with ``native=False``).
+        self.address: tuple = self._listeners[0].address
+        #: The IRC listener's address, or None.
+        self.irc_address: tuple | None = (self._listeners[-1].address
+                                          if irc_port is not None else None)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._sel.register(self._listener, selectors.EVENT_READ, _LISTENER)
+        for lst in self._listeners:
+            self._sel.register(lst.sock, selectors.EVENT_READ, lst)
         self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKER)
         self.ready = threading.Event()
 
@@ -229,7 +274,7 @@ class ChatServer:
     def client_count(self) -> int:
         return len(self._conns)
 
-    def call_soon_threadsafe(self, fn, *args) -> concurrent.futures.Future:
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         """Run ``fn(*args)`` on the loop's thread between two iterations and return a future
         for its result: the one safe way for another thread (a test, a monitoring window)
         to look at the server's state while it runs."""
@@ -249,16 +294,18 @@ class ChatServer:
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn(*args))
-                except BaseException as exc:  # handed to the caller, never raised here
+                except Exception as exc:  # handed to the caller, never raised here
                     future.set_exception(exc)
 
     # -- the loop ------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
         """Run until :meth:`request_shutdown`; then say goodbye to every client and return."""
-        _log("listening", 0, {"address": format_peer(self.address),
-                              "tls": self.ssl_context is not None,
-                              "max_clients": self.max_clients})
+        for lst in self._listeners:
+            _log("listening", 0, {"address": format_peer(lst.address),
+                                  "dialect": lst.dialect.name,
+                                  "tls": self.ssl_context is not None,
+                                  "max_clients": self.max_clients})
         cluster = self.cluster
         if cluster is not None:
             cluster.engine.attach(self._sel)
@@ -287,9 +334,9 @@ class ChatServer:
                         except Exception:
                             # A bug triggered by one client must cost that client only.
                             self._internal_error(conn)
-                    elif conn is _LISTENER:
+                    elif conn.__class__ is _Listener:
                         try:
-                            self._accept(now)
+                            self._accept(conn, now)
                         except Exception:
                             log.exception("internal error while accepting")
                     elif conn is _WAKER:
@@ -329,11 +376,13 @@ class ChatServer:
             if cluster is not None:
                 cluster.close()  # releases this node's names before the process goes
             self._log_notes()
-            for s in (self._listener, self._wake_r, self._wake_w):
+            for s in (*(lst.sock for lst in self._listeners), self._wake_r, self._wake_w):
                 with contextlib.suppress(Exception):
                     self._sel.unregister(s)
                 s.close()
             self._sel.close()
+            while self._calls:  # asked too late: the loop is gone
+                self._calls.popleft()[2].cancel()
             _log("stopped", 0, {})
 
     def _tick(self, now: float, idle: bool) -> None:
@@ -364,16 +413,17 @@ class ChatServer:
 
     def _begin_shutdown(self) -> None:
         self._stopping = True
-        with contextlib.suppress(Exception):
-            self._sel.unregister(self._listener)
-        self._listener.close()
+        for lst in self._listeners:
+            with contextlib.suppress(Exception):
+                self._sel.unregister(lst.sock)
+            lst.sock.close()
         _log("shutdown", 0, {"clients": len(self._conns)})
         self._apply(self.core.close_all())
 
     # -- accepting -----------------------------------------------------------------------
 
-    def _accept(self, now: float) -> None:
-        listener = self._listener
+    def _accept(self, lst: _Listener, now: float) -> None:
+        listener = lst.sock
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, addr = listener.accept()
@@ -386,15 +436,15 @@ class ChatServer:
             key = address_key(addr[0])
             if len(self._conns) >= self.max_clients:
                 self._refuse(sock, peer, key, now, "server full",
-                             f"Server full ({self.max_clients} clients); try later.")
+                             f"Server full ({self.max_clients} clients); try later.", lst.dialect,
+                             Code.SERVER_FULL)
                 continue
             per_address = self._per_address.get(key, 0)
             if self.max_per_address and per_address >= self.max_per_address:
                 self._refuse(sock, peer, key, now, "too many connections from this address",
                              f"Too many connections from your address ({self.max_per_address}); "
-                             "try later.")
+                             "try later.", lst.dialect, Code.TOO_MANY_FROM_ADDRESS)
                 continue
-            self._per_address[key] = per_address + 1
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -413,20 +463,23 @@ class ChatServer:
             self._next_id += 1
             conn = _Conn(cid, sock, peer, key, handshaking)
             self._conns[cid] = conn
+            self._per_address[key] = per_address + 1
             self._sel.register(sock, selectors.EVENT_READ, conn)
-            _log("connect", cid, {"peer": peer, "clients": len(self._conns)})
-            self._apply(self.core.connect(cid, now, key))
+            _log("connect", cid, {"peer": peer, "clients": len(self._conns)}
+                 | ({"dialect": lst.dialect.name} if lst.dialect is not NATIVE else {}))
+            self._apply(self.core.connect(cid, now, key, lst.dialect))
             if handshaking:
                 self._handshake(conn, now)
 
     def _refuse(self, sock: socket.socket, peer: str, key: str, now: float, reason: str,
-                text: str) -> None:
-        """Turn a connection away at once; the reason goes to the peer (uncoded: nothing was
-        negotiated yet) and to the log, at most once per address per interval."""
+                text: str, dialect: Dialect, code: int) -> None:
+        """Turn a connection away at once; the reason goes to the peer in its listener's
+        dialect (native: uncoded, nothing was negotiated yet) and to the log, at most once
+        per address per interval."""
         with contextlib.suppress(OSError):
             sock.setblocking(False)
             if self.ssl_context is None:
-                sock.send(plain_system_line(text))
+                sock.send(dialect.system(None, code, text))
         sock.close()
         entry = self._refusals.get(key)
         if entry is not None and now < entry[0]:
@@ -526,9 +579,7 @@ class ChatServer:
             conn = conns.get(cid)
             if conn is None:
                 if self.cluster is not None and isinstance(item, CLUSTER_ACTIONS):
-                    more = self.cluster.act(cid, item)  # e.g. Release of a dropped client
-                    if more:
-                        self._apply(more)
+                    self._apply(self.cluster.act(cid, item))  # e.g. Release of a dropped client
                 continue
             cls = item.__class__
             if cls is bytes:
@@ -558,9 +609,7 @@ class ChatServer:
             elif cls is Close:
                 self._close(conn, item.reason)  # type: ignore[union-attr]
             elif self.cluster is not None:
-                more = self.cluster.act(cid, item)
-                if more:
-                    self._apply(more)
+                self._apply(self.cluster.act(cid, item))
 
     def _list_unsent(self, conn: _Conn) -> int:
         """Bytes of the queued ONLINE_USERS list not yet sent (0 when none is queued)."""
@@ -763,4 +812,4 @@ def make_server_ssl_context(cert: str, key: str | None) -> ssl.SSLContext:
 
 
 __all__ = ["ChatServer", "Limits", "Note", "make_server_ssl_context", "address_key", "DEFAULT_HOST",
-           "DEFAULT_PORT"]
+           "DEFAULT_PORT", "DEFAULT_IRC_PORT"]

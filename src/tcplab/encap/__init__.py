@@ -73,11 +73,15 @@ class EncapSummary:
     bytes: int = 0
     connections: int = 0
     http_framed: int = 0
+    #: Messages whose CSV timestamp went backwards (sent just after the previous packet).
+    time_nudged: int = 0
+    time_nudged_lines: list[int] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         r = self.read
         out = [
-            f"read      {r.rows:,} rows from {self.input_path}: {r.messages:,} messages",
+            f"read      {r.rows:,} rows from {self.input_path} ({r.delimiter_name}-separated): "
+            f"{r.messages:,} messages",
             f"wrote     {self.packets:,} packets ({self.bytes:,} bytes on the wire) to {self.output_path}",
             f"style     {self.style}; {self.connections:,} connection(s); link type "
             f"{link.LINKTYPE_NAMES.get(self.linktype, self.linktype)}; {self.format}",
@@ -87,6 +91,14 @@ class EncapSummary:
             out.extend(f"          {example}" for example in r.skipped_examples)
         if r.unescaped:
             out.append(f"unescaped {r.unescaped:,} message(s) written with literal \\r\\n escapes")
+        if self.time_nudged:
+            where = ", ".join(str(n) for n in self.time_nudged_lines)
+            more = ", …" if self.time_nudged > len(self.time_nudged_lines) else ""
+            out.append(
+                f"nudged    {self.time_nudged:,} message(s) forward whose timestamp is earlier "
+                f"than the previous message's (line {where}{more}): each is sent 1 µs after the "
+                "packet before it, since a capture's time cannot run backwards"
+            )
         if self.http_framed:
             out.append(
                 f"framed    {self.http_framed:,} HTTP message(s): added the CRLF head terminator or "
@@ -167,4 +179,6 @@ def encapsulate_csv(
     summary.bytes = nbytes
     summary.connections = synth.connections
     summary.http_framed = synth.http_framed
+    summary.time_nudged = synth.time_nudged
+    summary.time_nudged_lines = list(synth.time_nudged_lines)
     return summary

@@ -82,6 +82,9 @@ class EncapOptions:
     interval: float = 0.1
     #: Epoch seconds that relative CSV timestamps count from.
     start_time: float = 0.0
+    #: The same, exactly, in integer nanoseconds; when set it wins over ``start_time``
+    #: (the CLI parses ``--start-time`` text straight into it, no float in between).
+    start_time_ns: int | None = None
     connection_per_message: bool = False
     #: Stream style: give HTTP messages the framing a byte stream needs (see http_framing).
     http_framing: bool = True
@@ -123,7 +126,8 @@ class Synthesizer:
         self._rng = random.Random(self.options.seed)
         # Packets never get negative times (a handshake is placed just before its message).
         self._clock = -TICK
-        self._start_ns = round(self.options.start_time * 1e9)
+        self._start_ns = (self.options.start_time_ns if self.options.start_time_ns is not None
+                          else round(self.options.start_time * 1e9))
         self._interval_ns = round(self.options.interval * 1e9)
         self._next_synthetic = self._start_ns
         self._conns_by_pair: dict[tuple[str, str], _Conn] = {}
@@ -148,6 +152,12 @@ class Synthesizer:
         self._mss = self.options.mss
         self.connections = 0
         self.http_framed = 0
+        #: Messages whose timestamp is earlier than the previous message's: a capture's
+        #: time cannot run backwards, so they are sent just after the previous packet
+        #: (1 µs later). Counted, with the first few CSV lines, for the closing summary.
+        self.time_nudged = 0
+        self.time_nudged_lines: list[int] = []
+        self._last_message_ns: int | None = None
 
     # ---- endpoints ------------------------------------------------------------------
 
@@ -226,11 +236,19 @@ class Synthesizer:
             t = self._next_synthetic
             self._next_synthetic = t + self._interval_ns
             return t
-        # Relative offsets are rounded on their own, so "0.266" is exactly 266,000,000 ns
-        # after the start whatever the start's own float rounding.
-        t = round(msg.timestamp * 1e9)
+        # CSV rows carry the time as exact integer nanoseconds from the text; a Message
+        # built in code may have only float seconds, rounded on their own so "0.266" is
+        # exactly 266,000,000 ns after the start whatever the start's own float rounding.
+        t = msg.timestamp_ns if msg.timestamp_ns is not None else round(msg.timestamp * 1e9)
         if not msg.absolute_time:
             t += self._start_ns
+        last = self._last_message_ns
+        if last is not None and t < last:
+            self.time_nudged += 1
+            if len(self.time_nudged_lines) < 5:
+                self.time_nudged_lines.append(msg.line)
+        else:
+            self._last_message_ns = t
         self._next_synthetic = t + self._interval_ns
         return t
 

@@ -9,18 +9,23 @@ Real course CSVs vary, and all of these are accepted: columns in any order and a
 ``protocol`` for ``app_protocol``; optional ``src_ip,dst_ip,src_port,dst_port``; extra
 columns (Wireshark exports) ignored; surrounding spaces trimmed; quoted cells with
 commas, doubled quotes and real CRLF line breaks; literal ``\\r\\n`` escapes; UTF-8
-with or without a BOM; timestamps as relative seconds, ISO 8601 or ``dd/mm/YYYY HH:MM[:SS]``.
+with or without a BOM; timestamps as relative seconds, ISO 8601 or ``dd/mm/YYYY HH:MM[:SS]``
+(turned into integer nanoseconds straight from the text, so ``…05.123`` is .123000000
+exactly, never a float's .122999808); comma-, semicolon- or tab-separated files (the
+separator is sniffed from the header line: European spreadsheets export ``;``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Literal, NamedTuple
 
 from tcplab.errors import InputError
@@ -64,6 +69,14 @@ _HTTP_START = re.compile(rb"^(?:[A-Z]{3,10} \S+ HTTP/\d\.\d|HTTP/\d\.\d \d{3})")
 _ESCAPES = re.compile(r"\\(r\\n|n|r|t|\\)")
 _ESCAPE_MAP = {"r\\n": "\r\n", "n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?$")
+_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?$")
+# The seconds fraction inside an ISO 8601 time: taken out before datetime sees it
+# (datetime keeps only microseconds, as a float via .timestamp()).
+_ISO_FRACTION = re.compile(r"(?<=:\d\d)[.,](\d+)")
+_NS_PER_S = 1_000_000_000
+
+#: Separators a CSV may use, in the order they are tried, with the name errors use.
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 def is_http_start(payload: bytes) -> bool:
@@ -91,6 +104,9 @@ class Message:
     line: int = 0
     #: For TCP control rows: the control word (SYN, SYN-ACK, ACK, FIN, FIN-ACK, RST).
     control: str | None = None
+    #: ``timestamp`` exactly, in integer nanoseconds parsed from the CSV text (None when
+    #: the message was built in code with only ``timestamp``).
+    timestamp_ns: int | None = None
 
     @property
     def is_udp(self) -> bool:
@@ -119,6 +135,13 @@ class ReadStats:
     file_size: int = 0
     #: The first few skipped rows, as "line N: reason", for the closing summary.
     skipped_examples: list[str] = field(default_factory=list)
+    #: The field separator sniffed from the header line ("," ";" or "\t").
+    delimiter: str = ","
+
+    @property
+    def delimiter_name(self) -> str:
+        """``comma``, ``semicolon`` or ``tab``: how summaries and errors name the separator."""
+        return DELIMITERS.get(self.delimiter, repr(self.delimiter))
 
     def note_skip(self, line: int, reason: str) -> None:
         if len(self.skipped_examples) < 5:
@@ -149,28 +172,83 @@ def _normalise_header(raw: list[str]) -> list[str]:
     return [re.sub(r"[\s\-]+", "_", h.strip().lstrip("\ufeff").lower()) for h in raw]
 
 
-def parse_timestamp(text: str) -> tuple[float, bool]:
-    """Parse a CSV timestamp → (seconds, is_absolute). Raises ValueError with the accepted forms."""
+def _fraction_ns(digits: str | None) -> int:
+    """Decimal digits after the point → nanoseconds, rounded half-even beyond the ninth."""
+    if not digits:
+        return 0
+    if len(digits) <= 9:
+        return int(digits.ljust(9, "0"))
+    return int(Decimal("0." + digits).scaleb(9).to_integral_value())
+
+
+def seconds_to_ns(text: str) -> int:
+    """Seconds written in decimal (``0.266``, ``-1.5``, ``2e-3``) → integer nanoseconds, exactly.
+
+    Raises ValueError for anything that is not a finite number.
+    """
+    # The common case, plain "12.266": two str methods and two int() calls, no regex.
+    whole, dot, frac = text.partition(".")
+    if whole.isdecimal() and (frac.isdecimal() and len(frac) <= 9 or not dot):
+        return int(whole) * _NS_PER_S + (int(frac.ljust(9, "0")) if frac else 0)
+    t = text.strip()
+    m = _DECIMAL.match(t)
+    if m and (m.group(2) or m.group(3)):
+        sign, whole, frac = m.groups()
+        ns = int(whole or "0") * _NS_PER_S + _fraction_ns(frac)
+        return -ns if sign == "-" else ns
+    try:
+        value = Decimal(t)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"{text!r} is not a finite number of seconds")
+    return int(value.scaleb(9).to_integral_value())
+
+
+def _whole_seconds(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    # Exact: a float holds every whole second of the datetime range.
+    return int(dt.timestamp())
+
+
+def parse_timestamp_ns(text: str) -> tuple[int, bool]:
+    """Parse a CSV timestamp → (nanoseconds, is_absolute), integer arithmetic from the text.
+
+    Relative seconds (``0.266``) are not absolute; ISO 8601 and ``dd/mm/YYYY HH:MM[:SS[.f]]``
+    are nanoseconds since the Unix epoch (UTC unless the text gives an offset). Raises
+    ValueError naming the accepted forms.
+    """
     t = text.strip()
     try:
-        return float(t), False
+        return seconds_to_ns(t), False
     except ValueError:
         pass
     m = _DMY.match(t)
     if m:
         d, mo, y, h, mi, s, frac = m.groups()
-        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=UTC)
-        return dt.timestamp() + (float("0." + frac) if frac else 0.0), True
+        try:
+            dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=UTC)
+        except ValueError as exc:
+            raise ValueError(f"timestamp {text!r}: {exc}") from None
+        return _whole_seconds(dt) * _NS_PER_S + _fraction_ns(frac), True
+    frac_match = _ISO_FRACTION.search(t)
+    bare = t if frac_match is None else t[: frac_match.start()] + t[frac_match.end():]
     try:
-        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(bare.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
             f"timestamp {text!r} is not relative seconds (0.266), ISO 8601 "
             "(2024-05-01T10:00:00) or dd/mm/YYYY HH:MM[:SS]"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp(), True
+    frac_ns = _fraction_ns(frac_match.group(1)) if frac_match else 0
+    return _whole_seconds(dt) * _NS_PER_S + frac_ns, True
+
+
+def parse_timestamp(text: str) -> tuple[float, bool]:
+    """Parse a CSV timestamp → (seconds as a float, is_absolute); see :func:`parse_timestamp_ns`."""
+    ns, absolute = parse_timestamp_ns(text)
+    return ns / _NS_PER_S, absolute
 
 
 def _looks_http(protocol: str, message: str) -> bool:
@@ -260,27 +338,53 @@ def read_messages(
         fh.close()
 
 
-def _read_rows(
-    fh: io.TextIOWrapper, path: str, name: str, unescape: Unescape, skip_bad: bool, stats: ReadStats
-) -> Iterator[Message]:
-    reader = csv.reader(fh)
-    try:
-        raw_header = next(reader)
-    except StopIteration:
-        raise InputError(f"{name}: the file is empty; expected a header line such as "
-                         "msg_id,app_protocol,src_app,dst_app,message,timestamp") from None
-    header = _normalise_header(raw_header)
+def _columns(header: list[str]) -> dict[str, int]:
     columns: dict[str, int] = {}
     for i, h in enumerate(header):
         canon = COLUMN_ALIASES.get(h)
         if canon is not None and canon not in columns:
             columns[canon] = i
+    return columns
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The separator of a CSV, judged from its header line.
+
+    The one under which the header names every required column wins (a message cell may
+    hold any separator, the header line does not); failing that, the one that splits
+    the header into the most fields; a one-column header means comma. Python's
+    ``csv.Sniffer`` guesses from data rows and is thrown off by prose in messages.
+    """
+    best, best_fields = ",", 1
+    for delimiter in DELIMITERS:
+        fields = next(csv.reader([header_line], delimiter=delimiter), [])
+        columns = _columns(_normalise_header(fields))
+        if all(c in columns for c in REQUIRED_COLUMNS):
+            return delimiter
+        if len(fields) > best_fields:
+            best, best_fields = delimiter, len(fields)
+    return best
+
+
+def _read_rows(
+    fh: io.TextIOWrapper, path: str, name: str, unescape: Unescape, skip_bad: bool, stats: ReadStats
+) -> Iterator[Message]:
+    first = fh.readline()
+    if not first.strip():
+        raise InputError(f"{name}: the file is empty; expected a header line such as "
+                         "msg_id,app_protocol,src_app,dst_app,message,timestamp")
+    stats.delimiter = delimiter = sniff_delimiter(first)
+    sep = stats.delimiter_name
+    reader = csv.reader(itertools.chain((first,), fh), delimiter=delimiter)
+    raw_header = next(reader)
+    header = _normalise_header(raw_header)
+    columns = _columns(header)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         found = ", ".join(h for h in header if h) or "(none)"
         raise InputError(
             f"{name}: missing required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}; columns found: {found}"
+            f"{', '.join(missing)}; columns found: {found} (read as {sep}-separated)"
         )
     ncols = len(header)
     needed = max(columns.values()) + 1
@@ -300,7 +404,7 @@ def _read_rows(
         counter += 1
         try:
             if len(row) < needed:
-                raise ValueError(f"has {len(row)} fields, the header has {ncols}")
+                raise ValueError(f"has {len(row)} fields, the header has {ncols} ({sep}-separated)")
             msg = _row_to_message(row, line, counter, plan, unescape, stats)
         except ValueError as exc:
             if skip_bad:
@@ -375,19 +479,16 @@ def _row_to_message(
     text = row[plan.message].strip(" \t")
     if not text or text.isspace():
         return None
-    timestamp: float | None = None
+    timestamp_ns: int | None = None
     absolute = False
     c = plan.timestamp
     if c is not None:
         ts_text = row[c]
-        try:
-            timestamp = float(ts_text)  # the common case: relative seconds
-        except ValueError:
-            if ts_text.strip():
-                try:
-                    timestamp, absolute = parse_timestamp(ts_text)
-                except ValueError as exc:
-                    raise ValueError(f"column timestamp: {exc}") from None
+        if ts_text and not ts_text.isspace():
+            try:
+                timestamp_ns, absolute = parse_timestamp_ns(ts_text)
+            except ValueError as exc:
+                raise ValueError(f"column timestamp: {exc}") from None
     control = None
     if protocol == "TCP" and text.strip().upper() in CONTROL_MESSAGES:
         control = text.strip().upper().replace("/", "-").replace(",", "-")
@@ -400,8 +501,9 @@ def _row_to_message(
     msg_id = row[c].strip() if c is not None else ""
     msg = Message(
         msg_id or str(counter), protocol, src_app, dst_app,
-        b"" if control else text.encode("utf-8"), timestamp, absolute,
-        line=line, control=control,
+        b"" if control else text.encode("utf-8"),
+        None if timestamp_ns is None else timestamp_ns / _NS_PER_S, absolute,
+        line=line, control=control, timestamp_ns=timestamp_ns,
     )
     if plan.addresses is not None:
         get = plan.addresses.get

@@ -3,12 +3,17 @@
 Builds a standard query for a name and a response with one A/AAAA answer, using name
 compression for the answer (a pointer to the question name at offset 12), as real
 resolvers do. Parses headers and question names back for the analyzer.
+
+Over TCP (RFC 1035 §4.2.2, RFC 7766 §8) every message is preceded by a 2-byte length;
+:class:`TcpFramer` splits one direction's byte stream into messages, however the
+segments cut them.
 """
 
 from __future__ import annotations
 
 import re
 import struct
+from dataclasses import dataclass, field
 
 from tcplab.packet import ipv4, ipv6
 from tcplab.packet.errors import ParseError
@@ -115,3 +120,54 @@ def summarize(buf: bytes) -> str:
     tname = {TYPE_A: "A", TYPE_AAAA: "AAAA"}.get(qtype, str(qtype))
     kind = "Standard query response" if flags & FLAG_QR else "Standard query"
     return f"{kind} 0x{txid:04x} {tname} {name}"
+
+
+#: Below this a "message" cannot hold even the 12-byte header (RFC 1035 §4.1.1).
+MIN_MESSAGE_LEN = 12
+
+
+def frame_tcp(message: bytes) -> bytes:
+    """The 2-byte length prefix + ``message``, as DNS over TCP sends it."""
+    if len(message) > 0xFFFF:
+        raise ValueError(f"DNS message of {len(message)} bytes does not fit the 16-bit TCP length")
+    return len(message).to_bytes(2, "big") + message
+
+
+@dataclass(slots=True)
+class TcpFramer:
+    """One direction of a DNS-over-TCP connection: stream bytes in, whole messages out.
+
+    Holds at most one incomplete message (≤ 65,537 bytes: the length field's limit).
+    A length below the 12-byte header is not DNS; the framer then stops and keeps the
+    error (``broken``), naming the stream offset, so a port-53 stream carrying something
+    else is never mistaken for DNS.
+    """
+
+    pending: bytearray = field(default_factory=bytearray)
+    fed: int = 0
+    broken: ParseError | None = None
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """Append ``data``; return (stream offset of the length prefix, message) for each completed one."""
+        if self.broken is not None:
+            self.fed += len(data)
+            return []
+        base = self.fed - len(self.pending)
+        self.pending += data
+        self.fed += len(data)
+        out: list[tuple[int, bytes]] = []
+        pos = 0
+        buf = self.pending
+        while len(buf) - pos >= 2:
+            length = (buf[pos] << 8) | buf[pos + 1]
+            if length < MIN_MESSAGE_LEN:
+                self.broken = ParseError("DNS", "TCP length", base + pos,
+                                         f"{length} is below the {MIN_MESSAGE_LEN}-byte DNS header")
+                buf.clear()
+                return out
+            if len(buf) - pos - 2 < length:
+                break
+            out.append((base + pos, bytes(buf[pos + 2 : pos + 2 + length])))
+            pos += 2 + length
+        del buf[:pos]
+        return out

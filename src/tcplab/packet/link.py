@@ -5,10 +5,14 @@ Supported link types (tcpdump.org "LINK-LAYER HEADER TYPES"):
 * ``NULL`` (0): BSD loopback — a 4-byte address family in the *capturing host's* byte
   order. The seed's frames carry ``02 00 00 00`` (AF_INET, little-endian). Readers must
   accept either order: scapy has written it big-endian on little-endian hosts.
-* ``ETHERNET`` (1): 14 bytes, what Linux ``lo`` captures carry (all-zero MAC addresses).
+* ``ETHERNET`` (1): 14 bytes, what Linux ``lo`` captures carry (all-zero MAC addresses);
+  802.1Q tags and PPPoE sessions (:mod:`tcplab.packet.pppoe`) inside are walked, so the
+  IP packet in a DSL capture is reached.
 * ``RAW`` (101, also DLT 12 and 14 on some platforms): no header, IP version nibble decides.
 * ``LOOP`` (108): OpenBSD loopback, the family always big-endian.
 * ``LINUX_SLL`` (113) and ``LINUX_SLL2`` (276): Linux "cooked" captures (``-i any``).
+* :data:`~tcplab.pcap.records.LINKTYPE_PCAPNG_CUSTOM` (-1, not a real link type): a pcapng
+  custom block that the reader hands out as a frame, as tshark does; it carries no IP.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from tcplab.packet import pppoe
 from tcplab.packet.errors import ParseError
+from tcplab.pcap.records import LINKTYPE_PCAPNG_CUSTOM
 
 LINKTYPE_NULL = 0
 LINKTYPE_ETHERNET = 1
@@ -40,6 +46,7 @@ LINKTYPE_NAMES = {
     LINKTYPE_IPV4: "IPV4",
     LINKTYPE_IPV6: "IPV6",
     LINKTYPE_LINUX_SLL2: "LINUX_SLL2",
+    LINKTYPE_PCAPNG_CUSTOM: "PCAPNG",
 }
 
 # Names users type on the command line (``--linktype``).
@@ -160,6 +167,11 @@ def parse(linktype: int, buf: bytes | memoryview) -> LinkHeader:
             fields["VLAN"] = tci & 0x0FFF
             hlen += 4
         fields["Type"] = ethertype
+        if ethertype == pppoe.ETHERTYPE_SESSION:
+            session = pppoe.parse(buf, hlen)
+            fields["PPPoE Session ID"] = session.session_id
+            fields["PPP Protocol"] = session.ppp_protocol
+            return LinkHeader(linktype, hlen + session.header_len, session.network, fields)
         return LinkHeader(linktype, hlen, _ethertype_network(ethertype), fields)
     if linktype in (LINKTYPE_RAW, *LINKTYPE_RAW_ALIASES, LINKTYPE_IPV4, LINKTYPE_IPV6):
         if n < 1:
@@ -181,4 +193,6 @@ def parse(linktype: int, buf: bytes | memoryview) -> LinkHeader:
         fields = {"Protocol": proto, "Interface index": ifindex, "Link-layer address type": hatype,
                   "Packet type": ptype, "Source": _mac(address[: min(alen, 8)])}
         return LinkHeader(linktype, 20, _ethertype_network(proto), fields)
+    if linktype == LINKTYPE_PCAPNG_CUSTOM:
+        return LinkHeader(linktype, 0, None, {"Custom Block": len(buf)})
     raise ParseError("Link", "link type", 0, f"link type {linktype} is not supported")

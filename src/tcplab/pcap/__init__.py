@@ -18,16 +18,31 @@ from typing import Any, Literal
 from tcplab.pcap.pcap import PcapWriter
 from tcplab.pcap.pcapng import PcapngWriter
 from tcplab.pcap.reader import CaptureReader, open_capture
-from tcplab.pcap.records import DEFAULT_SNAPLEN, CaptureFormatError, Interface, Record
+from tcplab.pcap.records import (
+    DEFAULT_SNAPLEN,
+    LINKTYPE_PCAPNG_CUSTOM,
+    CaptureFormatError,
+    CustomBlockRecord,
+    Interface,
+    Record,
+    UntimedRecord,
+    arrival_time_text,
+    civil_time,
+)
 
 __all__ = [
     "DEFAULT_SNAPLEN",
     "CaptureFormatError",
     "CaptureReader",
+    "CustomBlockRecord",
     "Interface",
+    "LINKTYPE_PCAPNG_CUSTOM",
     "PcapWriter",
     "PcapngWriter",
     "Record",
+    "UntimedRecord",
+    "arrival_time_text",
+    "civil_time",
     "format_for_path",
     "open_capture",
     "open_writer",

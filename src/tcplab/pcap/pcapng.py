@@ -12,13 +12,20 @@ Wireshark saves pcapng by default, so users bring these. A file is a run of bloc
   Interfaces are numbered from 0 within their section.
 * Enhanced Packet Block (6): interface id, 64-bit timestamp, captured and original length,
   data padded to 4 bytes, options (``opt_comment``...).
-* Simple Packet Block (3): original length and data only, from interface 0, no timestamp.
+* Simple Packet Block (3): original length and data only, from interface 0, no timestamp
+  (handed out as an :class:`~tcplab.pcap.records.UntimedRecord` carrying the previous
+  record's time, so relative times never go negative).
 * Packet Block (2): the obsolete predecessor of the EPB, still read.
-* Anything else (name resolution, statistics, decryption secrets, custom) is skipped.
+* Custom blocks (0x00000BAD, 0x40000BAD): tshark 4.0 numbers each as a frame, so they are
+  handed out as :class:`~tcplab.pcap.records.CustomBlockRecord` s, or frame numbers shift.
+* Anything else (name resolution, statistics, decryption secrets) is skipped.
+
+A block length that is not a multiple of 4 is read as tshark 4.0 reads it: rounded up to
+the next multiple of 4 (writers that forget the padding in the length still pad the data).
 
 Record ``interface`` numbers are indexes into the reader's ``interfaces`` list, which spans
-all sections (tshark's ``frame.interface_id`` counts the same way). Parsing works on bytes
-handed in by :mod:`tcplab.pcap.reader`; this module never opens files itself.
+all sections (tshark 4.0's ``frame.interface_id`` restarts at 0 in each section). Parsing
+works on bytes handed in by :mod:`tcplab.pcap.reader`; this module never opens files itself.
 """
 
 from __future__ import annotations
@@ -33,10 +40,13 @@ from typing import BinaryIO, Literal
 from tcplab.pcap.pcap import fill
 from tcplab.pcap.records import (
     DEFAULT_SNAPLEN,
+    LINKTYPE_PCAPNG_CUSTOM,
     MAX_RECORD_BYTES,
     CaptureFormatError,
+    CustomBlockRecord,
     Interface,
     Record,
+    UntimedRecord,
 )
 from tcplab.pcap.writer import FLUSH_THRESHOLD, CaptureWriter, timestamp_error
 
@@ -48,6 +58,8 @@ BLOCK_NRB = 0x00000004
 BLOCK_ISB = 0x00000005
 BLOCK_EPB = 0x00000006
 BLOCK_DSB = 0x0000000A
+BLOCK_CB_COPY = 0x00000BAD  # custom block that may be copied to a new file
+BLOCK_CB_NO_COPY = 0x40000BAD  # custom block that must not be
 
 BLOCK_NAMES = {
     BLOCK_SHB: "section header",
@@ -58,6 +70,8 @@ BLOCK_NAMES = {
     BLOCK_ISB: "interface statistics",
     BLOCK_EPB: "enhanced packet",
     BLOCK_DSB: "decryption secrets",
+    BLOCK_CB_COPY: "custom",
+    BLOCK_CB_NO_COPY: "custom",
 }
 
 SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -84,6 +98,7 @@ IDB_MIN_LEN = 20
 EPB_MIN_LEN = 32
 SPB_MIN_LEN = 16
 PB_MIN_LEN = 32
+CB_MIN_LEN = 16  # header, Private Enterprise Number, trailer
 
 _NS_PER_S = 1_000_000_000
 _new_record = tuple.__new__
@@ -179,6 +194,7 @@ def iter_blocks(
     u32_unpack = struct.Struct("<I").unpack_from
     epb_unpack = struct.Struct("<IIIII").unpack_from
     pb_unpack = struct.Struct("<HHIIII").unpack_from
+    last_ns = 0  # the time of the latest timed record, for blocks that carry none
     try:
         while True:
             if n - pos < MIN_BLOCK_LEN:
@@ -211,12 +227,16 @@ def iter_blocks(
                 epb_unpack = struct.Struct(endian + "IIIII").unpack_from
                 pb_unpack = struct.Struct(endian + "HHIIII").unpack_from
                 blen = u32_unpack(buf, pos + 4)[0]
-            if blen < MIN_BLOCK_LEN or blen % 4:
+            if blen < MIN_BLOCK_LEN:
                 raise CaptureFormatError(
                     path, base + pos + 4,
-                    f"block length {blen} is invalid (must be a multiple of 4 and at least "
-                    f"{MIN_BLOCK_LEN}); expected the length of a {_block_name(btype)} block",
+                    f"block length {blen} is invalid (must be at least {MIN_BLOCK_LEN}); "
+                    f"expected the length of a {_block_name(btype)} block",
                 )
+            # tshark 4.0 (wiretap/pcapng.c) rounds a length that is not a multiple of 4 up
+            # and reads on; the trailer may hold either value.
+            stated = blen
+            blen = (blen + 3) & ~3
             if blen > MAX_RECORD_BYTES:
                 raise CaptureFormatError(
                     path, base + pos + 4,
@@ -236,11 +256,11 @@ def iter_blocks(
                     )
             end = pos + blen
             trailer = u32_unpack(buf, end - 4)[0]
-            if trailer != blen:
+            if trailer != blen and trailer != stated:
                 raise CaptureFormatError(
                     path, base + end - 4,
                     f"block length mismatch: the {_block_name(btype)} block at offset "
-                    f"{base + pos} starts with length {blen} but ends with {trailer}",
+                    f"{base + pos} starts with length {stated} but ends with {trailer}",
                 )
 
             if btype in (BLOCK_EPB, BLOCK_PB):
@@ -272,10 +292,10 @@ def iter_blocks(
                 if not primed:
                     primed = True
                     yield None
+                last_ns = (((hi << 32) | lo) * mul) // div + off
                 yield new(
                     Record,
-                    ((((hi << 32) | lo) * mul) // div + off, buf[dstart:dend], orig_len, linktype,
-                     g, base + pos, comment),
+                    (last_ns, buf[dstart:dend], orig_len, linktype, g, base + pos, comment),
                 )
             elif btype == BLOCK_SPB:
                 if blen < SPB_MIN_LEN:
@@ -292,9 +312,29 @@ def iter_blocks(
                     primed = True
                     yield None
                 yield new(
-                    Record,
-                    (0, buf[pos + 12 : pos + 12 + caplen], orig_len, convs[g][3], g, base + pos, None),
+                    UntimedRecord,
+                    (last_ns, buf[pos + 12 : pos + 12 + caplen], orig_len, convs[g][3], g, base + pos,
+                     None),
                 )
+            elif btype in (BLOCK_CB_COPY, BLOCK_CB_NO_COPY):
+                if blen < CB_MIN_LEN:
+                    raise _too_short(path, base + pos, btype, stated, CB_MIN_LEN)
+                # The data's own length is not recorded: tshark takes the whole body after
+                # the PEN (data and options) as the frame, up to the stated block length.
+                data = buf[pos + 12 : pos + max(stated, CB_MIN_LEN) - 4]
+                if not primed:
+                    primed = True
+                    yield None
+                # Custom blocks belong to no interface; they name the section's first one
+                # (0 before any), an index a caller can always use when interfaces exist.
+                rec = new(
+                    CustomBlockRecord,
+                    (last_ns, data, len(data), LINKTYPE_PCAPNG_CUSTOM,
+                     section_ifaces[0] if section_ifaces else 0, base + pos, None),
+                )
+                rec.pen = u32_unpack(buf, pos + 8)[0]
+                rec.copyable = btype == BLOCK_CB_COPY
+                yield rec
             elif btype == BLOCK_IDB:
                 if blen < IDB_MIN_LEN:
                     raise _too_short(path, base + pos, btype, blen, IDB_MIN_LEN)
@@ -328,7 +368,7 @@ def iter_blocks(
                     )
                 )
                 section_ifaces = []
-            # Every other block type (NRB, ISB, DSB, custom...) carries nothing we show.
+            # Every other block type (NRB, ISB, DSB...) carries nothing we show.
             pos = end
         if not primed:
             yield None

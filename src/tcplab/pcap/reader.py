@@ -7,7 +7,6 @@ never reads more than a chunk ahead.
 
 from __future__ import annotations
 
-import gzip
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -83,24 +82,94 @@ class CaptureReader:
         return f"<CaptureReader {self.format} {self.path!r} linktype={self.linktype}>"
 
 
-def _gzip_reader(raw: BinaryIO, path: str) -> tuple[Callable[[int], bytes], Callable[[], None]]:
-    """A read function over gzip-compressed input whose failures become CaptureFormatError."""
-    stream = gzip.GzipFile(fileobj=raw, mode="rb")
-    delivered = 0
+#: Compressed bytes fed to the decompressor per step, and the most it may produce from
+#: them: bounds memory against a "zip bomb" while keeping calls rare.
+GZIP_INPUT_CHUNK = 64 * 1024
 
-    def read(size: int) -> bytes:
-        nonlocal delivered
+
+class _GzipStream:
+    """A read function over gzip input that hands out everything that decompresses.
+
+    :class:`gzip.GzipFile` throws away the bytes it decompressed in a call that then meets
+    the end of a truncated file, so a cut ``.pcap.gz`` showed no packets at all; tshark
+    shows every packet before the cut. Here the decompressor is driven by hand: good
+    bytes are returned first, and the damage is raised by the next read, naming how far
+    into the compressed bytes it is and how much came out before it. Concatenated gzip
+    members (``cat a.gz b.gz``) are read one after another, as gzip(1) does; bytes after
+    the last member that are not another member are ignored, as gzip(1) ignores them.
+    """
+
+    def __init__(self, raw: BinaryIO, path: str) -> None:
+        self._raw = raw
+        self._path = path
+        self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""  # compressed bytes of the next member, read past the last one
+        self._consumed = 0  # compressed bytes read from the file
+        self._delivered = 0  # uncompressed bytes handed out
+        self._error: CaptureFormatError | None = None
+        self._eof = False
+
+    def _damage(self, detail: str) -> CaptureFormatError:
+        return CaptureFormatError(
+            self._path, self._delivered,
+            f"compressed data is damaged: {detail} (within the first {self._consumed} "
+            f"compressed bytes, after {self._delivered} uncompressed bytes)",
+        )
+
+    def _next_member(self) -> bool:
+        """Start decompressing the member after the one that just ended; False at the end."""
+        tail = self._dec.unused_data + self._pending
+        if not tail:
+            tail = self._raw.read(GZIP_INPUT_CHUNK)
+            self._consumed += len(tail)
+        if not tail.startswith(GZIP_MAGIC):
+            return False
+        self._dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = tail
+        return True
+
+    def _step(self, size: int) -> bytes:
+        """Up to ``size`` more uncompressed bytes; b"" only at the clean end of the input."""
+        while True:
+            if self._dec.eof and not self._next_member():
+                self._eof = True
+                return b""
+            data = self._pending or self._dec.unconsumed_tail
+            self._pending = b""
+            if not data:
+                data = self._raw.read(GZIP_INPUT_CHUNK)
+                if not data:
+                    raise self._damage(f"the file ends at byte {self._consumed}, before the end "
+                                       "of the compressed stream")
+                self._consumed += len(data)
+            try:
+                # max_length bounds what one step may inflate: no "zip bomb" at once.
+                out = self._dec.decompress(data, size)
+            except zlib.error as exc:
+                raise self._damage(str(exc)) from None
+            if out:
+                self._delivered += len(out)
+                return out
+
+    def read(self, size: int) -> bytes:
+        if self._error is not None:
+            raise self._error
+        if self._eof:
+            return b""
+        parts: list[bytes] = []
+        have = 0
         try:
-            data = stream.read(size)
-        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise CaptureFormatError(
-                path, delivered,
-                f"compressed data is damaged after {delivered} uncompressed bytes ({exc})",
-            ) from None
-        delivered += len(data)
-        return data
-
-    return read, stream.close
+            while have < size:
+                out = self._step(size - have)
+                if not out:
+                    break
+                parts.append(out)
+                have += len(out)
+        except CaptureFormatError as exc:
+            if not parts:
+                raise
+            self._error = exc  # hand out what did decompress; the next read says why it stops
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _describe_bad_magic(head: bytes) -> str:
@@ -158,8 +227,7 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
         compressed = False
         if head[:2] == GZIP_MAGIC:
             compressed = True
-            read, gz_close = _gzip_reader(_Replay(head, raw), path)
-            closers.append(gz_close)  # closed before the file under it
+            read = _GzipStream(_Replay(head, raw), path).read
             head = pcap.fill(read, b"", 4)
         if head[:4] in pcap.MAGIC_BYTES:
             head = pcap.fill(read, head, pcap.GLOBAL_HEADER_LEN)

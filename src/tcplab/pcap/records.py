@@ -38,6 +38,37 @@ class Record(NamedTuple):
     offset: int  #: byte offset of the record's header (pcapng: block start) in the file
     comment: str | None  #: pcapng ``opt_comment`` of the packet block, else None
 
+    #: False for a record whose block carries no time (a pcapng Simple Packet Block or
+    #: custom block): its ``timestamp_ns`` is then the previous record's, so relative
+    #: times never go backwards, and a renderer leaves the time column empty as tshark does.
+    has_timestamp = True
+
+
+class UntimedRecord(Record):
+    """A packet from a pcapng Simple Packet Block, which has no timestamp (pcapng §4.4)."""
+
+    __slots__ = ()
+    has_timestamp = False
+
+
+#: Not a real link type: the record is a pcapng custom block (types 0x00000BAD and
+#: 0x40000BAD), which tshark 4.0 counts as a frame of its own ("PCAPNG Custom Block").
+LINKTYPE_PCAPNG_CUSTOM = -1
+
+
+class CustomBlockRecord(Record):
+    """A pcapng custom block handed out as a frame, as tshark numbers it.
+
+    ``data`` is the block's custom data and options (what tshark shows as the frame's
+    bytes, after the Private Enterprise Number); ``pen`` is that number and ``copyable``
+    says whether the block type allows copying it to a new file (0x00000BAD) or not
+    (0x40000BAD). The instance dict holds those two; custom blocks are rare.
+    """
+
+    has_timestamp = False
+    pen: int
+    copyable: bool
+
 
 @dataclass(slots=True)
 class Interface:
@@ -85,3 +116,38 @@ def source_name(source: object) -> str:
     if isinstance(name, str | bytes | os.PathLike):
         return os.fsdecode(name)
     return "<stream>"
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def civil_time(timestamp_ns: int) -> tuple[int, int, int, int, int, int, int]:
+    """UTC (year, month, day, hour, minute, second, nanosecond) of any record timestamp.
+
+    Integer calendar arithmetic (H. Hinnant's ``civil_from_days``, proleptic Gregorian)
+    instead of :mod:`datetime`, whose years stop at 9999: a pcapng timestamp is 64 bits
+    of ticks, so a damaged or hostile file can say year 586524, and tshark shows it.
+    """
+    seconds, nanos = divmod(timestamp_ns, 1_000_000_000)
+    days, rest = divmod(seconds, 86400)
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    z = days + 719468  # days from 0000-03-01 to 1970-01-01
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
+    return year, month, day, hour, minute, second, nanos
+
+
+def arrival_time_text(timestamp_ns: int) -> str:
+    """tshark's "Arrival Time" for a record, e.g. ``Feb  8, 2024 10:00:00.123456789 UTC``.
+
+    Works for every timestamp a capture can hold (see :func:`civil_time`).
+    """
+    year, month, day, hour, minute, second, nanos = civil_time(timestamp_ns)
+    return f"{_MONTHS[month - 1]} {day:2d}, {year} {hour:02d}:{minute:02d}:{second:02d}.{nanos:09d} UTC"

@@ -1,20 +1,18 @@
 """``tcplab analyze``: read a pcap/pcapng the way Wireshark does, from a terminal.
 
-Argument parsing and wiring only: the work is :func:`tcplab.analyze.analyze`, the output
-is :mod:`tcplab.analyze.render`, and the summaries come from the analyzer's summary
-modules (conversations, flow, http_summary, explain, filter).
+Argument parsing only: one :class:`tcplab.analyze.session.AnalysisSession` reads the
+capture for every view asked; the output is drawn by :mod:`tcplab.analyze.render` and the
+summary modules (conversations, flow, http_summary, explain).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-from tcplab.analyze import CHAT_PORTS, CaptureDamage, analyze, render
+from tcplab.analyze import CHAT_PORTS, Packet, render
+from tcplab.analyze.session import AnalysisSession
 from tcplab.cli.common import add_command, port_number, positive_int
 from tcplab.errors import InputError
 
@@ -43,8 +41,9 @@ tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, HTTP and chat
 TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
 sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
 analysis tags, and conversation completeness. For JSON, the detail view and summaries the
-file is read twice (like 'tshark -2') so values that depend on the whole conversation
-are final on every packet; memory stays flat however large the file."""
+file is read twice (like 'tshark -2'; the first pass only skims the headers) so values
+that depend on the whole conversation are final on every packet; memory grows with the
+number of conversations, never with the number of packets."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -94,39 +93,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _extra(name: str) -> Any:
-    """A summary module of the analyzer, with a clear error if this build lacks it."""
-    try:
-        return importlib.import_module(f"tcplab.analyze.{name}")
-    except ImportError as exc:
-        raise InputError(f"this tcplab build has no tcplab.analyze.{name} ({exc})") from None
-
-
-def _packets(args: argparse.Namespace, *, payload: bool) -> Iterator[dict]:
-    chat = frozenset(args.chat_port) if args.chat_port else CHAT_PORTS
-    # A filter on tcp.payload needs the bytes the analyzer otherwise drops.
-    payload = payload or getattr(args, "filter_needs_payload", False)
-    # The plain list shows no conversation-wide value, so it reads once (as 'tshark -r');
-    # everything that shows completeness reads twice (as 'tshark -2').
-    wants_final = bool(args.json or args.packet is not None or args.conversations or args.http
-                       or args.explain or args.flow is not None or args.flow_svg)
-    two_pass = args.two_pass or (wants_final and not args.one_pass)
-    # Checksum verdicts appear in JSON, the detail tree, --explain and filters, never in the list.
-    checksums = not args.no_checksums and bool(wants_final or args.filter)
-    return analyze(args.file, two_pass=two_pass, checksums=checksums,
-                   absolute=args.absolute, payload=payload, chat_ports=chat,
-                   max_packets=args.count)
-
-
-def _filtered(packets: Iterable[dict], keep: Callable[[dict], bool] | None) -> Iterator[dict]:
-    if keep is None:
-        yield from packets
-        return
-    for d in packets:
-        if keep(d):
-            yield d
-
-
 class _Output:
     """Buffered stdout writes: one system call per few hundred lines, not per packet."""
 
@@ -136,7 +102,7 @@ class _Output:
 
     def add(self, line: str) -> None:
         self.lines.append(line)
-        if len(self.lines) >= 512:
+        if len(self.lines) >= 2048:
             self.flush()
 
     def flush(self) -> None:
@@ -149,61 +115,50 @@ class _Output:
 def run(args: argparse.Namespace) -> int:
     if args.hex and args.packet is None:
         raise InputError("--hex shows the bytes of one packet: add --packet N")
-    keep = None
-    if args.filter:
-        keep = _extra("filter").compile_filter(args.filter, option="-Y")
-        args.filter_needs_payload = _extra("filter").needs_payload(keep)
     summaries = args.conversations or args.http or args.explain
-    flow = args.flow is not None or args.flow_svg
+    flow = args.flow is not None or bool(args.flow_svg)
     show_list = args.list or not (summaries or flow or args.packet is not None)
+    # The plain list shows no conversation-wide value, so it reads once (as 'tshark -r');
+    # every view that shows completeness reads twice (as 'tshark -2').
+    wants_final = bool(args.json or args.packet is not None or summaries or flow)
+    session = AnalysisSession(
+        args.file, two_pass=args.two_pass or (wants_final and not args.one_pass),
+        display_filter=args.filter, checksums=not args.no_checksums, absolute=args.absolute,
+        payload=args.payload or args.packet is not None,
+        chat_ports=frozenset(args.chat_port) if args.chat_port else CHAT_PORTS,
+        max_packets=args.count)
+    stream = args.flow if args.flow is not None else 0
+    lines = show_list or args.json or args.packet is not None
+    analysis = session.run(conversations=args.conversations, http=args.http,
+                           explain=args.explain, flows=[stream] if flow else [],
+                           per_packet=bool(lines))
     out = _Output()
-    damage: CaptureDamage | None = None
-
-    consumers = []
-    conv_table = http_table = explainer = None
-    if args.conversations:
-        conv_table = _extra("conversations").ConversationTable()
-        consumers.append(conv_table.add)
-    if args.http:
-        http_table = _extra("http_summary").HttpTable()
-        consumers.append(http_table.add)
-    if args.explain:
-        explainer = _extra("explain").Explainer()
-        consumers.append(explainer.add)
-
-    if (show_list and not (args.json or keep or consumers or flow or args.two_pass)
-            and args.packet is None):
-        return _plain_list(out, args)
-
     found = False
-    try:
-        packets = _filtered(_packets(args, payload=args.payload or args.packet is not None), keep)
-        if args.packet is not None and not (summaries or show_list):
-            for d in packets:
-                if d["frame.number"] == args.packet:
-                    _detail(out, d, args)
-                    found = True
+    if args.packet is not None:
+        # The detail view of one frame: the list is not printed beside it.
+        if show_list and not args.json:
+            out.add(render.LIST_HEADER)
+        for p in analysis:
+            if p.number == args.packet:
+                _detail(out, p, args)
+                found = True
+                if not (summaries or show_list or flow):
                     break
-        else:
-            if show_list and not args.json:
-                out.add(render.LIST_HEADER)
-            line = render.packet_line
-            json_line = render.json_line
-            for d in packets:
-                for consume in consumers:
-                    consume(d)
-                if args.packet is not None:
-                    if d["frame.number"] == args.packet:
-                        _detail(out, d, args)
-                        found = True
-                    continue
-                if args.json:
-                    out.add(json_line(d, payload=args.payload))
-                elif show_list:
-                    out.add(line(d))
-    except CaptureDamage as exc:
-        damage = exc
-        bad = exc.as_packet()
+    elif args.json:
+        json_line = render.json_line
+        for p in analysis:
+            out.add(json_line(p.fields(), payload=args.payload))
+    elif show_list:
+        out.add(render.LIST_HEADER)
+        out.flush()
+        add = out.add
+        for p in analysis:
+            add(p.list_line())
+    else:
+        analysis.finish()
+    damage = analysis.damage
+    if damage is not None:
+        bad = damage.as_packet()
         if args.json and args.packet is None:
             out.add(render.json_line(bad))
         elif show_list:
@@ -211,47 +166,40 @@ def run(args: argparse.Namespace) -> int:
     if args.packet is not None and not found and damage is None:
         out.flush()
         raise InputError(f"{args.file}: there is no frame {args.packet}"
-                         + (" that matches the display filter" if keep else ""))
+                         + (" that matches the display filter" if args.filter else ""))
 
-    if conv_table is not None:
-        conv = _extra("conversations")
-        result = conv_table.summaries()
-        _summary(out, args, conv.to_json(result), conv.render(result), "TCP conversations")
-    if http_table is not None:
-        hs = _extra("http_summary")
-        result = http_table.finish()
-        _summary(out, args, hs.to_json(result), hs.render(result), "HTTP")
-    if explainer is not None:
-        ex = _extra("explain")
-        notes = explainer.notes()
-        _summary(out, args, ex.to_json(notes), "\n\n".join(n.text for n in notes), "Explanations")
+    # The summary modules are imported only for the views that use them (start-up time).
+    if analysis.conversations is not None:
+        from tcplab.analyze import conversations
+
+        result = analysis.conversations
+        _summary(out, args, conversations.to_json(result), conversations.render(result),
+                 "TCP conversations")
+    if analysis.http is not None:
+        from tcplab.analyze import http_summary
+
+        summary = analysis.http
+        _summary(out, args, http_summary.to_json(summary), http_summary.render(summary), "HTTP")
+    if analysis.notes is not None:
+        from tcplab.analyze import explain
+
+        notes = analysis.notes
+        _summary(out, args, explain.to_json(notes), "\n\n".join(n.text for n in notes),
+                 "Explanations")
     out.flush()
     if flow:
-        _flow(out, args, keep)
+        from tcplab.analyze import flow as flow_graph
+    if args.flow is not None and not args.json:
+        out.add("")
+        out.add(f"== Flow of TCP stream {stream} ==")
+        out.add("\n".join(flow_graph.iter_ladder_lines(analysis.flows[stream])))
+        out.flush()
+    if args.flow_svg:
+        flow_graph.write_flow_svg(analysis.flows[stream], args.flow_svg)
+        print(f"wrote {args.flow_svg} (TCP stream {stream})", file=sys.stderr)
     out.flush()
     if damage is not None:
         raise damage
-    return 0
-
-
-def _plain_list(out: _Output, args: argparse.Namespace) -> int:
-    """The default view: the packet list alone, read once, lines written in chunks."""
-    from tcplab.analyze.listview import packet_lines
-
-    chunks = packet_lines(args.file, absolute=args.absolute,
-                          chat_ports=frozenset(args.chat_port or CHAT_PORTS),
-                          max_packets=args.count)  # a file that is no capture fails here
-    out.add(render.LIST_HEADER)
-    out.flush()
-    write = sys.stdout.write
-    try:
-        for chunk in chunks:
-            write(chunk)
-    except CaptureDamage as exc:
-        _damage_line(out, exc.as_packet())
-        out.flush()
-        raise
-    out.flush()
     return 0
 
 
@@ -261,14 +209,14 @@ def _damage_line(out: _Output, bad: dict) -> None:
             f"{bad['_ws.col.Info']}")
 
 
-def _detail(out: _Output, d: dict, args: argparse.Namespace) -> None:
+def _detail(out: _Output, p: Packet, args: argparse.Namespace) -> None:
     if args.json:
-        out.add(render.json_line(d, payload=args.payload))
+        out.add(render.json_line(p.fields(), payload=args.payload))
         return
-    out.add(render.detail_tree(d))
+    out.add(render.detail_tree(p.fields()))
     if args.hex:
         out.add("")
-        out.add(render.hexdump(d.get("_raw", b"")))
+        out.add(render.hexdump(p.data))
 
 
 def _summary(out: _Output, args: argparse.Namespace, as_json: dict, text: str, title: str) -> None:
@@ -278,29 +226,3 @@ def _summary(out: _Output, args: argparse.Namespace, as_json: dict, text: str, t
     out.add("")
     out.add(f"== {title} ==")
     out.add(text)
-
-
-def _flow(out: _Output, args: argparse.Namespace, keep: Callable[[dict], bool] | None) -> None:
-    flow_mod = _extra("flow")
-    stream = args.flow if args.flow is not None else 0
-    if args.flow is not None and not args.json:
-        try:
-            text = flow_mod.render_ladder(_filtered(_packets(args, payload=False), keep), stream)
-        except CaptureDamage:
-            text = flow_mod.render_ladder(
-                _until_damage(_filtered(_packets(args, payload=False), keep)), stream)
-        out.add("")
-        out.add(f"== Flow of TCP stream {stream} ==")
-        out.add(text)
-        out.flush()
-    if args.flow_svg:
-        flow_mod.write_svg(_until_damage(_filtered(_packets(args, payload=False), keep)), stream,
-                           args.flow_svg)
-        print(f"wrote {args.flow_svg} (TCP stream {stream})", file=sys.stderr)
-
-
-def _until_damage(packets: Iterator[dict]) -> Iterator[dict]:
-    try:
-        yield from packets
-    except CaptureDamage:
-        return

@@ -8,6 +8,8 @@ import os
 from tcplab.cli.common import add_command, port_number, positive_float
 
 ORDER = 61
+#: Kept here (not imported) so --help needs no import of the chat client.
+BIDI_CHOICES = ("auto", "on", "off")
 
 EXAMPLES = """\
   tcplab client                                  asks for host, port and nickname (the report's flow)
@@ -19,7 +21,13 @@ EXAMPLES = """\
 in the chat:
   TargetName: message    private message (Tab completes online names)
   *: message             message to everyone
-  /users  /help  exit
+  /users /ping /help     who is online, round-trip time, every command
+  exit (or /quit)        leave
+
+--bidi: terminals such as tmux, screen, xterm and the Linux console draw Hebrew and Arabic
+left to right, i.e. reversed. 'auto' (the default) reorders lines for display under tmux or
+screen (TMUX/STY set), and when TERM is linux/screen/tmux/xterm/rxvt/vt100/vt220 unless the
+terminal is VTE (GNOME Terminal) or Konsole, which do bidi themselves.
 """
 
 
@@ -30,8 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Connect to a tcplab chat server, choose a nickname and chat. Messages arriving "
             "while you type appear above your input line. Host, port and nickname are asked "
-            "for unless given as options. Exit status: 0 after 'exit', 1 if the connection "
-            "was lost, 2 if the server cannot be reached."
+            "for unless given as options; a password is asked for (hidden) when the server "
+            "needs one and --password is not given. Exit status: 0 after 'exit' or '/quit', "
+            "1 if the connection was lost or the login refused, 2 if the server cannot be "
+            "reached."
         ),
         examples=EXAMPLES,
     )
@@ -49,6 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reconnect", action="store_true",
                    help="on a lost connection, reconnect with the same nickname (with back-off)")
     p.add_argument("--timeout", type=positive_float, default=10.0, help="connect timeout, seconds")
+    p.add_argument("--bidi", choices=BIDI_CHOICES, default="auto",
+                   help="reorder right-to-left text for terminals without bidi "
+                        "(default auto: see below)")
     p.set_defaults(handler=run)
 
 
@@ -58,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     opts = Options(host=args.host, port=args.port, nick=args.nick,
                    password=args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None,
                    tls=args.tls or bool(args.tls_ca), tls_ca=args.tls_ca, insecure=args.insecure,
-                   reconnect=args.reconnect, connect_timeout=args.timeout)
+                   reconnect=args.reconnect, connect_timeout=args.timeout, bidi=args.bidi)
     return run_client(opts)

@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime
 
 from tcplab.cli.common import (
     Progress,
@@ -17,6 +16,7 @@ from tcplab.cli.common import (
     positive_int,
 )
 from tcplab.encap import EncapOptions, encapsulate_csv
+from tcplab.encap.csv_input import parse_timestamp_ns
 from tcplab.errors import InputError
 from tcplab.packet import link
 
@@ -71,13 +71,10 @@ def _app_override(text: str) -> tuple[str, str | None, int | None]:
 
 
 
-def _start_time(text: str) -> float:
+def _start_time(text: str) -> int:
+    """Epoch nanoseconds, exactly as written (``…05.123`` stays .123000000)."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return parse_timestamp_ns(text)[0]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither epoch seconds nor an ISO 8601 time"
@@ -161,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         mss=args.mss,
         seed=args.seed,
         interval=args.interval,
-        start_time=args.start_time if args.start_time is not None else time.time(),
+        start_time_ns=args.start_time if args.start_time is not None else time.time_ns(),
         connection_per_message=args.connection_per_message,
         http_framing=not args.no_http_framing,
     )

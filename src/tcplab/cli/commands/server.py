@@ -26,6 +26,9 @@ EXAMPLES = """\
                                                   no flood limit, no per-address limit
   tcplab server --password s3cret --tls-cert cert.pem --tls-key key.pem
                                                   beyond loopback: TLS and a shared password
+  tcplab server --irc-port 6667                   also let IRC clients (irssi, WeeChat) join:
+                                                  irssi -c 127.0.0.1 -p 6667 -n Alice
+  tcplab server --irc-only --irc-port 6667        a pure IRC daemon (no native listener)
   tcplab server --cluster redis://127.0.0.1:6379/0 --node-name chat-a
                                                   one node of a cluster (docs/cluster.md)
 """
@@ -42,7 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "lines; the server stamps the sender, routes the message and keeps everyone's "
             "ONLINE_USERS list up to date. One event loop serves thousands of clients. "
             "Stop it with Ctrl-C or SIGTERM: clients are told and disconnected cleanly. "
-            "Logs (stderr) carry metadata only. Protocol: docs/protocol.md."
+            "Logs (stderr) carry metadata only. With --irc-port, IRC clients join the same "
+            "chat: everyone is in #lobby, and native and IRC users see and message each "
+            "other. Protocol: docs/protocol.md; IRC: docs/irc.md."
         ),
         examples=EXAMPLES,
     )
@@ -50,6 +55,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="address to listen on (IPv4 or IPv6; '::' for every address)")
     p.add_argument("--port", type=port_number, default=server.DEFAULT_PORT,
                    help="TCP port to listen on (0 picks a free one and prints it)")
+    p.add_argument("--irc-port", type=port_number, default=None, metavar="PORT",
+                   help=f"also listen for IRC clients on this port (off by default; "
+                        f"{server.DEFAULT_IRC_PORT} is IRC's; 0 picks a free one)")
+    p.add_argument("--irc-only", action="store_true",
+                   help=f"serve IRC only, no native listener (port: --irc-port, default "
+                        f"{server.DEFAULT_IRC_PORT})")
     p.add_argument("--max-clients", type=positive_int, default=server.DEFAULT_MAX_CLIENTS,
                    help="connections served at once; more are refused with code 503")
     p.add_argument("--max-per-address", type=non_negative_int,
@@ -75,12 +86,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="disconnect connections that send no nickname within this many "
                         "seconds (0 = never), so silent sockets cannot hold client slots")
     p.add_argument("--password", default=None,
-                   help="clients must send '/pass PASSWORD' before their nickname (or set "
+                   help="clients must send '/pass PASSWORD' before their nickname, IRC "
+                        "clients PASS (or set "
                         "TCPLAB_CHAT_PASSWORD, which other users cannot read in 'ps'); after "
                         f"{protocol.PASS_FREE_FAILURES - 1} wrong passwords from one address each "
                         "further attempt waits 1, 2, 4 … up to "
                         f"{protocol.PASS_DELAY_MAX:g} s (logged as password_failed/_delayed)")
-    p.add_argument("--tls-cert", metavar="PEM", default=None, help="serve TLS with this certificate")
+    p.add_argument("--tls-cert", metavar="PEM", default=None,
+                   help="serve TLS with this certificate (on every listener, IRC too)")
     p.add_argument("--tls-key", metavar="PEM", default=None,
                    help="private key for --tls-cert (if not inside the certificate file)")
     p.add_argument("--log-messages", action="store_true",
@@ -130,7 +143,12 @@ def _cluster_engine(args: argparse.Namespace):  # noqa: ANN202 - RedisEngine, im
 
 def run(args: argparse.Namespace) -> int:
     from tcplab.chat.protocol import Limits
-    from tcplab.chat.server import ChatServer, format_peer, make_server_ssl_context
+    from tcplab.chat.server import (
+        DEFAULT_IRC_PORT,
+        ChatServer,
+        format_peer,
+        make_server_ssl_context,
+    )
     from tcplab.errors import InputError
 
     if args.tls_key and not args.tls_cert:
@@ -159,19 +177,28 @@ def run(args: argparse.Namespace) -> int:
         engine = _cluster_engine(args)
     elif args.node_name:
         raise InputError("--node-name needs --cluster")
+    irc_port = args.irc_port
+    if args.irc_only and irc_port is None:
+        irc_port = DEFAULT_IRC_PORT
     srv = ChatServer(args.host, args.port, limits=limits, max_clients=max_clients,
                      max_output=args.max_output, max_per_address=args.max_per_address,
-                     ssl_context=ctx, sndbuf=args.sndbuf, reuse_port=args.reuse_port,
-                     cluster=engine)
+                     ssl_context=ctx, sndbuf=args.sndbuf, irc_port=irc_port,
+                     native=not args.irc_only, reuse_port=args.reuse_port, cluster=engine)
 
     def stop(signum: int, _frame: object) -> None:
         srv.request_shutdown()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    tls = " (TLS)" if ctx else ""
     where = f" (cluster node {engine.node!r}, Redis {engine.addr})" if engine else ""
-    print(f"Chat server listening on {format_peer(srv.address)}"
-          f"{' (TLS)' if ctx else ''}{where} — Ctrl-C to stop", flush=True)
+    if not args.irc_only:
+        print(f"Chat server listening on {format_peer(srv.address)}{tls}{where} — Ctrl-C to stop",
+              flush=True)
+    if srv.irc_address is not None:
+        print(f"IRC listening on {format_peer(srv.irc_address)}{tls}"
+              f"{where if args.irc_only else ''}"
+              f"{' — Ctrl-C to stop' if args.irc_only else ''}", flush=True)
     srv.serve_forever()
     print("Chat server stopped.", flush=True)
     return 0

@@ -1,9 +1,12 @@
-"""The packet list's fast path prints exactly what the field-dict path prints, line for line.
+"""The record path's two kinds of record agree: one-unpack records equal full-dissector ones.
 
 Every capture the analyzer and oracle tests use (and random, lossy, damaged and hostile
-ones) goes through both :func:`tcplab.analyze.listview.packet_lines` and
-``render.packet_line(d)`` for the dicts of :func:`tcplab.analyze.analyze` in one pass
-with checksums off (the plain list's settings); the two must be identical.
+ones) is read twice: by :meth:`Analyzer.packets` (the one-``struct`` records for common
+frames, the full dissector for the rest) and frame by frame through
+:meth:`Analyzer.packet` (the full dissector for every frame). For every frame the
+attributes, the packet-list line and the rendered field dictionary must be identical,
+and every field name a fast record answers without rendering must give what its rendered
+dictionary says.
 """
 
 from __future__ import annotations
@@ -16,34 +19,76 @@ from pathlib import Path
 import pytest
 
 from tcplab.analyze import CaptureDamage, analyze, render
-from tcplab.analyze.listview import CHUNK_LINES, packet_lines
+from tcplab.analyze.record import _HELD, Analyzer, Packet
+from tcplab.analyze.session import AnalysisSession
 from tcplab.cli import main
 from tcplab.packet import ipv4, ipv6, link, stack, tcp
-from tcplab.pcap import open_writer
+from tcplab.pcap import CaptureFormatError, open_capture, open_writer
 from tests.analyze import scenarios
+from tests.analyze.golden.make_golden import HERE as GOLDEN_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CSV = ROOT / "examples" / "http_ecommerce.csv"
 LO = ipv4.addr("127.0.0.1")
+ATTRS = ("number", "ts_ns", "time_relative", "frame_len", "cap_len", "linktype", "comment",
+         "src", "dst", "sport", "dport", "flags", "seglen", "seq_raw", "ack_raw",
+         "window_value", "stream", "aflags", "completeness")
+TCP_ATTRS = ("fbase", "rbase", "scale", "seq", "ack", "nxtseq", "window", "payload")
 
 
-def dict_lines(path: str, **kw) -> list[str]:
-    return [render.packet_line(d)
-            for d in analyze(path, two_pass=False, checksums=False, payload=False, **kw)]
+def _analyzer(reader, final, **kw) -> Analyzer:
+    return Analyzer(reader.linktype, interfaces=reader.interfaces, final=final, **kw)
 
 
-def fast_lines(path: str, **kw) -> list[str]:
-    chunks = list(packet_lines(path, **kw))
-    assert all(c.endswith("\n") for c in chunks)
-    return "".join(chunks).splitlines()
+def fast_records(path: str, final=None, **kw) -> list[Packet]:
+    reader = open_capture(path)
+    out: list[Packet] = []
+    try:
+        for p in _analyzer(reader, final, **kw).packets(reader):
+            out.append(p)
+    except CaptureDamage:
+        pass
+    finally:
+        reader.close()
+    return out
 
 
-def assert_identical(path: str, **kw) -> None:
-    expected = dict_lines(path, **kw)
-    got = fast_lines(path, **kw)
-    assert len(got) == len(expected)
-    for i, (a, b) in enumerate(zip(got, expected, strict=True), 1):
-        assert a == b, f"frame {i} differs:\n fast: {a}\n dict: {b}"
+def full_records(path: str, final=None, **kw) -> list[Packet]:
+    reader = open_capture(path)
+    a = _analyzer(reader, final, **kw)
+    out: list[Packet] = []
+    try:
+        for ts, data, orig_len, lt, iface, _off, comment in reader:
+            out.append(a.packet(data, ts, orig_len, lt, comment, iface))
+    except CaptureFormatError:
+        pass
+    finally:
+        reader.close()
+    return out
+
+
+def assert_identical(path: str, *, two_pass: bool = False, **kw) -> None:
+    final = AnalysisSession(path)._skim() if two_pass else None
+    fast = fast_records(path, final, **kw)
+    full = full_records(path, final, **kw)
+    assert len(fast) == len(full)
+    for f, g in zip(fast, full, strict=True):
+        held_fast = f._fields is None
+        if held_fast:
+            answers = {k: (f.get(k), k in f) for k in _HELD}
+        line = f.list_line()
+        assert line == g.list_line(), f"frame {f.number}:\n fast: {line}\n full: {g.list_line()}"
+        for name in ATTRS:
+            assert getattr(f, name) == getattr(g, name), (f.number, name)
+        if g.stream is not None:
+            for name in TCP_ATTRS:
+                assert getattr(f, name) == getattr(g, name), (f.number, name)
+        d = f.fields()
+        assert list(d.items()) == list(g.fields().items()), f"frame {f.number}"
+        if held_fast:
+            for k, (value, present) in answers.items():
+                assert value == d.get(k) and type(value) is type(d.get(k)), (f.number, k)
+                assert present == (k in d), (f.number, k)
 
 
 LINKTYPES = [link.LINKTYPE_ETHERNET, link.LINKTYPE_NULL, 101, link.LINKTYPE_LINUX_SLL]
@@ -138,13 +183,19 @@ def test_hostile_and_cut_frames(tmp_path):
         assert_identical(path)
 
 
-def test_many_chunks_and_count_limit(tmp_path):
-    b = scenarios.random_conversations(3, CHUNK_LINES * 2 + 100)
-    path = b.write(str(tmp_path / "long.pcap"))
-    assert len(list(packet_lines(path))) == 3
-    assert_identical(path)
-    assert fast_lines(path, max_packets=CHUNK_LINES) == dict_lines(path, max_packets=CHUNK_LINES)
-    assert len(fast_lines(path, max_packets=5)) == 5
+@pytest.mark.parametrize("name", sorted(p.name for p in GOLDEN_DIR.iterdir()
+                                         if p.suffix in (".pcap", ".pcapng")))
+@pytest.mark.parametrize("options", [{}, {"absolute": True, "payload": False, "checksums": False},
+                                     {"two_pass": True}])
+def test_golden_captures(name, options):
+    assert_identical(str(GOLDEN_DIR / name), **options)
+
+
+def test_count_limit(tmp_path):
+    path = scenarios.random_conversations(3, 500).write(str(tmp_path / "long.pcap"))
+    lines = list(AnalysisSession(path, two_pass=False, max_packets=5).list_lines())
+    assert lines == [p.list_line() for p in fast_records(path)[:5]]
+    assert len(list(AnalysisSession(path, max_packets=300).packets())) == 300
 
 
 def test_damage_after_good_packets_is_raised_after_their_lines(tmp_path):
@@ -152,29 +203,27 @@ def test_damage_after_good_packets_is_raised_after_their_lines(tmp_path):
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(Path(path).read_bytes()[:-10])
     got: list[str] = []
-    with pytest.raises(CaptureDamage) as fast_exc:
-        for chunk in packet_lines(str(cut)):
-            got += chunk.splitlines()
-    expected: list[str] = []
+    with pytest.raises(CaptureDamage) as exc:
+        for line in AnalysisSession(str(cut), two_pass=False).list_lines():
+            got.append(line)
+    assert got == [p.list_line() for p in full_records(str(cut))] and len(got) == 36
+    assert exc.value.packets_read == 36 and "after 36 good packets" in str(exc.value)
     with pytest.raises(CaptureDamage) as dict_exc:
-        for d in analyze(str(cut), two_pass=False, checksums=False, payload=False):
-            expected.append(render.packet_line(d))
-    assert got == expected and len(got) == 36
-    assert str(fast_exc.value) == str(dict_exc.value)
-    assert fast_exc.value.as_packet() == dict_exc.value.as_packet()
+        list(analyze(str(cut)))
+    assert dict_exc.value.as_packet() == exc.value.as_packet()
 
 
-def test_cli_plain_list_equals_the_dict_path(tmp_path, capsys):
+def test_cli_plain_list_and_two_pass(tmp_path, capsys):
     path = scenarios.lossy_connections(11, 10).write(str(tmp_path / "l.pcap"))
     assert main(["analyze", path]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [render.LIST_HEADER, *dict_lines(path)]
+    assert out == [render.LIST_HEADER, *(p.list_line() for p in full_records(path))]
     assert main(["analyze", path, "--absolute", "-c", "20", "--chat-port", "8001"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [render.LIST_HEADER, *dict_lines(path, absolute=True, max_packets=20,
-                                                   chat_ports=frozenset({8001}))]
-    # --two-pass keeps the dict path (tshark -2's final values).
+    want = full_records(path, absolute=True, chat_ports=frozenset({8001}))[:20]
+    assert out == [render.LIST_HEADER, *(p.list_line() for p in want)]
+    # --two-pass shows tshark -2's final values.
     assert main(["analyze", path, "--two-pass"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [render.LIST_HEADER,
-                   *(render.packet_line(d) for d in analyze(path, checksums=False, payload=False))]
+    final = AnalysisSession(path)._skim()
+    assert out == [render.LIST_HEADER, *(p.list_line() for p in full_records(path, final))]

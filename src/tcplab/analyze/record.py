@@ -1,0 +1,744 @@
+"""The one packet representation every analyzer view reads: :class:`Packet`, made by :class:`Analyzer`.
+
+What this module is for: speed without a second copy of the analysis. For the frames that
+make up almost every capture — Ethernet, Null/Loopback or raw IP carrying IPv4 (no IP
+options, not fragmented, fully captured) carrying TCP — :meth:`Analyzer.packets` unpacks
+link, IPv4 and TCP headers with one precompiled ``struct`` straight from the record bytes
+and runs the shared TCP analysis step (:meth:`TcpTracker.step`). The result is a small
+slotted :class:`Packet`: frame number, times, addresses, ports, flags, lengths, the
+analysis flags and the stream's shown bases. Every other frame (IPv6, UDP, ARP, IP options,
+damaged or cut packets…) goes through the full dissector (:mod:`~tcplab.analyze.dissect`),
+which fills the same attributes plus the field dictionary at once; both kinds share the
+conversation table and frame numbering (``tests/analyze/test_record.py`` holds them equal).
+
+Views read the attributes (the packet list, conversations, HTTP) or ask for fields by
+their Wireshark names (:meth:`Packet.get`, ``in``, ``[]`` — display filters, explanations,
+flow graphs): names the record holds are answered from it, any other one renders the
+Wireshark-keyed dictionary (:meth:`Packet.fields`) — for ``--json``, the detail tree and
+filters on fields the record lacks — once, for that packet only.
+
+What it must never do: keep anything per packet between frames (state is per conversation
+only), or decide a protocol rule of its own — the analysis rules live in
+:mod:`~tcplab.analyze.tcp_analysis`, the HTTP/chat recognition in
+:mod:`~tcplab.analyze.http`, the Info wording in :mod:`~tcplab.analyze.dissect`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tcplab.analyze import dissect as _dissect
+from tcplab.analyze import http as _http
+from tcplab.analyze import tcp_analysis as _ta
+from tcplab.analyze.http import CHAT_PORTS
+from tcplab.errors import InputError
+from tcplab.packet.errors import ParseError
+
+__all__ = ["Analyzer", "CaptureDamage", "Packet", "from_fields"]
+
+_M32 = 0xFFFFFFFF
+_FIN, _SYN, _RST, _ACK, _URG = 0x001, 0x002, 0x004, 0x010, 0x020
+#: Analysis flags Wireshark also files under ``tcp.analysis.retransmission``.
+RETRANSMITTED = _ta.RETRANSMISSION | _ta.FAST_RETRANSMISSION | _ta.SPURIOUS_RETRANSMISSION
+# Retransmitted or out-of-order data is not handed to sub-dissectors (dissect.app_layer).
+_NO_SUBDISSECTOR = RETRANSMITTED | _ta.OUT_OF_ORDER
+
+
+class CaptureDamage(InputError):
+    """The capture file is damaged after some good records (raised after they were all handed out)."""
+
+    def __init__(self, message: str, packets_read: int, offset: int | None,
+                 reason: str = "") -> None:
+        super().__init__(message)
+        self.packets_read = packets_read
+        self.offset = offset
+        self.reason = reason or message
+
+    @classmethod
+    def after(cls, exc: Exception, good: int) -> CaptureDamage:
+        """The damage a reader reported, worded with the number of good packets before it."""
+        return cls(f"{exc} (after {good} good packet{'s' if good != 1 else ''}; "
+                   "the rest of the file cannot be read)", good, getattr(exc, "offset", None),
+                   getattr(exc, "reason", ""))
+
+    def as_packet(self) -> dict:
+        """The damaged record as a pseudo-packet, so lists and JSON show it in its place."""
+        where = f" at byte {self.offset}" if self.offset is not None else ""
+        reason = f"capture record{where}: {self.reason}"
+        return {"frame.number": self.packets_read + 1, "_ws.malformed": reason,
+                "_ws.col.Protocol": "Frame", "_ws.col.Info": f"[Malformed Packet: {reason}]",
+                "_ws.col.Source": "", "_ws.col.Destination": ""}
+
+
+# The packet-list line of a record, in Wireshark's column order, and the one for the
+# commonest TCP segment (ACK set, no URG, no tags) in a single format.
+_LINE = "%6d %11.6f %s %-8s %6d %s"
+_TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
+_FLAGS_TEXT = _dissect._FLAGS_TEXT
+_columns = _http.columns
+_message = _http.message
+_chat_info = _http.chat_info
+
+
+class Packet:
+    """One frame: what every view needs, with the Wireshark field dictionary made on demand.
+
+    Attributes (``None`` where the layer is absent): ``number``, ``ts_ns``,
+    ``time_relative`` (seconds since the first frame), ``frame_len``, ``cap_len``, ``data``
+    (the frame bytes), ``linktype``, ``comment``; for TCP ``src``/``dst`` (address text),
+    ``sport``/``dport``, ``flags``, ``seglen`` (payload bytes), ``seq_raw``/``ack_raw``,
+    ``window_value``, ``stream``, ``aflags`` (the analysis flag bits of
+    :mod:`~tcplab.analyze.tcp_analysis`), ``completeness`` (as shown on this frame), and
+    the shown relative numbers as :attr:`seq`, :attr:`ack`, :attr:`window`.
+
+    A record is also a read-only mapping of Wireshark field names (``get``, ``in``,
+    ``[]``): the names it holds are answered from its attributes, any other renders
+    :meth:`fields` once.
+    """
+
+    __slots__ = (
+        "number", "ts_ns", "time_relative", "frame_len", "cap_len", "data", "linktype",
+        "comment", "interface", "src", "dst", "sport", "dport", "flags", "seglen", "seq_raw",
+        "ack_raw", "window_value", "urgent", "payload_start", "payload_end", "stream",
+        "aflags", "fbase", "rbase", "scale", "completeness", "dup_num", "dup_frame",
+        "_addrs", "_ports", "_opts", "_http", "_fields", "_ctx",
+    )
+
+    # -- shown values ----------------------------------------------------------------------
+    @property
+    def seq(self) -> int:
+        """Relative sequence number (``tcp.seq``)."""
+        return (self.seq_raw - self.fbase) & _M32
+
+    @property
+    def ack(self) -> int:
+        """Relative ack number (``tcp.ack``; tshark shows the raw one without the ACK bit)."""
+        return (self.ack_raw - self.rbase) & _M32 if self.flags & _ACK else self.ack_raw
+
+    @property
+    def nxtseq(self) -> int:
+        nxt = self.seq_raw + self.seglen + (1 if self.flags & (_SYN | _FIN) else 0)
+        return (nxt - self.fbase) & _M32
+
+    @property
+    def window(self) -> int:
+        """The calculated window (``tcp.window_size``): scaled except on a SYN (RFC 7323 §2.2)."""
+        scale = self.scale
+        if self.flags & _SYN or scale < 0:
+            return self.window_value
+        return self.window_value << scale
+
+    @property
+    def payload(self) -> bytes:
+        return self.data[self.payload_start : self.payload_end] if self.seglen else b""
+
+    # -- views ---------------------------------------------------------------------------
+    def fields(self) -> dict:
+        """The Wireshark-keyed field dictionary (made once, on first use)."""
+        d = self._fields
+        if d is None:
+            d = self._fields = self._ctx._render(self)
+        return d
+
+    def http_fields(self) -> dict:
+        """The ``http.*`` fields (and Protocol/Info) of this frame's payload; empty if none."""
+        d = self._fields
+        if d is not None:
+            return d
+        h = self._http
+        if h is None:
+            h = self._http = {}
+            if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
+                _http.classify(self.payload, self.sport, self.dport, h, self._ctx.chat_ports)
+        return h
+
+    def http_message(self) -> tuple[str | None, str | None, int | None, str | None] | None:
+        """``(method, uri, code, phrase)`` of the HTTP message this frame starts, or None.
+
+        What the HTTP summary needs, without the header fields :meth:`http_fields` adds.
+        """
+        d = self._fields
+        if d is not None:
+            method = d.get("http.request.method")
+            code = d.get("http.response.code")
+            if method is None and code is None:
+                return None
+            return method, d.get("http.request.uri"), code, d.get("http.response.phrase")
+        if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
+            entry = _message(self.data, self.payload_start, self.payload_end)
+            if entry is not None:
+                return entry[1:]
+        return None
+
+    def columns(self) -> tuple[str, str]:
+        """The Protocol and Info columns."""
+        d = self._fields
+        if d is not None:
+            return d["_ws.col.Protocol"], d["_ws.col.Info"]
+        cols = None
+        if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
+            cols = _columns(self.data[self.payload_start : self.payload_end], self.sport,
+                            self.dport, self._ctx.chat_ports)
+        return cols or ("TCP", self._tcp_info())
+
+    def _tcp_info(self) -> str:
+        aflags = self.aflags
+        tags = _dissect.tags_text(aflags, self.dup_frame, self.dup_num) if aflags else ""
+        flags = self.flags
+        if self._ctx.absolute:
+            seq, ack = self.seq_raw, self.ack_raw
+        else:
+            seq = (self.seq_raw - self.fbase) & _M32
+            ack = (self.ack_raw - self.rbase) & _M32 if flags & _ACK else self.ack_raw
+        return _dissect.info_text(tags, self.sport, self.dport, flags, seq, ack, self.window,
+                                  self.urgent, self.seglen, self._opts.lstrip(" "))
+
+    def list_line(self) -> str:
+        """The packet-list line (No. Time Source Destination Protocol Length Info)."""
+        if self._fields is not None:
+            return _packet_line(self._fields)
+        flags = self.flags
+        seglen = self.seglen
+        aflags = self.aflags
+        if seglen and not aflags & _NO_SUBDISSECTOR:
+            # http.columns(), without its call: the HTTP line first, then chat.
+            entry = _message(self.data, self.payload_start, self.payload_end)
+            cols = entry[0] if entry is not None else None
+            if cols is None:
+                ports = self._ctx.chat_ports
+                if self.sport in ports or self.dport in ports:
+                    cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
+                                               to_server=self.dport in ports))
+            if cols is not None:
+                return _LINE % (self.number, self.time_relative, self._addrs, cols[0],
+                                self.frame_len, cols[1])
+        if flags & (_ACK | _URG) == _ACK and not aflags:
+            # The commonest segment, in one format: no tags, no Urg, Ack shown.
+            if self._ctx.absolute:
+                seq, ack = self.seq_raw, self.ack_raw
+            else:
+                seq = (self.seq_raw - self.fbase) & _M32
+                ack = (self.ack_raw - self.rbase) & _M32
+            scale = self.scale
+            return _TCP_LINE % (self.number, self.time_relative, self._addrs, self.frame_len,
+                                self._ports, _FLAGS_TEXT[flags], seq, ack,
+                                self.window_value if flags & _SYN or scale < 0
+                                else self.window_value << scale, seglen, self._opts)
+        return _LINE % (self.number, self.time_relative, self._addrs, "TCP", self.frame_len,
+                        self._tcp_info())
+
+    # -- the mapping of Wireshark field names ------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._fields is None:
+            getter = _HELD.get(key)
+            if getter is not None:
+                value = getter(self)
+                return default if value is None else value
+        return self.fields().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if self._fields is None:
+            getter = _HELD.get(key)  # type: ignore[call-overload]
+            if getter is not None:
+                return getter(self) is not None
+        return key in self.fields()
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.fields())
+
+    def keys(self) -> Any:
+        return self.fields().keys()
+
+    def items(self) -> Any:
+        return self.fields().items()
+
+    def __repr__(self) -> str:
+        return f"<Packet {self.number} stream={self.stream} {self.src}:{self.sport} → {self.dst}:{self.dport}>"
+
+
+_MISSING = object()
+_packet_line: Callable[[dict], str]  # render.packet_line, bound below (render imports nothing of ours)
+
+
+def _flag_field(bits: int) -> Callable[[Packet], Any]:
+    return lambda p: True if p.aflags & bits else None
+
+
+def _http_field(name: str) -> Callable[[Packet], Any]:
+    return lambda p: p.http_fields().get(name)
+
+
+def _tcp_payload(p: Packet) -> bytes | None:
+    return p.payload if p.seglen and p._ctx.payload else None
+
+
+def _none(p: Packet) -> None:
+    return None
+
+
+# Field names a record made by the fast path answers without rendering its dictionary, and
+# how (None = the field is absent on such a frame). Each equals fields().get(name):
+# tests/analyze/test_record.py checks every one on every golden capture.
+_HELD: dict[str, Callable[[Packet], Any]] = {
+    "frame.number": lambda p: p.number,
+    "frame.len": lambda p: p.frame_len,
+    "frame.cap_len": lambda p: p.cap_len,
+    "frame.time_relative": lambda p: p.time_relative,
+    "frame.time_epoch": lambda p: p.ts_ns / 1e9,
+    "frame.comment": lambda p: p.comment or None,
+    "_raw": lambda p: p.data,
+    "ip.src": lambda p: p.src,
+    "ip.dst": lambda p: p.dst,
+    "_ws.col.Source": lambda p: p.src,
+    "_ws.col.Destination": lambda p: p.dst,
+    "_ws.col.Protocol": lambda p: p.columns()[0],
+    "_ws.col.Info": lambda p: p.columns()[1],
+    "tcp.srcport": lambda p: p.sport,
+    "tcp.dstport": lambda p: p.dport,
+    "tcp.stream": lambda p: p.stream,
+    "tcp.len": lambda p: p.seglen,
+    "tcp.flags": lambda p: p.flags,
+    "tcp.flags.fin": lambda p: p.flags & 1,
+    "tcp.flags.syn": lambda p: (p.flags >> 1) & 1,
+    "tcp.flags.reset": lambda p: (p.flags >> 2) & 1,
+    "tcp.flags.push": lambda p: (p.flags >> 3) & 1,
+    "tcp.flags.ack": lambda p: (p.flags >> 4) & 1,
+    "tcp.seq_raw": lambda p: p.seq_raw,
+    "tcp.ack_raw": lambda p: p.ack_raw,
+    "tcp.seq": lambda p: p.seq,
+    "tcp.ack": lambda p: p.ack,
+    "tcp.nxtseq": lambda p: p.nxtseq,
+    "tcp.window_size_value": lambda p: p.window_value,
+    "tcp.window_size": lambda p: p.window,
+    "tcp.urgent_pointer": lambda p: p.urgent,
+    "tcp.completeness": lambda p: p.completeness,
+    "tcp.payload": _tcp_payload,
+    "tcp.analysis.duplicate_ack_num": lambda p: p.dup_num if p.aflags & _ta.DUPLICATE_ACK else None,
+    "tcp.analysis.duplicate_ack_frame": lambda p: (p.dup_frame if p.aflags & _ta.DUPLICATE_ACK
+                                                   else None),
+    **{field: _flag_field(bit) for bit, field in _ta.FIELD_OF_FLAG.items()},
+    "tcp.analysis.retransmission": _flag_field(RETRANSMITTED),
+    **{name: _http_field(name) for name in (
+        "http.request", "http.response", "http.request.method", "http.request.uri",
+        "http.request.version", "http.response.code", "http.response.phrase",
+        "http.response.version", "http.host", "http.content_length")},
+    # Fast-path frames are IPv4 TCP with sound headers: these layers and marks are absent.
+    **{name: _none for name in (
+        "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "_ws.malformed", "_ws.short",
+        "_ws.expert", "icmp.type", "icmp.code")},
+}
+
+
+def from_fields(d: dict) -> Packet:
+    """A record from a Wireshark field dictionary (tshark's output, a test's hand-made dict).
+
+    Every attribute is read from the dictionary, which stays the record's fields.
+    """
+    p = Packet.__new__(Packet)
+    _fill_from_fields(p, d)
+    p.aflags = 0
+    for bit, field in _ta.FIELD_OF_FLAG.items():
+        if d.get(field):
+            p.aflags |= bit
+    comp = d.get("tcp.completeness")
+    p.completeness = None if comp is None else int(comp)
+    p.stream = d.get("tcp.stream")
+    return p
+
+
+def _fill_from_fields(p: Packet, d: dict) -> None:
+    p.number = int(d.get("frame.number", 0) or 0)
+    p.time_relative = float(d.get("frame.time_relative", 0.0) or 0.0)
+    p.ts_ns = int(float(d.get("frame.time_epoch", 0.0) or 0.0) * 1e9)
+    p.frame_len = int(d.get("frame.len", 0) or 0)
+    p.cap_len = int(d.get("frame.cap_len", p.frame_len) or 0)
+    p.data = d.get("_raw", b"")
+    p.linktype = d.get("_linktype")
+    p.comment = d.get("frame.comment")
+    p.interface = None
+    p.src = d.get("ip.src") or d.get("ipv6.src")
+    p.dst = d.get("ip.dst") or d.get("ipv6.dst")
+    p.sport = d.get("tcp.srcport")
+    p.dport = d.get("tcp.dstport")
+    p.flags = int(d.get("tcp.flags", 0) or 0)
+    p.seglen = int(d.get("tcp.len", 0) or 0)
+    p.seq_raw = d.get("tcp.seq_raw")
+    p.ack_raw = d.get("tcp.ack_raw")
+    p.window_value = d.get("tcp.window_size_value")
+    p.urgent = d.get("tcp.urgent_pointer")
+    p.payload_start = p.payload_end = 0
+    p.fbase = p.rbase = 0
+    p.scale = _ta.WS_UNKNOWN
+    p.dup_num = d.get("tcp.analysis.duplicate_ack_num")
+    p.dup_frame = d.get("tcp.analysis.duplicate_ack_frame")
+    p._addrs = p._ports = p._opts = None
+    p._http = None
+    p._fields = d
+    p._ctx = None
+
+
+# ------------------------------------------------------------------------------ producer
+
+# Link header + IPv4 without options + the fixed TCP header, in one unpack. Only the
+# fields the views need are decoded; the rest are pad bytes.
+#   link type field, version/IHL, total length, flags/fragment offset, protocol,
+#   source, destination, TCP ports, seq, ack, data offset/flags, window, urgent pointer
+# The addresses and ports are adjacent (IP source, IP destination, TCP source and
+# destination port): one 12-byte field, the key of the per-direction text cache.
+_ETH_IP_TCP = struct.Struct("!12x2sB x H 2x H x B 2x 12s IIHH 2x H")
+_NULL_IP_TCP = struct.Struct("!4sB x H 2x H x B 2x 12s IIHH 2x H")
+_RAW_IP_TCP = struct.Struct("!0sB x H 2x H x B 2x 12s IIHH 2x H")
+_PORTS = struct.Struct("!HH")
+# Directed 4-tuple bytes → (source, destination, source port, destination port, the
+# Source/Destination columns, "sport → dport"). Bounded: cleared when full.
+_DIRECTIONS_MAX = 4096
+_ETH_MIN = 14 + 20 + 20
+_RAW_MIN = 20 + 20
+# Raw IP under every number platforms use for it (the version nibble tells v4 from v6).
+_RAW_LINKTYPES = frozenset({101, 12, 14, 228, 229})
+_NULL_MIN = 4 + 20 + 20
+_ETHERTYPE_IPV4 = b"\x08\x00"
+_AF_INET_LE = b"\x02\x00\x00\x00"
+_TS_WORDS = struct.Struct("!III")
+
+
+def _direction(key: bytes) -> tuple[str, str, int, int, str, str]:
+    """The texts of one directed 4-tuple, formatted once per direction, not per packet."""
+    src = _dissect._ntoa(key[0:4])
+    dst = _dissect._ntoa(key[4:8])
+    sport, dport = _PORTS.unpack_from(key, 8)
+    return src, dst, sport, dport, "%15s → %-15s" % (src, dst), f"{sport} → {dport}"  # noqa: UP031
+
+
+class Analyzer:
+    """Frames in capture order → :class:`Packet` records (or, for live use, field dicts).
+
+    ``checksums`` verifies IP/TCP/UDP checksums in the rendered fields (Wireshark with
+    validation on); ``absolute`` shows raw sequence numbers in the Info column
+    (``tcp.seq`` stays relative); ``payload`` keeps ``tcp.payload`` bytes in the fields;
+    ``final`` holds each stream's end state from a first pass
+    (:meth:`TcpTracker.final_states`), making the shown values those of ``tshark -2``.
+    """
+
+    def __init__(
+        self,
+        linktype: int | None = None,
+        *,
+        checksums: bool = True,
+        absolute: bool = False,
+        payload: bool = True,
+        chat_ports: frozenset[int] = CHAT_PORTS,
+        interfaces: list[Any] | None = None,
+        final: list[_ta.FinalState] | None = None,
+    ) -> None:
+        self.linktype = linktype
+        self.checksums = checksums
+        self.absolute = absolute
+        self.payload = payload
+        self.chat_ports = chat_ports
+        self.interfaces = interfaces
+        self.tracker = _ta.TcpTracker(final)
+        self.count = 0
+        self._first_ns: int | None = None
+        self._if_names: list[str | None] = []
+        self._any_name: bool | None = None
+
+    # -- live: one frame at a time -----------------------------------------------------------
+    def feed(self, record: Any) -> dict:
+        """Analyse one :class:`tcplab.pcap.Record` (or anything with the same attributes)."""
+        return self.packet(record.data, record.timestamp_ns, record.orig_len, record.linktype,
+                           record.comment, record.interface).fields()
+
+    def feed_frame(self, data: bytes, timestamp_ns: int, *, orig_len: int | None = None,
+                   linktype: int | None = None, comment: str | None = None,
+                   interface: int | None = None) -> dict:
+        """Analyse one frame given as bytes plus its capture metadata."""
+        return self.packet(data, timestamp_ns, orig_len, linktype, comment, interface).fields()
+
+    def packet(self, data: bytes, timestamp_ns: int, orig_len: int | None, linktype: int | None,
+               comment: str | None, interface: int | None) -> Packet:
+        """One frame through the full dissector: its record, fields already made."""
+        count = self.count = self.count + 1
+        first = self._first_ns
+        if first is None:
+            first = self._first_ns = timestamp_ns
+        lt = self.linktype if linktype is None else linktype
+        if lt is None:
+            raise ValueError("no link type: pass linktype to Analyzer() or feed_frame()")
+        d = self._frame_fields(count, timestamp_ns, first, orig_len, data, lt, comment,
+                               interface)
+        seg = _dissect.dissect(data, lt, d, orig_len=orig_len, checksums=self.checksums,
+                               payload=self.payload)
+        p = Packet.__new__(Packet)
+        _fill_from_fields(p, d)
+        p.time_relative = (timestamp_ns - first) / 1e9
+        p.ts_ns = timestamp_ns
+        p._ctx = self
+        if seg is None:
+            if "_ws.col.Source" not in d:
+                d["_ws.col.Source"] = d["_ws.col.Destination"] = ""
+            p.stream = p.completeness = None
+            p.aflags = 0
+            return p
+        p.src, p.dst, p.sport, p.dport = seg.src, seg.dst, seg.sport, seg.dport
+        p.seq_raw, p.ack_raw, p.flags, p.seglen = seg.seq, seg.ack, seg.flags, seg.seglen
+        p.window_value = seg.window
+        p.payload_start = seg.payload_offset
+        p.payload_end = seg.payload_offset + len(seg.payload)
+        self._analyse(p, seg.wscale)
+        self._write_analysis(d, p, seg)
+        return p
+
+    # -- a whole capture -------------------------------------------------------------------
+    def packets(self, reader: Any, max_packets: int | None = None, *,
+                skim: bool = False) -> Iterator[Packet]:
+        """Every frame of ``reader`` as a record, in order; ``skim`` only runs the analysis.
+
+        A skim yields nothing: it is the first pass of ``tshark -2``, which needs only each
+        stream's end state (:meth:`TcpTracker.final_states`) — headers, no payload, no
+        formatting. Damage raises :class:`CaptureDamage` after every good record.
+        """
+        from tcplab.pcap import CaptureFormatError
+
+        full = self.packet
+        step = self.tracker.step
+        shown = self.tracker.shown
+        final = self.tracker.final
+        eth_unpack = _ETH_IP_TCP.unpack_from
+        null_unpack = _NULL_IP_TCP.unpack_from
+        raw_unpack = _RAW_IP_TCP.unpack_from
+        raw_types = _RAW_LINKTYPES
+        ts_unpack = _TS_WORDS.unpack_from
+        directions: dict[bytes, tuple[str, str, int, int, str, str]] = {}
+        options = _dissect._options
+        nop_nop_ts = _dissect._NOP_NOP_TS
+        dup_ack = _ta.DUPLICATE_ACK
+        new = Packet.__new__
+        limit = max_packets if max_packets is not None else -1
+        count = self.count
+        first = self._first_ns
+        try:
+            for ts, data, orig_len, linktype, interface, _offset, comment in reader:
+                count += 1
+                if first is None:
+                    first = self._first_ns = ts
+                n = len(data)
+                fields: Any = None
+                if orig_len == n:
+                    if linktype == 1:
+                        if n >= _ETH_MIN:
+                            fields = eth_unpack(data)
+                            if fields[0] != _ETHERTYPE_IPV4:
+                                fields = None
+                            off = 14
+                    elif linktype == 0:
+                        if n >= _NULL_MIN:
+                            fields = null_unpack(data)
+                            if fields[0] != _AF_INET_LE:
+                                fields = None
+                            off = 4
+                    elif linktype in raw_types and n >= _RAW_MIN:
+                        fields = raw_unpack(data)
+                        off = 0
+                if fields is not None:
+                    _, vihl, total, frag, proto, key, seq, ack, offflags, window, urg = fields
+                    thl = (offflags >> 12) << 2
+                    end = off + total
+                    l4 = off + 20
+                    # IPv4 without options, not a fragment, TCP, lengths consistent: else
+                    # the full dissector words whatever is unusual about the frame.
+                    if (vihl != 0x45 or proto != 6 or frag & 0x3FFF or end > n or thl < 20
+                            or l4 + thl > end):
+                        fields = None
+                    elif thl == 20:
+                        opts = ""
+                        wscale = None
+                    elif thl == 32 and (word_ts := ts_unpack(data, l4 + 20))[0] == nop_nop_ts:
+                        opts = " TSval=%d TSecr=%d" % word_ts[1:]  # noqa: UP031
+                        wscale = None
+                    else:
+                        try:
+                            wscale, opts, _ = options(data[l4 + 20 : l4 + thl], l4 + 20)
+                        except ParseError:
+                            fields = None  # the dissector words the damage
+                        else:
+                            if opts:
+                                opts = " " + opts
+                if fields is None:
+                    self.count = count - 1
+                    p = full(data, ts, orig_len, linktype, comment, interface)
+                    if not skim:
+                        yield p
+                else:
+                    texts = directions.get(key)
+                    if texts is None:
+                        if len(directions) >= _DIRECTIONS_MAX:
+                            directions.clear()
+                        texts = directions[key] = _direction(key)
+                    src, dst, sport, dport, addrs, ports = texts
+                    flags = offflags & 0x1FF
+                    seglen = end - l4 - thl
+                    aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack,
+                                                  flags, seglen, window, wscale)
+                    if not skim:
+                        p = new(Packet)
+                        p.number = count
+                        p.ts_ns = ts
+                        p.time_relative = (ts - first) / 1e9
+                        p.frame_len = p.cap_len = n
+                        p.data = data
+                        p.linktype = linktype
+                        p.comment = comment
+                        p.interface = interface
+                        p.src = src
+                        p.dst = dst
+                        p.sport = sport
+                        p.dport = dport
+                        p.flags = flags
+                        p.seglen = seglen
+                        p.seq_raw = seq
+                        p.ack_raw = ack
+                        p.window_value = window
+                        p.urgent = urg
+                        p.payload_start = l4 + thl
+                        p.payload_end = end
+                        p.stream = conv.stream
+                        p.aflags = aflags
+                        if final is None:  # one pass: the running state (TcpTracker.shown)
+                            p.fbase = fwd.base_seq
+                            p.rbase = rev.base_seq
+                            p.scale = fwd.win_scale
+                            p.completeness = conv.completeness | conv.first_bits
+                        else:
+                            p.fbase, p.rbase, p.scale, p.completeness = shown(conv, fwd, rev,
+                                                                              count)
+                        if aflags & dup_ack:
+                            p.dup_num = fwd.dupacknum
+                            p.dup_frame = fwd.lastnondupack
+                        else:
+                            p.dup_num = p.dup_frame = None
+                        p._addrs = addrs
+                        p._ports = ports
+                        p._opts = opts
+                        p._http = p._fields = None
+                        p._ctx = self
+                        yield p
+                self.count = count
+                if count == limit:
+                    break
+        except CaptureFormatError as exc:
+            # Raised by the reader, before the damaged record was counted.
+            self.count = count
+            raise CaptureDamage.after(exc, count) from None
+
+    # -- shared by both kinds of record ----------------------------------------------------
+    def _analyse(self, p: Packet, wscale: int | None) -> None:
+        """Run the TCP analysis step for a record the full dissector made."""
+        aflags, conv, fwd, rev = self.tracker.step(p.number, p.ts_ns, p.src, p.dst, p.sport,
+                                                   p.dport, p.seq_raw, p.ack_raw, p.flags,
+                                                   p.seglen, p.window_value, wscale)
+        p.stream = conv.stream
+        p.aflags = aflags
+        p.fbase, p.rbase, p.scale, p.completeness = self.tracker.shown(conv, fwd, rev, p.number)
+        if aflags & _ta.DUPLICATE_ACK:
+            p.dup_num, p.dup_frame = fwd.dupacknum, fwd.lastnondupack
+        else:
+            p.dup_num = p.dup_frame = None
+
+    def _frame_fields(self, number: int, ts: int, first: int, orig_len: int | None, data: bytes,
+                      lt: int, comment: str | None, interface: int | None) -> dict:
+        cap = len(data)
+        d: dict[str, Any] = {
+            "frame.number": number,
+            "frame.time_epoch": ts / 1e9,
+            "frame.time_relative": (ts - first) / 1e9,
+            "frame.len": cap if orig_len is None else orig_len,
+            "frame.cap_len": cap,
+            "_raw": data,
+            "_linktype": lt,
+        }
+        if comment:
+            d["frame.comment"] = comment
+        if interface is not None and self.interfaces and self._named:
+            name = self._interface_name(interface)
+            if name:
+                d["frame.interface_name"] = name
+        return d
+
+    def _render(self, p: Packet) -> dict:
+        """The field dictionary of a fast-path record, exactly as the full dissector makes it."""
+        first = self._first_ns
+        d = self._frame_fields(p.number, p.ts_ns, p.ts_ns if first is None else first, p.frame_len,
+                               p.data, p.linktype, p.comment, p.interface)
+        seg = _dissect.dissect(p.data, p.linktype, d, orig_len=p.frame_len,
+                               checksums=self.checksums, payload=self.payload)
+        if seg is None:  # cannot happen for a frame the fast path took; said plainly if it does
+            raise AssertionError(f"frame {p.number}: fast-path frame the dissector rejects")
+        self._write_analysis(d, p, seg)
+        return d
+
+    def _write_analysis(self, d: dict, p: Packet, seg: _dissect.TcpSegment) -> None:
+        """The TCP analysis fields and the application layer, in Wireshark's field order."""
+        aflags = p.aflags
+        flags = seg.flags
+        if aflags & _ta.DUPLICATE_ACK:
+            d["tcp.analysis.duplicate_ack_num"] = p.dup_num
+            d["tcp.analysis.duplicate_ack_frame"] = p.dup_frame
+        d["tcp.stream"] = p.stream
+        d["tcp.seq"] = p.seq
+        d["tcp.nxtseq"] = p.nxtseq
+        d["tcp.ack"] = p.ack
+        scale = p.scale
+        d["tcp.window_size"] = p.window
+        if not flags & _SYN:
+            d["tcp.window_size_scalefactor"] = scale if scale < 0 else 1 << scale
+        d["tcp.completeness"] = p.completeness
+        if aflags:
+            for bit, field in _ta.FIELD_OF_FLAG.items():
+                if aflags & bit:
+                    d[field] = True
+            if aflags & (_ta.FAST_RETRANSMISSION | _ta.SPURIOUS_RETRANSMISSION):
+                # Wireshark files fast and spurious retransmissions under
+                # tcp.analysis.retransmission too (the Info column shows only the specific tag).
+                d["tcp.analysis.retransmission"] = True
+        if seg.seglen and _dissect.app_layer(d, seg, aflags, self.chat_ports):
+            d["frame.protocols"] += ":" + d["_ws.col.Protocol"].lower()
+        else:
+            d["_ws.col.Protocol"] = "TCP"
+            d["_ws.col.Info"] = _dissect.tcp_info(d, seg, aflags, absolute=self.absolute)
+            if seg.seglen:
+                d["frame.protocols"] += ":data"
+
+    def _interface_name(self, index: int) -> str | None:
+        names = self._if_names
+        if index >= len(names):  # pcapng files may describe interfaces as they go
+            names[:] = [getattr(i, "name", None) for i in self.interfaces or ()]
+            if index >= len(names):
+                return None
+        return names[index]
+
+    @property
+    def _named(self) -> bool:
+        """Whether any interface has a name (classic pcap never does): skip the lookup if not."""
+        if self._any_name is None or len(self._if_names) != len(self.interfaces or ()):
+            self._if_names[:] = [getattr(i, "name", None) for i in self.interfaces or ()]
+            self._any_name = any(self._if_names)
+        return self._any_name
+
+
+def _bind() -> None:
+    global _packet_line
+    from tcplab.analyze.render import packet_line
+
+    _packet_line = packet_line
+
+
+_bind()

@@ -1,0 +1,351 @@
+"""One analysis session: every requested view of a capture from one read of it.
+
+What this module is for: the analyzer's pipeline, in one place for every caller — the
+``tcplab analyze`` command, the report, a script. A session opens the capture, runs
+``tshark -2``'s cheap first pass when a view shows conversation-wide values, reads the
+file once more as :class:`~tcplab.analyze.record.Packet` records, applies the display
+filter, feeds the summaries (conversations, HTTP, explanations, flow graphs) and keeps the
+frames asked for, then says where the file broke, if it did::
+
+    from tcplab.analyze.session import AnalysisSession
+
+    session = AnalysisSession("capture.pcap", display_filter="tcp.port == 80")
+    run = session.run(conversations=True, http=True, explain=True, flows=[0], frames=[4])
+    for packet in run:                   # each packet the filter keeps, in capture order
+        print(packet.list_line())        # or render.json_line(packet.fields())
+    run.conversations                    # [ConversationSummary, ...]
+    run.http                             # HttpSummary
+    run.notes                            # [Note, ...]  (explanations)
+    run.flows[0]                         # flow.Flow: rows for render_ladder / svg_text
+    run.frames[4]                        # the Packet record of frame 4
+    if run.damage: raise run.damage      # CaptureDamage: good packets were all handed out
+
+Shortcuts read the file for one view each: :meth:`AnalysisSession.list_lines`,
+:meth:`~AnalysisSession.conversations`, :meth:`~AnalysisSession.http`,
+:meth:`~AnalysisSession.explanations`, :meth:`~AnalysisSession.flow`,
+:meth:`~AnalysisSession.frame`, :meth:`~AnalysisSession.detail`,
+:meth:`~AnalysisSession.hexdump`, :meth:`~AnalysisSession.json`.
+
+What it must never do: print, or keep anything per packet beyond the frames asked for and
+the summaries' bounded tables; memory stays flat however large the capture.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from tcplab.analyze import render
+from tcplab.analyze.http import CHAT_PORTS
+from tcplab.analyze.record import Analyzer, CaptureDamage, Packet
+from tcplab.analyze.tcp_analysis import FinalState, displayed_completeness
+from tcplab.errors import InputError
+
+if TYPE_CHECKING:  # the summary modules are imported when a view asks for them
+    from tcplab.analyze import conversations as _conversations
+    from tcplab.analyze import explain as _explain
+    from tcplab.analyze import flow as _flow
+    from tcplab.analyze import http_summary as _http_summary
+
+#: Default cap on a flow graph's drawn rows (tcplab.analyze.flow.MAX_ROWS).
+FLOW_MAX_ROWS = 2000
+
+__all__ = ["AnalysisSession", "Run"]
+
+
+def _open(path: str | os.PathLike[str]) -> Any:
+    from tcplab.pcap import open_capture
+
+    return open_capture(path)
+
+
+class AnalysisSession:
+    """A capture and how to read it; :meth:`run` reads it once for every view asked.
+
+    ``two_pass`` gives every packet the values of ``tshark -2`` (completeness, relative
+    numbers and windows as of the end of the capture); a pipe is always read once.
+    ``display_filter`` is a Wireshark display filter (text, or a predicate from
+    :func:`tcplab.analyze.filter.compile_filter`): only packets it keeps are yielded and
+    summarised. ``checksums`` verifies checksums in the field dictionaries;
+    ``absolute`` shows raw numbers in Info; ``payload`` keeps ``tcp.payload`` bytes in the
+    fields; ``max_packets`` stops after that many frames (``tshark -c``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, two_pass: bool = True,
+                 display_filter: str | Callable[[Any], bool] | None = None,
+                 checksums: bool = True, absolute: bool = False, payload: bool = False,
+                 chat_ports: frozenset[int] = CHAT_PORTS,
+                 max_packets: int | None = None) -> None:
+        self.path = path
+        self.two_pass = two_pass
+        if isinstance(display_filter, str):
+            from tcplab.analyze.filter import compile_filter
+
+            display_filter = compile_filter(display_filter, option="-Y")
+        self.display_filter = display_filter
+        self.checksums = checksums
+        self.absolute = absolute
+        self.payload = payload
+        self.chat_ports = chat_ports
+        self.max_packets = max_packets
+
+    def run(self, *, conversations: bool = False, http: bool = False, explain: bool = False,
+            flows: Iterable[int] = (), frames: Iterable[int] = (),
+            per_packet: bool = True) -> Run:
+        """Open the capture for one read that feeds every view asked for.
+
+        Iterate the returned :class:`Run` for the packets, or call :meth:`Run.finish`;
+        the summaries are complete once the read is. ``per_packet=False`` says the
+        caller shows no per-packet value: a session that asked for two passes then
+        skips the first when the views asked do not need it (conversations and HTTP
+        come out the same from one read). A file that is not a capture raises
+        :class:`~tcplab.errors.InputError` here, before any packet.
+        """
+        keep = self.display_filter
+        filter_payload = False
+        if keep is not None:
+            from tcplab.analyze.filter import needs_payload
+
+            filter_payload = needs_payload(keep)
+        frames = frozenset(frames)
+        flows = tuple(dict.fromkeys(flows))
+        final_needed = (per_packet or keep is not None or explain or bool(flows)
+                        or bool(frames))
+        two_pass = self.two_pass and os.path.isfile(self.path)
+        final = (self._skim() if two_pass and final_needed else None)
+        reader = _open(self.path)
+        analyzer = Analyzer(
+            reader.linktype, checksums=self.checksums, absolute=self.absolute,
+            payload=self.payload or bool(frames) or filter_payload,
+            chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final)
+        return Run(self, reader, analyzer, conversations=conversations, http=http,
+                   explain=explain, flows=flows, frames=frames,
+                   fix_completeness=two_pass and final is None)
+
+    def _skim(self) -> list[FinalState]:
+        """``tshark -2``'s first pass: each stream's end state, from headers alone."""
+        reader = _open(self.path)
+        analyzer = Analyzer(reader.linktype, checksums=False, payload=False,
+                            chat_ports=self.chat_ports)
+        try:
+            for _ in analyzer.packets(reader, self.max_packets, skim=True):
+                pass
+        except CaptureDamage:
+            pass  # reported by the second pass, after its good packets
+        finally:
+            reader.close()
+        return analyzer.tracker.final_states()
+
+    # -- one view per read -----------------------------------------------------------------
+    def packets(self) -> Iterator[Packet]:
+        """Every packet the filter keeps; damage raises :class:`CaptureDamage` at the end."""
+        run = self.run()
+        yield from run
+        if run.damage is not None:
+            raise run.damage
+
+    def list_lines(self) -> Iterator[str]:
+        """The packet list (without its header, :data:`render.LIST_HEADER`), line by line."""
+        for p in self.packets():
+            yield p.list_line()
+
+    def conversations(self) -> list[_conversations.ConversationSummary]:
+        return self.run(conversations=True, per_packet=False).finish(raise_damage=True).conversations
+
+    def http(self) -> _http_summary.HttpSummary:
+        return self.run(http=True, per_packet=False).finish(raise_damage=True).http
+
+    def explanations(self) -> list[_explain.Note]:
+        return self.run(explain=True, per_packet=False).finish(raise_damage=True).notes
+
+    def flow(self, stream: int, *, max_rows: int = FLOW_MAX_ROWS) -> _flow.Flow:
+        """The flow graph rows of one TCP stream (:func:`flow.render_ladder`, :func:`flow.svg_text`)."""
+        run = self.run(flows=[stream], per_packet=False)
+        run.max_rows = max_rows
+        return run.finish(raise_damage=True).flows[stream]
+
+    def frame(self, number: int) -> Packet:
+        """The record of frame ``number`` (an :class:`InputError` if there is none)."""
+        run = self.run(frames=[number], per_packet=False)
+        for p in run:
+            if p.number == number:
+                return p
+        if run.damage is not None:
+            raise run.damage
+        raise InputError(f"{self.path}: there is no frame {number}"
+                         + (" that matches the display filter" if self.display_filter else ""))
+
+    def detail(self, number: int) -> str:
+        """Frame ``number`` as Wireshark's packet-detail tree."""
+        return render.detail_tree(self.frame(number).fields())
+
+    def hexdump(self, number: int) -> str:
+        """Frame ``number``'s bytes as Wireshark's hex/ASCII pane."""
+        return render.hexdump(self.frame(number).data)
+
+    def json(self, number: int, *, payload: bool = False) -> str:
+        """Frame ``number`` as one ``--json`` line (Wireshark field names)."""
+        return render.json_line(self.frame(number).fields(), payload=payload)
+
+
+class Run:
+    """One read of a capture: iterate it for the packets; the summaries fill as it goes.
+
+    Attributes once the read is over (iterated to the end, or :meth:`finish`):
+    ``conversations``, ``http``, ``notes`` (each None if not asked), ``flows`` (stream →
+    :class:`~tcplab.analyze.flow.Flow`; a stream not in the capture raises
+    :class:`~tcplab.errors.InputError` when looked up), ``frames`` (number → record) and
+    ``damage`` (:class:`CaptureDamage` or None; it is not raised, the caller says it).
+    """
+
+    def __init__(self, session: AnalysisSession, reader: Any, analyzer: Analyzer, *,
+                 conversations: bool, http: bool, explain: bool, flows: tuple[int, ...],
+                 frames: frozenset[int], fix_completeness: bool) -> None:
+        self.session = session
+        self._reader = reader
+        self._analyzer = analyzer
+        self._conv = self._http = self._explainer = None
+        if conversations:
+            from tcplab.analyze.conversations import ConversationTable
+
+            self._conv = ConversationTable()
+        if http:
+            from tcplab.analyze.http_summary import HttpTable
+
+            self._http = HttpTable()
+        if explain:
+            from tcplab.analyze.explain import Explainer
+
+            self._explainer = Explainer()
+        self._flow_builders: dict[int, _flow.FlowBuilder] = {}
+        if flows:
+            from tcplab.analyze.flow import FlowBuilder
+
+            self._flow_builders = {s: FlowBuilder(s) for s in flows}
+        self._wanted_frames = frames
+        self._fix_completeness = fix_completeness
+        self.max_rows = FLOW_MAX_ROWS
+        self.frames: dict[int, Packet] = {}
+        self.damage: CaptureDamage | None = None
+        self.done = False
+        self._started = False
+        self._results: dict[str, Any] = {}
+
+    def __iter__(self) -> Iterator[Packet]:
+        return self._read(yielding=True)
+
+    def finish(self, *, raise_damage: bool = False) -> Run:
+        """Read whatever is left (the summaries need the whole file); returns the run."""
+        if not self._started:
+            for _ in self._read(yielding=False):
+                pass
+        if raise_damage and self.damage is not None:
+            raise self.damage
+        return self
+
+    def _read(self, *, yielding: bool) -> Iterator[Packet]:
+        """The one read: filter, feed the summaries, keep the frames asked for.
+
+        Not ``yielding`` (a caller that only wants the summaries) hands nothing out:
+        a generator layer less per packet.
+        """
+        if self._started:
+            raise RuntimeError("a Run is read once; start another with session.run()")
+        self._started = True
+        keep = self.session.display_filter
+        consumers: list[Callable[[Any], None]] = [
+            c.add for c in (self._conv, self._http, self._explainer) if c is not None]
+        for builder in self._flow_builders.values():
+            builder.max_rows = self.max_rows
+            consumers.append(builder.add)
+        wanted = self._wanted_frames
+        frames = self.frames
+        reader = self._reader
+        packets = self._analyzer.packets(reader, self.session.max_packets)
+        try:
+            if keep is None and not consumers and not wanted:
+                if yielding:
+                    yield from packets  # nothing to do between the reader and the caller
+                else:
+                    for _ in packets:
+                        pass
+            elif keep is None and len(consumers) == 1 and not wanted and not yielding:
+                consume = consumers[0]  # one summary and nothing else: the tightest loop
+                for p in packets:
+                    consume(p)
+            else:
+                for p in packets:
+                    if keep is not None and not keep(p):
+                        continue
+                    for consume in consumers:
+                        consume(p)
+                    if wanted and p.number in wanted:
+                        frames[p.number] = p
+                    if yielding:
+                        yield p
+        except CaptureDamage as exc:
+            self.damage = exc
+        finally:
+            reader.close()
+        self.done = True
+
+    @property
+    def conversations(self) -> list[_conversations.ConversationSummary] | None:
+        if self._conv is None:
+            return None
+        if "conversations" not in self._results:
+            result = self._conv.summaries()
+            if self._fix_completeness:
+                self._final_completeness(result)
+            self._results["conversations"] = result
+        return self._results["conversations"]
+
+    def _final_completeness(self, result: list[_conversations.ConversationSummary]) -> None:
+        """Completeness as the two-pass read shows it on each stream's last frame.
+
+        The one read's running value on a stream's last frame is already its end value,
+        except on a stream of one frame: tshark -2 leaves that frame's own bits out.
+        """
+        finals = self._analyzer.tracker.final_states()
+        for c in result:
+            if c.stream < len(finals):
+                f = finals[c.stream]
+                c.completeness = displayed_completeness(f.completeness, f.first_bits,
+                                                        f.first_frame == c.last_frame)
+
+    @property
+    def http(self) -> _http_summary.HttpSummary | None:
+        if self._http is None:
+            return None
+        if "http" not in self._results:
+            self._results["http"] = self._http.finish()
+        return self._results["http"]
+
+    @property
+    def notes(self) -> list[_explain.Note] | None:
+        if self._explainer is None:
+            return None
+        if "notes" not in self._results:
+            self._results["notes"] = self._explainer.notes()
+        return self._results["notes"]
+
+    @property
+    def flows(self) -> _Flows:
+        return _Flows(self._flow_builders)
+
+
+class _Flows:
+    """stream → Flow, built on first lookup (raises InputError for a stream not captured)."""
+
+    def __init__(self, builders: dict[int, _flow.FlowBuilder]) -> None:
+        self._builders = builders
+
+    def __getitem__(self, stream: int) -> _flow.Flow:
+        return self._builders[stream].finish()
+
+    def __contains__(self, stream: object) -> bool:
+        return stream in self._builders
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._builders)
