@@ -204,11 +204,11 @@ class LoadGen:
         """Port of the j-th connection: ``--port``, or with ``--ports`` (cluster nodes) pair
         j // 2 placed by ``--layout``: both ends on one node (local), on two (cross), or
         every other pair cross-node (half)."""
-        ports = self.args.ports
+        ports = getattr(self.args, "ports", None)  # bench_irc builds its own args
         if not ports:
             return self.args.port
         pair, side = divmod(j, 2)
-        layout = self.args.layout
+        layout = getattr(self.args, "layout", "local")
         cross = layout == "cross" or (layout == "half" and pair % 2 == 1)
         return ports[(pair // (2 if layout == "half" else 1) + (side if cross else 0)) % len(ports)]
 
