@@ -225,7 +225,7 @@ class Session:
     __slots__ = (
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
         "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
-        "closing",
+        "closing", "messages",
     )
 
     def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool):
@@ -245,6 +245,7 @@ class Session:
         self.list_gen = -1
         self.list_sent_at = -1e18
         self.closing = False
+        self.messages = 0  # messages this user sent that were routed (a console shows it)
 
 
 @dataclass
@@ -287,6 +288,8 @@ class ChatCore:
         # Length of the ONLINE_USERS line, kept up to date so a join never has to build it.
         self._list_bytes = len(ONLINE_PREFIX)
         self.notes: list[Note] = []
+        #: Messages routed for users who have left (with Session.messages: the total routed).
+        self.routed_departed = 0
 
     # -- connection lifecycle ------------------------------------------------------------
 
@@ -302,6 +305,7 @@ class ChatCore:
         if sess is None or sess.key is None:
             return []
         del self.users[sess.key]
+        self.routed_departed += sess.messages
         self._list_bytes -= len(sess.prefix) - 1
         self._awaiting.pop(conn, None)
         self._delta_conns.pop(conn, None)
@@ -395,6 +399,7 @@ class ChatCore:
                 if target == b"*":
                     msg = sess.bcast_prefix + text + b"\n"
                     out.extend((s.conn, msg) for s in self.users.values() if s is not sess)
+                    sess.messages += 1
                     if lim.log_messages:
                         self.notes.append(Note("message", conn, {"from": sess.nick, "to": "*",
                                                                  "text": text.decode()}))
@@ -405,6 +410,7 @@ class ChatCore:
                         Code.NO_SUCH_NICK, f"User '{target.decode()}' is not connected.")))
                     continue
             out.append((dest.conn, sess.prefix + text + b"\n"))
+            sess.messages += 1
             if lim.log_messages:
                 self.notes.append(Note("message", conn, {"from": sess.nick, "to": dest.nick,
                                                          "text": text.decode()}))

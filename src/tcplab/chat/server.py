@@ -22,7 +22,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tcplab.chat.protocol import ChatCore, Close, Code, Limits, Note, system_line
 from tcplab.errors import EnvironmentProblem
@@ -100,8 +100,13 @@ class ChatServer:
         max_output: int = DEFAULT_MAX_OUTPUT,
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 4096,
+        observer: Callable[[str, int, dict], None] | None = None,
     ) -> None:
         self.core = ChatCore(limits)
+        #: Called on the loop's thread with ``(event, conn, fields)`` for everything that is
+        #: logged (whatever the log level), plus a ``stats`` event once a second; a GUI
+        #: passes a function that only puts onto a queue, so it must never block.
+        self.observer = observer
         self.max_clients = max_clients
         self.max_output = max_output
         self.ssl_context = ssl_context
@@ -164,9 +169,9 @@ class ChatServer:
 
     def serve_forever(self) -> None:
         """Run until :meth:`request_shutdown`; then say goodbye to every client and return."""
-        _log("listening", 0, {"address": format_peer(self.address),
-                              "tls": self.ssl_context is not None,
-                              "max_clients": self.max_clients})
+        self._event("listening", 0, {"address": format_peer(self.address),
+                                     "tls": self.ssl_context is not None,
+                                     "max_clients": self.max_clients})
         self.ready.set()
         sel = self._sel
         next_tick = 0.0
@@ -208,6 +213,8 @@ class ChatServer:
                     if now >= next_idle:
                         next_idle = now + 1.0
                         self._apply(core.idle(now))
+                        if self.observer is not None:
+                            self._stats()
                     self._expire_closing(now)
                 self._flush()
                 self._log_notes()
@@ -223,7 +230,7 @@ class ChatServer:
                     self._sel.unregister(s)
                 s.close()
             self._sel.close()
-            _log("stopped", 0, {})
+            self._event("stopped", 0, {})
 
     def _drained(self, cid: int) -> bool:
         conn = self._conns.get(cid)
@@ -234,7 +241,7 @@ class ChatServer:
         with contextlib.suppress(Exception):
             self._sel.unregister(self._listener)
         self._listener.close()
-        _log("shutdown", 0, {"clients": len(self._conns)})
+        self._event("shutdown", 0, {"clients": len(self._conns)})
         self._apply(self.core.close_all())
 
     # -- accepting -----------------------------------------------------------------------
@@ -247,7 +254,7 @@ class ChatServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE/ENFILE: out of descriptors; keep serving the others
-                _log("accept_failed", 0, {"error": exc.strerror or str(exc)})
+                self._event("accept_failed", 0, {"error": exc.strerror or str(exc)})
                 return
             peer = format_peer(addr)
             if len(self._conns) >= self.max_clients:
@@ -257,7 +264,7 @@ class ChatServer:
                         sock.send(system_line(Code.SERVER_FULL,
                                               f"Server full ({self.max_clients} clients); try later."))
                 sock.close()
-                _log("refused", 0, {"peer": peer, "reason": "server full"})
+                self._event("refused", 0, {"peer": peer, "reason": "server full"})
                 continue
             sock.setblocking(False)
             with contextlib.suppress(OSError):
@@ -276,7 +283,7 @@ class ChatServer:
             conn = _Conn(cid, sock, peer, handshaking)
             self._conns[cid] = conn
             self._sel.register(sock, selectors.EVENT_READ, conn)
-            _log("connect", cid, {"peer": peer, "clients": len(self._conns)})
+            self._event("connect", cid, {"peer": peer, "clients": len(self._conns)})
             self._apply(self.core.connect(cid, now))
             if handshaking:
                 self._handshake(conn, now)
@@ -411,8 +418,8 @@ class ChatServer:
         if not conn.aligned:
             cut = pending.find(b"\n")
             pending = pending[cut + 1:]
-        _log("slow_consumer", conn.cid, {"peer": conn.peer, "queued": conn.out_len,
-                                          "limit": self.max_output})
+        self._event("slow_consumer", conn.cid, {"peer": conn.peer, "queued": conn.out_len,
+                                                "limit": self.max_output})
         conn.out.clear()
         conn.out_len = 0
         self._apply(self.core.undelivered(conn.cid, pending))
@@ -465,8 +472,8 @@ class ChatServer:
             self._apply(self.core.undelivered(conn.cid, pending))
         conn.out = []
         conn.out_len = 0
-        _log("disconnect", conn.cid, {"peer": conn.peer, "reason": reason,
-                                       "clients": len(self._conns)})
+        self._event("disconnect", conn.cid, {"peer": conn.peer, "reason": reason,
+                                             "clients": len(self._conns)})
         if not self._stopping:
             self._apply(self.core.disconnect(conn.cid, reason))
         else:
@@ -475,21 +482,40 @@ class ChatServer:
     def _log_notes(self) -> None:
         notes = self.core.notes
         if notes:
-            if log.isEnabledFor(logging.INFO):
+            if log.isEnabledFor(logging.INFO) or self.observer is not None:
                 for note in notes:
-                    _log(note.event, note.conn, note.fields)
+                    self._event(note.event, note.conn, note.fields)
             notes.clear()
 
+    def _event(self, event: str, conn: int, fields: dict, *, log_it: bool = True) -> None:
+        if log_it:
+            _log(event, conn, fields)
+        if self.observer is not None:
+            try:
+                self.observer(event, conn, fields)
+            except Exception:  # a broken observer must not cost a client its connection
+                log.exception("observer failed on %s", event)
 
-def _log(event: str, conn: int, fields: dict) -> None:
+    def _stats(self) -> None:
+        """Per-user message counters for a console (the observer's ``stats``; never logged)."""
+        core = self.core
+        sent = {s.conn: s.messages for s in core.users.values()}
+        self._event("stats", 0, {"sent": sent, "routed": core.routed_departed + sum(sent.values())},
+                    log_it=False)
+
+
+def format_event(event: str, conn: int, fields: dict) -> str:
     """One structured line per event: ``event conn=N key=value ...`` with values repr()'d so
     peer-chosen text (nicknames) can never forge a log line or carry terminal escapes."""
-    if not log.isEnabledFor(logging.INFO):
-        return
     parts = [event] + ([f"conn={conn}"] if conn else [])
     for k, v in fields.items():
         parts.append(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}")
-    log.info(" ".join(parts))
+    return " ".join(parts)
+
+
+def _log(event: str, conn: int, fields: dict) -> None:
+    if log.isEnabledFor(logging.INFO):
+        log.info(format_event(event, conn, fields))
 
 
 def make_server_ssl_context(cert: str, key: str | None) -> ssl.SSLContext:
@@ -508,4 +534,4 @@ def make_server_ssl_context(cert: str, key: str | None) -> ssl.SSLContext:
     return ctx
 
 
-__all__ = ["ChatServer", "Limits", "Note", "make_server_ssl_context", "DEFAULT_HOST", "DEFAULT_PORT"]
+__all__ = ["ChatServer", "Limits", "Note", "format_event", "make_server_ssl_context", "DEFAULT_HOST", "DEFAULT_PORT"]
