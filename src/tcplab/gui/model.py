@@ -323,6 +323,7 @@ class ChatModel:
     def disconnected(self) -> None:
         """The connection is gone: nobody is known to be online any more."""
         self._have_list = False
+        self.users = ()
         for key, conv in self.conversations.items():
             if key != EVERYONE:
                 conv.online = False
@@ -335,7 +336,7 @@ class ChatModel:
         q = query.strip().casefold()
         everyone = self.conversations[EVERYONE]
         rows = [UserRow(EVERYONE, EVERYONE_TITLE, everyone.unread, True, False)]
-        names = set(self.users) | (set(self.conversations) - {EVERYONE})
+        names = set(self.users) | (set(self.conversations) - {EVERYONE}) | {self.me}
         online = set(self.users)
         for nick in sorted(names, key=lambda n: (n.casefold(), n)):
             if q and q not in nick.casefold():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import os
 import queue
 import threading
 import time
@@ -97,8 +98,6 @@ class ServerWindow:
         self.start_button = ttk.Button(page, text="START SERVER", command=self.start,
                                        style="Big.TButton")
         self.start_button.grid(row=5, column=0, columnspan=3, sticky="e", pady=(16, 0))
-        self.general_error = ttk.Label(page, text="", style="Error.TLabel", wraplength=420)
-        self.general_error.grid(row=6, column=0, columnspan=3, sticky="w")
         for w in (self.host_entry, self.port_entry):
             w.bind("<Return>", lambda _e: self.start())
         self.host_entry.focus_set()
@@ -113,6 +112,7 @@ class ServerWindow:
                        command=lambda: self._browse(var, label)).grid(row=row, column=2, padx=4)
         err = ttk.Label(parent, text="", style="Error.TLabel", wraplength=380)
         err.grid(row=row + 1, column=1, columnspan=2, sticky="w")
+        err.grid_remove()  # shown only with a message, so the form stays compact
         self.errors[name] = err
         return entry
 
@@ -125,6 +125,7 @@ class ServerWindow:
 
     def _error(self, name: str, text: str) -> None:
         self.errors[name].configure(text=text)
+        self.errors[name].grid()
         if name in ("max_clients", "password", "cert", "key"):
             self.options.open()
 
@@ -133,8 +134,9 @@ class ServerWindow:
         then run the server on its own thread and show the System Logs."""
         if self.server is not None:
             return
-        for label in (*self.errors.values(), self.general_error):
+        for label in self.errors.values():
             label.configure(text="")
+            label.grid_remove()
         host = self.host_var.get().strip()
         if not host:
             self._error("host", "Enter an address to listen on (127.0.0.1: this machine only).")
@@ -157,6 +159,11 @@ class ServerWindow:
         if key and not cert:
             self._error("key", "A TLS key needs a certificate too.")
             return
+        for name, path in (("cert", cert), ("key", key)):
+            if path and not os.access(path, os.R_OK):
+                self._error(name, f"Cannot read {path!r}: "
+                            + ("no such file." if not os.path.exists(path) else "permission denied."))
+                return
         ctx = None
         if cert:
             try:
@@ -230,12 +237,13 @@ class ServerWindow:
         table_box = ttk.Frame(panes)
         cols = ("nick", "address", "since", "messages")
         self.table = ttk.Treeview(table_box, columns=cols, show="headings", height=6)
-        for col, title, width, anchor in (("nick", "Nickname", 180, "w"),
-                                          ("address", "Address:port", 170, "w"),
-                                          ("since", "Connected since", 130, "w"),
-                                          ("messages", "Messages sent", 110, "e")):
+        for col, title, anchor in (("nick", "Nickname", "w"), ("address", "Address:port", "w"),
+                                   ("since", "Connected since", "w"),
+                                   ("messages", "Messages sent", "e")):
+            width = max(f.bold.measure(title) + 24, f.text.measure("0" * 10))
             self.table.heading(col, text=title, anchor=anchor)
-            self.table.column(col, width=width, anchor=anchor, stretch=col == "nick")
+            self.table.column(col, width=width * (2 if col == "nick" else 1), minwidth=width,
+                              anchor=anchor, stretch=col in ("nick", "address"))
         self.table.pack(fill="both", expand=True)
         log_box = ttk.Frame(panes)
         self.log_text = tk.Text(log_box, font=f.mono, wrap="word", height=14, state="disabled",
