@@ -4,7 +4,6 @@ with real client windows attached."""
 from __future__ import annotations
 
 import socket
-import struct
 import tkinter as tk
 
 import pytest
@@ -118,8 +117,7 @@ def test_system_logs_follow_clients_then_stop_banner_and_reconnect_after_restart
     raw = RawClient(("127.0.0.1", port))
     raw.send("Dave")
     wait_until(root, lambda: "Dave" in [r[0] for r in console.table_rows()])
-    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    raw.sock.close()
+    raw.reset()
     wait_until(root, lambda: "Dave" not in [r[0] for r in console.table_rows()])
     assert "reason='connection reset'" in "\n".join(console.log_lines())
     assert console.counter_labels["Users now / peak"].cget("text") == "3 / 4"
