@@ -366,21 +366,36 @@ def test_flood_of_5000_messages_keeps_after_callbacks_flowing_and_history_bounde
     alice.close()
 
 
-def test_several_windows_in_one_process_from_the_command_line(gui_env):
-    code = ("import sys, tkinter as tk; from tcplab.gui import client as c;"
+def test_tcplab_client_gui_opens_one_logged_in_window_per_nick(gui_env):
+    code = ("import sys; from tcplab.gui import client as c; from tcplab.cli import main\n"
             "orig = c.ClientWindow.__init__\n"
             "def init(self, *a, **k):\n"
             "    orig(self, *a, **k)\n"
-            "    self.top.after(4000, self.close)\n"
+            "    self.top.after(3000, self.close)\n"
             "c.ClientWindow.__init__ = init\n"
-            "sys.exit(c.main(sys.argv[1:]))")
+            "sys.exit(main(sys.argv[1:]))")
     events: list[tuple[str, dict]] = []
     with running_server(observer=lambda ev, _c, f: events.append((ev, f))) as srv:
-        proc = subprocess.run([sys.executable, "-c", code, "--port", str(srv.port),
-                               "--nick", "Ann", "--nick", "Ben"], timeout=60,
+        proc = subprocess.run([sys.executable, "-c", code, "client", "--gui", "--port",
+                               str(srv.port), "--nick", "Ann", "--nick", "Ben"], timeout=60,
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     joined = {f["nick"] for ev, f in events if ev == "join"}
     left = {(f["nick"], f["reason"]) for ev, f in events if ev == "leave"}
     assert joined == {"Ann", "Ben"}
     assert left == {("Ann", "closed by client"), ("Ben", "closed by client")}  # FIN, not RST
+
+
+def test_tcplab_client_without_gui_refuses_several_nicks():
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "client", "--nick", "A", "--nick", "B"],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1 and "need --gui" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_gui_without_a_display_says_so_without_a_traceback(monkeypatch):
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "client", "--gui"], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "cannot open a window" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -156,3 +156,27 @@ def test_closing_the_console_stops_the_server_gracefully(root, gui_env):
     wait_until(root, lambda: alice.banner_text, what="client told")
     wait_until(root, lambda: not top.winfo_exists(), what="console closed")
     alice.close()
+
+
+def test_tcplab_server_gui_fills_the_form_and_starts(gui_env):
+    import subprocess
+    import sys
+
+    port = free_port()
+    code = ("import sys; from tcplab.gui import server as s; from tcplab.cli import main\n"
+            "orig = s.ServerWindow.__init__\n"
+            "def init(self, *a, **k):\n"
+            "    orig(self, *a, **k)\n"
+            "    print(self.host_var.get(), self.port_var.get(), self.max_clients_var.get(),"
+            " self.log_messages_var.get(), flush=True)\n"
+            "    self.top.after(200, self.start_button.invoke)\n"
+            "    self.top.after(1200, lambda: print(self.top.title(), self.model.running,"
+            " flush=True))\n"
+            "    self.top.after(1500, self.close)\n"
+            "s.ServerWindow.__init__ = init\n"
+            "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "server", "--gui", "--port", str(port),
+                           "--max-clients", "7", "--log-messages"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["127.0.0.1", str(port), "7", "True", "System", "Logs", "True"]

@@ -18,6 +18,7 @@ EXAMPLES = """\
   tcplab server --max-clients 20000 --rate 0      load testing: more clients, no flood limit
   tcplab server --password s3cret --tls-cert cert.pem --tls-key key.pem
                                                   beyond loopback: TLS and a shared password
+  tcplab server --gui                             the server console window (docs/gui.md)
 """
 
 
@@ -65,6 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--log-messages", action="store_true",
                    help="also log message text (off by default: logs hold metadata only)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    p.add_argument("--gui", action="store_true",
+                   help="open the server console window (Server Config, then System Logs); "
+                        "the options above fill in its form")
     p.set_defaults(handler=run)
 
 
@@ -90,6 +94,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tls_key and not args.tls_cert:
         raise InputError("--tls-key needs --tls-cert")
+    if args.gui:
+        from tcplab.gui.server import run as run_gui
+
+        return run_gui(host=args.host, port=args.port, max_clients=args.max_clients,
+                       password=args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key,
+                       log_messages=args.log_messages,
+                       limits=Limits(max_line=args.max_line, rate=args.rate,
+                                     burst=float(args.burst), idle_timeout=args.idle_timeout,
+                                     login_timeout=args.login_timeout))
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
