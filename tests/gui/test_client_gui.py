@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import tkinter as tk
 
 import pytest
 
@@ -250,9 +251,12 @@ def test_emoji_picker_inserts_at_the_cursor_and_indices_stay_right(root, server)
     e.icursor(1)
     alice.emoji_button.invoke()
     assert alice._emoji_picker is not None
-    buttons = alice._emoji_picker.grid_slaves()
+    buttons = [b for b in alice._emoji_picker.grid_slaves() if isinstance(b, tk.Button)]
     assert len(buttons) == len(alice_emoji())
     grin = next(b for b in buttons if b.cget("text") == "😀")
+    grin.focus_force()  # keyboard users Tab through the grid
+    wait_until(root, lambda: alice.emoji_name.cget("text"), what="emoji name")
+    assert alice.emoji_name.cget("text") == "grinning face"
     grin.invoke()
     assert alice._emoji_picker is None  # closed after picking
     assert e.get() == "a😀b"
@@ -284,6 +288,20 @@ def test_emoji_picker_inserts_at_the_cursor_and_indices_stay_right(root, server)
     assert t.get(f"{lineno}.0", f"{lineno}.{m.tk_length('x😀')}") == "x😀"
     assert t.get(f"{lineno}.0", f"{lineno}.0 + 2 chars") == "x😀"
     assert t.get(f"{lineno}.{m.tk_length('x😀y ')}", f"{lineno}.end") == msg[4:]
+    alice.close()
+
+
+def test_without_an_emoji_font_emoji_still_render_and_indices_hold(root, server):
+    alice = login(root, server.port, "Alice")
+    saved = alice.fonts.has_emoji_font
+    alice.fonts.has_emoji_font = False  # as on a machine without fonts-noto-color-emoji
+    try:
+        say(alice, "a😀b 👍")
+        line = next(ln for ln in history(alice).splitlines() if ln.startswith("a😀"))
+        assert line == "a😀b 👍"
+        assert not alice.text.tag_ranges("emoji")
+    finally:
+        alice.fonts.has_emoji_font = saved
     alice.close()
 
 

@@ -70,6 +70,8 @@ class ClientWindow:
         self._users_dirty = False
         self._row_keys: dict[str, str] = {}
         self._emoji_picker: tk.Toplevel | None = None
+        self._editing = False
+        self._at_bottom = True
         #: Longest gap between two drain callbacks, for the responsiveness test and --debug.
         self.max_gap = 0.0
         self._last_tick = time.monotonic()
@@ -204,6 +206,7 @@ class ClientWindow:
             handled += 1
             if client is not self.client or time.monotonic() >= deadline:
                 break
+        self._end_edit()
         if self._users_dirty:
             self._refresh_users()
         if self.model is not None:
@@ -427,9 +430,8 @@ class ClientWindow:
         if self.model is None or conv.key != self.model.active or self._shown_key != conv.key:
             return
         t = self.text
-        at_bottom = t.yview()[1] >= 0.999
+        self._begin_edit()
         width = self._render_width or self.body_width()
-        t.configure(state="normal")
         last = self._shown[-1][0] if self._shown else 0
         for entry in conv.entries:
             if entry.seq > last:
@@ -441,15 +443,28 @@ class ClientWindow:
             drop += self._shown.popleft()[1]
         if drop:
             t.delete("1.0", f"{drop + 1}.0")
-        t.configure(state="disabled")
-        if at_bottom:
-            t.see("end")
+
+    def _begin_edit(self) -> None:
+        """Open the history for writing once per batch of events (not once per message:
+        a flood then costs one scroll and one state change per batch)."""
+        if not self._editing:
+            self._editing = True
+            self._at_bottom = self.text.yview()[1] >= 0.999
+            self.text.configure(state="normal")
+
+    def _end_edit(self) -> None:
+        if self._editing:
+            self._editing = False
+            self.text.configure(state="disabled")
+            if self._at_bottom:
+                self.text.see("end")
 
     def _render_all(self) -> None:
         """Draw the active conversation from scratch (on switch and on resize)."""
         assert self.model is not None
         conv = self.model.conversations[self.model.active]
         t = self.text
+        self._editing = False
         self._render_width = self.body_width()
         t.configure(state="normal")
         t.delete("1.0", "end")
@@ -608,6 +623,7 @@ class ClientWindow:
         client = self.client
         if client is None or not client.connected or self._reconnecting:
             self._append(self.model.local_notice(key, "Not sent: not connected (use Reconnect)."))
+            self._end_edit()
             return
         ok = True
         lines = [ln for ln in raw.replace("\r", "\n").split("\n")] or [""]
@@ -628,6 +644,7 @@ class ClientWindow:
                 self._append(self.model.sent(key, text))
         if not ok:
             self._append(self.model.local_notice(key, "Some text was not sent: too much queued."))
+        self._end_edit()
         self.entry_var.set("")
 
     # -- emoji picker ----------------------------------------------------------------------
@@ -640,17 +657,26 @@ class ClientWindow:
         pick.title("Emoji")
         pick.transient(self.top)
         pick.resizable(False, False)
+        # The name of the emoji under the pointer or focus: what it is even where no
+        # font can draw it (then the button shows a box or a monochrome glyph).
+        name = ttk.Label(pick, text="", style="Muted.TLabel", anchor="w")
+        name.grid(row=len(EMOJI) // EMOJI_COLUMNS + 1, column=0, columnspan=EMOJI_COLUMNS,
+                  sticky="we", padx=4)
+        self.emoji_name = name
         for i, emoji in enumerate(EMOJI):
             b = tk.Button(pick, text=emoji, font=self.fonts.emoji, width=2, relief="flat",
                           command=lambda e=emoji: self.insert_emoji(e))
             b.grid(row=i // EMOJI_COLUMNS, column=i % EMOJI_COLUMNS, padx=1, pady=1)
             b.bind("<Return>", lambda _ev, e=emoji: self.insert_emoji(e))
+            label = m.codepoint_names(emoji).strip("[]").lower()
+            for seq in ("<Enter>", "<FocusIn>"):
+                b.bind(seq, lambda _ev, t=label: name.configure(text=t))
         pick.bind("<Escape>", lambda _e: self.close_emoji())
         pick.protocol("WM_DELETE_WINDOW", self.close_emoji)
         x = self.emoji_button.winfo_rootx() - 8 * 40
         y = self.emoji_button.winfo_rooty() - 4 * 44
         pick.geometry(f"+{max(0, x)}+{max(0, y)}")
-        pick.grid_slaves()[-1].focus_set()
+        pick.grid_slaves(row=0, column=0)[0].focus_set()
 
     def close_emoji(self) -> None:
         pick, self._emoji_picker = self._emoji_picker, None
