@@ -16,6 +16,7 @@ import pytest
 from tcplab.chat.display import _get_display, graphemes, wrap
 from tcplab.chat.protocol import Limits
 from tcplab.gui import model as m
+from tcplab.gui.client import ClientWindow
 from tests.chat.helpers import RawClient, running_server
 from tests.gui.helpers import (
     click_user,
@@ -423,3 +424,23 @@ def test_gui_without_a_display_says_so_without_a_traceback(monkeypatch):
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "cannot open a window" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_host_and_port_are_remembered_between_runs(root, server):
+    win = login(root, server.port, "Alice", remember=True)
+    win.close()
+    top = tk.Toplevel(root)
+    again = ClientWindow(top)  # no host/port given: the last ones used
+    assert (again.host_var.get(), again.port_var.get()) == ("127.0.0.1", str(server.port))
+    again.close()
+
+
+def test_tab_order_follows_the_layout(root, server):
+    win = open_login(root, server.port, "Alice")
+    assert win.nick_entry.tk_focusNext() is win.server_section.toggle_button
+    win.enter_button.invoke()
+    wait_until(root, lambda: win.model is not None)
+    assert win.entry.tk_focusNext() is win.emoji_button
+    assert win.emoji_button.tk_focusNext() is win.send_button
+    assert win.search_entry.tk_focusNext() is win.users
+    win.close()

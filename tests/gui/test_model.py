@@ -97,7 +97,7 @@ def test_join_and_leave_notices_and_offline_conversations():
     assert model.conversations["Bob"].online
     model.disconnected()
     assert all(not r.online for r in model.rows()[1:])
-    assert "Alice (you) (offline)" in [r.label for r in model.rows()]
+    assert "Alice (you)" in [r.label for r in model.rows()]
 
 
 def test_first_list_after_login_announces_nobody():

@@ -612,7 +612,7 @@ class ClientWindow:
     def send(self) -> None:
         """Enter: send what was typed to the conversation on screen.
 
-        ``/users``, ``/help``, ``/ping`` go to the server as typed, and ``/raw LINE`` sends
+        ``/users`` and ``/ping`` go to the server as typed, and ``/raw LINE`` sends
         LINE exactly as typed (``Bob hi`` without a colon, ``: hi``), so scenarios C and D
         can be shown from the window; the server's answer appears in this conversation.
         """

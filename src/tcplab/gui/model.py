@@ -344,7 +344,7 @@ class ChatModel:
             conv = self.conversations.get(nick)
             me = nick == self.me
             label = display_name(nick) + (" (you)" if me else "")
-            if nick not in online:
+            if nick not in online and not me:
                 label += " (offline)"
             rows.append(UserRow(nick, label, conv.unread if conv else 0, nick in online, me))
         return rows
