@@ -444,3 +444,41 @@ def test_tab_order_follows_the_layout(root, server):
     assert win.emoji_button.tk_focusNext() is win.send_button
     assert win.search_entry.tk_focusNext() is win.users
     win.close()
+
+
+def test_reconnect_when_the_name_was_taken_meanwhile_can_be_retried(root, gui_env):
+    import threading
+
+    from tcplab.chat.server import ChatServer
+
+    def serve(port: int = 0) -> tuple[ChatServer, threading.Thread]:
+        srv = ChatServer("127.0.0.1", port, limits=Limits(rate=0))
+        th = threading.Thread(target=srv.serve_forever, daemon=True)
+        th.start()
+        srv.ready.wait(10)
+        return srv, th
+
+    srv, th = serve()
+    port = srv.port
+    alice = login(root, port, "Alice")
+    srv.request_shutdown()
+    th.join(10)
+    wait_until(root, lambda: alice.banner_text.startswith("Disconnected"), what="banner")
+    srv, th = serve(port)  # the same port, at once
+    try:
+        thief = RawClient(srv.address)
+        thief.send("Alice")
+        wait_until(root, lambda: len(srv.core.users) == 1)
+        alice.reconnect_button.invoke()
+        wait_until(root, lambda: alice.banner_text.startswith("Could not log in again"),
+                   what="refused reconnect")
+        assert "Alice" in alice.banner_text
+        thief.close()
+        wait_until(root, lambda: len(srv.core.users) == 0)
+        alice.reconnect_button.invoke()
+        wait_until(root, lambda: alice.banner_text == "", what="reconnected")
+        assert "Reconnected." in history(alice)
+        alice.close()
+    finally:
+        srv.request_shutdown()
+        th.join(10)

@@ -238,6 +238,7 @@ class ClientWindow:
                     self.nick_entry.select_range(0, "end")
             else:
                 self._drop_client()
+                self._reconnecting = False
                 self._show_banner(f"Could not log in again: {text}")
         elif isinstance(ev, core.Disconnected):
             self._disconnected(ev)
