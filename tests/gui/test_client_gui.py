@@ -482,3 +482,27 @@ def test_reconnect_when_the_name_was_taken_meanwhile_can_be_retried(root, gui_en
     finally:
         srv.request_shutdown()
         th.join(10)
+
+
+def test_measure_matches_tk_and_a_hostile_long_word_is_wrapped_quickly(root, server):
+    alice = login(root, server.port, "Alice")
+    f = alice.fonts
+    for s_ in ("Hello, World! AVAWAT", "שלום עולם, מה נשמע?", "ffi fl Te"):
+        assert alice.measure(s_) == f.text.measure(s_)
+    for s_ in ("😀👍🎉", "👨‍👩‍👧", "❤️"):
+        assert alice.measure(s_) == (f.emoji if f.has_emoji_font else f.text).measure(s_)
+    raw = RawClient(server.address)
+    raw.send("Mallory")
+    wait_until(root, lambda: "Mallory" in user_labels(alice))
+    click_user(alice, "Mallory")
+    word = "ש" * 1000 + "😀" * 500  # 4000 bytes, no space: cut between characters
+    start = time.thread_time()
+    raw.send(f"Alice: {word}")
+    wait_until(root, lambda: "ששש" in history(alice), what="long word shown")
+    assert time.thread_time() - start < 1.0
+    width = alice.body_width()
+    body = [ln for ln in history(alice).splitlines() if "ש" in ln or "😀" in ln]
+    assert len(body) > 5 and all(alice.measure(ln) <= width for ln in body)
+    assert "".join(body).count("ש") == 1000 and "".join(body).count("😀") == 500
+    raw.close()
+    alice.close()

@@ -26,7 +26,7 @@ from tcplab.chat.display import base_direction, has_rtl, visual
 from tcplab.chat.protocol import Code, nick_problem
 from tcplab.chat.sanitize import sanitize
 from tcplab.gui import model as m
-from tcplab.gui.tkcommon import Collapsible, fonts, new_root
+from tcplab.gui.tkcommon import Collapsible, Fonts, fonts, new_root
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 55555
@@ -43,6 +43,19 @@ EMOJI_COLUMNS = 8
 BANNER_BG = "#fde7e7"
 
 
+class _Widths(dict):
+    """Character → pixel width in the font the history draws it with (asked of Tk once)."""
+
+    def __init__(self, f: Fonts) -> None:
+        super().__init__()
+        self.text = f.text
+        self.emoji = f.emoji if f.has_emoji_font else f.text
+
+    def __missing__(self, ch: str) -> int:
+        width = self[ch] = (self.emoji if m.is_emoji_char(ch) else self.text).measure(ch)
+        return width
+
+
 class ClientWindow:
     """One user's chat: a Login page, then the chat page, in one toplevel window."""
 
@@ -53,6 +66,7 @@ class ClientWindow:
                  ) -> None:
         self.top = top
         self.fonts = fonts(top)
+        self._widths = _Widths(self.fonts)
         saved = m.load_settings() if remember else {}
         self.remember = remember
         self.history = history
@@ -377,12 +391,15 @@ class ClientWindow:
 
     # -- rendering -------------------------------------------------------------------------
 
-    def measure(self, text: str) -> float:
-        """Pixels ``text`` takes in the history, emoji measured in the emoji font."""
-        f = self.fonts
-        if text.isascii():
-            return f.text.measure(text)
-        return sum((f.emoji if emoji else f.text).measure(run) for run, emoji in m.emoji_runs(text))
+    def measure(self, text: str) -> int:
+        """Pixels ``text`` takes in the history, emoji measured in the emoji font.
+
+        Tk draws without shaping or kerning, so a string's width is the sum of its
+        characters' widths (checked against ``font.measure`` in the tests); widths are
+        cached per character, which keeps wrapping a hostile 4 KB word to milliseconds
+        where asking Tk for every candidate line took seconds.
+        """
+        return sum(map(self._widths.__getitem__, text))
 
     def body_width(self) -> int:
         """Pixels available to a message body: the widget less padding, margins and a

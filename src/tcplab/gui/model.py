@@ -67,17 +67,35 @@ def is_emoji_cluster(cluster: str) -> bool:
             or 0x1F1E6 <= cp <= 0x1F1FF)
 
 
+#: Characters drawn with the emoji font: pictographs, dingbats, regional indicators, and the
+#: joiners and selectors that glue emoji sequences (ZWJ, VS16, keycap, tags). Decided per
+#: character, not per cluster, so a run's font and its measured width always agree.
+_EMOJI_RUN = re.compile("[\u200d\ufe0f\u20e3\u2600-\u27bf\u2b00-\u2bff"
+                        "\U0001f000-\U0001faff\U000e0020-\U000e007f]+")
+
+
+def is_emoji_char(ch: str) -> bool:
+    return _EMOJI_RUN.fullmatch(ch) is not None
+
+
+def has_emoji(text: str) -> bool:
+    """True when ``text`` holds a character for the emoji font."""
+    return not text.isascii() and _EMOJI_RUN.search(text) is not None
+
+
 def emoji_runs(text: str) -> list[tuple[str, bool]]:
     """``text`` cut into ``(run, is_emoji)`` pieces, so each run gets its own font."""
-    runs: list[tuple[str, bool]] = []
-    if text.isascii():
+    if not has_emoji(text):
         return [(text, False)] if text else []
-    for g in graphemes(text):
-        e = is_emoji_cluster(g)
-        if runs and runs[-1][1] == e:
-            runs[-1] = (runs[-1][0] + g, e)
-        else:
-            runs.append((g, e))
+    runs: list[tuple[str, bool]] = []
+    pos = 0
+    for match in _EMOJI_RUN.finditer(text):
+        if match.start() > pos:
+            runs.append((text[pos:match.start()], False))
+        runs.append((match.group(), True))
+        pos = match.end()
+    if pos < len(text):
+        runs.append((text[pos:], False))
     return runs
 
 
@@ -478,6 +496,6 @@ def save_settings(settings: dict, path: Path | None = None) -> None:
 __all__ = [
     "EVERYONE", "DEFAULT_HISTORY", "PALETTE", "ChatModel", "ConsoleModel", "Conversation",
     "DisplayLine", "Entry", "UserRow", "body_lines", "codepoint_names", "colour_for",
-    "display_name", "emoji_runs", "is_emoji_cluster", "load_settings", "save_settings",
+    "display_name", "emoji_runs", "has_emoji", "is_emoji_char", "is_emoji_cluster", "load_settings", "save_settings",
     "tk_length",
 ]
