@@ -506,3 +506,21 @@ def test_measure_matches_tk_and_a_hostile_long_word_is_wrapped_quickly(root, ser
     assert "".join(body).count("ש") == 1000 and "".join(body).count("😀") == 500
     raw.close()
     alice.close()
+
+
+def test_thousands_online_the_list_stays_short_and_searchable(root, server):
+    from tcplab.chat import client as core
+    from tcplab.gui.client import MAX_ROWS
+
+    alice = login(root, server.port, "Alice")
+    names = ("Alice", *(f"user{i:05d}" for i in range(10_000)))
+    start = time.monotonic()
+    alice._handle(alice.client, core.OnlineUsers(names))  # as a 10,000-name list arrives
+    alice._refresh_users()
+    assert time.monotonic() - start < 1.0
+    labels = user_labels(alice)
+    assert len(labels) == MAX_ROWS + 1 and labels[-1].startswith("… ")
+    alice.search_entry.insert(0, "user09999")
+    root.update()
+    assert user_labels(alice) == ["Everyone", "user09999"]
+    alice.close()

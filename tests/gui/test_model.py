@@ -100,6 +100,16 @@ def test_join_and_leave_notices_and_offline_conversations():
     assert "Alice (you)" in [r.label for r in model.rows()]
 
 
+def test_a_login_storm_is_summed_up_in_one_notice():
+    model, _ = chat()
+    model.incoming("user3", "hi")
+    changed = model.set_users(["Alice", "Bob", "Carol", *(f"user{i}" for i in range(500))])
+    assert [e.text for e in model.conversations[m.EVERYONE].entries] == [
+        "500 users joined, 0 left."]
+    assert model.conversations["user3"].entries[-1].text == "user3 joined."
+    assert len(changed) == 2
+
+
 def test_first_list_after_login_announces_nobody():
     model = m.ChatModel("Alice")
     assert model.set_users(["Alice", "Bob"]) == []

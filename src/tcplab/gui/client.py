@@ -40,6 +40,9 @@ EMOJI = ("😀", "😂", "😊", "😍", "😎", "🤔", "😢", "😡", "👍",
          "🎉", "❤️", "🔥", "✨", "✅", "❌", "⚠️", "💬", "☕", "🍕", "🚀", "🌍",
          "🐍", "💻", "📦", "🔒", "🇮🇱", "🙂", "👋", "💡")
 EMOJI_COLUMNS = 8
+#: Rows drawn in the users list; with more users online the search box finds the rest (a
+#: Treeview of 10,000 rows rebuilt on every list update would freeze the window).
+MAX_ROWS = 300
 BANNER_BG = "#fde7e7"
 
 
@@ -451,9 +454,13 @@ class ClientWindow:
         self._begin_edit()
         width = self._render_width or self.body_width()
         last = self._shown[-1][0] if self._shown else 0
-        for entry in conv.entries:
-            if entry.seq > last:
-                self._shown.append((entry.seq, self._render_entry(entry, width)))
+        new = []
+        for entry in reversed(conv.entries):  # the new ones are at the end
+            if entry.seq <= last:
+                break
+            new.append(entry)
+        for entry in reversed(new):
+            self._shown.append((entry.seq, self._render_entry(entry, width)))
         # Entries the model forgot (history cap) leave the screen too.
         first = conv.entries[0].seq if conv.entries else 1 << 62
         drop = 0
@@ -543,6 +550,12 @@ class ClientWindow:
         tree.delete(*tree.get_children())
         self._row_keys = {}
         active_iid = None
+        hidden = len(rows) - MAX_ROWS
+        if hidden > 0:  # thousands online: show the first ones, searching finds the rest
+            keep = {self.model.active} | {k for k, c in self.model.conversations.items()
+                                          if c.unread}
+            rows = rows[:MAX_ROWS] + [r for r in rows[MAX_ROWS:] if r.key in keep]
+            hidden = len(self.model.rows(self.search_var.get())) - len(rows)
         for i, row in enumerate(rows):
             iid = f"r{i}"
             self._row_keys[iid] = row.key
@@ -551,6 +564,9 @@ class ClientWindow:
             tree.insert("", "end", iid=iid, text=row.label, values=(row.unread or "",), tags=tags)
             if row.key == self.model.active:
                 active_iid = iid
+        if hidden > 0:
+            tree.insert("", "end", iid="more", text=f"… {hidden} more: type to search",
+                        tags=("offline",))
         if active_iid is not None:
             self._selecting = True
             tree.selection_set(active_iid)

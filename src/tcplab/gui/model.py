@@ -45,6 +45,9 @@ PALETTE = (
     "#a3367a", "#5b6b00", "#6b4f2a", "#3d4fd6", "#c2185b", "#2e7d6b",
 )
 
+#: More joins and leaves than this in one list update are summed up in one notice.
+MAX_PRESENCE_NOTICES = 20
+
 _NOT_CONNECTED = re.compile(r"^User '(.*)' is not connected")
 
 
@@ -318,10 +321,22 @@ class ChatModel:
         changed: list[Conversation] = []
         if self._have_list:
             now = set(new)
-            for nick in [u for u in new if u not in old]:
-                changed.extend(self._presence(nick, f"{nick} joined.", True))
-            for nick in sorted(old - now, key=str.casefold):
-                changed.extend(self._presence(nick, f"{nick} left.", False))
+            joined = [u for u in new if u not in old and u != self.me]
+            left = sorted(old - now - {self.me}, key=str.casefold)
+            if len(joined) + len(left) > MAX_PRESENCE_NOTICES:
+                # A login storm: one summary line, not thousands (peers' conversations
+                # still get their own line).
+                changed.append(self.local_notice(
+                    EVERYONE, f"{len(joined)} users joined, {len(left)} left."))
+                for nick in joined + left:
+                    if nick in self.conversations:
+                        changed.append(self.local_notice(
+                            nick, f"{nick} {'joined' if nick in now else 'left'}."))
+            else:
+                for nick in joined:
+                    changed.extend(self._presence(nick, f"{nick} joined.", True))
+                for nick in left:
+                    changed.extend(self._presence(nick, f"{nick} left.", False))
         self._have_list = True
         online = set(new)
         for key, conv in self.conversations.items():
