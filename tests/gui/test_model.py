@@ -30,6 +30,13 @@ def chat(me: str = "Alice", **kw) -> tuple[m.ChatModel, Clock]:
     return model, clock
 
 
+def test_tkinter_is_there_for_the_window_tests():
+    from tests.gui.conftest import HAVE_TK, _missing
+
+    if not HAVE_TK:
+        _missing("tkinter is not installed (apt-get install python3-tk): window tests not collected")
+
+
 def test_the_gui_model_imports_no_tk():
     import subprocess
 
