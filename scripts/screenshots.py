@@ -68,15 +68,22 @@ def main() -> int:
 
 
 def shoot(out: Path) -> int:
+    from tcplab.gui.tkcommon import new_root, release_tk
+
+    out.mkdir(parents=True, exist_ok=True)
+    holder = [new_root()]
+    _scenario(holder[0], out)
+    release_tk(holder)
+    return 0
+
+
+def _scenario(root, out: Path) -> None:
     import socket
     import tkinter as tk
 
     from tcplab.gui.client import ClientWindow
     from tcplab.gui.server import ServerWindow
-    from tcplab.gui.tkcommon import new_root
 
-    out.mkdir(parents=True, exist_ok=True)
-    root = new_root()
     root.withdraw()
 
     def wait(cond, timeout: float = 15.0) -> None:
@@ -180,8 +187,6 @@ def shoot(out: Path) -> int:
         w.close()
     console.close()
     settle(0.5)
-    root.destroy()
-    return 0
 
 
 if __name__ == "__main__":

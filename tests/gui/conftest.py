@@ -7,6 +7,7 @@ and in CI (``CI=true``) they fail instead.
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import shutil
@@ -100,3 +101,8 @@ def root(gui_env: str) -> Iterator:
             r.destroy()
         except Exception:
             pass
+        del r
+        # Tk widgets form reference cycles, so the interpreter is freed by the cyclic GC —
+        # which must run here, on the Tk thread: freed on a client or server thread, Tcl
+        # aborts the process ("Tcl_AsyncDelete: async handler deleted by the wrong thread").
+        gc.collect()

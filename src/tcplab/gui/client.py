@@ -26,7 +26,14 @@ from tcplab.chat.display import base_direction, has_rtl, visual
 from tcplab.chat.protocol import Code, nick_problem
 from tcplab.chat.sanitize import sanitize
 from tcplab.gui import model as m
-from tcplab.gui.tkcommon import Collapsible, Fonts, fonts, new_root
+from tcplab.gui.tkcommon import (
+    Collapsible,
+    Fonts,
+    drop_tk_variables,
+    fonts,
+    new_root,
+    release_tk,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 55555
@@ -770,41 +777,43 @@ class ClientWindow:
         self._drop_client()
         with contextlib.suppress(tk.TclError):
             self.top.destroy()
+        drop_tk_variables(self)
         if self.on_closed is not None:
             self.on_closed(self)
-
-
-def _host_port(args: argparse.Namespace) -> tuple[str | None, int | None]:
-    return args.host, args.port
 
 
 def run(nicks: list[str] | None = None, *, host: str | None = None, port: int | None = None,
         password: str | None = None, history: int = m.DEFAULT_HISTORY) -> int:
     """Open one window per nickname (one empty Login window without any) and run Tk."""
-    root = new_root()
+    holder = [new_root()]
+    _run_windows(holder[0], nicks, host=host, port=port, password=password, history=history)
+    release_tk(holder)
+    # Let the close threads say goodbye (FIN) before the process ends.
+    for thread in threading.enumerate():
+        if thread.name == "tcplab-gui-close":
+            thread.join(core.CLOSE_TIMEOUT + 1.0)
+    return 0
+
+
+def _run_windows(root: tk.Tk, nicks: list[str] | None, **options: object) -> None:
     root.withdraw()
     windows: list[ClientWindow] = []
 
     def closed(win: ClientWindow) -> None:
         windows.remove(win)
         if not windows:
-            root.after(50, root.destroy)
+            root.after(50, root.quit)
 
     for i, nick in enumerate(nicks or [""]):
         top = tk.Toplevel(root)
         top.geometry(f"+{40 + 60 * i}+{40 + 50 * i}")
-        windows.append(ClientWindow(top, host=host, port=port, nick=nick, password=password,
-                                    auto_login=bool(nick), history=history, on_closed=closed))
+        windows.append(ClientWindow(top, nick=nick, auto_login=bool(nick), on_closed=closed,
+                                    **options))  # type: ignore[arg-type]
     try:
         root.mainloop()
     except KeyboardInterrupt:
         for win in list(windows):
             win.close()
-    # Let the close threads say goodbye (FIN) before the process ends.
-    for thread in threading.enumerate():
-        if thread.name == "tcplab-gui-close":
-            thread.join(core.CLOSE_TIMEOUT + 1.0)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from tcplab.chat.server import (
 )
 from tcplab.errors import EnvironmentProblem, InputError
 from tcplab.gui.model import ConsoleModel
-from tcplab.gui.tkcommon import Collapsible, fonts, new_root
+from tcplab.gui.tkcommon import Collapsible, drop_tk_variables, fonts, new_root, release_tk
 
 #: Observer events queued for the window; past this the server drops (and counts) them
 #: rather than wait: the console is a view, never a brake on the server.
@@ -386,6 +386,7 @@ class ServerWindow:
                 self.top.after_cancel(job)
         with contextlib.suppress(tk.TclError):
             self.top.destroy()
+        drop_tk_variables(self)
 
 
 def _bind_field(exc: EnvironmentProblem) -> str:
@@ -399,12 +400,17 @@ def _bind_field(exc: EnvironmentProblem) -> str:
 
 def run(**kwargs: object) -> int:
     """Open the console (``kwargs`` prefill the Server Config page) and run Tk."""
-    root = new_root()
-    ServerWindow(root, **kwargs)  # type: ignore[arg-type]
+    holder = [new_root()]
+    window = ServerWindow(holder[0], **kwargs)  # type: ignore[arg-type]
     try:
-        root.mainloop()
+        holder[0].mainloop()
     except KeyboardInterrupt:
-        pass
+        window.close()  # a graceful stop: clients are told
+        while window.server is not None:
+            holder[0].update()
+            time.sleep(0.02)
+    del window
+    release_tk(holder)
     return 0
 
 

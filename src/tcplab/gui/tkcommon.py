@@ -47,6 +47,35 @@ def new_root() -> tk.Tk:
     return root
 
 
+def release_tk(holder: list) -> None:
+    """Destroy the root in ``holder`` (a one-item list, emptied) and free the Tcl
+    interpreter now, on the Tk thread.
+
+    Tk widgets form reference cycles (parent ↔ child), so the interpreter is freed by the
+    cyclic garbage collector — and if that runs on another thread (a chat client's network
+    thread, the server's loop), Tcl aborts the whole process ("async handler deleted by the
+    wrong thread"). The caller must hold no other reference to the root.
+    """
+    import gc
+
+    root = holder.pop()
+    try:
+        root.destroy()
+    except tk.TclError:
+        pass  # already destroyed
+    del root
+    gc.collect()
+
+
+def drop_tk_variables(owner: object) -> None:
+    """Free a closed window's Tk variables now, on the Tk thread (see :func:`release_tk`:
+    freed later by the garbage collector on a network thread, each would call into Tcl
+    from the wrong thread)."""
+    for name, value in list(vars(owner).items()):
+        if isinstance(value, tk.Variable):
+            setattr(owner, name, None)
+
+
 def apply_theme(root: tk.Misc) -> None:
     """sv-ttk's light theme when it is installed, else ttk's clam (present everywhere)."""
     style = ttk.Style(root)
