@@ -48,8 +48,10 @@ class ServerWindow:
                  port: int = DEFAULT_PORT, max_clients: int = DEFAULT_MAX_CLIENTS,
                  password: str | None = None, tls_cert: str | None = None,
                  tls_key: str | None = None, log_messages: bool = False,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, server_options: dict | None = None) -> None:
         self.top = top
+        #: Further ChatServer arguments the form does not show (``tcplab server``'s flags).
+        self.server_options = dict(server_options or {})
         self.fonts = fonts(top)
         self.base_limits = limits or Limits(idle_timeout=300.0, login_timeout=60.0)
         self.server: ChatServer | None = None
@@ -178,7 +180,7 @@ class ServerWindow:
                         log_messages=self.log_messages_var.get())
         try:
             server = ChatServer(host, port, limits=limits, max_clients=max_clients,
-                                ssl_context=ctx, observer=self._observe)
+                                ssl_context=ctx, observer=self._observe, **self.server_options)
         except EnvironmentProblem as exc:
             self._error(_bind_field(exc), str(exc).replace("--host ", "host "))
             return

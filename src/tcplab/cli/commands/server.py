@@ -116,13 +116,18 @@ def run(args: argparse.Namespace) -> int:
     if args.gui:
         from tcplab.gui.server import run as run_gui
 
+        _raise_fd_limit(args.max_clients + 64)
+
         return run_gui(host=args.host, port=args.port, max_clients=args.max_clients,
                        password=args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None,
                        tls_cert=args.tls_cert, tls_key=args.tls_key,
                        log_messages=args.log_messages,
                        limits=Limits(max_line=args.max_line, rate=args.rate,
                                      burst=float(args.burst), idle_timeout=args.idle_timeout,
-                                     login_timeout=args.login_timeout))
+                                     login_timeout=args.login_timeout),
+                       server_options={"max_output": args.max_output,
+                                       "max_per_address": args.max_per_address,
+                                       "sndbuf": args.sndbuf})
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
