@@ -1,13 +1,14 @@
 # tcplab developer entry points. Each target creates .venv on first use.
 #   make demo   — set up and run the end-to-end demo
 #   make test   — set up and run lint + the whole test suite
+#   make screenshots — redraw the GUI screenshots in docs/images/ (needs xvfb, imagemagick)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv screenshots
 
 venv: $(STAMP)
 
@@ -27,6 +28,9 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py --out docs/images
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

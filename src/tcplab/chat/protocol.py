@@ -408,6 +408,7 @@ class Session:
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
         "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
         "closing", "codes", "peer", "held", "tail_dirty", "dialect", "state", "cache", "claiming",
+        "messages",
     )
 
     def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool,
@@ -435,6 +436,7 @@ class Session:
         self.list_gen = -1
         self.list_sent_at = -1e18
         self.closing = False
+        self.messages = 0  # messages this user sent that were routed (a console shows it)
         self.codes = False  # "/codes on": System lines carry numeric codes
         self.peer = peer  # the address as the I/O shell counts it (for password throttling)
         # Lines received while a password waits its turn; None when nothing is waiting.
@@ -570,6 +572,8 @@ class ChatCore:
         self._guesses: dict[str, _Guesses] = {}  # address -> wrong passwords (oldest first)
         self._guess_waiting: dict[str, _Guesses] = {}  # addresses with attempts waiting
         self.notes: list[Note] = []
+        #: Messages routed for users who have left (with Session.messages: the total routed).
+        self.routed_departed = 0
 
     # -- System lines in the form each client asked for ------------------------------------
 
@@ -612,6 +616,7 @@ class ChatCore:
     def _forget(self, sess: Session, reason: str) -> list[Output]:
         """Take a logged-in user off the roster and tell those who take presence events."""
         del self.users[sess.key]  # type: ignore[arg-type]
+        self.routed_departed += sess.messages
         self._list_bytes -= len(sess.prefix) - 1
         self._awaiting.pop(sess.conn, None)
         self._delta_conns.pop(sess.conn, None)
@@ -719,11 +724,12 @@ class ChatCore:
             dest = by_bytes.get(target)
             if dest is None:
                 if target == b"*":
-                    self.broadcast(sess, text, out)
+                    self.broadcast(sess, text, out)  # counts the message
                     continue
                 remote = self._remote_bytes.get(target)
                 if remote is not None:  # fast path: the exact name of a user elsewhere
                     out.append((conn, Relay(sess.prefix[:-2], remote.key, remote.nick, text)))  # type: ignore[arg-type]
+                    sess.messages += 1
                     continue
                 # No nickname is longer than MAX_NICK_CHARS × 4 bytes: skip the skeleton.
                 if len(target) <= 4 * MAX_NICK_CHARS:
@@ -740,6 +746,7 @@ class ChatCore:
                     continue
             out.append((dest.conn, sess.prefix + text + b"\n" if dest.dialect is NATIVE
                         else dest.dialect.private(sess, dest, text)))
+            sess.messages += 1
             if lim.log_messages:
                 self.notes.append(Note("message", conn, {"from": sess.nick, "to": dest.nick,
                                                          "text": text.decode()}))
@@ -1038,6 +1045,7 @@ class ChatCore:
             remote = self.remote.get(nick_key(name)) if dest is None and self.remote else None
             if remote is not None:
                 out.append((sess.conn, Relay(sess.prefix[:-2], remote.key, remote.nick, text)))  # type: ignore[arg-type]
+                sess.messages += 1
                 return
             if dest is None:
                 if not notice:
@@ -1046,6 +1054,7 @@ class ChatCore:
                 return
         out.append((dest.conn, sess.prefix + text + b"\n" if dest.dialect is NATIVE
                     else dest.dialect.private(sess, dest, text, notice)))
+        sess.messages += 1
         if self.limits.log_messages:
             self.notes.append(Note("message", sess.conn, {"from": sess.nick, "to": dest.nick,
                                                           "text": text.decode("utf-8", "replace")}))
@@ -1053,6 +1062,7 @@ class ChatCore:
     def broadcast(self, sess: Session, text: bytes, out: list[Output]) -> None:
         """``text`` from ``sess`` to everyone else, rendered once per dialect."""
         text = clean_text(text)
+        sess.messages += 1
         self._fan_out(sess, text, out)
         if self.clustered:
             out.append((sess.conn, RelayAll(sess.prefix[:-2], text)))

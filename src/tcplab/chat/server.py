@@ -174,6 +174,7 @@ class ChatServer:
         native: bool = True,
         reuse_port: bool = False,
         cluster: Engine | None = None,
+        observer: Callable[[str, int, dict], None] | None = None,
     ) -> None:
         self.core = ChatCore(limits, clustered=cluster is not None)
         #: The cluster shell (``--cluster``): None on a single server, which then never
@@ -183,6 +184,10 @@ class ChatServer:
             from tcplab.chat.cluster.node import ClusterNode
 
             self.cluster = ClusterNode(self.core, cluster)
+        #: Called on the loop's thread with ``(event, conn, fields)`` for everything that is
+        #: logged (whatever the log level), plus a ``stats`` event once a second; a GUI
+        #: passes a function that only puts onto a queue, so it must never block.
+        self.observer = observer
         self.max_clients = max_clients
         self.max_output = max_output
         self.max_per_address = max_per_address
@@ -302,10 +307,10 @@ class ChatServer:
     def serve_forever(self) -> None:
         """Run until :meth:`request_shutdown`; then say goodbye to every client and return."""
         for lst in self._listeners:
-            _log("listening", 0, {"address": format_peer(lst.address),
-                                  "dialect": lst.dialect.name,
-                                  "tls": self.ssl_context is not None,
-                                  "max_clients": self.max_clients})
+            self._event("listening", 0, {"address": format_peer(lst.address),
+                                         "dialect": lst.dialect.name,
+                                         "tls": self.ssl_context is not None,
+                                         "max_clients": self.max_clients})
         cluster = self.cluster
         if cluster is not None:
             cluster.engine.attach(self._sel)
@@ -363,6 +368,8 @@ class ChatServer:
                         log.exception("internal error in the periodic work")
                     if now >= next_idle:
                         next_idle = now + 1.0
+                        if self.observer is not None:
+                            self._stats()
                 self._flush()
                 self._log_notes()
                 if self._calls:
@@ -383,7 +390,7 @@ class ChatServer:
             self._sel.close()
             while self._calls:  # asked too late: the loop is gone
                 self._calls.popleft()[2].cancel()
-            _log("stopped", 0, {})
+            self._event("stopped", 0, {})
 
     def _tick(self, now: float, idle: bool) -> None:
         core = self.core
@@ -417,7 +424,7 @@ class ChatServer:
             with contextlib.suppress(Exception):
                 self._sel.unregister(lst.sock)
             lst.sock.close()
-        _log("shutdown", 0, {"clients": len(self._conns)})
+        self._event("shutdown", 0, {"clients": len(self._conns)})
         self._apply(self.core.close_all())
 
     # -- accepting -----------------------------------------------------------------------
@@ -430,7 +437,7 @@ class ChatServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE/ENFILE: out of descriptors; keep serving the others
-                _log("accept_failed", 0, {"error": exc.strerror or str(exc)})
+                self._event("accept_failed", 0, {"error": exc.strerror or str(exc)})
                 return
             peer = format_peer(addr)
             key = address_key(addr[0])
@@ -465,8 +472,8 @@ class ChatServer:
             self._conns[cid] = conn
             self._per_address[key] = per_address + 1
             self._sel.register(sock, selectors.EVENT_READ, conn)
-            _log("connect", cid, {"peer": peer, "clients": len(self._conns)}
-                 | ({"dialect": lst.dialect.name} if lst.dialect is not NATIVE else {}))
+            self._event("connect", cid, {"peer": peer, "clients": len(self._conns)}
+                        | ({"dialect": lst.dialect.name} if lst.dialect is not NATIVE else {}))
             self._apply(self.core.connect(cid, now, key, lst.dialect))
             if handshaking:
                 self._handshake(conn, now)
@@ -489,7 +496,7 @@ class ChatServer:
         if entry is not None and entry[1]:
             fields["not_logged"] = entry[1]
         self._refusals[key] = [now + REFUSAL_LOG_INTERVAL, 0]
-        _log("refused", 0, fields)
+        self._event("refused", 0, fields)
 
     def _release_address(self, conn: _Conn) -> None:
         count = self._per_address.get(conn.addr, 0) - 1
@@ -703,8 +710,8 @@ class ChatServer:
         if not conn.aligned:
             cut = pending.find(b"\n")
             pending = pending[cut + 1:]
-        _log("slow_consumer", conn.cid, {"peer": conn.peer, "queued": conn.out_len,
-                                          "limit": self.max_output})
+        self._event("slow_consumer", conn.cid, {"peer": conn.peer, "queued": conn.out_len,
+                                                "limit": self.max_output})
         conn.out.clear()
         conn.out_len = 0
         undelivered = self.core.undelivered(conn.cid, pending)
@@ -766,8 +773,8 @@ class ChatServer:
             undelivered = self.core.undelivered(conn.cid, pending)
         conn.out = []
         conn.out_len = 0
-        _log("disconnect", conn.cid, {"peer": conn.peer, "reason": reason,
-                                       "clients": len(self._conns)})
+        self._event("disconnect", conn.cid, {"peer": conn.peer, "reason": reason,
+                                             "clients": len(self._conns)})
         left = self.core.disconnect(conn.cid, reason)
         if not self._stopping:
             if undelivered:
@@ -778,21 +785,40 @@ class ChatServer:
     def _log_notes(self) -> None:
         notes = self.core.notes
         if notes:
-            if log.isEnabledFor(logging.INFO):
+            if log.isEnabledFor(logging.INFO) or self.observer is not None:
                 for note in notes:
-                    _log(note.event, note.conn, note.fields)
+                    self._event(note.event, note.conn, note.fields)
             notes.clear()
 
+    def _event(self, event: str, conn: int, fields: dict, *, log_it: bool = True) -> None:
+        if log_it:
+            _log(event, conn, fields)
+        if self.observer is not None:
+            try:
+                self.observer(event, conn, fields)
+            except Exception:  # a broken observer must not cost a client its connection
+                log.exception("observer failed on %s", event)
 
-def _log(event: str, conn: int, fields: dict) -> None:
+    def _stats(self) -> None:
+        """Per-user message counters for a console (the observer's ``stats``; never logged)."""
+        core = self.core
+        sent = {s.conn: s.messages for s in core.users.values()}
+        self._event("stats", 0, {"sent": sent, "routed": core.routed_departed + sum(sent.values())},
+                    log_it=False)
+
+
+def format_event(event: str, conn: int, fields: dict) -> str:
     """One structured line per event: ``event conn=N key=value ...`` with values repr()'d so
     peer-chosen text (nicknames) can never forge a log line or carry terminal escapes."""
-    if not log.isEnabledFor(logging.INFO):
-        return
     parts = [event] + ([f"conn={conn}"] if conn else [])
     for k, v in fields.items():
         parts.append(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}")
-    log.info(" ".join(parts))
+    return " ".join(parts)
+
+
+def _log(event: str, conn: int, fields: dict) -> None:
+    if log.isEnabledFor(logging.INFO):
+        log.info(format_event(event, conn, fields))
 
 
 def make_server_ssl_context(cert: str, key: str | None) -> ssl.SSLContext:
@@ -811,5 +837,5 @@ def make_server_ssl_context(cert: str, key: str | None) -> ssl.SSLContext:
     return ctx
 
 
-__all__ = ["ChatServer", "Limits", "Note", "make_server_ssl_context", "address_key", "DEFAULT_HOST",
+__all__ = ["ChatServer", "Limits", "Note", "format_event", "make_server_ssl_context", "address_key", "DEFAULT_HOST",
            "DEFAULT_PORT", "DEFAULT_IRC_PORT"]

@@ -17,6 +17,8 @@ EXAMPLES = """\
   tcplab client --host ::1 --port 6000 --nick Bob --reconnect
   tcplab client --tls --tls-ca cert.pem --password s3cret --nick Alice
   printf 'Alice\\nBob: hi\\n' | tcplab client --port 55555   scripted (plain line mode)
+  tcplab client --gui                            the chat window (Login, then conversations)
+  tcplab client --gui --nick Alice --nick Bob    two windows, logged in at once (demos)
 
 in the chat:
   TargetName: message    private message (Tab completes online names)
@@ -48,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="server address (asked if omitted; default 127.0.0.1)")
     p.add_argument("--port", type=port_number, default=None,
                    help="server port (asked if omitted; default 55555)")
-    p.add_argument("--nick", default=None, help="nickname (asked if omitted)")
+    p.add_argument("--nick", action="append", default=None,
+                   help="nickname (asked if omitted); with --gui, repeat it for several windows")
     p.add_argument("--password", default=None,
                    help="server password (or set TCPLAB_CHAT_PASSWORD)")
     p.add_argument("--tls", action="store_true", help="connect with TLS")
@@ -62,14 +65,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bidi", choices=BIDI_CHOICES, default="auto",
                    help="reorder right-to-left text for terminals without bidi "
                         "(default auto: see below)")
+    p.add_argument("--gui", action="store_true",
+                   help="open the chat window instead of the terminal client (docs/gui.md)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tcplab.chat.cli_client import Options, run_client
+    from tcplab.errors import InputError
 
-    opts = Options(host=args.host, port=args.port, nick=args.nick,
-                   password=args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None,
+    password = args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None
+    if args.gui:
+        if args.tls or args.tls_ca:
+            raise InputError("--gui does not do TLS yet; use the terminal client for --tls")
+        from tcplab.gui.client import run as run_gui
+
+        return run_gui(args.nick, host=args.host, port=args.port, password=password)
+    if args.nick and len(args.nick) > 1:
+        raise InputError("--nick was given more than once: several nicknames need --gui")
+    nick = args.nick[0] if args.nick else None
+    opts = Options(host=args.host, port=args.port, nick=nick, password=password,
                    tls=args.tls or bool(args.tls_ca), tls_ca=args.tls_ca, insecure=args.insecure,
                    reconnect=args.reconnect, connect_timeout=args.timeout, bidi=args.bidi)
     return run_client(opts)

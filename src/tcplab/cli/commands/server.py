@@ -31,6 +31,7 @@ EXAMPLES = """\
   tcplab server --irc-only --irc-port 6667        a pure IRC daemon (no native listener)
   tcplab server --cluster redis://127.0.0.1:6379/0 --node-name chat-a
                                                   one node of a cluster (docs/cluster.md)
+  tcplab server --gui                             the server console window (docs/gui.md)
 """
 
 
@@ -108,6 +109,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "default: host name and port)")
     c.add_argument("--reuse-port", action="store_true",
                    help="listen with SO_REUSEPORT so several nodes on this machine share --port")
+    p.add_argument("--gui", action="store_true",
+                   help="open the server console window (Server Config, then System Logs); "
+                        "the options above fill in its form")
     p.set_defaults(handler=run)
 
 
@@ -153,6 +157,24 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tls_key and not args.tls_cert:
         raise InputError("--tls-key needs --tls-cert")
+    if args.gui and (args.cluster or args.irc_port is not None or args.irc_only):
+        raise InputError("--gui runs a single native server: leave out --cluster, --irc-port "
+                         "and --irc-only (or run without --gui)")
+    if args.gui:
+        from tcplab.gui.server import run as run_gui
+
+        _raise_fd_limit(args.max_clients + 64)
+
+        return run_gui(host=args.host, port=args.port, max_clients=args.max_clients,
+                       password=args.password or os.environ.get("TCPLAB_CHAT_PASSWORD") or None,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key,
+                       log_messages=args.log_messages,
+                       limits=Limits(max_line=args.max_line, rate=args.rate,
+                                     burst=float(args.burst), idle_timeout=args.idle_timeout,
+                                     login_timeout=args.login_timeout),
+                       server_options={"max_output": args.max_output,
+                                       "max_per_address": args.max_per_address,
+                                       "sndbuf": args.sndbuf})
     node = f" {args.node_name}" if args.cluster and args.node_name else ""
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
