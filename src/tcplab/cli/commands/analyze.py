@@ -33,6 +33,8 @@ EXAMPLES = """\
       requests by method, responses by status, request/response pairs (and CSV msg_id)
   tcplab analyze capture.pcap --flow 0 --flow-svg stream0.svg
       a ladder diagram of stream 0 in the terminal, and as a picture
+  tcplab analyze chat.pcap --flow-svg relay.svg --streams 4,3
+      one ladder, three lanes: sender → server → recipient across two TCP streams
   tcplab analyze capture.pcap --json | jq 'select(."tcp.analysis.retransmission")'
       JSON Lines keyed by Wireshark field names, for scripts and tshark users
 """
@@ -63,6 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     view.add_argument("--flow", metavar="STREAM", nargs="?", type=int, const=0, default=None,
                       help="ladder diagram of one TCP stream (default stream 0)")
     view.add_argument("--flow-svg", metavar="SVG", help="write the --flow diagram as an SVG picture")
+    view.add_argument("--streams", metavar="N,M", help="with --flow-svg: draw these TCP streams "
+                      "on one ladder, one lane per endpoint (a chat message through the server)")
     view.add_argument("--http", action="store_true",
                       help="HTTP summary: methods, status codes, request/response pairs, msg_id")
     view.add_argument("--explain", action="store_true",
@@ -149,6 +153,8 @@ class _Output:
 def run(args: argparse.Namespace) -> int:
     if args.hex and args.packet is None:
         raise InputError("--hex shows the bytes of one packet: add --packet N")
+    if args.streams and not args.flow_svg:
+        raise InputError("--streams draws a picture: add --flow-svg OUT.svg")
     keep = None
     if args.filter:
         keep = _extra("filter").compile_filter(args.filter, option="-Y")
@@ -293,7 +299,12 @@ def _flow(out: _Output, args: argparse.Namespace, keep: Callable[[dict], bool] |
         out.add(f"== Flow of TCP stream {stream} ==")
         out.add(text)
         out.flush()
-    if args.flow_svg:
+    if args.streams:
+        streams = _extra("ladder").parse_streams(args.streams)
+        _extra("ladder").write_svg(_until_damage(_filtered(_packets(args, payload=False), keep)),
+                                   streams, args.flow_svg)
+        print(f"wrote {args.flow_svg} (TCP streams {args.streams})", file=sys.stderr)
+    elif args.flow_svg:
         flow_mod.write_svg(_until_damage(_filtered(_packets(args, payload=False), keep)), stream,
                            args.flow_svg)
         print(f"wrote {args.flow_svg} (TCP stream {stream})", file=sys.stderr)
