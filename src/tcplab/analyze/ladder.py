@@ -27,8 +27,9 @@ MAX_ROWS = _flow.MAX_ROWS
 MAX_STREAMS = 8
 
 # Layout (pixels): the frame/time column, then one lane every _GAP, then the notes.
-_X_FIRST = 200
-_GAP = 290
+_X_FIRST = 230
+_X_STREAM = 180  # right edge of the stream-number column
+_GAP = 300
 _ROW_H = 40
 _TOP = 96
 _CHAR_W = 6.7  # advance of one 11-px monospace character
@@ -143,16 +144,21 @@ def svg_text(ladder: Ladder, *, names: Mapping[str, str] | None = None,
     for x, lane in zip(x_of, ladder.lanes, strict=True):
         out.extend(_flow.svg_lane(x, lane, names.get(lane, ""), bottom))
     out.append(f"<text x='16' y='{_TOP - 8}' fill='#455a64'>No.  Time (s)</text>")
+    out.append(f"<text x='{_X_STREAM}' y='{_TOP - 8}' text-anchor='end' fill='#455a64'>"
+               "Stream</text>")
     for i, r in enumerate(ladder.rows):
         y = _TOP + _ROW_H * i + 20
         x1, x2 = x_of[r.src], x_of[r.dst]
         out.extend(_flow.svg_arrow(y, r.frame, r.time, x1, x2, r.label, "", r.kind, r.flagged,
                                    0, id_prefix))
-        note = f"stream {r.stream}" + (f": {r.note}" if r.note else "")
+        out.append(f"<text x='{_X_STREAM}' y='{y + 4}' text-anchor='end' fill='#455a64'>"
+                   f"{r.stream}</text>")
+        note = r.note
         room = max(12, int(abs(x2 - x1) / _CHAR_W) - 1)
         ink = "#e65100" if r.flagged else "#37474f"
-        out.append(f"<text x='{(x1 + x2) / 2}' y='{y + 15}' text-anchor='middle' fill='{ink}' "
-                   f"font-size='11'>{_flow.svg_escape(_flow.fit(note, room))}</text>")
+        if note:
+            out.append(f"<text x='{(x1 + x2) / 2}' y='{y + 15}' text-anchor='middle' "
+                       f"fill='{ink}' font-size='11'>{_flow.svg_escape(_flow.fit(note, room))}</text>")
     if ladder.omitted:
         out.append(f"<text x='16' y='{bottom + 24}' fill='#455a64'>"
                    f"{_flow.svg_escape(f'… {ladder.omitted} more packets not drawn')}</text>")

@@ -23,8 +23,11 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
-def list_excerpt(cf: CaptureFacts, packets: Iterable[dict], caption: str) -> Code:
-    return Code(cf.list_text(packets), caption)
+def list_excerpt(cf: CaptureFacts, packets: Iterable[dict], caption: str) -> Table:
+    """The packet list as Wireshark's pane shows it: one row per packet, its columns."""
+    rows = tuple(cf.list_columns(d) for d in packets)
+    return Table(("No.", "Time", "Source", "Destination", "Protocol", "Length", "Info"), rows,
+                 caption, mono=(0, 1, 2, 3, 4, 5, 6))
 
 
 def head_and_tail(cf: CaptureFacts, head: int, tail: int) -> tuple[list[dict], str]:
@@ -121,27 +124,36 @@ def _flag_meaning(flags: int) -> str:
     return "; ".join(parts) if parts else "none"
 
 
+_OPTION_WORDS = {1: "NOP", 2: "MSS", 3: "Window scale", 4: "SACK permitted", 5: "SACK",
+                 8: "Timestamps", 0: "End of options"}
+
+
+def option_names(options: list) -> str:
+    """``NOP, NOP, Timestamps`` — option kinds by the names RFC readers know."""
+    return ", ".join(_OPTION_WORDS.get(op.kind, op.name) for op in options)
+
+
 def option_meaning(options: list) -> str:
     """Plain words for an option list (NOP, NOP, Timestamps …)."""
     out = []
     for op in options:
         v = op.value
-        if op.name == "NOP":
-            continue
-        if op.name == "Timestamps" and isinstance(v, tuple):
-            out.append(f"Timestamps TSval={v[0]} TSecr={v[1]} (RFC 7323: round-trip time "
-                       "measurement and protection against wrapped sequence numbers)")
-        elif op.name == "MSS":
-            out.append(f"MSS {v} (largest segment payload this side accepts)")
-        elif op.name.startswith("Window"):
-            out.append(f"window scale {v} (windows count in units of {2 ** int(v)} bytes)")
-        elif op.name.startswith("SACK"):
+        if op.kind == 8 and isinstance(v, tuple):
+            out.append(f"Timestamps TSval={v[0]} TSecr={v[1]} (RFC 7323: the sender's clock and "
+                       "the last one it heard, for round-trip times and to protect against "
+                       "wrapped sequence numbers)")
+        elif op.kind == 2:
+            out.append(f"MSS {v} (the largest segment payload this side accepts)")
+        elif op.kind == 3:
+            out.append(f"window scale {v} (windows count in units of {2 ** int(v)} bytes, RFC 7323)")
+        elif op.kind == 4:
             out.append("SACK permitted (selective acknowledgments, RFC 2018)")
-        else:
-            out.append(op.name)
-    nops = sum(1 for op in options if op.name == "NOP")
+        elif op.kind not in (0, 1):
+            out.append(_OPTION_WORDS.get(op.kind, op.name))
+    nops = sum(1 for op in options if op.kind == 1)
     if nops:
-        out.append(f"{plural(nops, 'NOP')} pad the options to a 4-byte boundary")
+        out.append(f"{plural(nops, 'NOP')} (no-operation, one byte each) align the options "
+                   "on 4-byte boundaries")
     return "; ".join(out)
 
 

@@ -92,6 +92,13 @@ class CaptureFacts:
         return "\n".join([LIST_HEADER, *(render.packet_line(d) for d in packets)])
 
     @staticmethod
+    def list_columns(d: dict) -> tuple[str, ...]:
+        """The packet-list columns of :func:`render.packet_line`, one string each, for a table."""
+        return (str(d["frame.number"]), f"{d['frame.time_relative']:.6f}", d["_ws.col.Source"],
+                d["_ws.col.Destination"], d["_ws.col.Protocol"], str(d["frame.len"]),
+                d["_ws.col.Info"])
+
+    @staticmethod
     def detail(d: dict) -> str:
         return render.detail_tree(d)
 

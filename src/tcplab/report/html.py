@@ -33,7 +33,8 @@ CSS = """
 * { box-sizing: border-box; }
 html { -webkit-text-size-adjust: 100%; }
 body { font: 10.5pt/1.45 "DejaVu Sans", "Noto Sans", Arial, sans-serif; color: #1c2529;
-       margin: 0 auto; padding: 8mm 6mm; max-width: 190mm; overflow-wrap: anywhere; }
+       margin: 0 auto; padding: 6mm 4mm; max-width: 200mm; overflow-wrap: anywhere; }
+@media print { body { padding: 0; max-width: none; } }
 h1 { font-size: 20pt; margin: 0 0 2mm; color: #0d47a1; }
 h2 { font-size: 15pt; margin: 9mm 0 3mm; padding-bottom: 1mm; border-bottom: 2px solid #0d47a1;
      color: #0d47a1; }
@@ -43,9 +44,11 @@ h4 { font-size: 11pt; margin: 5mm 0 2mm; color: #37474f; }
 table { border-collapse: collapse; width: 100%; margin: 2mm 0 4mm; font-size: 9pt;
         table-layout: auto; }
 th, td { border: 1px solid #cfd8dc; padding: 1.2mm 1.8mm; text-align: left; vertical-align: top; }
-th { background: #eceff1; }
+th { background: #eceff1; white-space: nowrap; }
 td.mono, pre, code, .hex { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; }
-td.mono { font-size: 8.5pt; }
+td.mono { font-size: 8pt; overflow-wrap: normal; }
+td.mono:not(:last-child) { white-space: nowrap; }
+table.list td { padding: 0.6mm 1.2mm; }
 pre { font-size: 8pt; line-height: 1.35; background: #f5f7f8; border: 1px solid #dde3e6;
       padding: 2mm 3mm; white-space: pre-wrap; word-break: break-all; margin: 1mm 0 4mm; }
 .caption, figcaption { font-size: 9pt; color: #455a64; margin: 1mm 0 1mm; }
@@ -54,8 +57,9 @@ figure svg, figure img { display: block; max-width: 100%; height: auto; border: 
 .notice { border-left: 4px solid #f9a825; background: #fff8e1; padding: 2mm 3mm; margin: 2mm 0 4mm; }
 .notice.problem { border-color: #c62828; background: #ffebee; }
 .facts td:first-child { width: 32%; color: #455a64; }
-nav ol { margin: 1mm 0 4mm; padding-left: 6mm; }
-nav li { margin: 0.5mm 0; }
+nav ul { list-style: none; margin: 1mm 0 4mm; padding-left: 0; }
+nav ul ul { padding-left: 6mm; }
+nav li { margin: 0.8mm 0; }
 .hex { font-size: 8.5pt; line-height: 1.45; white-space: pre; background: #fafafa;
        border: 1px solid #dde3e6; padding: 2mm 3mm; margin: 1mm 0 2mm; overflow: hidden; }
 .legend span { display: inline-block; padding: 0 2mm; margin: 0 2mm 1mm 0; border-radius: 2px;
@@ -141,7 +145,7 @@ def render(report: Report) -> str:
     toc = []
     for part in report.parts:
         items = "".join(f"<li><a href='#{_e(s.id)}'>{_e(s.title)}</a></li>" for s in part.sections)
-        toc.append(f"<li>{_e(part.title)}<ol>{items}</ol></li>")
+        toc.append(f"<li>{_e(part.title)}<ul>{items}</ul></li>")
     body = [
         "<!DOCTYPE html>",
         "<html lang='en'><head><meta charset='utf-8'>",
@@ -150,7 +154,7 @@ def render(report: Report) -> str:
         f"<header><h1>{_e(report.title)}</h1><p class='subtitle'>{_e(report.subtitle)}</p>",
         f"<table class='facts'><tbody>{facts}</tbody></table></header>",
         *(_block(n) for n in report.notices),
-        f"<nav><h2>Contents</h2><ol>{''.join(toc)}</ol></nav>",
+        f"<nav><h2>Contents</h2><ul>{''.join(toc)}</ul></nav>",
     ]
     for part in report.parts:
         body.append(f"<h2>{_e(part.title)}</h2>")
