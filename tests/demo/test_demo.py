@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.report.test_browser import check_page
+from tests.report.chromium import check_page
 from tests.support import require_root, tshark
 
 REPO = Path(__file__).resolve().parents[2]

@@ -100,3 +100,17 @@ def png_size(png: Path) -> tuple[int, int]:
     head = png.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def check_page(page: Path, tmp_path: Path) -> dict:
+    """The assertions every report page must pass; returns the probe for more checks."""
+    measured = probe(page)
+    assert measured["broken"] == [], measured
+    assert measured["scrollWidth"] <= measured["clientWidth"] == A4_WIDTH_PX, measured
+    assert measured["wide"] == [], measured
+    pdf = print_pdf(page, tmp_path / "report.pdf")
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 2
+    height = min(int(measured["scrollHeight"]), 16000)
+    png = screenshot(page, tmp_path / "full.png", height=height)
+    assert png_size(png) == (A4_WIDTH_PX, height)
+    return measured

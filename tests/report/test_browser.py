@@ -11,21 +11,7 @@ from pathlib import Path
 
 from tcplab.report import build_capture_report, write_report
 
-from .chromium import A4_WIDTH_PX, png_size, print_pdf, probe, screenshot
-
-
-def check_page(page: Path, tmp_path: Path) -> dict:
-    """The assertions every report page must pass; returns the probe for more checks."""
-    measured = probe(page)
-    assert measured["broken"] == [], measured
-    assert measured["scrollWidth"] <= measured["clientWidth"] == A4_WIDTH_PX, measured
-    assert measured["wide"] == [], measured
-    pdf = print_pdf(page, tmp_path / "report.pdf")
-    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 2
-    height = min(int(measured["scrollHeight"]), 16000)
-    png = screenshot(page, tmp_path / "full.png", height=height)
-    assert png_size(png) == (A4_WIDTH_PX, height)
-    return measured
+from .chromium import check_page, probe
 
 
 def test_capture_report_renders_in_chromium(captures: dict[str, Path], tmp_path: Path) -> None:

@@ -75,3 +75,18 @@ def test_report_command(captures: dict[str, Path], tmp_path: Path) -> None:
                               timeout=120)
         assert proc.returncode == 1, proc.stderr
         assert args[0] in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_open_hands_the_page_to_the_browser(captures: dict[str, Path], tmp_path: Path) -> None:
+    import os
+
+    seen = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f"#!/bin/sh\necho \"$1\" > {seen}\n")
+    browser.chmod(0o755)
+    out = tmp_path / "r.html"
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "report", str(captures["seed"]), "-o",
+                           str(out), "--open"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "BROWSER": str(browser)})
+    assert proc.returncode == 0, proc.stderr
+    assert seen.read_text().strip() == out.resolve().as_uri()
