@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
-from tcplab.errors import EnvironmentProblem, TcplabError
+from tcplab.errors import EnvironmentProblem, InputError, TcplabError
 
 #: The report's frame 351 as captured: BSD loopback header + the 58-byte IPv4/TCP packet.
 FRAME_351 = bytes.fromhex(
@@ -86,7 +86,11 @@ class Demo:
         from tcplab.report import RunFacts, environment, now
 
         self.out = out_dir
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--out {out_dir}: cannot create the folder: "
+                             f"{exc.strerror or exc}") from None
         self.result = DemoResult(out_dir)
         ok, why = live_wire_available()
         if live is None:

@@ -15,10 +15,10 @@ from .chromium import check_page, probe
 
 
 def test_capture_report_renders_in_chromium(captures: dict[str, Path], tmp_path: Path) -> None:
-    html_path, _md = write_report(build_capture_report([captures["seed"], captures["stream"]]),
-                                  tmp_path / "out")
+    html_path, _md = write_report(build_capture_report(
+        [captures["seed"], captures["stream"], captures["tiny"]]), tmp_path / "out")
     measured = check_page(html_path, tmp_path)
-    assert measured["svgs"] >= 4  # two flow graphs, two layer pictures
+    assert measured["svgs"] >= 6  # three flow graphs, three layer pictures
 
 
 def test_probe_catches_overflow_and_broken_pictures(tmp_path: Path) -> None:

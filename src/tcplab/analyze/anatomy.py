@@ -127,7 +127,7 @@ def nesting_svg(layer_list: list[Layer], *, title: str = "") -> str:
     """Nested boxes, one row per layer, each drawn over its byte range (to scale, with a floor)."""
     total = max(layer_list[0].end, 1)
     left, width, row_h, gap = 16, 688, 46, 14
-    min_w = 64  # a 4-byte header still gets room for its label
+    min_w = 64  # a 4-byte header still gets a box a reader can see
     # Scale so every header keeps at least min_w pixels, the rest shares what is left.
     def x(offset: int) -> float:
         return left + width * offset / total
@@ -153,11 +153,20 @@ def nesting_svg(layer_list: list[Layer], *, title: str = "") -> str:
                    f"fill='{fill}' stroke='{ink}' stroke-width='1.5' rx='3'/>")
         head_bytes = (layer.end if layer.key == "app" else layer.header_end) - layer.start
         label = f"{layer.header}: {head_bytes} B" if layer.key != "app" else f"{layer.name}: {head_bytes} B"
-        out.append(f"<text x='{x0 + 6:.1f}' y='{y + 17}' fill='{ink}' font-weight='bold'>"
-                   f"{escape(label)}</text>")
-        out.append(f"<text x='{x0 + 6:.1f}' y='{y + 34}' fill='{ink}'>"
-                   f"{escape(f'{layer.name}, bytes {layer.start}–{layer.end - 1} ({layer.size} B)')}"
-                   f"</text>")
+        detail = f"{layer.name}, bytes {layer.start}–{layer.end - 1} ({layer.size} B)"
+        need = max(len(label), len(detail)) * _CHAR_W + 12
+        if x1 - x0 >= need:  # inside the box
+            tx, anchor = x0 + 6, "start"
+        elif x0 - left >= need:  # a narrow inner box: its words go in the room to its left
+            tx, anchor = x0 - 6, "end"
+        else:
+            tx, anchor = x0 + 6, "start"
+            room = max(4, int((x1 - x0 - 12) / _CHAR_W))
+            label, detail = label[:room], detail[:room]
+        out.append(f"<text x='{tx:.1f}' y='{y + 17}' text-anchor='{anchor}' fill='{ink}' "
+                   f"font-weight='bold'>{escape(label)}</text>")
+        out.append(f"<text x='{tx:.1f}' y='{y + 34}' text-anchor='{anchor}' fill='{ink}'>"
+                   f"{escape(detail)}</text>")
         if level + 1 < len(layer_list):  # guide lines down to the layer it carries
             inner = layer_list[level + 1]
             for off in (inner.start, inner.end):
@@ -167,6 +176,9 @@ def nesting_svg(layer_list: list[Layer], *, title: str = "") -> str:
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
+
+#: Advance of one 12-px sans-serif character, generously (DejaVu Sans is wide).
+_CHAR_W = 7.2
 
 # ------------------------------------------------------------------------------ checksums
 
