@@ -406,7 +406,7 @@ def _gui_note() -> str:
         return "the desktop GUI (tcplab.gui) is not part of this build."
     if not os.environ.get("DISPLAY"):
         return "no display (DISPLAY is not set); run the demo under xvfb-run or on a desktop."
-    return "the demo does not drive the desktop GUI yet; see docs/images/ for its screenshots."
+    return "the demo does not drive the desktop GUI yet, so it took no screenshots of it."
 
 
 def run_demo(out_dir: str | os.PathLike[str], *, live: bool | None = None, chat: bool = True,

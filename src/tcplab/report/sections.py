@@ -417,7 +417,10 @@ def _nicknames(cf: CaptureFacts, port: int) -> dict[int, str]:
 def _s7_wire(cf: CaptureFacts | None, run: RunFacts, found: _Findings) -> Section:
     s = Section("s7", "7. The chat on the wire")
     chat = run.chat
-    if cf is None or chat is None:
+    if chat is None:
+        s.blocks.append(Notice("The chat part was not run."))
+        return s
+    if cf is None:
         s.blocks.append(Notice(
             "Chat capture skipped: capturing on loopback needs root. Run sudo make demo for "
             "the handshake, the relayed message and the FIN/RST teardown taken from live packets."))
