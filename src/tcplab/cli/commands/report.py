@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tcplab.cli.common import add_command, port_number
+from tcplab.errors import InputError
 
 ORDER = 85
 
@@ -33,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files")
     p.add_argument("-o", "--output", default="report.html", metavar="OUT.html",
-                   help="the HTML file; report.md goes beside it (same name, .md)")
+                   help="the HTML file; the Markdown copy goes beside it (same name, .md), "
+                        "its pictures in images/")
     p.add_argument("--chat-port", metavar="PORT", type=port_number, action="append",
                    help="port whose payload is shown as chat lines (repeatable)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
@@ -46,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from tcplab.report import build_capture_report, write_report
 
     out = Path(args.output)
+    if out.suffix.lower() == ".md":
+        raise InputError(f"-o {out}: name the HTML file (e.g. report.html); the .md copy is "
+                         "written beside it")
     chat = frozenset(args.chat_port) if args.chat_port else CHAT_PORTS
     report = build_capture_report(args.captures, chat_ports=chat,
                                   command="tcplab report " + " ".join(args.captures))
