@@ -90,3 +90,15 @@ def test_open_hands_the_page_to_the_browser(captures: dict[str, Path], tmp_path:
                           timeout=120, env={**os.environ, "BROWSER": str(browser)})
     assert proc.returncode == 0, proc.stderr
     assert seen.read_text().strip() == out.resolve().as_uri()
+
+
+def test_large_capture_is_cut_and_says_so(captures: dict[str, Path]) -> None:
+    from tcplab.report.facts import CaptureFacts
+    from tcplab.report.run import RunFacts
+    from tcplab.report.sections import capture_report
+
+    cf = CaptureFacts.load(captures["stream"], max_packets=5)
+    assert cf.truncated and len(cf.packets) == 5
+    text, _files = md_renderer.render(capture_report(RunFacts("t", "now", []), [cf]))
+    assert "Only the first 5 packets are analyzed" in text
+    assert not CaptureFacts.load(captures["stream"]).truncated

@@ -35,9 +35,9 @@ from tcplab.analyze.tcp_analysis import completeness_text
 from tcplab.errors import InputError
 from tcplab.packet.tcp import flags_text
 
-#: Packets kept per capture: the demo's captures hold a few hundred; a student's capture
-#: beyond this is reported on its first MAX_PACKETS packets, and the report says so.
-MAX_PACKETS = 50_000
+#: Packets kept per capture (about 3 kB each): the demo's captures hold a few hundred; a
+#: student's larger capture is reported on its first MAX_PACKETS packets, and says so.
+MAX_PACKETS = 20_000
 
 __all__ = ["CaptureFacts", "completeness_text", "completeness_names", "flags_text", "LIST_HEADER"]
 
