@@ -24,11 +24,13 @@ from tcplab.report.model import (
     Table,
 )
 
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|!])")
+_SPECIAL = re.compile(r"([\\`*{}\[\]<>#|!])")
+# An underscore inside a word (http_seed.pcap) is never emphasis in CommonMark: left as is.
+_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
 
 def _esc(text: str) -> str:
-    return _SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+    return _UNDERSCORE.sub(r"\\_", _SPECIAL.sub(r"\\\1", text)).replace("\n", " ")
 
 
 def _inline(parts: tuple[str | Ref, ...]) -> str:
