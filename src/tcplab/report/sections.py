@@ -109,6 +109,11 @@ def _notes_items(cf: CaptureFacts, topics: tuple[str, ...] | None = None, limit:
     return Items(tuple(para(cf.safe(n.text)) for n in notes))
 
 
+def _only(frames: list[int]) -> str:
+    """The display filter that keeps exactly ``frames``, as a reader would type it."""
+    return "-Y 'frame.number in {" + ", ".join(map(str, frames)) + "}'"
+
+
 def _pair(cf: CaptureFacts, d: dict) -> dict | None:
     """The segment right after ``d`` in its stream from the other side (its answer)."""
     stream, src = d.get("tcp.stream"), cf.endpoint(d, "src")
@@ -237,7 +242,8 @@ def _s3_experiment(cf: CaptureFacts | None, live: bool, found: _Findings) -> Sec
         s.blocks.append(Figure("experiment-flow", cf.flow_svg(first.stream, frames,
                                                               id_prefix="f3-"),
                                f"Flow graph of TCP stream {first.stream}, frames "
-                               f"{frames[0]}–{frames[-1]} (tcplab analyze {cf.name} --flow-svg)"))
+                               f"{frames[0]}–{frames[-1]} (tcplab analyze {cf.name} "
+                               f"{_only(frames)} --flow {first.stream} --flow-svg flow.svg)"))
     # Why PSH+ACK
     syns = [d for d in cf.packets if d.get("tcp.flags.syn")]
     pa = [d for d in data if int(d.get("tcp.flags", 0)) & 0x18 == 0x18]
@@ -482,7 +488,7 @@ def _s7_wire(cf: CaptureFacts | None, run: RunFacts, found: _Findings) -> Sectio
             title=f"{sender} → server → {target}: one message over two TCP connections",
             id_prefix="f7-"),
             f"Three lanes, two TCP streams: frames {', '.join(map(str, frames))} "
-            f"(tcplab analyze {cf.name} --flow-svg relay.svg --streams "
+            f"(tcplab analyze {cf.name} {_only(frames)} --flow-svg relay.svg --streams "
             f"{msg['tcp.stream']},{fwd['tcp.stream']})"))
         if opts:
             thl = int(msg.get("tcp.hdr_len", 20))
