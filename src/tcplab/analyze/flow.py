@@ -61,6 +61,9 @@ def endpoint(d: dict, which: str, port_key: str) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
+_endpoint = endpoint
+
+
 def _tags(d: dict) -> list[str]:
     out = []
     for _bit, name, text in TAGS:
@@ -120,8 +123,8 @@ def build_flow(packets: Iterable[dict], stream: int, *, max_rows: int = MAX_ROWS
             seen_streams.add(s)
         if s != stream:
             continue
-        src = endpoint(d, "src", "tcp.srcport")
-        dst = endpoint(d, "dst", "tcp.dstport")
+        src = _endpoint(d, "src", "tcp.srcport")
+        dst = _endpoint(d, "dst", "tcp.dstport")
         if first is None:
             first = (src, dst)
         if syn is None and int(d.get("tcp.flags", 0) or 0) & 0x12 == 0x02:
@@ -136,7 +139,7 @@ def build_flow(packets: Iterable[dict], stream: int, *, max_rows: int = MAX_ROWS
         where = f"streams in this capture: {shown}" if available else "no TCP in this capture"
         raise InputError(f"--flow: TCP stream {stream} is not in the capture ({where})")
     client, server = syn or first
-    rows = [_row(d, endpoint(d, "src", "tcp.srcport") == client) for d in kept]
+    rows = [_row(d, _endpoint(d, "src", "tcp.srcport") == client) for d in kept]
     return Flow(stream, client, server, rows, omitted)
 
 
