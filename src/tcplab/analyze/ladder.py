@@ -71,52 +71,69 @@ def parse_streams(text: str, option: str = "--streams") -> list[int]:
     return out
 
 
+class LadderBuilder:
+    """Incremental form of :func:`build_ladder`: ``add`` each packet in capture order, then
+    ``finish()`` — so a caller reading a capture once can feed it beside other views."""
+
+    def __init__(self, streams: Sequence[int], *, max_rows: int = MAX_ROWS) -> None:
+        self.wanted = list(dict.fromkeys(streams))
+        self._wanted = frozenset(self.wanted)
+        self.max_rows = max_rows
+        self._ends: dict[int, tuple[str, str]] = {}  # stream → (client, server) from its SYN
+        self._firsts: dict[int, tuple[str, str]] = {}  # ... from its first packet
+        self._kept: list[tuple[dict, str, str]] = []
+        self._omitted = 0
+        self._seen: set[int] = set()
+
+    def add(self, d: dict) -> None:
+        s = d.get("tcp.stream")
+        if s is None:
+            return
+        if len(self._seen) < 100_000:
+            self._seen.add(s)
+        if s not in self._wanted:
+            return
+        src = _flow.endpoint(d, "src", "tcp.srcport")
+        dst = _flow.endpoint(d, "dst", "tcp.dstport")
+        self._firsts.setdefault(s, (src, dst))
+        if s not in self._ends and int(d.get("tcp.flags", 0) or 0) & 0x12 == 0x02:
+            self._ends[s] = (src, dst)
+        if len(self._kept) < self.max_rows:
+            self._kept.append((d, src, dst))
+        else:
+            self._omitted += 1
+
+    def finish(self) -> Ladder:
+        """The lanes and rows (raises :class:`InputError` naming a stream that is absent)."""
+        missing = [s for s in self.wanted if s not in self._firsts]
+        if missing:
+            available = sorted(self._seen)
+            shown = ", ".join(map(str, available[:20])) + (" …" if len(available) > 20 else "")
+            where = f"streams in this capture: {shown}" if available else "no TCP in this capture"
+            raise InputError(f"--streams: TCP stream {missing[0]} is not in the capture ({where})")
+        lanes: list[str] = []
+        for s in self.wanted:
+            for name in self._ends.get(s) or self._firsts[s]:
+                if name not in lanes:
+                    lanes.append(name)
+        index = {name: i for i, name in enumerate(lanes)}
+        rows = []
+        for d, src, dst in self._kept:
+            label, note, kind, flagged = _flow.arrow_text(d)
+            rows.append(LadderRow(int(d.get("frame.number", 0) or 0),
+                                  float(d.get("frame.time_relative", 0.0) or 0.0),
+                                  int(d["tcp.stream"]), index[src], index[dst], label, note,
+                                  kind, flagged))
+        return Ladder(self.wanted, lanes, rows, self._omitted)
+
+
 def build_ladder(packets: Iterable[dict], streams: Sequence[int], *,
                  max_rows: int = MAX_ROWS) -> Ladder:
     """The rows of ``streams`` in capture order (raises if one of them is absent)."""
-    wanted = list(dict.fromkeys(streams))
-    ends: dict[int, tuple[str, str]] = {}  # stream → (client, server)
-    firsts: dict[int, tuple[str, str]] = {}
-    kept: list[tuple[dict, str, str]] = []
-    omitted = 0
-    seen: set[int] = set()
+    builder = LadderBuilder(streams, max_rows=max_rows)
     for d in packets:
-        s = d.get("tcp.stream")
-        if s is None:
-            continue
-        if len(seen) < 100_000:
-            seen.add(s)
-        if s not in wanted:
-            continue
-        src = _flow.endpoint(d, "src", "tcp.srcport")
-        dst = _flow.endpoint(d, "dst", "tcp.dstport")
-        firsts.setdefault(s, (src, dst))
-        if s not in ends and int(d.get("tcp.flags", 0) or 0) & 0x12 == 0x02:
-            ends[s] = (src, dst)
-        if len(kept) < max_rows:
-            kept.append((d, src, dst))
-        else:
-            omitted += 1
-    missing = [s for s in wanted if s not in firsts]
-    if missing:
-        available = sorted(seen)
-        shown = ", ".join(map(str, available[:20])) + (" …" if len(available) > 20 else "")
-        where = f"streams in this capture: {shown}" if available else "no TCP in this capture"
-        raise InputError(f"--streams: TCP stream {missing[0]} is not in the capture ({where})")
-    lanes: list[str] = []
-    for s in wanted:
-        for name in ends.get(s) or firsts[s]:
-            if name not in lanes:
-                lanes.append(name)
-    index = {name: i for i, name in enumerate(lanes)}
-    rows = []
-    for d, src, dst in kept:
-        label, note, kind, flagged = _flow.arrow_text(d)
-        rows.append(LadderRow(int(d.get("frame.number", 0) or 0),
-                              float(d.get("frame.time_relative", 0.0) or 0.0),
-                              int(d["tcp.stream"]), index[src], index[dst], label, note, kind,
-                              flagged))
-    return Ladder(wanted, lanes, rows, omitted)
+        builder.add(d)
+    return builder.finish()
 
 
 def svg_text(ladder: Ladder, *, names: Mapping[str, str] | None = None,
