@@ -81,3 +81,11 @@ def test_cli_draws_streams(captures: dict[str, Path], tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "stream 999 is not in the capture" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_rows_are_capped_and_counted(captures: dict[str, Path]) -> None:
+    packets = _packets(captures["per_message"])
+    total = sum(1 for d in packets if d["tcp.stream"] in (0, 1))
+    ladder = build_ladder(packets, [0, 1], max_rows=3)
+    assert len(ladder.rows) == 3 and ladder.omitted == total - 3
+    assert "more packets not drawn" in svg_text(ladder)
