@@ -28,9 +28,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tcplab.errors import EnvironmentProblem, InputError, TcplabError
+
+if TYPE_CHECKING:
+    from tcplab.chat.client import ChatClient
 
 #: The report's frame 351 as captured: BSD loopback header + the 58-byte IPv4/TCP packet.
 FRAME_351 = bytes.fromhex(
@@ -354,8 +357,8 @@ class Demo:
 class _Screen:
     """One user's chat window as the CLI client would print it: typed lines and rendered events."""
 
-    def __init__(self, client: object) -> None:
-        self.client = client  # tcplab.chat.client.ChatClient
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
         self.nick = ""
         self._lines: list[str] = []
 
@@ -373,7 +376,7 @@ class _Screen:
             if remaining <= 0:
                 raise TimeoutError(f"no {', '.join(k.__name__ for k in kinds)} event in {timeout} s")
             try:
-                event = self.client.events.get(timeout=remaining)  # type: ignore[attr-defined]
+                event = self.client.events.get(timeout=remaining)
             except queue.Empty:
                 continue
             if isinstance(event, LoggedIn):

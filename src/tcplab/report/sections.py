@@ -32,6 +32,7 @@ from tcplab.report.model import (
     Block,
     Code,
     Figure,
+    Image,
     Items,
     Notice,
     Paragraph,
@@ -394,8 +395,6 @@ def _s6_session(run: RunFacts, found: _Findings) -> Section:
                              f"{sc.letter}. {sc.title} — {sc.action} ({sc.user}'s screen; {mark})"))
     if chat.gui_images:
         for name, path in chat.gui_images:
-            from tcplab.report.model import Image
-
             s.blocks.append(Image(f"gui-{name}", str(path), f"Desktop GUI: {name}"))
     else:
         s.blocks.append(Notice(f"No GUI screenshots: {chat.gui_note}"))
