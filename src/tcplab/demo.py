@@ -133,7 +133,7 @@ class Demo:
     def _skip(self, what: str, why: str) -> None:
         self.say(f"(skipped {what}: {why})")
         self.result.skipped.append(f"{what}: {why}")
-        self.facts.skipped.append(f"{what} ({why})")
+        self.facts.skipped.append(f"{what}: {why}")
 
     # -- part 1 -------------------------------------------------------------------------
 
@@ -431,7 +431,9 @@ def run_demo(out_dir: str | os.PathLike[str], *, live: bool | None = None, chat:
     for name, what in demo.result.files:
         demo.say(f"  {name:<24} {what}")
     if demo.result.skipped:
-        demo.say(f"  skipped: {'; '.join(demo.result.skipped)} — run 'sudo make demo' for them")
+        skipped = "; ".join(demo.result.skipped)
+        demo.say(f"  skipped: {skipped}"
+                 + ("" if "sudo make demo" in skipped else " — run 'sudo make demo' for them"))
     if demo.result.failures:
         demo.say("  problems: " + "; ".join(demo.result.failures))
     where = demo.result.report_html or demo.out

@@ -633,7 +633,8 @@ def demo_report(run: RunFacts, captures: dict[str, CaptureFacts]) -> Report:
     findings.blocks.append(para("What the captures prove, each with the section that shows it:"))
     findings.blocks.append(Items(tuple(found.items)))
     part2.append(findings)
-    notices = [Notice(f"Skipped: {s}. Run sudo make demo for the live sections.")
+    notices = [Notice(f"Skipped: {s}." + ("" if "sudo make demo" in s else
+                                          " Run sudo make demo for the live sections."))
                for s in run.skipped]
     notices += [Notice(f"Problem: {f}", "problem") for f in run.failures]
     return Report("TCP/IP encapsulation, traffic analysis and a TCP chat",
