@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.report.chromium import check_page
-from tests.support import require_root, tshark
+from tests.support import require_program, require_root, tshark
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = [f"s{i}" for i in range(1, 9)]
@@ -174,3 +174,20 @@ def test_live_demo_report_matches_tshark(live_demo: Path) -> None:
 def test_live_demo_page_renders_in_chromium(live_demo: Path, tmp_path: Path) -> None:
     measured = check_page(live_demo / "report.html", tmp_path)
     assert measured["svgs"] >= 5
+
+
+def test_demo_without_raw_socket_privilege(tmp_path: Path) -> None:
+    """Root without CAP_NET_RAW, as an ordinary user is: the report says what to run."""
+    import os
+
+    if os.geteuid() != 0:
+        cmd = [sys.executable, "-m", "tcplab", "demo", "--out", str(tmp_path / "d"), "--no-chat"]
+    else:
+        setpriv = require_program("setpriv")
+        cmd = [setpriv, "--bounding-set", "-net_raw", sys.executable, "-m", "tcplab", "demo",
+               "--out", str(tmp_path / "d"), "--no-chat"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    md = _plain(tmp_path / "d" / "report.md")
+    assert "Skipped: live injection and replay on lo: needs root or CAP_NET_RAW" in md
+    assert "sudo make demo" in _section(md, "s3") and "The chat part was not run." in md
