@@ -57,6 +57,7 @@ SERVERS = ("tcplab", "thread", "bare")
 TCPLAB_BENCH_FLAGS: dict[str, str] = {
     "--rate": "0",              # flood control off: load clients send far faster than people
     "--max-clients": "20000",   # the idle scenario opens 10,000 at once
+    "--max-per-address": "0",   # ... all of them from 127.0.0.1
     "--quiet": "",              # no per-join log lines: the baseline logs nothing either
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -28,10 +28,17 @@ def sent_to(outputs, conn):
     return [item for cid, item in outputs if cid == conn and isinstance(item, bytes)]
 
 
+def connect(core, conn, now=0.0, codes=True, peer="127.0.0.1"):
+    """Connect ``conn``; with ``codes`` it asks for numeric codes as tcplab's clients do."""
+    core.connect(conn, now, peer)
+    if codes:
+        assert core.receive(conn, b"/codes on\n", now) == [(conn, b"System: 204 Numeric codes on.\n")]
+
+
 def core_with(*nicks, limits=None):
     core = ChatCore(limits or Limits(rate=0))
     for i, nick in enumerate(nicks, start=1):
-        core.connect(i, 0.0)
+        connect(core, i)
         out = core.receive(i, nick.encode() + b"\n", 0.0)
         assert sent_to(out, i)[0].startswith(b"System: 001 Welcome")
     return core
@@ -73,7 +80,7 @@ def test_framer_overlong_line_reported_once_and_discarded_without_buffering():
 
 # -- nicknames -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("nick", ["Britney Spears", "NoGui_User", "דני", "😀", "a" * 32])
+@pytest.mark.parametrize("nick", ["Britney Spears", "NoGui_User", "דני", "😀 Dana", "a" * 32])
 def test_valid_nicknames(nick):
     assert nick_problem(nick) is None
 
@@ -98,7 +105,7 @@ def test_nick_key_folds_case_and_width():
 
 def test_login_sends_welcome_then_online_list_to_newcomer():
     core = ChatCore()
-    core.connect(1, 0.0)
+    connect(core, 1, 0.0)
     out = core.receive(1, b"Britney Spears\n", 0.0)
     assert sent_to(out, 1) == [
         b"System: 001 Welcome, Britney Spears! Usage: 'TargetName: Your Message'; "
@@ -109,7 +116,7 @@ def test_login_sends_welcome_then_online_list_to_newcomer():
 
 def test_duplicate_and_case_variant_names_refused_and_retry_without_reconnect():
     core = core_with("Alice")
-    core.connect(2, 0.0)
+    connect(core, 2, 0.0)
     for attempt in (b"Alice\n", b"alice\n", b"ALICE\n"):
         (line,) = sent_to(core.receive(2, attempt, 0.0), 2)
         assert line.startswith(b"System: 433 Nickname '")
@@ -164,7 +171,7 @@ def test_invalid_utf8_and_overlong_lines_get_errors_and_session_continues():
 
 def test_invalid_utf8_nickname_refused():
     core = ChatCore()
-    core.connect(1, 0.0)
+    connect(core, 1, 0.0)
     (line,) = sent_to(core.receive(1, b"Al\xc3ice\n", 0.0), 1)
     assert line.startswith(b"System: 400 ")
 
@@ -183,12 +190,12 @@ def test_flood_limit_drops_tells_once_then_reports_count():
 
 def test_password_required_before_nickname():
     core = ChatCore(Limits(password="s3cret"))
-    core.connect(1, 0.0)
+    connect(core, 1, 0.0)
     (line,) = sent_to(core.receive(1, b"Alice\n", 0.0), 1)
     assert line.startswith(b"System: 464 Password required")
     assert sent_to(core.receive(1, b"/pass s3cret\n", 0.0), 1)[0].startswith(b"System: 003")
     assert sent_to(core.receive(1, b"Alice\n", 0.0), 1)[0].startswith(b"System: 001")
-    core.connect(2, 0.0)
+    connect(core, 2, 0.0)
     out = core.receive(2, b"/pass wrong\nBob\n", 0.0)
     assert out[0][1].startswith(b"System: 464 Wrong password")
     assert isinstance(out[1][1], Close)
@@ -208,7 +215,7 @@ def test_deltas_opt_in_gets_join_and_leave_notices_instead_of_lists():
     core = core_with("Alice")
     out = core.receive(1, b"/deltas\n", 1.0)
     assert sent_to(out, 1)[1] == b"ONLINE_USERS:Alice\n"
-    core.connect(2, 1.0)
+    connect(core, 2, 1.0)
     out = core.receive(2, b"Bob\n", 1.0)
     assert (1, b"System: 201 Bob joined.\n") in out
     assert core.due_lists(5.0, lambda c: True) == []  # Alice takes deltas, Bob is current
@@ -220,7 +227,7 @@ def test_deltas_opt_in_gets_join_and_leave_notices_instead_of_lists():
 def test_online_lists_coalesced_one_per_client_after_drain():
     core = core_with("A")
     for i, nick in enumerate(["B", "C", "D"], start=2):
-        core.connect(i, 0.0)
+        connect(core, i, 0.0)
         core.receive(i, nick.encode() + b"\n", 0.0)
     # Three joins: A's copy is stale but it was sent a list at t=0, so wait for the interval.
     assert core.due_lists(0.01, lambda c: True) == []
@@ -240,15 +247,15 @@ def test_list_interval_grows_with_roster_cost():
     assert small.list_interval() == pytest.approx(0.05)
     big = ChatCore(Limits(rate=0))
     for i in range(3000):
-        big.connect(i, 0.0)
+        connect(big, i, 0.0)
         big.receive(i, b"user%05d\n" % i, 0.0)
     assert 0.5 < big.list_interval() <= 10.0
 
 
 def test_idle_timeout_closes_silent_connections():
     core = ChatCore(Limits(idle_timeout=5))
-    core.connect(1, 0.0)
-    core.connect(2, 0.0)
+    connect(core, 1, 0.0)
+    connect(core, 2, 0.0)
     core.receive(2, b"Bob\n", 4.0)
     out = core.idle(6.0)
     assert [cid for cid, _ in out] == [1, 1]
@@ -269,7 +276,7 @@ def test_undelivered_tells_each_sender_with_count():
 def test_leave_updates_roster_and_frees_name():
     core = core_with("Alice", "Bob")
     core.disconnect(1, "reset")
-    core.connect(3, 1.0)
+    connect(core, 3, 1.0)
     assert sent_to(core.receive(3, b"alice\n", 1.0), 3)[1] == b"ONLINE_USERS:Bob,alice\n"
 
 
@@ -301,8 +308,8 @@ def test_sanitize_strips_terminal_control(raw, shown):
 
 def test_login_timeout_closes_connections_that_never_log_in():
     core = ChatCore(Limits(login_timeout=10))
-    core.connect(1, 0.0)
-    core.connect(2, 0.0)
+    connect(core, 1, 0.0)
+    connect(core, 2, 0.0)
     core.receive(2, b"Bob\n", 1.0)
     core.receive(1, b"/ping\n", 9.0)  # talking is not logging in
     assert core.idle(9.5) == []

@@ -13,7 +13,13 @@ import time
 import pytest
 
 from tcplab.chat.protocol import Limits
-from tests.chat.helpers import RawClient, free_port, running_server, wait_until
+from tests.chat.helpers import (
+    RawClient,
+    assert_consistent,
+    free_port,
+    running_server,
+    wait_until,
+)
 from tests.support import require_program
 
 NAMES = ["Britney Spears", "Paris Hilton", "NoGui_User", "Alice", "Bob", "Carol"]
@@ -71,6 +77,7 @@ def test_scenario_e_taken_reserved_and_case_variant_names_then_retry():
         c.login("Britney Spears")  # same connection, no reconnect
         c.expect_list(["Alice", "Britney Spears"])
         alice.expect_list(["Alice", "Britney Spears"])
+        assert_consistent(server, ["Alice", "Britney Spears"])
 
 
 @pytest.mark.parametrize("how", ["rst", "fin"])
@@ -90,6 +97,7 @@ def test_scenario_f_disconnect_updates_everyone(how):
         # The name is free again.
         again = RawClient(server.address)
         again.login(NAMES[2])
+        assert_consistent(server, NAMES[:5])
 
 
 def test_silent_connection_never_delays_other_logins():
@@ -98,8 +106,9 @@ def test_silent_connection_never_delays_other_logins():
         partial = RawClient(server.address)
         partial.send(b"Half a nickna")  # no newline, ever
         t0 = time.monotonic()
-        login_all(server, ["Alice", "Bob"])
-        assert time.monotonic() - t0 < 2.0
+        logged_in = login_all(server, ["Alice", "Bob"])
+        assert time.monotonic() - t0 < 2.0 and len(logged_in) == 2
+        assert_consistent(server, ["Alice", "Bob"])
         for s in [*silent, partial]:
             s.close()
 
@@ -128,6 +137,7 @@ def test_overlong_line_rejected_without_buffering_and_session_continues():
         a.send(b"x" * 5000 + b"\nBob: still here\n")
         assert b.expect("Alice:") == "Alice: still here"
         assert not [ln for ln in a.quiet_for(0.2) if "417" in ln]  # reported once
+        assert_consistent(server, ["Alice", "Bob"])
 
 
 def test_invalid_utf8_gets_error_not_crash():
@@ -137,6 +147,7 @@ def test_invalid_utf8_gets_error_not_crash():
         assert a.expect("System:").startswith("System: 400 Invalid UTF-8")
         a.send("Bob: café")
         assert b.expect("Alice:") == "Alice: café"
+        assert_consistent(server, ["Alice", "Bob"])
 
 
 def test_spoofing_attempts_are_attributed_to_the_sender():
@@ -149,6 +160,7 @@ def test_spoofing_attempts_are_attributed_to_the_sender():
         spoof = RawClient(server.address)
         spoof.send("System")
         assert spoof.expect("System:").startswith("System: 432 The name 'System' is reserved.")
+        assert_consistent(server, ["Mallory", "Victim"])
 
 
 def test_broadcast_marked_and_not_echoed():
@@ -186,6 +198,7 @@ def test_slow_consumer_is_dropped_others_unaffected_sender_told():
         fast.expect_list(["Fast", "Sender"])
         sender.send("Fast: after")
         assert fast.expect("Sender: after") == "Sender: after"
+        assert_consistent(server, ["Fast", "Sender"])
 
 
 def test_half_open_connection_removed_by_idle_timeout():
@@ -202,6 +215,9 @@ def test_half_open_connection_removed_by_idle_timeout():
         assert 0.9 < time.monotonic() - t0 < 5
         assert ghost.expect("System: 408").startswith("System: 408 Idle for more than 1 s")
         assert ghost.wait_closed() == "fin"
+        ghost.close()
+        assert wait_until(lambda: server.client_count() == 1)
+        assert_consistent(server)
 
 
 def test_flood_limit():
@@ -210,22 +226,25 @@ def test_flood_limit():
         flooder.send(b"".join(b"Target: spam %d\n" % i for i in range(50)))
         assert flooder.expect("System: 429").startswith("System: 429 Flood limit: at most 5 ")
         got = [ln for ln in target.quiet_for(0.5) if ln.startswith("Flooder:")]
-        assert 4 <= len(got) <= 8  # the burst, less the token the nickname line used
+        assert 3 <= len(got) <= 8  # the burst, less the tokens of the /codes and nickname lines
         time.sleep(0.5)
         flooder.send("Target: calm now")
         assert target.expect("Flooder: calm") == "Flooder: calm now"
         assert "were dropped by the flood limit" in flooder.expect("System: 429")
+        assert_consistent(server, ["Flooder", "Target"])
 
 
 def test_max_clients_refused_with_503():
     with running_server(max_clients=3) as server:
         keep = [RawClient(server.address) for _ in range(3)]
         assert wait_until(lambda: server.client_count() == 3)
-        extra = RawClient(server.address)
-        assert extra.expect("System:").startswith("System: 503 Server full (3 clients)")
+        extra = RawClient(server.address, codes=False)  # refused before it could ask for codes
+        assert extra.expect("System:") == "System: Server full (3 clients); try later."
         keep[0].close()
         assert wait_until(lambda: server.client_count() == 2)
-        RawClient(server.address).login("Late")
+        late = RawClient(server.address)
+        late.login("Late")
+        assert_consistent(server)
 
 
 def test_graceful_shutdown_tells_clients_and_closes_with_fin():
@@ -266,6 +285,9 @@ def test_password_protection():
         bad.send("/pass guess")
         assert bad.expect("System:") == "System: 464 Wrong password."
         assert bad.wait_closed() == "fin"
+        bad.close()
+        assert wait_until(lambda: server.client_count() == 1)
+        assert_consistent(server, ["Alice"])
 
 
 def test_ipv6_loopback():
@@ -310,7 +332,7 @@ def test_tls(tmp_path):
         a.send("Bob", "encrypted hello")
         assert b.wait_for(PrivateMessage) == PrivateMessage("Alice", "encrypted hello")
         # A plaintext client cannot talk to a TLS server.
-        plain = RawClient(server.address)
+        plain = RawClient(server.address, codes=False)
         plain.send("Mallory")
         assert plain.wait_closed() in ("fin", "rst")
         # Closing right after sending still shows the server's answer (TLS cannot
@@ -381,7 +403,8 @@ def test_thousand_concurrent_clients_receive_online_list_updates():
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
         if want < 2 * n + 100:
             pytest.skip(f"file descriptor limit {hard} too low for {n} clients on both ends")
-    proc, port = start_cli_server("--max-clients", str(n + 10), "--rate", "0", "-q")
+    proc, port = start_cli_server("--max-clients", str(n + 10), "--rate", "0",
+                                  "--max-per-address", "0", "-q")
     sel = selectors.DefaultSelector()
     socks = []
     try:
@@ -444,6 +467,7 @@ def test_message_to_a_user_whose_connection_is_closing_is_reported():
             "System: 404 1 message(s) to 'Leaving' not delivered: Leaving was disconnected.")
         leaving.close()
         sender.expect_list(["Sender"])
+        assert_consistent(server, ["Sender"])
 
 
 def test_internal_error_with_one_client_costs_only_that_client():
@@ -462,3 +486,4 @@ def test_internal_error_with_one_client_costs_only_that_client():
         a.expect_list(["Alice", "Bob"])
         a.send("Bob: the server is still up")
         assert b.expect("Alice:") == "Alice: the server is still up"
+        assert_consistent(server, ["Alice", "Bob"])

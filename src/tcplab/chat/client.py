@@ -30,7 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from tcplab.chat.protocol import BROADCAST_MARK, ONLINE_PREFIX, Code, LineFramer
+from tcplab.chat.protocol import BROADCAST_MARK, ONLINE_PREFIX, Code, LineFramer, guess_code
 
 #: Server lines can be long (an ONLINE_USERS list of 10,000 users is ~100–300 KB); anything
 #: longer than this is skipped rather than buffered.
@@ -105,7 +105,9 @@ class UserLeft:
 
 @dataclass(frozen=True)
 class SystemNotice:
-    """A ``System: NNN text`` line; ``code`` ≥ 400 is an error (see docs/protocol.md)."""
+    """A ``System:`` line; ``code`` ≥ 400 is an error (see docs/protocol.md). The client asks
+    for numeric codes (``/codes on``); a line without one (a server that does not know the
+    command, such as the report's) gets its code from the report's wording, 0 if unknown."""
 
     code: int
     text: str
@@ -139,7 +141,7 @@ def parse_server_line(line: str) -> PrivateMessage | BroadcastMessage | OnlineUs
         code_text, _, text = rest.partition(" ")
         if len(code_text) == 3 and code_text.isdigit():
             return SystemNotice(int(code_text), text)
-        return SystemNotice(0, rest)
+        return SystemNotice(guess_code(rest), rest)
     if line.startswith("* "):
         sender, sep, text = line[2:].partition(": ")
         if sep:
@@ -299,6 +301,8 @@ class ChatClient:
         with self._lock:
             if self.password is not None:
                 self._unsent.appendleft(f"/pass {self.password}\n".encode())
+            # Before anything else, so even the answer to the password carries its code.
+            self._unsent.appendleft(b"/codes on\n")
             if self.deltas:
                 self._unsent.append(b"/deltas\n")
         reason = "connection closed"
@@ -409,7 +413,7 @@ class ChatClient:
             line = raw.decode("utf-8", errors="replace")
             event = parse_server_line(line)
             if isinstance(event, SystemNotice):
-                if event.code in (Code.PONG, Code.PASSWORD_OK, Code.DELTAS_ON):
+                if event.code in (Code.PONG, Code.PASSWORD_OK, Code.DELTAS_ON, Code.CODES_ON):
                     continue
                 pending = self._nick_pending
                 if pending is not None:

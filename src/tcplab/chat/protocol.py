@@ -16,14 +16,21 @@ terminated (``\\r\\n`` accepted):
 * client → server: first line the nickname; then ``Target: text`` (private),
   ``*: text`` (everyone), or a ``/command``;
 * server → client: ``Sender: text`` (private), ``* Sender: text`` (broadcast),
-  ``ONLINE_USERS:a,b,c`` and ``System: NNN text`` notices and errors.
+  ``ONLINE_USERS:a,b,c`` and ``System: text`` notices and errors — the report's exact
+  wording; a client that sends ``/codes on`` gets ``System: NNN text`` with a numeric code.
 """
 
 from __future__ import annotations
 
-import unicodedata
+import hmac
+import re
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
+
+from tcplab.chat.nickname import MAX_NICK_CHARS, nick_problem, skeleton
+from tcplab.chat.sanitize import strip_escapes
 
 # --- limits -------------------------------------------------------------------------------
 
@@ -31,8 +38,6 @@ from dataclasses import dataclass, field
 #: more because chat text in Hebrew or emoji takes 2–4 bytes per character, yet keep it small
 #: enough that a peer that never sends a newline costs at most this much memory.
 DEFAULT_MAX_LINE = 4096
-#: Nickname length in characters (code points), as the course rules demand.
-MAX_NICK_CHARS = 32
 #: Flood control: sustained messages per second per client, and the burst allowed above it.
 DEFAULT_RATE = 20.0
 DEFAULT_BURST = 40.0
@@ -46,6 +51,22 @@ LIST_BYTES_PER_SECOND = 100e6
 #: A newcomer gets the list together with the welcome while it is this small (the report's
 #: client shows it at once); a larger one is queued and sent under the byte budget above.
 LIST_INLINE_MAX = 8192
+#: Wrong passwords: an address may get this many wrong in a row answered at once (typos);
+#: after that each further attempt from it waits 1 s, 2 s, 4 s … up to a minute before it is
+#: even looked at — on a timer, never by stalling the loop. 200 guesses then take hours,
+#: not the 0.18 s they took unthrottled. An address's record is forgotten after
+#: PASS_FORGET quiet seconds or a correct password.
+PASS_FREE_FAILURES = 3
+PASS_DELAY_BASE = 1.0
+PASS_DELAY_MAX = 60.0
+PASS_FORGET = 900.0
+#: Attempts from one address that may wait their turn; more are refused without a look.
+PASS_MAX_WAITING = 8
+#: Addresses remembered at once (oldest forgotten first): bounded memory under a botnet.
+PASS_TRACKED_ADDRESSES = 10_000
+#: Lines a client may send while its password waits its turn (e.g. the nickname right
+#: behind ``/pass``); they are processed in order once the password is accepted.
+PASS_HELD_LINES = 16
 
 # --- wire constants -----------------------------------------------------------------------
 
@@ -55,17 +76,26 @@ BROADCAST_TARGET = "*"
 #: Broadcasts are delivered as ``* Sender: text``; no nickname may start with ``*`` so a
 #: receiver can always tell a broadcast from a private message.
 BROADCAST_MARK = b"* "
-#: Names nobody may take, compared after NFKC + casefold, so nobody can pose as the server
-#: or as a protocol keyword.
-RESERVED_NAMES = frozenset(
-    {"system", "online_users", "online", "all", "*", "everyone", "server", "admin", "root"}
+#: Every command, with the help line the server's ``421`` answer and the clients show, so
+#: the list exists once.
+COMMANDS = (
+    ("/users", "show who is online"),
+    ("/deltas", "get join/leave notices instead of full lists"),
+    ("/codes", "'/codes on': numeric codes on System lines (for programs)"),
+    ("/ping", "check the connection"),
+    ("/quit", "leave"),
+    ("/pass", "'/pass PASSWORD' before the nickname, on servers that need one"),
 )
-#: Characters never allowed in a nickname besides control characters: ``:`` splits the target
-#: from the text, ``,`` separates names in ``ONLINE_USERS``.
-FORBIDDEN_NICK_CHARS = frozenset(":,")
-#: Bidirectional overrides and isolates reorder text on screen: a name could then display as
-#: somebody else's. Hebrew needs none of them to display correctly.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+#: What relayed chat text may not carry, as UTF-8 byte patterns (the text is known to be
+#: valid UTF-8, so a pattern can only match whole characters): C0 controls but TAB, DEL,
+#: C1 controls (U+0080–U+009F), the line/paragraph separators U+2028/U+2029 and the bidi
+#: embeddings, overrides and isolates U+202A–U+202E, U+2066–U+2069. A bare CR, ESC or BEL
+#: would let a message overwrite the sender's name or drive the reader's terminal in any
+#: client, not only ours; an override could make the rest of a line read backwards.
+#: Hebrew and Arabic display correctly without them (LRM/RLM stay allowed).
+_RELAY_CONTROLS = re.compile(
+    rb"[\x00-\x08\x0a-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+_RELAY_CONTROLS_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
 
 
 class Code:
@@ -77,6 +107,7 @@ class Code:
     JOINED = 201  # delta notice: a user joined (only to clients that sent /deltas)
     LEFT = 202  # delta notice: a user left
     DELTAS_ON = 203  # /deltas accepted
+    CODES_ON = 204  # /codes on accepted
     INVALID_UTF8 = 400  # the line is not valid UTF-8
     NO_SUCH_NICK = 401  # IRC ERR_NOSUCHNICK: target not connected (scenario B)
     NOT_DELIVERED = 404  # accepted message could not be delivered (target dropped)
@@ -90,17 +121,112 @@ class Code:
     NICK_IN_USE = 433  # IRC ERR_NICKNAMEINUSE (scenario E)
     PASSWORD = 464  # IRC ERR_PASSWDMISMATCH: password missing or wrong
     SERVER_FULL = 503  # maximum number of clients reached
+    TOO_MANY_FROM_ADDRESS = 505  # per-address connection limit reached
     SHUTTING_DOWN = 550  # the server is stopping
 
 
 def system_line(code: int, text: str) -> bytes:
-    """Encode a ``System: NNN text`` line; the code keeps three digits so it is easy to parse."""
+    """Encode a ``System: NNN text`` line (for ``/codes on`` clients); three digits, so it is
+    easy to parse."""
     return f"{SYSTEM}: {code:03d} {text}\n".encode()
 
 
-def online_line(names: Iterable[str]) -> bytes:
+def plain_system_line(text: str) -> bytes:
+    """Encode a ``System: text`` line, the report's own form (the default)."""
+    return f"{SYSTEM}: {text}\n".encode()
+
+
+class ListLine(bytes):
+    """An ``ONLINE_USERS`` line among the outputs. It is bytes like any other line; the class
+    tells the I/O shell that this one may exceed the per-client output limit (a list of
+    10,000 long names does) and that a newer list supersedes an unsent one."""
+
+    __slots__ = ()
+
+
+def online_line(names: Iterable[str]) -> ListLine:
     """``ONLINE_USERS:a,b,c`` exactly as the report's server sent it."""
-    return ONLINE_PREFIX + ",".join(names).encode() + b"\n"
+    return ListLine(ONLINE_PREFIX + ",".join(names).encode() + b"\n")
+
+
+#: Every C0 control but TAB, and DEL: deleted by bytes.translate() to count them at C speed.
+_C0_AND_DEL = bytes(b for b in range(0x20) if b != 0x09) + b"\x7f"
+#: The UTF-8 forms of the non-ASCII characters _RELAY_CONTROLS matches: (lead bytes, range
+#: of the byte after them). Found with bytes.find(), which is far faster than a regex scan.
+_UTF8_CONTROLS = ((b"\xc2", 0x80, 0x9f), (b"\xe2\x80", 0xa8, 0xae), (b"\xe2\x81", 0xa6, 0xa9))
+
+
+def has_controls(data: bytes, line_ends: bool = False) -> bool:
+    """True when ``data`` holds something :func:`clean_text` would change. With
+    ``line_ends`` the ``\n`` and ``\r\n`` that end lines are allowed (a whole read is
+    checked at once, so clean traffic costs a few C-speed passes per read, not a regex per
+    line)."""
+    n = len(data) - len(data.translate(None, _C0_AND_DEL))
+    if n and (not line_ends or n != data.count(b"\n") + data.count(b"\r\n")):
+        return True
+    if data.isascii():
+        return False
+    for lead, lo, hi in _UTF8_CONTROLS:
+        i = data.find(lead)
+        while i >= 0:
+            j = i + len(lead)
+            if j < len(data) and lo <= data[j] <= hi:
+                return True
+            i = data.find(lead, j)
+    return False
+
+
+def clean_text(text: bytes) -> bytes:
+    """Relayed chat text without terminal escape sequences (removed whole, as the tcplab
+    client removes them, so no ``[2J`` residue shows) and without any other control
+    character or bidi override (each shown as U+FFFD, so the reader sees something was
+    there).
+
+    Text without anything to clean, the usual case, costs no decode and no regex.
+    """
+    if not has_controls(text):
+        return text
+    cleaned = strip_escapes(text.decode("utf-8", "replace"))
+    return _RELAY_CONTROLS_TEXT.sub("\ufffd", cleaned).encode()
+
+
+#: The report's wording of each notice, for telling the code of a line that came without one
+#: (a server that was not asked for codes, or the report's own server).
+_WORDING = (
+    (re.compile(r"^Welcome, "), Code.WELCOME),
+    (re.compile(r"^Pong\.$"), Code.PONG),
+    (re.compile(r"(Password accepted|No password needed)\.$"), Code.PASSWORD_OK),
+    (re.compile(r"Join/leave notices on"), Code.DELTAS_ON),
+    (re.compile(r"Numeric codes on\.$"), Code.CODES_ON),
+    (re.compile(r"Invalid UTF-8"), Code.INVALID_UTF8),
+    (re.compile(r"^User .* is not connected\.$"), Code.NO_SUCH_NICK),
+    (re.compile(r"\d+ message\(s\) to .* not delivered"), Code.NOT_DELIVERED),
+    (re.compile(r"(Idle for more than|No login within) "), Code.IDLE_TIMEOUT),
+    (re.compile(r"^Invalid format!"), Code.NO_RECIPIENT),
+    (re.compile(r"^Name or message cannot be empty\.$"), Code.NO_TEXT),
+    (re.compile(r"Line too long"), Code.LINE_TOO_LONG),
+    (re.compile(r"(Unknown command|Log in first|Use '/codes on')"), Code.UNKNOWN_COMMAND),
+    (re.compile(r"(Flood limit|\d+ message\(s\) were dropped by the flood limit)"), Code.FLOOD),
+    (re.compile(r"(Nickname .*already taken|Nickname already taken)"), Code.NICK_IN_USE),
+    (re.compile(r"(Choose another nickname\.$|Invalid nickname)"), Code.BAD_NICK),
+    (re.compile(r"(Password required|Wrong password|Too many password attempts)"), Code.PASSWORD),
+    (re.compile(r"^Server full"), Code.SERVER_FULL),
+    (re.compile(r"Too many connections from your address"), Code.TOO_MANY_FROM_ADDRESS),
+    (re.compile(r"Server is shutting down"), Code.SHUTTING_DOWN),
+)
+
+
+def guess_code(text: str) -> int:
+    """The code of an uncoded ``System:`` notice, recognised by its wording (0 if unknown)."""
+    for pattern, code in _WORDING:
+        if pattern.search(text):
+            return code
+    return 0
+
+
+def nick_key(nick: str) -> str:
+    """The identity of a nickname (its confusable skeleton, see :mod:`tcplab.chat.nickname`)."""
+    return skeleton(nick)
 
 
 # --- framing ------------------------------------------------------------------------------
@@ -163,34 +289,6 @@ class LineFramer:
         return lines
 
 
-# --- nicknames ----------------------------------------------------------------------------
-
-
-def nick_key(nick: str) -> str:
-    """The identity of a nickname: NFKC folds look-alike forms (full-width letters), casefold folds case."""
-    return unicodedata.normalize("NFKC", nick).casefold()
-
-
-def nick_problem(nick: str) -> str | None:
-    """Explain why ``nick`` cannot be used, or return None when it is acceptable."""
-    if not nick:
-        return "A nickname cannot be empty."
-    if len(nick) > MAX_NICK_CHARS:
-        return f"A nickname has at most {MAX_NICK_CHARS} characters."
-    if nick != nick.strip():
-        return "A nickname cannot start or end with a space."
-    for ch in nick:
-        if ch in FORBIDDEN_NICK_CHARS:
-            return f"A nickname cannot contain {ch!r}."
-        if ch in BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
-            return "A nickname cannot contain control characters."
-    if nick[0] in "*/":
-        return f"A nickname cannot start with {nick[0]!r}."
-    if nick_key(nick) in RESERVED_NAMES:
-        return f"The name {nick!r} is reserved."
-    return None
-
-
 # --- notes (for logging) and commands -----------------------------------------------------
 
 
@@ -225,10 +323,11 @@ class Session:
     __slots__ = (
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
         "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
-        "closing",
+        "closing", "codes", "peer", "held", "tail_dirty",
     )
 
-    def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool):
+    def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool,
+                 peer: str = ""):
         self.conn = conn
         self.framer = LineFramer(max_line)
         self.nick: str | None = None
@@ -245,6 +344,31 @@ class Session:
         self.list_gen = -1
         self.list_sent_at = -1e18
         self.closing = False
+        self.codes = False  # "/codes on": System lines carry numeric codes
+        self.peer = peer  # the address as the I/O shell counts it (for password throttling)
+        # Lines received while a password waits its turn; None when nothing is waiting.
+        self.held: list[bytes | None] | None = None
+        # The unfinished line at the end of the last read holds a control character.
+        self.tail_dirty = False
+
+
+class _Guesses:
+    """Wrong passwords from one address: how many, and when the next attempt may be judged."""
+
+    __slots__ = ("failures", "last_failure", "next_allowed", "waiting")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.last_failure = 0.0
+        self.next_allowed = 0.0
+        self.waiting: deque[tuple[Session, str]] = deque()
+
+
+def password_delay(failures: int) -> float:
+    """Seconds an address waits before its next attempt after ``failures`` wrong in a row."""
+    if failures < PASS_FREE_FAILURES:
+        return 0.0
+    return min(PASS_DELAY_MAX, PASS_DELAY_BASE * 2.0 ** (failures - PASS_FREE_FAILURES))
 
 
 @dataclass
@@ -268,7 +392,8 @@ class ChatCore:
     carry out in order. The ``ONLINE_USERS`` list is not pushed on every join: the roster
     has a generation number and :meth:`due_lists` hands each client the current list only
     when its output has drained and its coalescing interval has passed, so 10,000 joins
-    cost a few lists per client rather than 10,000.
+    cost a few lists per client rather than 10,000. Lists are :class:`ListLine` outputs.
+    Call :meth:`timers` often (every few tens of ms): delayed password answers come out there.
     """
 
     def __init__(self, limits: Limits | None = None) -> None:
@@ -277,29 +402,42 @@ class ChatCore:
         self.users: dict[str, Session] = {}  # nick_key -> session, logged-in only, join order
         self._by_bytes: dict[bytes, Session] = {}  # exact UTF-8 nick -> session (fast path)
         self.roster_gen = 0
-        self._list_cache: tuple[int, bytes] = (-1, b"")
+        self._list_cache: tuple[int, ListLine] = (-1, ListLine())
         self._synced_gen = 0
-        self._awaiting: dict[int, Session] = {}  # logged in, first list not yet sent
+        self._awaiting: dict[int, Session] = {}  # logged in, a list is owed as soon as drained
         # Logged-in clients that asked for join/leave notices (a dict keeps join order), so
         # a join costs O(deltas clients), not a scan of everyone.
-        self._delta_conns: dict[int, None] = {}
+        self._delta_conns: dict[int, Session] = {}
         self._last_due = 0.0
         # Length of the ONLINE_USERS line, kept up to date so a join never has to build it.
         self._list_bytes = len(ONLINE_PREFIX)
+        self._guesses: dict[str, _Guesses] = {}  # address -> wrong passwords (oldest first)
+        self._guess_waiting: dict[str, _Guesses] = {}  # addresses with attempts waiting
         self.notes: list[Note] = []
+
+    # -- System lines in the form each client asked for ------------------------------------
+
+    @staticmethod
+    def _sys(sess: Session, code: int, text: str) -> bytes:
+        return system_line(code, text) if sess.codes else plain_system_line(text)
 
     # -- connection lifecycle ------------------------------------------------------------
 
-    def connect(self, conn: int, now: float) -> list[Output]:
-        """A TCP connection was accepted; nothing is sent until the client speaks."""
+    def connect(self, conn: int, now: float, peer: str = "") -> list[Output]:
+        """A TCP connection was accepted (``peer``: its address, for per-address rules);
+        nothing is sent until the client speaks."""
         lim = self.limits
-        self.sessions[conn] = Session(conn, lim.max_line, lim.burst, now, lim.password is None)
+        self.sessions[conn] = Session(conn, lim.max_line, lim.burst, now, lim.password is None,
+                                      peer)
         return []
 
     def disconnect(self, conn: int, reason: str) -> list[Output]:
         """The connection is gone (FIN, RST, timeout, overflow): forget it and tell the others."""
         sess = self.sessions.pop(conn, None)
-        if sess is None or sess.key is None:
+        if sess is None:
+            return []
+        sess.closing = True  # a password waiting its turn for it is skipped
+        if sess.key is None:
             return []
         del self.users[sess.key]
         self._list_bytes -= len(sess.prefix) - 1
@@ -309,15 +447,27 @@ class ChatCore:
         self.roster_gen += 1
         self.notes.append(Note("leave", conn, {"nick": sess.nick, "reason": reason,
                                                "online": len(self.users)}))
-        notice = system_line(Code.LEFT, f"{sess.nick} left.")
-        return [(c, notice) for c in self._delta_conns]
+        return self._notify_deltas(Code.LEFT, f"{sess.nick} left.", conn)
+
+    def _notify_deltas(self, code: int, text: str, skip: int) -> list[Output]:
+        coded = plain = b""
+        out: list[Output] = []
+        for c, s in self._delta_conns.items():
+            if c == skip:
+                continue
+            if s.codes:
+                coded = coded or system_line(code, text)
+                out.append((c, coded))
+            else:
+                plain = plain or plain_system_line(text)
+                out.append((c, plain))
+        return out
 
     def close_all(self, text: str = "Server is shutting down.") -> list[Output]:
         """Graceful shutdown: tell every connection why, then close it."""
-        line = system_line(Code.SHUTTING_DOWN, text)
         out: list[Output] = []
-        for conn in self.sessions:
-            out.append((conn, line))
+        for conn, sess in self.sessions.items():
+            out.append((conn, self._sys(sess, Code.SHUTTING_DOWN, text)))
             out.append((conn, Close("shutdown")))
         return out
 
@@ -330,8 +480,23 @@ class ChatCore:
             return []
         sess.last_seen = now
         lines = sess.framer.feed(data)
+        # One look at the whole read decides whether lines need checking for control
+        # characters one by one; the unfinished tail carries its verdict to the next read.
+        dirty = sess.tail_dirty or has_controls(data, line_ends=True)
+        if dirty:
+            cut = data.rfind(b"\n")
+            sess.tail_dirty = has_controls(data[cut + 1:]) if cut >= 0 else True
         if not lines:
             return []
+        held = sess.held
+        if held is not None:  # a password is waiting its turn: keep order, keep it bounded
+            held.extend(lines[:PASS_HELD_LINES - len(held)])
+            return []
+        return self._lines(sess, lines, now, not sess.framer.ascii, dirty)
+
+    def _lines(self, sess: Session, lines: list[bytes | None], now: float,
+               check_utf8: bool, check_controls: bool = True) -> list[Output]:
+        conn = sess.conn
         out: list[Output] = []
         lim = self.limits
         rate = lim.rate
@@ -340,13 +505,14 @@ class ChatCore:
             sess.tokens = tokens if tokens < lim.burst else lim.burst
             sess.stamp = now
         by_bytes = self._by_bytes
-        check_utf8 = not sess.framer.ascii
-        for line in lines:
+        codes = sess.codes
+        pending = iter(lines)  # an iterator, so /pass can hold back the rest at no cost
+        for line in pending:
             if rate > 0.0:
                 if sess.tokens < 1.0:
                     if sess.dropped == 0:
-                        out.append((conn, system_line(
-                            Code.FLOOD,
+                        out.append((conn, self._sys(
+                            sess, Code.FLOOD,
                             f"Flood limit: at most {rate:g} messages per second; "
                             "messages are dropped until you slow down.")))
                         self.notes.append(Note("flood", conn, {"nick": sess.nick}))
@@ -354,25 +520,31 @@ class ChatCore:
                     continue
                 sess.tokens -= 1.0
                 if sess.dropped:
-                    out.append((conn, system_line(
-                        Code.FLOOD, f"{sess.dropped} message(s) were dropped by the flood limit.")))
+                    out.append((conn, self._sys(
+                        sess, Code.FLOOD,
+                        f"{sess.dropped} message(s) were dropped by the flood limit.")))
                     sess.dropped = 0
             if line is None:
-                out.append((conn, system_line(
-                    Code.LINE_TOO_LONG, f"Line too long (max {lim.max_line} bytes); discarded.")))
+                out.append((conn, self._sys(
+                    sess, Code.LINE_TOO_LONG, f"Line too long (max {lim.max_line} bytes); discarded.")))
                 self.notes.append(Note("error", conn, {"code": Code.LINE_TOO_LONG}))
                 continue
             if check_utf8:
                 try:
                     line.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    out.append((conn, system_line(
-                        Code.INVALID_UTF8, f"Invalid UTF-8 at byte {exc.start} of the line; discarded.")))
+                    out.append((conn, self._sys(
+                        sess, Code.INVALID_UTF8,
+                        f"Invalid UTF-8 at byte {exc.start} of the line; discarded.")))
                     self.notes.append(Note("error", conn, {"code": Code.INVALID_UTF8}))
                     continue
             if line[:1] == b"/":
                 out.extend(self._command(sess, line.decode().strip(), now))
+                codes = sess.codes
                 if sess.closing:
+                    break
+                if sess.held is not None:  # /pass must wait: so does everything after it
+                    sess.held.extend(islice(pending, PASS_HELD_LINES))
                     break
                 continue
             if sess.key is None:
@@ -383,13 +555,15 @@ class ChatCore:
             # -- the hot path: "Target: text" ------------------------------------------
             colon = line.find(b":")
             if colon < 0:
-                out.append((conn, _ERR_FORMAT))
+                out.append((conn, _ERR_FORMAT[codes]))
                 continue
             target = line[:colon].strip(b" \t")
             text = line[colon + 1:].strip(b" \t")
             if not target or not text:
-                out.append((conn, _ERR_EMPTY))
+                out.append((conn, _ERR_EMPTY[codes]))
                 continue
+            if check_controls and has_controls(text):
+                text = clean_text(text)
             dest = by_bytes.get(target)
             if dest is None:
                 if target == b"*":
@@ -399,10 +573,13 @@ class ChatCore:
                         self.notes.append(Note("message", conn, {"from": sess.nick, "to": "*",
                                                                  "text": text.decode()}))
                     continue
-                dest = self.users.get(nick_key(target.decode()))
+                # No nickname is longer than MAX_NICK_CHARS × 4 bytes: skip the skeleton.
+                if len(target) <= 4 * MAX_NICK_CHARS:
+                    dest = self.users.get(nick_key(target.decode()))
                 if dest is None:
-                    out.append((conn, system_line(
-                        Code.NO_SUCH_NICK, f"User '{target.decode()}' is not connected.")))
+                    out.append((conn, self._sys(
+                        sess, Code.NO_SUCH_NICK,
+                        f"User '{clean_text(target).decode()}' is not connected.")))
                     continue
             out.append((dest.conn, sess.prefix + text + b"\n"))
             if lim.log_messages:
@@ -413,17 +590,19 @@ class ChatCore:
     def _login(self, sess: Session, nick: str, now: float) -> list[Output]:
         conn = sess.conn
         if not sess.authenticated:
-            return [(conn, system_line(
-                Code.PASSWORD, "Password required: send '/pass <password>' before the nickname."))]
+            return [(conn, self._sys(
+                sess, Code.PASSWORD,
+                "Password required: send '/pass <password>' before the nickname."))]
         problem = nick_problem(nick)
         if problem is not None:
             self.notes.append(Note("error", conn, {"code": Code.BAD_NICK}))
-            return [(conn, system_line(Code.BAD_NICK, problem + " Choose another nickname."))]
+            return [(conn, self._sys(sess, Code.BAD_NICK, problem + " Choose another nickname."))]
         key = nick_key(nick)
         if key in self.users:
             self.notes.append(Note("error", conn, {"code": Code.NICK_IN_USE}))
-            return [(conn, system_line(
-                Code.NICK_IN_USE, f"Nickname '{nick}' is already taken. Choose another nickname."))]
+            return [(conn, self._sys(
+                sess, Code.NICK_IN_USE,
+                f"Nickname '{nick}' is already taken. Choose another nickname."))]
         sess.nick = nick
         sess.key = key
         raw = nick.encode()
@@ -433,11 +612,12 @@ class ChatCore:
         self._by_bytes[raw] = sess
         self._list_bytes += len(raw) + 1
         if sess.deltas:
-            self._delta_conns[conn] = None
+            self._delta_conns[conn] = sess
         self.roster_gen += 1
         self.notes.append(Note("join", conn, {"nick": nick, "online": len(self.users)}))
-        out: list[Output] = [(conn, system_line(
-            Code.WELCOME, f"Welcome, {nick}! Usage: 'TargetName: Your Message'; '*: Message' for everyone."))]
+        out: list[Output] = [(conn, self._sys(
+            sess, Code.WELCOME,
+            f"Welcome, {nick}! Usage: 'TargetName: Your Message'; '*: Message' for everyone."))]
         # The newcomer gets a small list at once (the report's client shows it right after
         # connecting); a large one, and everybody else's, goes through due_lists().
         if self._list_bytes <= LIST_INLINE_MAX:
@@ -446,8 +626,7 @@ class ChatCore:
             sess.list_sent_at = now
         else:
             self._awaiting[conn] = sess
-        notice = system_line(Code.JOINED, f"{nick} joined.")
-        out.extend((c, notice) for c in self._delta_conns if c != conn)
+        out.extend(self._notify_deltas(Code.JOINED, f"{nick} joined.", conn))
         return out
 
     def _command(self, sess: Session, line: str, now: float) -> list[Output]:
@@ -455,53 +634,131 @@ class ChatCore:
         name, _, arg = line.partition(" ")
         name = name.lower()
         if name == "/pass":
-            expected = self.limits.password
-            if expected is None:
-                sess.authenticated = True
-                return [(conn, system_line(Code.PASSWORD_OK, "No password needed."))]
-            import hmac  # local: only password-protected servers pay for it
-
-            if hmac.compare_digest(arg.encode(), expected.encode()):
-                sess.authenticated = True
-                return [(conn, system_line(Code.PASSWORD_OK, "Password accepted."))]
-            sess.closing = True
-            self.notes.append(Note("error", conn, {"code": Code.PASSWORD}))
-            return [(conn, system_line(Code.PASSWORD, "Wrong password.")),
-                    (conn, Close("wrong password"))]
+            return self._password(sess, arg, now)
         if name == "/ping":
-            return [(conn, system_line(Code.PONG, "Pong."))]
+            return [(conn, self._sys(sess, Code.PONG, "Pong."))]
         if name == "/quit":
             sess.closing = True
             return [(conn, Close("quit"))]
+        if name == "/codes":
+            arg = arg.strip().lower()
+            if arg in ("", "on"):
+                sess.codes = True
+                return [(conn, system_line(Code.CODES_ON, "Numeric codes on."))]
+            if arg == "off":
+                sess.codes = False
+                return [(conn, plain_system_line("Numeric codes off."))]
+            return [(conn, self._sys(sess, Code.UNKNOWN_COMMAND, "Use '/codes on' or '/codes off'."))]
         if name == "/deltas":
             sess.deltas = True
             if sess.key is not None:
-                self._delta_conns[conn] = None
-            out: list[Output] = [(conn, system_line(
-                Code.DELTAS_ON, "Join/leave notices on: lists are sent only on /users."))]
+                self._delta_conns[conn] = sess
+            out: list[Output] = [(conn, self._sys(
+                sess, Code.DELTAS_ON, "Join/leave notices on: lists are sent only on /users."))]
             if sess.key is not None:
                 out.append((conn, self.online_line()))
                 sess.list_gen = self.roster_gen
             return out
         if name == "/users":
             if sess.key is None:
-                return [(conn, system_line(Code.UNKNOWN_COMMAND, "Log in first: send your nickname."))]
+                return [(conn, self._sys(sess, Code.UNKNOWN_COMMAND,
+                                         "Log in first: send your nickname."))]
             sess.list_gen = self.roster_gen
             sess.list_sent_at = now
             return [(conn, self.online_line())]
-        return [(conn, system_line(
-            Code.UNKNOWN_COMMAND,
-            f"Unknown command {name!r}; commands: /users /deltas /ping /quit /pass."))]
+        return [(conn, self._sys(
+            sess, Code.UNKNOWN_COMMAND,
+            f"Unknown command {name!r}; commands: {' '.join(c for c, _ in COMMANDS)}."))]
+
+    # -- passwords -----------------------------------------------------------------------
+
+    def _password(self, sess: Session, attempt: str, now: float) -> list[Output]:
+        conn = sess.conn
+        if self.limits.password is None:
+            sess.authenticated = True
+            return [(conn, self._sys(sess, Code.PASSWORD_OK, "No password needed."))]
+        g = self._guesses.get(sess.peer)
+        if g is not None and (g.waiting or now < g.next_allowed):
+            if len(g.waiting) >= PASS_MAX_WAITING:
+                sess.closing = True
+                self.notes.append(Note("password_refused", conn, {"peer": sess.peer,
+                                                                  "failures": g.failures}))
+                return [(conn, self._sys(sess, Code.PASSWORD,
+                                         "Too many password attempts from your address; "
+                                         "try again later.")),
+                        (conn, Close("too many password attempts"))]
+            g.waiting.append((sess, attempt))
+            self._guess_waiting[sess.peer] = g
+            sess.held = []
+            self.notes.append(Note("password_delayed", conn, {
+                "peer": sess.peer, "failures": g.failures,
+                "wait": round(max(0.0, g.next_allowed - now), 3)}))
+            return []
+        return self._judge(sess, attempt, now)
+
+    def _judge(self, sess: Session, attempt: str, now: float) -> list[Output]:
+        conn = sess.conn
+        peer = sess.peer
+        if hmac.compare_digest(attempt.encode(), self.limits.password.encode()):  # type: ignore[union-attr]
+            sess.authenticated = True
+            g = self._guesses.get(peer)
+            if g is not None and not g.waiting:
+                del self._guesses[peer]  # a correct password clears the address's record
+            return [(conn, self._sys(sess, Code.PASSWORD_OK, "Password accepted."))]
+        g = self._guesses.pop(peer, None) or _Guesses()
+        self._guesses[peer] = g  # re-inserted: the dict is oldest-first for eviction
+        if len(self._guesses) > PASS_TRACKED_ADDRESSES:
+            for old in list(self._guesses)[:len(self._guesses) - PASS_TRACKED_ADDRESSES]:
+                if not self._guesses[old].waiting:
+                    del self._guesses[old]
+        g.failures += 1
+        g.last_failure = now
+        delay = password_delay(g.failures)
+        g.next_allowed = now + delay
+        sess.closing = True
+        self.notes.append(Note("password_failed", conn, {"peer": peer, "failures": g.failures,
+                                                         "next_delay": delay}))
+        return [(conn, self._sys(sess, Code.PASSWORD, "Wrong password.")),
+                (conn, Close("wrong password"))]
+
+    def timers(self, now: float) -> list[Output]:
+        """Judge the password attempts whose turn has come (see PASS_DELAY_BASE) and go on
+        with what their clients sent behind them."""
+        if not self._guess_waiting:
+            return []
+        out: list[Output] = []
+        for peer, g in list(self._guess_waiting.items()):
+            while g.waiting and now >= g.next_allowed:
+                sess, attempt = g.waiting.popleft()
+                if sess.closing or self.sessions.get(sess.conn) is not sess:
+                    continue  # gone while it waited
+                held, sess.held = sess.held, None
+                out.extend(self._judge(sess, attempt, now))
+                if sess.authenticated and held:
+                    out.extend(self._lines(sess, held, now, True))
+            if not g.waiting:
+                del self._guess_waiting[peer]
+        return out
 
     # -- time-driven work ----------------------------------------------------------------
 
-    def online_line(self) -> bytes:
+    def online_line(self) -> ListLine:
         """The current ``ONLINE_USERS:`` line, built once per roster generation."""
         gen, line = self._list_cache
         if gen != self.roster_gen:
             line = online_line(s.nick for s in self.users.values())  # type: ignore[misc]
             self._list_cache = (self.roster_gen, line)
         return line
+
+    def defer_list(self, conn: int) -> None:
+        """The I/O shell could not queue a list now (another is still going out): send the
+        then-current list to ``conn`` as soon as its output has drained."""
+        sess = self.sessions.get(conn)
+        if sess is None or sess.key is None:
+            return
+        sess.list_gen = -1
+        self._awaiting[conn] = sess
+        self._synced_gen = -1
 
     def list_interval(self) -> float:
         """Seconds between two lists to one client, from the cost of a full round."""
@@ -554,7 +811,13 @@ class ChatCore:
     def idle(self, now: float) -> list[Output]:
         """Close connections that have said nothing for ``idle_timeout`` seconds — this is how
         a half-open connection (peer vanished without FIN or RST) is noticed — and those that
-        have not logged in within ``login_timeout`` (silent sockets cannot hoard client slots)."""
+        have not logged in within ``login_timeout`` (silent sockets cannot hoard client slots).
+        Also forgets the wrong passwords of addresses quiet for PASS_FORGET seconds."""
+        if self._guesses:
+            forget = now - PASS_FORGET
+            for peer in [p for p, g in self._guesses.items()
+                         if g.last_failure < forget and not g.waiting]:
+                del self._guesses[peer]
         timeout = self.limits.idle_timeout
         login_timeout = self.limits.login_timeout
         if timeout <= 0 and login_timeout <= 0:
@@ -574,7 +837,7 @@ class ChatCore:
             else:
                 continue
             s.closing = True
-            out.append((s.conn, system_line(Code.IDLE_TIMEOUT, text)))
+            out.append((s.conn, self._sys(s, Code.IDLE_TIMEOUT, text)))
             out.append((s.conn, Close(reason)))
         return out
 
@@ -601,8 +864,8 @@ class ChatCore:
             sender = self._by_bytes.get(line[:colon])
             if sender is not None and sender.conn != conn:
                 counts[sender] = counts.get(sender, 0) + 1
-        return [(s.conn, system_line(
-            Code.NOT_DELIVERED,
+        return [(s.conn, self._sys(
+            s, Code.NOT_DELIVERED,
             f"{n} message(s) to '{name}' not delivered: {name} was disconnected."))
             for s, n in counts.items()]
 
@@ -613,5 +876,8 @@ def _split_lines(data: bytes) -> list[bytes]:
     return lines
 
 
-_ERR_FORMAT = system_line(Code.NO_RECIPIENT, "Invalid format! Use: TargetName: Message")
-_ERR_EMPTY = system_line(Code.NO_TEXT, "Name or message cannot be empty.")
+# The two scenario errors of the hot path, built once: [uncoded, coded] (index: sess.codes).
+_ERR_FORMAT = (plain_system_line("Invalid format! Use: TargetName: Message"),
+               system_line(Code.NO_RECIPIENT, "Invalid format! Use: TargetName: Message"))
+_ERR_EMPTY = (plain_system_line("Name or message cannot be empty."),
+              system_line(Code.NO_TEXT, "Name or message cannot be empty."))

@@ -28,9 +28,15 @@ _CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 REPLACEMENT = "\ufffd"
 
 
+def strip_escapes(text: str) -> str:
+    """``text`` without terminal escape sequences, each removed whole (CSI, OSC, DCS, …), so
+    no fragment such as ``[2J`` is left to show; other control characters stay."""
+    return _ESCAPES.sub("", text)
+
+
 def sanitize(text: str) -> str:
     """Return ``text`` without terminal escape sequences or control characters."""
     if text.isprintable():  # the common case: nothing to do
         return text
-    text = _ESCAPES.sub("", text)
+    text = strip_escapes(text)
     return _CONTROLS.sub(REPLACEMENT, text).replace("\t", " ")

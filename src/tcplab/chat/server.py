@@ -15,16 +15,19 @@ the core's job) or log it (unless ``log_messages`` is on).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import ipaddress
 import logging
 import selectors
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 
-from tcplab.chat.protocol import ChatCore, Close, Code, Limits, Note, system_line
+from tcplab.chat.protocol import ChatCore, Close, Limits, ListLine, Note, plain_system_line
 from tcplab.errors import EnvironmentProblem
 
 log = logging.getLogger("tcplab.chat.server")
@@ -36,6 +39,13 @@ DEFAULT_PORT = 55555
 #: 10,000 stalled clients cannot exhaust memory (lists are only queued on an empty buffer).
 DEFAULT_MAX_OUTPUT = 256 * 1024
 DEFAULT_MAX_CLIENTS = 10_000
+#: Connections one address may hold at once (IPv6: one /64). Generous, because a school or
+#: an office behind one NAT address is many real users; small enough that one machine
+#: cannot take every slot. 0 disables the limit (load tests on loopback).
+DEFAULT_MAX_PER_ADDRESS = 256
+#: A refused connection is logged at most once per address per this many seconds, with a
+#: count of the ones not logged, so a connection flood cannot flood the log too.
+REFUSAL_LOG_INTERVAL = 10.0
 #: One recv per readable event: 64 KiB holds hundreds of chat lines, so a busy client is
 #: served in one system call while the others still get their turn.
 RECV_SIZE = 65536
@@ -60,13 +70,16 @@ _WAKER = object()
 class _Conn:
     """Socket-side state of one client: the socket, its output queue and closing state."""
 
-    __slots__ = ("cid", "sock", "peer", "out", "out_len", "aligned", "want_write", "closing",
-                 "fin_sent", "deadline", "dead", "handshaking")
+    __slots__ = ("cid", "sock", "peer", "addr", "out", "out_len", "aligned", "want_write",
+                 "closing", "fin_sent", "deadline", "dead", "handshaking", "sent_total",
+                 "list_end", "list_len")
 
-    def __init__(self, cid: int, sock: socket.socket, peer: str, handshaking: bool) -> None:
+    def __init__(self, cid: int, sock: socket.socket, peer: str, addr: str,
+                 handshaking: bool) -> None:
         self.cid = cid
         self.sock = sock
         self.peer = peer
+        self.addr = addr  # address_key() of the peer: what per-address limits count
         self.out: list[bytes | memoryview] = []
         self.out_len = 0
         self.aligned = True  # the queued output starts at a line boundary
@@ -76,11 +89,32 @@ class _Conn:
         self.deadline = 0.0
         self.dead = False
         self.handshaking = handshaking
+        # An ONLINE_USERS list in the queue does not count against max_output (see
+        # ChatServer._list_unsent): its position in the byte stream is kept here.
+        self.sent_total = 0
+        self.list_end = 0
+        self.list_len = 0
 
 
 def format_peer(addr: tuple) -> str:
     host, port = addr[0], addr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def address_key(host: str) -> str:
+    """What counts as "one address" for limits: the IPv4 address, or the IPv6 /64 (one
+    subscriber usually gets a whole /64, so counting single IPv6 addresses limits nothing);
+    an IPv4-mapped IPv6 address (a dual-stack listener) counts as its IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if ip.version == 6:
+        mapped = ip.ipv4_mapped  # type: ignore[union-attr]
+        if mapped is not None:
+            return str(mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class ChatServer:
@@ -98,16 +132,28 @@ class ChatServer:
         limits: Limits | None = None,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         max_output: int = DEFAULT_MAX_OUTPUT,
+        max_per_address: int = DEFAULT_MAX_PER_ADDRESS,
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 4096,
+        sndbuf: int = 0,
     ) -> None:
         self.core = ChatCore(limits)
         self.max_clients = max_clients
         self.max_output = max_output
+        self.max_per_address = max_per_address
+        # Kernel send buffer per client (SO_SNDBUF); 0 leaves it to the kernel's autotuning,
+        # which on loopback grows to megabytes, so a stalled reader takes long to notice.
+        self.sndbuf = sndbuf
+        self._per_address: dict[str, int] = {}
+        self._refusals: dict[str, list] = {}  # address -> [next log time, not logged]
+        self._calls: deque[tuple] = deque()  # call_soon_threadsafe() requests
         self.ssl_context = ssl_context
         self._conns: dict[int, _Conn] = {}
         self._dirty: set[_Conn] = set()
         self._closing: set[_Conn] = set()
+        # Outputs waiting to be carried out (see _apply): a worklist instead of recursion.
+        self._backlog: deque[Iterable[tuple[int, bytes | Close]]] = deque()
+        self._applying = False
         self._next_id = 1
         self._stop = threading.Event()
         self._stopping = False
@@ -160,6 +206,29 @@ class ChatServer:
     def client_count(self) -> int:
         return len(self._conns)
 
+    def call_soon_threadsafe(self, fn, *args) -> concurrent.futures.Future:
+        """Run ``fn(*args)`` on the loop's thread between two iterations and return a future
+        for its result: the one safe way for another thread (a test, a monitoring window)
+        to look at the server's state while it runs."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._calls.append((fn, args, future))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        return future
+
+    def connections_from(self, host: str) -> int:
+        """Connections now open from ``host`` as the per-address limit counts them."""
+        return self._per_address.get(address_key(host), 0)
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            fn, args, future = self._calls.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the caller, never raised here
+                    future.set_exception(exc)
+
     # -- the loop ------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
@@ -191,10 +260,12 @@ class ChatServer:
                                 self._dirty.add(conn)
                         except Exception:
                             # A bug triggered by one client must cost that client only.
-                            log.exception("internal error conn=%d: dropping it", conn.cid)
-                            self._drop(conn, "internal error", tell=False)
+                            self._internal_error(conn)
                     elif conn is _LISTENER:
-                        self._accept(now)
+                        try:
+                            self._accept(now)
+                        except Exception:
+                            log.exception("internal error while accepting")
                     else:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
@@ -203,14 +274,16 @@ class ChatServer:
                     self._begin_shutdown()
                 if now >= next_tick:
                     next_tick = now + TICK
-                    core = self.core
-                    self._apply(core.due_lists(now, self._drained))
+                    try:
+                        self._tick(now, now >= next_idle)
+                    except Exception:
+                        log.exception("internal error in the periodic work")
                     if now >= next_idle:
                         next_idle = now + 1.0
-                        self._apply(core.idle(now))
-                    self._expire_closing(now)
                 self._flush()
                 self._log_notes()
+                if self._calls:
+                    self._run_calls()
                 if stop_deadline is not None and (now >= stop_deadline or all(
                         c.fin_sent and not c.out for c in self._conns.values())):
                     break
@@ -224,6 +297,26 @@ class ChatServer:
                 s.close()
             self._sel.close()
             _log("stopped", 0, {})
+
+    def _tick(self, now: float, idle: bool) -> None:
+        core = self.core
+        self._apply(core.due_lists(now, self._drained))
+        self._apply(core.timers(now))
+        if idle:
+            self._apply(core.idle(now))
+            if len(self._refusals) > 1024:
+                self._refusals = {k: v for k, v in self._refusals.items() if v[0] > now}
+        self._expire_closing(now)
+
+    def _internal_error(self, conn: _Conn) -> None:
+        log.exception("internal error conn=%d: dropping it", conn.cid)
+        with contextlib.suppress(Exception):
+            self._drop(conn, "internal error", tell=False)
+        # Whatever the failed step left half-done must not leave a ghost behind.
+        self._conns.pop(conn.cid, None)
+        if conn.cid in self.core.sessions:
+            with contextlib.suppress(Exception):
+                self._apply(self.core.disconnect(conn.cid, "internal error"))
 
     def _drained(self, cid: int) -> bool:
         conn = self._conns.get(cid)
@@ -250,15 +343,18 @@ class ChatServer:
                 _log("accept_failed", 0, {"error": exc.strerror or str(exc)})
                 return
             peer = format_peer(addr)
+            key = address_key(addr[0])
             if len(self._conns) >= self.max_clients:
-                with contextlib.suppress(OSError):
-                    sock.setblocking(False)
-                    if self.ssl_context is None:
-                        sock.send(system_line(Code.SERVER_FULL,
-                                              f"Server full ({self.max_clients} clients); try later."))
-                sock.close()
-                _log("refused", 0, {"peer": peer, "reason": "server full"})
+                self._refuse(sock, peer, key, now, "server full",
+                             f"Server full ({self.max_clients} clients); try later.")
                 continue
+            per_address = self._per_address.get(key, 0)
+            if self.max_per_address and per_address >= self.max_per_address:
+                self._refuse(sock, peer, key, now, "too many connections from this address",
+                             f"Too many connections from your address ({self.max_per_address}); "
+                             "try later.")
+                continue
+            self._per_address[key] = per_address + 1
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -266,6 +362,8 @@ class ChatServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPIDLE)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPINTVL)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPCNT)
+                if self.sndbuf:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
             handshaking = False
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_side=True,
@@ -273,13 +371,39 @@ class ChatServer:
                 handshaking = True
             cid = self._next_id
             self._next_id += 1
-            conn = _Conn(cid, sock, peer, handshaking)
+            conn = _Conn(cid, sock, peer, key, handshaking)
             self._conns[cid] = conn
             self._sel.register(sock, selectors.EVENT_READ, conn)
             _log("connect", cid, {"peer": peer, "clients": len(self._conns)})
-            self._apply(self.core.connect(cid, now))
+            self._apply(self.core.connect(cid, now, key))
             if handshaking:
                 self._handshake(conn, now)
+
+    def _refuse(self, sock: socket.socket, peer: str, key: str, now: float, reason: str,
+                text: str) -> None:
+        """Turn a connection away at once; the reason goes to the peer (uncoded: nothing was
+        negotiated yet) and to the log, at most once per address per interval."""
+        with contextlib.suppress(OSError):
+            sock.setblocking(False)
+            if self.ssl_context is None:
+                sock.send(plain_system_line(text))
+        sock.close()
+        entry = self._refusals.get(key)
+        if entry is not None and now < entry[0]:
+            entry[1] += 1
+            return
+        fields = {"peer": peer, "reason": reason}
+        if entry is not None and entry[1]:
+            fields["not_logged"] = entry[1]
+        self._refusals[key] = [now + REFUSAL_LOG_INTERVAL, 0]
+        _log("refused", 0, fields)
+
+    def _release_address(self, conn: _Conn) -> None:
+        count = self._per_address.get(conn.addr, 0) - 1
+        if count > 0:
+            self._per_address[conn.addr] = count
+        else:
+            self._per_address.pop(conn.addr, None)
 
     def _handshake(self, conn: _Conn, now: float) -> None:
         try:
@@ -335,6 +459,26 @@ class ChatServer:
     # -- writing -------------------------------------------------------------------------
 
     def _apply(self, outputs: Iterable[tuple[int, bytes | Close]]) -> None:
+        """Carry out the core's outputs, and everything they cause, without recursing.
+
+        Delivering a line can overflow a slow consumer; dropping it makes the core tell
+        the others it left (and the senders what was lost), which can overflow the next
+        one, and so on. Those consequences go on a worklist processed here in order, so a
+        cascade of hundreds of drops costs a loop, never a deeper stack: each connection is
+        dropped exactly once and the roster never disagrees with the sockets.
+        """
+        self._backlog.append(outputs)
+        if self._applying:
+            return  # the outer call is working through the backlog
+        self._applying = True
+        backlog = self._backlog
+        try:
+            while backlog:
+                self._deliver(backlog.popleft())
+        finally:
+            self._applying = False
+
+    def _deliver(self, outputs: Iterable[tuple[int, bytes | Close]]) -> None:
         conns = self._conns  # dropped connections leave this dict at once
         mark_dirty = self._dirty.add
         limit = self.max_output
@@ -342,27 +486,66 @@ class ChatServer:
             conn = conns.get(cid)
             if conn is None:
                 continue
-            if item.__class__ is bytes:
+            cls = item.__class__
+            if cls is bytes:
                 queued = conn.out_len
                 total = queued + len(item)  # type: ignore[arg-type]
-                if total > limit and queued:
-                    self._overflow(conn, item)  # type: ignore[arg-type]
-                elif not conn.fin_sent:
+                if total > limit and queued and total - self._list_unsent(conn) > limit:
+                    # Full only if the kernel will not take it either: a burst bigger than
+                    # the limit, produced in one go for a client that reads, is not slowness.
+                    if not conn.handshaking:
+                        self._write(conn)
+                        if conn.dead:
+                            continue
+                        queued = conn.out_len
+                        total = queued + len(item)  # type: ignore[arg-type]
+                    if total > limit and queued and total - self._list_unsent(conn) > limit:
+                        self._overflow(conn, item)  # type: ignore[arg-type]
+                        continue
+                if not conn.fin_sent:
                     conn.out.append(item)  # type: ignore[arg-type]
                     conn.out_len = total
                     mark_dirty(conn)
                 elif not self._stopping:
                     # Our FIN is out: nothing more can reach this client; tell the sender.
                     self._apply(self.core.undelivered(cid, item))  # type: ignore[arg-type]
+            elif cls is ListLine:
+                self._queue_list(conn, item)  # type: ignore[arg-type]
             else:
                 self._close(conn, item.reason)  # type: ignore[union-attr]
+
+    def _list_unsent(self, conn: _Conn) -> int:
+        """Bytes of the queued ONLINE_USERS list not yet sent (0 when none is queued)."""
+        sent = conn.sent_total
+        start = conn.list_end - conn.list_len
+        return max(0, conn.list_end - (sent if sent > start else start))
+
+    def _queue_list(self, conn: _Conn, line: bytes) -> None:
+        """An online list is queued in order but outside the slow-consumer limit: with
+        10,000 long names it is larger than the limit, yet a client that reads at a normal
+        pace must never be dropped for it. At most one list is in a queue at a time; a
+        second one (``/users`` twice, or a list while one is still going out) is left to
+        the core, which sends the then-current list as soon as this queue has drained."""
+        if conn.fin_sent:
+            return
+        if conn.list_end > conn.sent_total:
+            self.core.defer_list(conn.cid)
+            return
+        conn.out.append(line)
+        conn.out_len += len(line)
+        conn.list_end = conn.sent_total + conn.out_len
+        conn.list_len = len(line)
+        self._dirty.add(conn)
 
     def _flush(self) -> None:
         while self._dirty:
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:
                 if not conn.dead and not conn.handshaking:
-                    self._write(conn)
+                    try:
+                        self._write(conn)
+                    except Exception:
+                        self._internal_error(conn)
 
     def _write(self, conn: _Conn) -> None:
         out = conn.out
@@ -371,9 +554,20 @@ class ChatServer:
             try:
                 if len(out) == 1:
                     sent = sock.send(out[0])
-                elif conn.out_len <= JOIN_MAX or self.ssl_context is not None:
+                elif conn.out_len <= JOIN_MAX:
                     # Small pieces: one copy is cheaper than building an iovec.
                     out = conn.out = [b"".join(out)]
+                    sent = sock.send(out[0])
+                elif self.ssl_context is not None:
+                    # TLS has no sendmsg(): join only a record's worth of the queue so a
+                    # large list is not copied again for every 16 KiB record.
+                    n = 1
+                    size = len(out[0])
+                    while size < JOIN_MAX and n < len(out):
+                        size += len(out[n])
+                        n += 1
+                    if n > 1:
+                        out[:n] = [b"".join(out[:n])]
                     sent = sock.send(out[0])
                 else:
                     # Large queues (lists of thousands of names) go out without copying.
@@ -384,6 +578,7 @@ class ChatServer:
             except OSError as exc:
                 self._drop(conn, f"send failed: {exc.strerror or exc}")
                 return
+            conn.sent_total += sent
             if sent == conn.out_len:
                 out.clear()
                 conn.out_len = 0
@@ -415,8 +610,9 @@ class ChatServer:
                                           "limit": self.max_output})
         conn.out.clear()
         conn.out_len = 0
-        self._apply(self.core.undelivered(conn.cid, pending))
+        undelivered = self.core.undelivered(conn.cid, pending)
         self._drop(conn, "slow consumer: output buffer full", tell=False)
+        self._apply(undelivered)
 
     # -- closing -------------------------------------------------------------------------
 
@@ -448,29 +644,39 @@ class ChatServer:
                 self._drop(conn, conn.closing or "closed")
 
     def _drop(self, conn: _Conn, reason: str, *, tell: bool = True) -> None:
-        """Forget a connection at once (RST, EOF, overflow, deadline) and update everyone else."""
+        """Forget a connection at once (RST, EOF, overflow, deadline) and update everyone else.
+
+        The bookkeeping comes first and cannot fail half-way: the connection leaves the
+        socket table and the core's roster in the same call, so no nickname outlives its
+        socket. What the others must be told is handed to the worklist (see _apply).
+        """
         if conn.dead:
             return
         conn.dead = True
         self._closing.discard(conn)
+        self._dirty.discard(conn)
+        self._conns.pop(conn.cid, None)
+        self._release_address(conn)
         with contextlib.suppress(Exception):
             self._sel.unregister(conn.sock)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(Exception):
             conn.sock.close()
-        del self._conns[conn.cid]
+        undelivered: list = []
         if tell and conn.out and not self._stopping:
             pending = b"".join(conn.out)
             if not conn.aligned:
                 pending = pending[pending.find(b"\n") + 1:]
-            self._apply(self.core.undelivered(conn.cid, pending))
+            undelivered = self.core.undelivered(conn.cid, pending)
         conn.out = []
         conn.out_len = 0
         _log("disconnect", conn.cid, {"peer": conn.peer, "reason": reason,
                                        "clients": len(self._conns)})
+        left = self.core.disconnect(conn.cid, reason)
         if not self._stopping:
-            self._apply(self.core.disconnect(conn.cid, reason))
-        else:
-            self.core.disconnect(conn.cid, reason)
+            if undelivered:
+                self._apply(undelivered)
+            if left:
+                self._apply(left)
 
     def _log_notes(self) -> None:
         notes = self.core.notes
@@ -508,4 +714,5 @@ def make_server_ssl_context(cert: str, key: str | None) -> ssl.SSLContext:
     return ctx
 
 
-__all__ = ["ChatServer", "Limits", "Note", "make_server_ssl_context", "DEFAULT_HOST", "DEFAULT_PORT"]
+__all__ = ["ChatServer", "Limits", "Note", "make_server_ssl_context", "address_key", "DEFAULT_HOST",
+           "DEFAULT_PORT"]

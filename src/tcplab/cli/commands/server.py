@@ -8,14 +8,22 @@ import os
 import signal
 import sys
 
-from tcplab.cli.common import add_command, non_negative_float, port_number, positive_int
+from tcplab.cli.common import (
+    add_command,
+    non_negative_float,
+    non_negative_int,
+    port_number,
+    positive_int,
+)
 
 ORDER = 60
 
 EXAMPLES = """\
   tcplab server                                   serve on 127.0.0.1:55555 (the report's defaults)
   tcplab server --host :: --port 6000             every IPv6 and IPv4 address, port 6000
-  tcplab server --max-clients 20000 --rate 0      load testing: more clients, no flood limit
+  tcplab server --max-clients 20000 --rate 0 --max-per-address 0
+                                                  load testing from one machine: more clients,
+                                                  no flood limit, no per-address limit
   tcplab server --password s3cret --tls-cert cert.pem --tls-key key.pem
                                                   beyond loopback: TLS and a shared password
 """
@@ -42,10 +50,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="TCP port to listen on (0 picks a free one and prints it)")
     p.add_argument("--max-clients", type=positive_int, default=server.DEFAULT_MAX_CLIENTS,
                    help="connections served at once; more are refused with code 503")
+    p.add_argument("--max-per-address", type=non_negative_int,
+                   default=server.DEFAULT_MAX_PER_ADDRESS,
+                   help="connections one address (IPv6: one /64) may hold at once; more are "
+                        "refused and logged (0 = no limit; raise it for many users behind one NAT)")
     p.add_argument("--max-line", type=positive_int, default=protocol.DEFAULT_MAX_LINE,
                    help="longest accepted line in bytes; longer ones get code 417")
     p.add_argument("--max-output", type=positive_int, default=server.DEFAULT_MAX_OUTPUT,
                    help="unsent bytes queued per client before it is dropped as a slow consumer")
+    p.add_argument("--sndbuf", type=non_negative_int, default=0, metavar="BYTES",
+                   help="kernel send buffer per client (SO_SNDBUF); 0 = the kernel's "
+                        "autotuning, which on loopback grows to megabytes before a stalled "
+                        "reader's output starts counting against --max-output")
     p.add_argument("--rate", type=non_negative_float, default=protocol.DEFAULT_RATE,
                    help="flood limit: messages per second per client (0 = no limit)")
     p.add_argument("--burst", type=positive_int, default=int(protocol.DEFAULT_BURST),
@@ -58,7 +74,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "seconds (0 = never), so silent sockets cannot hold client slots")
     p.add_argument("--password", default=None,
                    help="clients must send '/pass PASSWORD' before their nickname (or set "
-                        "TCPLAB_CHAT_PASSWORD, which other users cannot read in 'ps')")
+                        "TCPLAB_CHAT_PASSWORD, which other users cannot read in 'ps'); after "
+                        f"{protocol.PASS_FREE_FAILURES - 1} wrong passwords from one address each "
+                        "further attempt waits 1, 2, 4 … up to "
+                        f"{protocol.PASS_DELAY_MAX:g} s (logged as password_failed/_delayed)")
     p.add_argument("--tls-cert", metavar="PEM", default=None, help="serve TLS with this certificate")
     p.add_argument("--tls-key", metavar="PEM", default=None,
                    help="private key for --tls-cert (if not inside the certificate file)")
@@ -109,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
                     password=password,
                     log_messages=args.log_messages)
     srv = ChatServer(args.host, args.port, limits=limits, max_clients=max_clients,
-                     max_output=args.max_output, ssl_context=ctx)
+                     max_output=args.max_output, max_per_address=args.max_per_address,
+                     ssl_context=ctx, sndbuf=args.sndbuf)
 
     def stop(signum: int, _frame: object) -> None:
         srv.request_shutdown()
