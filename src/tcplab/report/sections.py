@@ -410,12 +410,18 @@ def _first_line(d: dict) -> str:
 
 
 def _nicknames(cf: CaptureFacts, port: int) -> dict[int, str]:
-    """stream → nickname: the first line each client sends is its login (the chat protocol)."""
+    """stream → nickname: the first line a client sends that is not a ``/command`` is its
+    login (the chat protocol; the client may switch options such as ``/codes on`` first)."""
     out: dict[int, str] = {}
     for d in cf.packets:
         s = d.get("tcp.stream")
-        if s is not None and s not in out and d.get("tcp.len") and d.get("tcp.dstport") == port:
-            out[s] = _first_line(d)
+        if s is None or s in out or not d.get("tcp.len") or d.get("tcp.dstport") != port:
+            continue
+        for raw in bytes(d.get("tcp.payload", b"")).split(b"\n"):
+            line = raw.rstrip(b"\r").decode("utf-8", "replace")
+            if line and not line.startswith("/"):
+                out[s] = line
+                break
     return out
 
 
