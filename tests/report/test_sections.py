@@ -47,3 +47,18 @@ def test_numbers_follow_the_input(tmp_path: Path) -> None:
     assert "holds 30 messages" in short
     assert f"{len(retrans)} segments tagged [TCP Retransmission]" in short
     assert "304 Not Modified" not in short and "message no. 20" in short
+
+
+def test_chat_login_skips_commands() -> None:
+    from tcplab.report.facts import CaptureFacts
+    from tcplab.report.sections import _nicknames
+
+    def seg(n: int, stream: int, payload: bytes, dport: int = 55555) -> dict:
+        return {"frame.number": n, "tcp.stream": stream, "tcp.len": len(payload),
+                "tcp.dstport": dport, "tcp.payload": payload}
+
+    packets = [seg(1, 0, b"/codes on\n"), seg(2, 0, b"Britney Spears\n"),
+               seg(3, 1, b"/codes on\r\nAlice\nBob: hi\n"), seg(4, 1, b"System: x\n", 40000),
+               seg(5, 2, b"\xff\xfe\n")]
+    assert _nicknames(CaptureFacts(Path("c.pcap"), packets), 55555) == {
+        0: "Britney Spears", 1: "Alice", 2: "\ufffd\ufffd"}
