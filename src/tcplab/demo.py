@@ -1,22 +1,23 @@
-"""The end-to-end demo: both parts of the course report, run and explained in one go.
+"""The end-to-end demo: both parts of the course report, run on live packets, written up as a report.
 
-Part 1 builds the bundled HTTP conversation both ways (the report's lone segments and a
-real TCP stream), checks the report's frame 351 byte for byte, and analyzes both
-captures; with root it repeats the report's live experiment (inject → kernel RSTs) and
-its honest counterpart (replay over real TCP), capturing each. Part 2 starts the chat
-server, logs in five users, plays scenarios A–F from the report while capturing the
-traffic (root), and analyzes that capture.
+Part 1 rebuilds the report's frame 351, turns the bundled HTTP conversation into packets
+in both styles (the report's lone segments and a real TCP stream) and, with root,
+repeats the report's live experiment (inject → kernel RSTs) and its honest counterpart
+(replay over the kernel's TCP), capturing each. Part 2 starts the chat server, logs in
+five users and plays scenarios A–F while capturing the traffic (root). Then
+:mod:`tcplab.report` turns the captures and what happened into ``report.html`` and
+``report.md`` — every number in them read back from the packets.
 
-Every step prints through the same commands a user would type (``tcplab encap``,
-``tcplab analyze`` …), so the demo doubles as a guided tour; ``REPORT.md`` in the output
-folder lists what was produced and what was found. This module orchestrates only: the
-work is done by the library.
+This module orchestrates only: it calls the library (encap, wire, chat, report) the way
+the commands do, prints what each step did, and never imports :mod:`tcplab.cli`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import queue
 import shlex
 import socket
 import struct
@@ -27,8 +28,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
-from tcplab.errors import EnvironmentProblem, TcplabError
+from tcplab.errors import EnvironmentProblem, InputError, TcplabError
+
+if TYPE_CHECKING:
+    from tcplab.chat.client import ChatClient
 
 #: The report's frame 351 as captured: BSD loopback header + the 58-byte IPv4/TCP packet.
 FRAME_351 = bytes.fromhex(
@@ -39,6 +44,10 @@ FRAME_351 = bytes.fromhex(
 )
 
 CHAT_USERS = ("Britney Spears", "Paris Hilton", "NoGui_User", "isabelleeee", "Alice")
+#: Scenario A's message, followed across both connections in the report.
+CHAT_MESSAGE = ("Alice", "isabelleeee", "how are youuu")
+#: How many of the CSV's messages the live injection sends (~100 ms apart, as in the report).
+INJECT_COUNT = 10
 
 
 def sample_csv() -> Path:
@@ -65,18 +74,26 @@ def live_wire_available() -> tuple[bool, str]:
 @dataclass
 class DemoResult:
     out_dir: Path
+    report_html: Path | None = None
+    report_md: Path | None = None
     files: list[tuple[str, str]] = field(default_factory=list)  # (path, what it is)
-    findings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
 class Demo:
-    """Runs the steps, printing as it goes; collects what the report needs."""
+    """Runs the steps, printing as it goes; collects the captures and facts the report needs."""
 
-    def __init__(self, out_dir: Path, *, live: bool | None, stream: object = None) -> None:
+    def __init__(self, out_dir: Path, *, live: bool | None, stream: TextIO | None = None,
+                 command: str = "tcplab demo") -> None:
+        from tcplab.report import RunFacts, environment, now
+
         self.out = out_dir
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--out {out_dir}: cannot create the folder: "
+                             f"{exc.strerror or exc}") from None
         self.result = DemoResult(out_dir)
         ok, why = live_wire_available()
         if live is None:
@@ -84,9 +101,10 @@ class Demo:
         elif live and not ok:
             raise EnvironmentProblem(f"--live: {why}")
         self.live = live
-        self.live_reason = why
         self.csv = sample_csv()
         self.stream = stream or sys.stdout
+        self.facts = RunFacts(command, now(), environment(), csv=self.csv, live=live,
+                              live_reason=why or "turned off with --no-live")
 
     # -- output helpers -----------------------------------------------------------------
 
@@ -97,111 +115,103 @@ class Demo:
         self.say()
         self.say(f"━━ {text} " + "━" * max(0, 76 - len(text)))
 
-    def run(self, *args: str, limit: int | None = None) -> int:
-        """Run a tcplab command in-process, echoing it like a shell transcript."""
-        from tcplab.cli import main
+    def command(self, *args: str) -> None:
+        """Echo the command a user would type for the step that follows."""
+        self.say("$ tcplab " + " ".join(shlex.quote(a) for a in args))
 
-        shown = " ".join(shlex.quote(a) for a in args)
-        self.say(f"$ tcplab {shown}")
-        try:
-            if limit is None:
-                status = main(list(args))
-            else:
-                with _head(limit, self.stream):
-                    status = main(list(args))
-        except SystemExit as exc:  # argparse rejected the arguments
-            status = exc.code if isinstance(exc.code, int) else 2
-        if status != 0:
-            self.result.failures.append(f"tcplab {shown} exited with status {status}")
-        return status
-
-    def produced(self, path: Path, what: str) -> Path:
+    def produced(self, path: Path, what: str, role: str | None = None) -> Path:
         self.result.files.append((str(path.relative_to(self.out)), what))
+        if role:
+            self.facts.captures[role] = path
         return path
+
+    def fail(self, text: str) -> None:
+        self.say(f"✗ {text}")
+        self.result.failures.append(text)
+        self.facts.failures.append(text)
+
+    def _skip(self, what: str, why: str) -> None:
+        self.say(f"(skipped {what}: {why})")
+        self.result.skipped.append(f"{what}: {why}")
+        self.facts.skipped.append(f"{what}: {why}")
 
     # -- part 1 -------------------------------------------------------------------------
 
     def part1_encapsulation(self) -> None:
         from tcplab.analyze.render import hexdump
+        from tcplab.encap import EncapOptions, encapsulate_csv
         from tcplab.encap.transport import RawTCPTransport
+        from tcplab.packet import link
+        from tcplab.pcap import open_writer
 
         self.heading("Part 1 · the report's packet, rebuilt by hand")
         frame = RawTCPTransport().frame("GET /blog HTTP/1.1")
         self.say("RawTCPTransport().frame('GET /blog HTTP/1.1')  # 127.0.0.1:5074 → :12345, PSH+ACK")
         self.say(hexdump(frame))
-        same = frame == FRAME_351
-        self.say(f"→ {'identical to' if same else 'DIFFERENT FROM'} frame 351 of the report "
-                 "(IP checksum 0x7cbb, TCP checksum 0xb54e)")
-        if same:
-            self.result.findings.append("Frame 351 of the report is reproduced byte for byte "
-                                        "(IP checksum 0x7cbb, TCP checksum 0xb54e).")
+        if frame == FRAME_351:
+            self.say("→ identical to frame 351 of the report (IP checksum 0x7cbb, TCP checksum 0xb54e)")
         else:
-            self.result.failures.append("frame 351 was not reproduced")
+            self.fail("RawTCPTransport no longer reproduces the report's frame 351")
+        one = self.produced(self.out / "frame351.pcap", "the report's frame 351, rebuilt", "frame351")
+        with open_writer(str(one), link.LINKTYPE_NULL) as writer:
+            writer.write(frame, int(time.time() * 1e9), None, None)
 
         self.heading("Part 1 · CSV → packets, two styles")
         stream = self.produced(self.out / "http_stream.pcapng",
-                               "the sample as a complete TCP conversation (pcapng, msg_id comments)")
+                               "the sample as a complete TCP conversation (pcapng, msg_id comments)",
+                               "stream")
         seed = self.produced(self.out / "http_seed.pcap",
-                             "the sample in the report's style: lone PSH+ACK segments, seq 0")
-        self.run("encap", str(self.csv), "-o", str(stream), "--seed", "1")
-        self.say()
-        self.run("encap", str(self.csv), "-o", str(seed), "--style", "seed", "--linktype", "null")
-
-    def part1_analysis(self) -> None:
-        stream = self.out / "http_stream.pcapng"
-        seed = self.out / "http_seed.pcap"
-        self.heading("Part 1 · reading the stream capture the way Wireshark does")
-        self.run("analyze", str(stream), limit=14)
-        self.say("…")
-        self.say()
-        self.run("analyze", str(stream), "--packet", "4")
-        self.say()
-        self.run("analyze", str(stream), "--conversations")
-        self.say()
-        self.run("analyze", str(stream), "--http", limit=30)
-        svg = self.produced(self.out / "http_flow.svg", "flow graph (ladder diagram) of the stream capture")
-        self.say()
-        self.run("analyze", str(stream), "--flow-svg", str(svg), limit=12)
-
-        self.heading("Part 1 · the report's capture, and why it looks like that")
-        self.run("analyze", str(seed), limit=6)
-        self.say("…")
-        self.say()
-        self.run("analyze", str(seed), "--explain")
-        self.result.findings.append(
-            "Seed style: every message is a lone PSH+ACK with seq 0, so Wireshark marks each "
-            "repeat [TCP Retransmission]; stream style: tshark reads one Complete conversation "
-            "(completeness 31)."
-        )
+                             "the sample in the report's style: lone PSH+ACK segments, seq 0", "seed")
+        self.command("encap", str(self.csv), "-o", str(stream), "--seed", "1")
+        summary = encapsulate_csv(self.csv, stream, EncapOptions(style="stream", seed=1))
+        self.say("\n".join(summary.lines()))
+        self.command("encap", str(self.csv), "-o", str(seed), "--style", "seed", "--linktype", "null")
+        summary = encapsulate_csv(self.csv, seed, EncapOptions(style="seed"),
+                                  linktype=link.LINKTYPE_NULL)
+        self.say("\n".join(summary.lines()))
 
     def part1_live(self) -> None:
-        self.heading("Part 1 · live on loopback: the report's experiment")
+        self.heading("Part 1 · live on loopback: the report's experiment and the honest version")
         if not self.live:
-            self._skip("inject/replay with capture", self.live_reason)
+            self._skip("live injection and replay on lo", self.facts.live_reason)
             return
-        rst = self.produced(self.out / "inject_rst.pcap", "live capture: injected segments and the kernel's RSTs")
-        self.run("inject", str(self.csv), "--style", "seed", "--client-port", "5074",
-                 "--server-port", "12345", "-c", "10", "--interval", "0.1", "--capture", str(rst))
-        self.say()
-        self.run("analyze", str(rst), "--explain")
-        data, resets, _ = _tally(rst)
-        self.result.findings.append(
-            f"Live injection on lo: {data} hand-built PSH+ACK segments, {resets} RSTs from the "
-            "kernel — nothing listens and no handshake was made, as in the report's capture.")
-        self.heading("Part 1 · live on loopback: the same conversation over real TCP")
-        real = self.produced(self.out / "replay_real_tcp.pcap", "live capture: the CSV replayed over kernel TCP")
-        self.run("replay", str(self.csv), "--capture", str(real))
-        self.say()
-        self.run("analyze", str(real), "--conversations")
-        data, resets, completeness = _tally(real)
-        self.result.findings.append(
-            f"Replay over the kernel's TCP: {data} data segments, {resets} RSTs, conversation "
-            f"completeness {sorted(completeness)} (31 = handshake, data and FIN: Complete).")
+        from tcplab.encap import EncapOptions
+        from tcplab.wire import capture as capture_mod
+        from tcplab.wire import inject as inject_mod
+        from tcplab.wire import replay as replay_mod
+
+        rst = self.produced(self.out / "inject_rst.pcap",
+                            "live capture: injected segments and the kernel's RSTs", "inject")
+        self.command("inject", str(self.csv), "--style", "seed", "--client-port", "5074",
+                     "--server-port", "12345", "-c", str(INJECT_COUNT), "--capture", str(rst))
+        options = EncapOptions(style="seed", client_port=5074, server_port=12345,
+                               start_time=time.time())
+
+        def source() -> Iterator[bytes]:
+            return inject_mod.packets_from_csv(str(self.csv), options)
+
+        summary = inject_mod.inject(source, interval=0.1, count=INJECT_COUNT, capture_path=str(rst),
+                                    capture_filter=inject_mod.watch_filter(source()))
+        self.say("\n".join(summary.lines()))
+
+        real = self.produced(self.out / "replay_real_tcp.pcap",
+                             "live capture: the CSV replayed over kernel TCP", "replay")
+        self.command("replay", str(self.csv), "--capture", str(real))
+        options = EncapOptions(style="stream", start_time=time.time(), seed=0)
+        background = capture_mod.BackgroundCapture(
+            "lo", str(real), expression=inject_mod.watch_filter(
+                inject_mod.packets_from_csv(str(self.csv), options))).start()
+        try:
+            replayed = replay_mod.replay_csv(str(self.csv), options)
+        finally:
+            background.stop(grace=0.3)
+        self.say("\n".join(replayed.lines()))
 
     # -- part 2 -------------------------------------------------------------------------
 
     def part2_chat(self) -> None:
         from tcplab.chat.server import ChatServer
+        from tcplab.report import ChatRun
 
         self.heading("Part 2 · the chat: five users, scenarios A–F")
         try:
@@ -213,6 +223,8 @@ class Demo:
         thread.start()
         server.ready.wait(5)
         self.say(f"chat server listening on 127.0.0.1:{port}")
+        self.facts.chat = ChatRun(port, list(CHAT_USERS), message=CHAT_MESSAGE,
+                                  aborted="Paris Hilton", gui_note=_gui_note())
         capture_path = self.out / "chat.pcap"
         with self._capture(capture_path, f"tcp port {port}") as captured:
             try:
@@ -221,12 +233,7 @@ class Demo:
                 server.request_shutdown()
                 thread.join(10)
         if captured:
-            self.produced(capture_path, "live capture of the chat session (scenarios A–F)")
-            self.heading("Part 2 · the chat traffic, analyzed")
-            chat = ("--chat-port", str(port))
-            self.run("analyze", str(capture_path), "-Y", "tcp.len > 0", *chat, limit=16)
-            self.say()
-            self.run("analyze", str(capture_path), "--conversations", *chat)
+            self.produced(capture_path, "live capture of the chat session (scenarios A–F)", "chat")
 
     def _scenarios(self, port: int) -> None:
         from tcplab.chat.client import (
@@ -238,7 +245,7 @@ class Demo:
             SystemNotice,
         )
 
-        clients: dict[str, ChatClient] = {}
+        screens: dict[str, _Screen] = {}
         paris = None
         try:
             for nick in CHAT_USERS:
@@ -247,45 +254,44 @@ class Demo:
                     paris = socket.create_connection(("127.0.0.1", port), timeout=10)
                     paris.sendall(b"Paris Hilton\n")
                     continue
-                c = ChatClient("127.0.0.1", port)
-                c.start()
-                c.login(nick)
-                c.wait_for(LoggedIn, timeout=10)
-                clients[nick] = c
-            last = clients[CHAT_USERS[-1]].wait_for(OnlineUsers, timeout=10)
+                screen = _Screen(ChatClient("127.0.0.1", port))
+                screen.client.start()
+                screen.client.login(nick)
+                screen.wait(LoggedIn)
+                screens[nick] = screen
+            last = screens[CHAT_USERS[-1]].wait(OnlineUsers)
             self.say(f"online: {', '.join(last.users)}")
-            alice, isa, britney = clients["Alice"], clients["isabelleeee"], clients["Britney Spears"]
+            for screen in screens.values():
+                screen.settle()
+            sender, target, text = CHAT_MESSAGE
+            alice, isa, britney = screens[sender], screens[target], screens["Britney Spears"]
 
-            alice.send("isabelleeee", "how are youuu")
-            got = isa.wait_for(PrivateMessage, timeout=10)
-            self._scenario("A", "a valid message is delivered",
-                           "Alice → 'isabelleeee: how are youuu'",
-                           f"isabelleeee receives {got.sender}: {got.text}",
-                           got.sender == "Alice" and got.text == "how are youuu")
+            alice.typed(f"{target}: {text}")
+            alice.client.send(target, text)
+            got = isa.wait(PrivateMessage)
+            self._scenario("A", "a valid message is delivered", target,
+                           f"{sender} sends '{target}: {text}'", alice.lines() + isa.lines(),
+                           got.sender == sender and got.text == text)
 
-            alice.send_raw("Ghost: are you there?")
-            err = alice.wait_for(SystemNotice, timeout=10)
-            self._scenario("B", "target user not connected", "Alice → 'Ghost: are you there?'",
-                           f"Alice gets: {err.text}", err.is_error)
+            for letter, title, who, line in (("B", "target user not connected", alice,
+                                              "Ghost: are you there?"),
+                                             ("C", "message with no target", alice,
+                                              "hello with no target"),
+                                             ("D", "empty message", britney, "Paris Hilton:")):
+                who.typed(line)
+                who.client.send_raw(line)
+                err = who.wait(SystemNotice)
+                ok = err.is_error and (letter != "D" or "cannot be empty" in err.text)
+                self._scenario(letter, title, who.nick, f"{who.nick} sends '{line}'", who.lines(), ok)
 
-            alice.send_raw("hello with no target")
-            err = alice.wait_for(SystemNotice, timeout=10)
-            self._scenario("C", "message with no target", "Alice → 'hello with no target'",
-                           f"Alice gets: {err.text}", err.is_error)
-
-            britney.send_raw("Paris Hilton:")
-            err = britney.wait_for(SystemNotice, timeout=10)
-            self._scenario("D", "empty message", "Britney Spears → 'Paris Hilton:'",
-                           f"Britney Spears gets: {err.text}",
-                           "Name or message cannot be empty." in err.text)
-
-            dup = ChatClient("127.0.0.1", port)
-            dup.start()
-            dup.login("alice")
-            refused = dup.wait_for(LoginRefused, LoggedIn, timeout=10)
-            dup.close()
-            self._scenario("E", "nickname already taken", "a newcomer asks for 'alice'",
-                           f"refused: {getattr(refused, 'text', refused)}",
+            dup = _Screen(ChatClient("127.0.0.1", port))
+            dup.client.start()
+            dup.typed("alice")
+            dup.client.login("alice")
+            refused = dup.wait(LoginRefused, LoggedIn)
+            dup.client.close()
+            self._scenario("E", "nickname already taken", "a newcomer",
+                           "a newcomer asks for 'alice'", dup.lines(),
                            isinstance(refused, LoginRefused))
 
             # F: Paris Hilton's process dies: the connection ends with RST, not FIN.
@@ -295,123 +301,144 @@ class Demo:
             deadline = time.monotonic() + 10
             users: tuple[str, ...] = ()
             while time.monotonic() < deadline:
-                ev = isa.wait_for(OnlineUsers, timeout=max(0.1, deadline - time.monotonic()))
-                users = ev.users
+                users = isa.wait(OnlineUsers, timeout=max(0.1, deadline - time.monotonic())).users
                 if "Paris Hilton" not in users:
                     break
-            self._scenario("F", "a user disconnects unexpectedly", "Paris Hilton's connection is reset",
-                           f"everyone's list becomes: {', '.join(users)}", "Paris Hilton" not in users)
+            self._scenario("F", "a user disconnects unexpectedly", target,
+                           "Paris Hilton's connection is reset", isa.lines(),
+                           "Paris Hilton" not in users)
+        except TimeoutError as exc:
+            self.fail(f"chat: {exc}")
         finally:
-            for c in clients.values():
-                c.close()
+            for screen in screens.values():
+                screen.client.close()
             if paris is not None:
                 paris.close()
 
-    def _scenario(self, letter: str, title: str, action: str, outcome: str, ok: bool) -> None:
-        mark = "✓" if ok else "✗"
-        self.say(f"{mark} {letter}. {title}: {action} → {outcome}")
-        if ok:
-            self.result.findings.append(f"Chat scenario {letter} ({title}): {outcome.rstrip('.')}.")
-        else:
-            self.result.failures.append(f"chat scenario {letter} ({title}) did not behave as expected")
+    def _scenario(self, letter: str, title: str, user: str, action: str, transcript: list[str],
+                  ok: bool) -> None:
+        from tcplab.report import Scenario
+
+        self.say(f"{'✓' if ok else '✗'} {letter}. {title}: {action}")
+        for line in transcript:
+            self.say(f"    {line}")
+        assert self.facts.chat is not None
+        self.facts.chat.scenarios.append(Scenario(letter, title, user, action, transcript, ok))
+        if not ok:
+            self.fail(f"chat scenario {letter} ({title}) did not behave as expected")
 
     @contextlib.contextmanager
     def _capture(self, path: Path, expression: str) -> Iterator[bool]:
         """Capture ``expression`` on lo into ``path`` around the body (when live)."""
         if not self.live:
-            self._skip("capturing the chat traffic", self.live_reason)
+            self._skip("capturing the chat traffic", self.facts.live_reason)
             yield False
             return
-        from tcplab.wire.capture import run_capture
+        from tcplab.wire.capture import BackgroundCapture
 
-        stop = threading.Event()
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                run_capture("lo", str(path), expression=expression, stop=stop,
-                            on_ready=lambda _sock: ready.set())
-            except BaseException as exc:  # reported below, in the main thread
-                errors.append(exc)
-                ready.set()
-
-        thread = threading.Thread(target=work, name="demo-capture", daemon=True)
-        thread.start()
-        ready.wait(10)
+        background = BackgroundCapture("lo", str(path), expression=expression).start()
         try:
-            yield not errors
+            yield True
         finally:
-            time.sleep(0.3)  # let the last FIN/ACKs reach the socket
-            stop.set()
-            thread.join(10)
-            if errors:
-                self.result.failures.append(f"capture failed: {errors[0]}")
-
-    def _skip(self, what: str, why: str) -> None:
-        self.say(f"(skipped {what}: {why})")
-        self.result.skipped.append(f"{what}: {why}")
+            background.stop(grace=0.3)  # let the last FIN/ACKs reach the socket
 
     # -- report -------------------------------------------------------------------------
 
-    def write_report(self) -> Path:
-        r = self.result
-        lines = ["# tcplab demo report", "",
-                 f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} from `{self.csv.name}`.", "",
-                 "## Files", ""]
-        lines += [f"- `{name}` — {what}" for name, what in r.files]
-        lines += ["", "## Findings", ""] + [f"- {f}" for f in r.findings]
-        if r.skipped:
-            lines += ["", "## Skipped", ""] + [f"- {s}" for s in r.skipped]
-        if r.failures:
-            lines += ["", "## Problems", ""] + [f"- {f}" for f in r.failures]
-        lines += ["", "Open the `.pcap`/`.pcapng` files in Wireshark, or explore them with "
-                  "`tcplab analyze FILE --help`.", ""]
-        path = self.out / "REPORT.md"
-        path.write_text("\n".join(lines), encoding="utf-8")
-        return path
+    def write_report(self) -> None:
+        from tcplab.report import build_demo_report, write_report
+
+        self.heading("The report")
+        html_path, md_path = write_report(build_demo_report(self.facts), self.out)
+        self.result.report_html, self.result.report_md = html_path, md_path
+        self.result.files.append((html_path.name, "the report: one self-contained page"))
+        self.result.files.append((md_path.name, "the same report in Markdown (pictures in images/)"))
 
 
-def run_demo(out_dir: str | os.PathLike[str], *, live: bool | None = None,
-             chat: bool = True) -> DemoResult:
-    """Run the whole demo into ``out_dir``; ``live`` None → only when privileges allow."""
-    demo = Demo(Path(out_dir), live=live)
-    steps: list[Callable[[], None]] = [demo.part1_encapsulation, demo.part1_analysis, demo.part1_live]
+class _Screen:
+    """One user's chat window as the CLI client would print it: typed lines and rendered events."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+        self.nick = ""
+        self._lines: list[str] = []
+
+    def typed(self, line: str) -> None:
+        self._lines.append(f"> {line}")
+
+    def wait(self, *kinds: type, timeout: float = 10.0) -> object:
+        """The next event of ``kinds``; every event passed on the way is shown, as the CLI does."""
+        from tcplab.chat.cli_client import render
+        from tcplab.chat.client import LoggedIn, LoginRefused
+
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {', '.join(k.__name__ for k in kinds)} event in {timeout} s")
+            try:
+                event = self.client.events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if isinstance(event, LoggedIn):
+                self.nick = event.nick
+            elif isinstance(event, LoginRefused):
+                self._lines.append(f"System: {event.text}")
+            else:
+                shown = render(event)
+                if shown is not None:
+                    self._lines.append(shown)
+            if isinstance(event, kinds):
+                return event
+
+    def settle(self, quiet: float = 0.2) -> None:
+        """Show what has arrived so far and start a fresh transcript (the login chatter)."""
+        with contextlib.suppress(TimeoutError):
+            self.wait(type(None), timeout=quiet)
+        self._lines = []
+
+    def lines(self) -> list[str]:
+        """The lines shown since the last call (prefixed with the user's name)."""
+        out = [f"[{self.nick or 'newcomer'}] {line}" for line in self._lines]
+        self._lines = []
+        return out
+
+
+def _gui_note() -> str:
+    """Why the report has no GUI screenshots (it never has them without the GUI package)."""
+    if importlib.util.find_spec("tcplab.gui") is None:
+        return "the desktop GUI (tcplab.gui) is not part of this build."
+    if not os.environ.get("DISPLAY"):
+        return "no display (DISPLAY is not set); run the demo under xvfb-run or on a desktop."
+    return "the demo does not drive the desktop GUI yet, so it took no screenshots of it."
+
+
+def run_demo(out_dir: str | os.PathLike[str], *, live: bool | None = None, chat: bool = True,
+             stream: TextIO | None = None, command: str = "tcplab demo") -> DemoResult:
+    """Run the whole demo into ``out_dir`` and write the report; ``live`` None → when allowed."""
+    started = time.monotonic()
+    demo = Demo(Path(out_dir), live=live, stream=stream, command=command)
+    steps: list[Callable[[], None]] = [demo.part1_encapsulation, demo.part1_live]
     if chat:
         steps.append(demo.part2_chat)
-    for step in steps:
+    else:
+        demo._skip("Part 2, the chat", "turned off with --no-chat")
+    for step in steps + [demo.write_report]:
         try:
             step()
         except TcplabError as exc:
-            demo.say(f"tcplab: error: {exc}")
-            demo.result.failures.append(str(exc))
-    report = demo.write_report()
+            demo.fail(f"{exc}")
     demo.heading("Done")
     for name, what in demo.result.files:
         demo.say(f"  {name:<24} {what}")
-    demo.say(f"  {'REPORT.md':<24} what was found, in one page")
     if demo.result.skipped:
-        demo.say(f"  skipped: {'; '.join(demo.result.skipped)}")
+        skipped = "; ".join(demo.result.skipped)
+        demo.say(f"  skipped: {skipped}"
+                 + ("" if "sudo make demo" in skipped else " — run 'sudo make demo' for them"))
     if demo.result.failures:
         demo.say("  problems: " + "; ".join(demo.result.failures))
-    demo.say(f"Everything is in {report.parent}/")
+    where = demo.result.report_html or demo.out
+    demo.say(f"Report: {where}  ({time.monotonic() - started:.1f} s)")
     return demo.result
-
-
-def _tally(path: Path) -> tuple[int, int, set[int]]:
-    """(data segments, RST segments, completeness values) of a capture, for the report."""
-    from tcplab.analyze import analyze
-
-    data = resets = 0
-    completeness: set[int] = set()
-    for d in analyze(path):
-        if d.get("tcp.len"):
-            data += 1
-        if d.get("tcp.flags.reset"):
-            resets += 1
-        if d.get("tcp.completeness") is not None:
-            completeness.add(int(d["tcp.completeness"]))  # type: ignore[arg-type]
-    return data, resets, completeness
 
 
 def _abort(sock: socket.socket) -> None:
@@ -419,34 +446,3 @@ def _abort(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-
-
-@contextlib.contextmanager
-def _head(limit: int, stream: object) -> Iterator[None]:
-    """Show only the first ``limit`` lines a command prints (like ``| head``)."""
-    target = stream
-
-    class Head:
-        def __init__(self) -> None:
-            self.lines = 0
-
-        def write(self, text: str) -> int:
-            for part in text.splitlines(keepends=True):
-                if self.lines < limit:
-                    target.write(part)  # type: ignore[attr-defined]
-                if part.endswith("\n"):
-                    self.lines += 1
-            return len(text)
-
-        def flush(self) -> None:
-            target.flush()  # type: ignore[attr-defined]
-
-        def isatty(self) -> bool:
-            return False
-
-    old = sys.stdout
-    sys.stdout = Head()  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        sys.stdout = old

@@ -54,10 +54,14 @@ class Flow:
     omitted: int  # rows past max_rows, counted but not kept
 
 
-def _endpoint(d: dict, which: str, port_key: str) -> str:
+def endpoint(d: dict, which: str, port_key: str) -> str:
+    """``address:port`` of one side of a packet (``[v6]:port`` for IPv6), as lanes are named."""
     addr = str(d.get(f"ip.{which}") or d.get(f"ipv6.{which}") or "?")
     port = d.get(port_key, "?")
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+_endpoint = endpoint
 
 
 def _tags(d: dict) -> list[str]:
@@ -71,7 +75,8 @@ def _tags(d: dict) -> list[str]:
     return out
 
 
-def _row(d: dict, from_client: bool) -> FlowRow:
+def arrow_text(d: dict) -> tuple[str, str, str, bool]:
+    """(label, note, kind, flagged) of one segment's arrow: shared by every ladder drawing."""
     flags = int(d.get("tcp.flags", 0) or 0)
     length = int(d.get("tcp.len", 0) or 0)
     label = f"[{flags_text(flags)}] Seq={d.get('tcp.seq', '?')}"
@@ -94,8 +99,13 @@ def _row(d: dict, from_client: bool) -> FlowRow:
         kind = "data"
     else:
         kind = "ack"
+    return label, note, kind, bool(tags)
+
+
+def _row(d: dict, from_client: bool) -> FlowRow:
+    label, note, kind, flagged = arrow_text(d)
     return FlowRow(int(d.get("frame.number", 0) or 0), float(d.get("frame.time_relative", 0.0)
-                   or 0.0), from_client, label, note, kind, bool(tags))
+                   or 0.0), from_client, label, note, kind, flagged)
 
 
 class FlowBuilder:
@@ -154,7 +164,7 @@ def build_flow(packets: Iterable[dict], stream: int, *, max_rows: int = MAX_ROWS
     return builder.finish()
 
 
-def _fit(text: str, width: int) -> str:
+def fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -174,7 +184,7 @@ def iter_ladder_lines(flow: Flow, *, ascii_only: bool = False) -> Iterator[str]:
     yield line
     yield " " * prefix + v + " " * gap + v
     for r in flow.rows:
-        label = " " + _fit(r.label, gap - 6) + " "
+        label = " " + fit(r.label, gap - 6) + " "
         fill = gap - 1 - len(label)
         left_fill = fill // 2
         right_fill = fill - left_fill
@@ -182,7 +192,7 @@ def iter_ladder_lines(flow: Flow, *, ascii_only: bool = False) -> Iterator[str]:
             arrow = h * left_fill + label + h * right_fill + right
         else:
             arrow = left + h * left_fill + label + h * right_fill
-        note = ("  " + _fit(r.note, _NOTE_MAX)) if r.note else ""
+        note = ("  " + fit(r.note, _NOTE_MAX)) if r.note else ""
         yield f"{r.frame:>6} {r.time:>11.6f}  {v}{arrow}{v}{note}".rstrip()
     yield " " * prefix + v + " " * gap + v
     if flow.omitted:
@@ -199,7 +209,7 @@ def render_ladder(packets: Iterable[dict], stream: int, *, max_rows: int = MAX_R
 # ---------------------------------------------------------------------------------------------
 # SVG
 
-_COLOURS = {"syn": "#2e7d32", "fin": "#6d4c41", "rst": "#c62828", "data": "#1565c0",
+COLOURS = {"syn": "#2e7d32", "fin": "#6d4c41", "rst": "#c62828", "data": "#1565c0",
             "ack": "#616161"}
 _ROW_H = 34
 _TOP = 96
@@ -208,68 +218,89 @@ _X_A = 230
 _X_B = 650
 _X_NOTE = 668
 _SVG_NOTE_MAX = 100
-_FONT = "font-family='DejaVu Sans Mono, Menlo, Consolas, monospace'"
+FONT = "font-family='DejaVu Sans Mono, Menlo, Consolas, monospace'"
 
 
-def _x(text: str) -> str:
+def svg_escape(text: str) -> str:
     """Text safe inside an SVG element: control characters shown as escapes, XML-escaped."""
     return escape(safe_text(text))
 
 
-def svg_text(flow: Flow) -> str:
-    """The whole SVG document for ``flow`` as a string."""
-    width = int(_X_NOTE + 16 + 7.5 * max([len(_fit(r.note, _SVG_NOTE_MAX)) for r in flow.rows]
+def svg_markers(id_prefix: str = "") -> list[str]:
+    """The arrow-head markers, one per kind; ``id_prefix`` keeps ids unique in a page of many SVGs."""
+    out = ["<defs>"]
+    for kind, colour in COLOURS.items():
+        out.append(
+            f"<marker id='{id_prefix}arrow-{kind}' viewBox='0 0 10 10' refX='10' refY='5' "
+            f"markerWidth='8' markerHeight='8' orient='auto-start-reverse'>"
+            f"<path d='M0,0 L10,5 L0,10 z' fill='{colour}'/></marker>"
+        )
+    out.append("</defs>")
+    return out
+
+
+def svg_text(flow: Flow, *, id_prefix: str = "", note_max: int = _SVG_NOTE_MAX) -> str:
+    """The whole SVG document for ``flow`` as a string (``id_prefix``: see :func:`svg_markers`;
+    ``note_max`` characters of note per row, less for a printed page)."""
+    width = int(_X_NOTE + 16 + 7.5 * max([len(fit(r.note, note_max)) for r in flow.rows]
                                           + [24]))
     height = _TOP + _ROW_H * (len(flow.rows) + 1) + (24 if flow.omitted else 0)
     out = [
         "<?xml version='1.0' encoding='UTF-8'?>",
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}' {_FONT} font-size='12'>",
-        f"<title>{_x(f'TCP stream {flow.stream}: {flow.client} ⇄ {flow.server}')}</title>",
-        "<defs>",
+        f"viewBox='0 0 {width} {height}' {FONT} font-size='12'>",
+        f"<title>{svg_escape(f'TCP stream {flow.stream}: {flow.client} ⇄ {flow.server}')}</title>",
+        *svg_markers(id_prefix),
     ]
-    for kind, colour in _COLOURS.items():
-        out.append(
-            f"<marker id='arrow-{kind}' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='8' "
-            f"markerHeight='8' orient='auto-start-reverse'><path d='M0,0 L10,5 L0,10 z' "
-            f"fill='{colour}'/></marker>"
-        )
-    out.append("</defs>")
     out.append(f"<rect width='{width}' height='{height}' fill='white'/>")
     out.append(f"<text x='{_X_TIME}' y='24' font-size='15' font-weight='bold'>"
-               f"{_x(f'TCP stream {flow.stream}: {flow.client} ⇄ {flow.server}')}</text>")
+               f"{svg_escape(f'TCP stream {flow.stream}: {flow.client} ⇄ {flow.server}')}</text>")
     bottom = _TOP + _ROW_H * len(flow.rows) + 8
     for x, name, role in ((_X_A, flow.client, "client"), (_X_B, flow.server, "server")):
-        box_w = 8 * max(len(name), 8) + 16
-        out.append(f"<rect x='{x - box_w / 2}' y='38' width='{box_w}' height='36' rx='4' "
-                   f"fill='#eceff1' stroke='#455a64'/>")
-        out.append(f"<text x='{x}' y='54' text-anchor='middle' font-weight='bold'>{_x(name)}</text>")
-        out.append(f"<text x='{x}' y='68' text-anchor='middle' fill='#455a64'>{role}</text>")
-        out.append(f"<line x1='{x}' y1='74' x2='{x}' y2='{bottom}' stroke='#90a4ae' "
-                   f"stroke-width='2'/>")
+        out.extend(svg_lane(x, name, role, bottom))
     out.append(f"<text x='{_X_TIME}' y='{_TOP - 8}' fill='#455a64'>No.  Time (s)</text>")
     for i, r in enumerate(flow.rows):
         y = _TOP + _ROW_H * i + 20
-        colour = _COLOURS[r.kind]
         x1, x2 = (_X_A, _X_B) if r.from_client else (_X_B, _X_A)
-        dash = " stroke-dasharray='6 3'" if r.flagged else ""
-        out.append(f"<text x='{_X_TIME + 36}' y='{y + 4}' text-anchor='end' fill='#455a64'>"
-                   f"{r.frame}</text>")
-        out.append(f"<text x='{_X_TIME + 48}' y='{y + 4}' fill='#455a64'>{r.time:.6f}</text>")
-        out.append(f"<line x1='{x1}' y1='{y}' x2='{x2 - 3 if x2 > x1 else x2 + 3}' y2='{y}' "
-                   f"stroke='{colour}' stroke-width='1.6'{dash} "
-                   f"marker-end='url(#arrow-{r.kind})'/>")
-        out.append(f"<text x='{(_X_A + _X_B) / 2}' y='{y - 5}' text-anchor='middle' "
-                   f"fill='{colour}'>{_x(r.label)}</text>")
-        if r.note:
-            note_colour = "#e65100" if r.flagged else "#37474f"
-            out.append(f"<text x='{_X_NOTE}' y='{y + 4}' fill='{note_colour}'>"
-                       f"{_x(_fit(r.note, _SVG_NOTE_MAX))}</text>")
+        out.extend(svg_arrow(y, r.frame, r.time, x1, x2, r.label, fit(r.note, note_max), r.kind,
+                             r.flagged, _X_NOTE, id_prefix))
     if flow.omitted:
         out.append(f"<text x='{_X_TIME}' y='{bottom + 24}' fill='#455a64'>"
-                   f"{_x(f'… {flow.omitted} more packets not drawn')}</text>")
+                   f"{svg_escape(f'… {flow.omitted} more packets not drawn')}</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def svg_lane(x: float, name: str, role: str, bottom: float) -> list[str]:
+    """One endpoint's box and lifeline."""
+    box_w = 8 * max(len(name), len(role), 8) + 16
+    return [
+        f"<rect x='{x - box_w / 2}' y='38' width='{box_w}' height='36' rx='4' "
+        f"fill='#eceff1' stroke='#455a64'/>",
+        f"<text x='{x}' y='54' text-anchor='middle' font-weight='bold'>{svg_escape(name)}</text>",
+        f"<text x='{x}' y='68' text-anchor='middle' fill='#455a64'>{svg_escape(role)}</text>",
+        f"<line x1='{x}' y1='74' x2='{x}' y2='{bottom}' stroke='#90a4ae' stroke-width='2'/>",
+    ]
+
+
+def svg_arrow(y: float, frame: int, time: float, x1: float, x2: float, label: str, note: str,
+              kind: str, flagged: bool, x_note: float, id_prefix: str = "") -> list[str]:
+    """One row: frame number, time, the arrow from ``x1`` to ``x2`` with its label, the note."""
+    colour = COLOURS[kind]
+    dash = " stroke-dasharray='6 3'" if flagged else ""
+    out = [
+        f"<text x='{_X_TIME + 36}' y='{y + 4}' text-anchor='end' fill='#455a64'>{frame}</text>",
+        f"<text x='{_X_TIME + 48}' y='{y + 4}' fill='#455a64'>{time:.6f}</text>",
+        f"<line x1='{x1}' y1='{y}' x2='{x2 - 3 if x2 > x1 else x2 + 3}' y2='{y}' "
+        f"stroke='{colour}' stroke-width='1.6'{dash} marker-end='url(#{id_prefix}arrow-{kind})'/>",
+        f"<text x='{(x1 + x2) / 2}' y='{y - 5}' text-anchor='middle' "
+        f"fill='{colour}'>{svg_escape(label)}</text>",
+    ]
+    if note:
+        note_colour = "#e65100" if flagged else "#37474f"
+        out.append(f"<text x='{x_note}' y='{y + 4}' fill='{note_colour}'>"
+                   f"{svg_escape(fit(note, _SVG_NOTE_MAX))}</text>")
+    return out
 
 
 def write_flow_svg(flow: Flow, path: str | os.PathLike[str]) -> int:

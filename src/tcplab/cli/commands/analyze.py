@@ -31,6 +31,8 @@ EXAMPLES = """\
       requests by method, responses by status, request/response pairs (and CSV msg_id)
   tcplab analyze capture.pcap --flow 0 --flow-svg stream0.svg
       a ladder diagram of stream 0 in the terminal, and as a picture
+  tcplab analyze chat.pcap --flow-svg relay.svg --streams 4,3
+      one ladder, three lanes: sender → server → recipient across two TCP streams
   tcplab analyze capture.pcap --json | jq 'select(."tcp.analysis.retransmission")'
       JSON Lines keyed by Wireshark field names, for scripts and tshark users
 """
@@ -62,6 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     view.add_argument("--flow", metavar="STREAM", nargs="?", type=int, const=0, default=None,
                       help="ladder diagram of one TCP stream (default stream 0)")
     view.add_argument("--flow-svg", metavar="SVG", help="write the --flow diagram as an SVG picture")
+    view.add_argument("--streams", metavar="N,M", help="with --flow-svg: draw these TCP streams "
+                      "on one ladder, one lane per endpoint (a chat message through the server)")
     view.add_argument("--http", action="store_true",
                       help="HTTP summary: methods, status codes, request/response pairs, msg_id")
     view.add_argument("--explain", action="store_true",
@@ -115,8 +119,16 @@ class _Output:
 def run(args: argparse.Namespace) -> int:
     if args.hex and args.packet is None:
         raise InputError("--hex shows the bytes of one packet: add --packet N")
+    streams = None
+    if args.streams:
+        if not args.flow_svg:
+            raise InputError("--streams draws a picture: add --flow-svg OUT.svg")
+        from tcplab.analyze import ladder
+
+        streams = ladder.parse_streams(args.streams)
     summaries = args.conversations or args.http or args.explain
     flow = args.flow is not None or bool(args.flow_svg)
+    one_flow = args.flow is not None or (bool(args.flow_svg) and streams is None)
     show_list = args.list or not (summaries or flow or args.packet is not None)
     # The plain list shows no conversation-wide value, so it reads once (as 'tshark -r');
     # every view that shows completeness reads twice (as 'tshark -2').
@@ -130,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     stream = args.flow if args.flow is not None else 0
     lines = show_list or args.json or args.packet is not None
     analysis = session.run(conversations=args.conversations, http=args.http,
-                           explain=args.explain, flows=[stream] if flow else [],
+                           explain=args.explain, flows=[stream] if one_flow else [],
                            per_packet=bool(lines))
     out = _Output()
     found = False
@@ -194,7 +206,11 @@ def run(args: argparse.Namespace) -> int:
         out.add(f"== Flow of TCP stream {stream} ==")
         out.add("\n".join(flow_graph.iter_ladder_lines(analysis.flows[stream])))
         out.flush()
-    if args.flow_svg:
+    if streams is not None:
+        # The multi-lane ladder follows several streams: one more read, its own builder.
+        ladder.write_svg((p.fields() for p in session.run()), streams, args.flow_svg)
+        print(f"wrote {args.flow_svg} (TCP streams {args.streams})", file=sys.stderr)
+    elif args.flow_svg:
         flow_graph.write_flow_svg(analysis.flows[stream], args.flow_svg)
         print(f"wrote {args.flow_svg} (TCP stream {stream})", file=sys.stderr)
     out.flush()
