@@ -512,6 +512,8 @@ def run_demo(out_dir: str | os.PathLike[str], *, live: bool | None = None, chat:
             steps.append(demo.part2_gui)
     else:
         demo._skip("Part 2, the chat", "turned off with --no-chat")
+        if gui:
+            demo._skip("GUI screenshots", "they are taken in Part 2, turned off with --no-chat")
     for step in steps + [demo.write_report]:
         try:
             step()
