@@ -1,11 +1,12 @@
 """The report's one door into the analyzer: every view of a capture the report shows comes from here.
 
-A capture is read once (two passes, like ``tshark -2``, so completeness is final on
-every packet) and each view — list lines, detail tree, hex dump, explanations,
-conversations, HTTP summary, flow graphs, the anatomy of one packet — is asked of the
-analyzer's own modules, never recomputed. Keeping all those calls in this module means
-the report follows the analyzer wherever it goes: when the analysis-session API lands,
-only this file changes.
+A capture is read by one :class:`tcplab.analyze.session.AnalysisSession` run (two passes,
+like ``tshark -2``, so completeness is final on every packet) that yields the packets and,
+from the same read, the conversations, HTTP summary and explanations — the pipeline
+``tcplab analyze`` uses, not a copy of it. The per-packet views (list lines, detail tree,
+hex dump, flow graphs, the anatomy of one packet) are asked of the analyzer's own
+renderers. Keeping all those calls in this module means the report follows the analyzer
+wherever it goes.
 
 What it must never do: word anything for the reader (that is :mod:`tcplab.report.sections`)
 or hold an unbounded capture in memory — at most :data:`MAX_PACKETS` packet dicts are kept.
@@ -21,8 +22,6 @@ from pathlib import Path
 
 from tcplab.analyze import (
     CHAT_PORTS,
-    CaptureDamage,
-    analyze,
     anatomy,
     conversations,
     explain,
@@ -31,6 +30,7 @@ from tcplab.analyze import (
     render,
 )
 from tcplab.analyze import flow as _flow
+from tcplab.analyze.session import AnalysisSession
 from tcplab.analyze.tcp_analysis import completeness_text
 from tcplab.errors import InputError
 from tcplab.packet.tcp import flags_text
@@ -61,18 +61,22 @@ class CaptureFacts:
     def load(cls, path: str | os.PathLike[str], *, chat_ports: frozenset[int] = CHAT_PORTS,
              max_packets: int = MAX_PACKETS) -> CaptureFacts:
         """Read ``path``; a file that is no capture raises :class:`tcplab.errors.InputError`."""
+        session = AnalysisSession(path, two_pass=True, payload=True, chat_ports=chat_ports,
+                                  max_packets=max_packets + 1)
+        run = session.run(conversations=True, http=True, explain=True)
         packets: list[dict] = []
-        damage = None
-        try:
-            for d in analyze(path, payload=True, chat_ports=chat_ports,
-                             max_packets=max_packets + 1):
-                packets.append(d)
-        except CaptureDamage as exc:
-            damage = str(exc)
+        for p in run:
+            if len(packets) <= max_packets:
+                packets.append(p.fields())
+        damage = str(run.damage) if run.damage is not None else None
         truncated = len(packets) > max_packets
         del packets[max_packets:]
         facts = cls(Path(path), packets, damage, truncated, chat_ports)
         facts._by_frame = {int(d["frame.number"]): d for d in packets}
+        # The summaries of the same read (cached_property slots, filled here).
+        facts.__dict__["conversations"] = run.conversations
+        facts.__dict__["http"] = run.http
+        facts.__dict__["notes"] = run.notes
         return facts
 
     @property
