@@ -11,101 +11,42 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def start_xvfb() -> tuple[subprocess.Popen, str]:
-    exe = shutil.which("Xvfb")
-    if exe is None:
-        sys.exit("screenshots: Xvfb is not installed (sudo apt-get install xvfb)")
-    r, w = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(w), "-screen", "0", "1600x1200x24",
-                             "-nolisten", "tcp", "-dpi", "96"], pass_fds=(w,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    data = b""
-    deadline = time.monotonic() + 20
-    while not data.endswith(b"\n") and time.monotonic() < deadline:
-        if select.select([r], [], [], 0.5)[0]:
-            chunk = os.read(r, 64)
-            if not chunk:
-                break
-            data += chunk
-    os.close(r)
-    if not data.strip().isdigit():
-        proc.kill()
-        sys.exit("screenshots: Xvfb did not start")
-    return proc, f":{data.strip().decode()}"
-
-
 def main() -> int:
+    from tcplab.errors import TcplabError
+    from tcplab.gui import shots
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(ROOT / "docs" / "images"), help="folder for the PNGs")
     p.add_argument("--display", default=None, help="use this X display instead of a new Xvfb")
     args = p.parse_args()
-    if shutil.which("import") is None:
-        sys.exit("screenshots: ImageMagick's 'import' is missing (sudo apt-get install imagemagick)")
-    xvfb = None
-    if args.display:
-        os.environ["DISPLAY"] = args.display
-    else:
-        xvfb, os.environ["DISPLAY"] = start_xvfb()
-    os.environ["XDG_CONFIG_HOME"] = str(Path(args.out).resolve() / ".config-tmp")
+    problem = shots.import_problem()
+    if problem:
+        sys.exit(f"screenshots: {problem}")
+    if not args.display:
+        os.environ.pop("DISPLAY", None)  # always a private Xvfb, so the pictures are reproducible
     try:
-        return shoot(Path(args.out))
-    finally:
-        shutil.rmtree(Path(args.out) / ".config-tmp", ignore_errors=True)
-        if xvfb is not None:
-            xvfb.terminate()
-
-
-def shoot(out: Path) -> int:
-    from tcplab.gui.tkcommon import new_root, release_tk
-
-    out.mkdir(parents=True, exist_ok=True)
-    holder = [new_root()]
-    _scenario(holder[0], out)
-    release_tk(holder)
+        with shots.display(args.display):
+            shots.run_session(Path(args.out), _scenario)
+    except TcplabError as exc:
+        sys.exit(f"screenshots: {exc}")
     return 0
 
 
-def _scenario(root, out: Path) -> None:
+def _scenario(d) -> None:
     import socket
     import tkinter as tk
 
     from tcplab.gui.client import ClientWindow
     from tcplab.gui.server import ServerWindow
 
-    root.withdraw()
-
-    def wait(cond, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise SystemExit(f"screenshots: timed out waiting for {cond}")
-            root.update()
-            time.sleep(0.01)
-
-    def settle(seconds: float = 0.4) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            root.update()
-            time.sleep(0.01)
-
-    def grab(top: tk.Misc, name: str) -> None:
-        top.lift()
-        settle(0.5)
-        path = out / name
-        subprocess.run(["import", "-window", top.wm_frame(), str(path)], check=True)
-        print(f"wrote {path}")
+    root, wait, settle, grab = d.root, d.wait, d.settle, d.grab
 
     # Server Config, with the Options open.
     server_top = tk.Toplevel(root)
@@ -133,15 +74,7 @@ def _scenario(root, out: Path) -> None:
     wait(lambda: all(len(w.model.users) == 5 for w in windows.values()))
 
     def say(sender: str, target: str, text: str) -> None:
-        win = windows[sender]
-        win.open_conversation(target)
-        win.entry.focus_force()
-        win.entry.delete(0, "end")
-        win.entry.insert(0, text)
-        win.entry.event_generate("<Return>")
-        settle(0.15)
-        if win.entry.get():
-            raise SystemExit(f"screenshots: {sender}'s message was not sent")
+        d.say_in(windows[sender], target, text)
 
     alice = windows["Alice"]
     say("Bob", "Alice", "hi Alice! are you coming to the lab today?")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tcplab.errors import EnvironmentProblem, InputError, TcplabError
 
@@ -85,7 +85,7 @@ class Demo:
     """Runs the steps, printing as it goes; collects the captures and facts the report needs."""
 
     def __init__(self, out_dir: Path, *, live: bool | None, stream: TextIO | None = None,
-                 command: str = "tcplab demo") -> None:
+                 command: str = "tcplab demo", gui: bool = False) -> None:
         from tcplab.report import RunFacts, environment, now
 
         self.out = out_dir
@@ -101,6 +101,7 @@ class Demo:
         elif live and not ok:
             raise EnvironmentProblem(f"--live: {why}")
         self.live = live
+        self.gui = gui
         self.csv = sample_csv()
         self.stream = stream or sys.stdout
         self.facts = RunFacts(command, now(), environment(), csv=self.csv, live=live,
@@ -224,7 +225,7 @@ class Demo:
         server.ready.wait(5)
         self.say(f"chat server listening on 127.0.0.1:{port}")
         self.facts.chat = ChatRun(port, list(CHAT_USERS), message=CHAT_MESSAGE,
-                                  aborted="Paris Hilton", gui_note=_gui_note())
+                                  aborted="Paris Hilton", gui_note=_gui_note(self.gui))
         capture_path = self.out / "chat.pcap"
         with self._capture(capture_path, f"tcp port {port}") as captured:
             try:
@@ -315,6 +316,43 @@ class Demo:
             if paris is not None:
                 paris.close()
 
+    def part2_gui(self) -> None:
+        """Two of the scenario's users in the desktop client, against a server of their own.
+
+        Its own server on a free port keeps the GUI's connections out of chat.pcap, whose
+        packets the report counts.
+        """
+        from tcplab.chat.server import ChatServer
+        from tcplab.gui import shots
+
+        self.heading("Part 2 · the desktop GUI: two users, screenshots")
+        chat = self.facts.chat
+        if chat is None:
+            return
+        problem = shots.shots_problem()
+        if problem:
+            self._skip("GUI screenshots", problem)
+            return
+        server = ChatServer("127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, name="demo-gui-server", daemon=True)
+        thread.start()
+        server.ready.wait(5)
+        try:
+            with shots.display() as shown:
+                self.say(f"client windows on display {shown}, chat server on 127.0.0.1:{server.port}")
+                images = shots.run_session(self.out / "images",
+                                           lambda d: _gui_session(d, server.port), say=self.say)
+        except TcplabError as exc:
+            chat.gui_note = f"taking them failed: {exc}"
+            self.fail(f"GUI screenshots: {exc}")
+            return
+        finally:
+            server.request_shutdown()
+            thread.join(10)
+        for name, path in images:
+            self.produced(path, f"screenshot of the desktop client: {name}")
+        chat.gui_images = images
+
     def _scenario(self, letter: str, title: str, user: str, action: str, transcript: list[str],
                   ok: bool) -> None:
         from tcplab.report import Scenario
@@ -403,25 +441,79 @@ class _Screen:
         return out
 
 
-def _gui_note() -> str:
-    """Why the report has no GUI screenshots (it never has them without the GUI package)."""
+#: What the GUI exchange types: Hebrew, emoji and Latin in one line, both directions.
+GUI_MESSAGES = (("isabelleeee", "Alice", "שלום Alice! ראית את הלכידה מהמעבדה? 📦🤝"),
+                ("Alice", "isabelleeee", "כן, תודה! the RSTs are all there 😅👍"))
+#: Scenario B in the window: a message to someone who is not online.
+GUI_ERROR = ("Alice", "Ghost", "are you there?")
+
+
+def _gui_session(d: Any, port: int) -> list[tuple[str, Path]]:
+    """Log two users in, exchange the messages and the error, and grab both windows."""
+    windows = {}
+    try:
+        windows["Alice"] = d.login(port, "Alice", "820x560+20+20")
+        windows["isabelleeee"] = d.login(port, "isabelleeee", "820x560+760+40")
+        d.wait(lambda: all(len(w.model.users) == 2 for w in windows.values()),
+               what="both users in each other's list")
+        for sender, target, text in GUI_MESSAGES:
+            windows[target].open_conversation(sender)  # the recipient is reading this conversation
+            d.say_in(windows[sender], target, text)
+            d.wait(lambda s=sender, t=target, x=text: _received(windows[t], s, x),
+                   what=f"{target} received {sender}'s message")
+        sender, target, text = GUI_ERROR
+        d.say_in(windows[sender], target, text)
+        d.wait(lambda: _received(windows[sender], target, "is not connected"),
+               what="the server's error in Alice's window")
+        images = [("alice-error", d.grab(windows["Alice"].top, "gui-alice-error.png"))]
+        isa = windows["isabelleeee"]
+        isa.open_conversation("Alice")
+        d.settle(0.3)
+        images.append(("isabelleeee-hebrew", d.grab(isa.top, "gui-isabelleeee-hebrew.png")))
+        return images
+    finally:
+        for win in windows.values():
+            win.close()
+        d.settle(0.3)
+
+
+def _received(win: Any, key: str, text: str) -> bool:
+    """Has ``text`` arrived in ``win``'s conversation ``key``? (read from the window's model:
+    the widget holds Hebrew in display order)."""
+    conv = win.model.conversations.get(key) if win.model is not None else None
+    return conv is not None and any(text in e.text for e in conv.entries)
+
+
+def _gui_note(gui: bool) -> str:
+    """Why the report has no GUI screenshots, and how to get them."""
+    how = ("run 'tcplab demo --gui' ('sudo .venv/bin/tcplab demo --gui' for the live sections "
+           "too) on a desktop, or anywhere with xvfb, python3-tk and imagemagick installed")
     if importlib.util.find_spec("tcplab.gui") is None:
         return "the desktop GUI (tcplab.gui) is not part of this build."
-    if not os.environ.get("DISPLAY"):
-        return "no display (DISPLAY is not set); run the demo under xvfb-run or on a desktop."
-    return "the demo does not drive the desktop GUI yet, so it took no screenshots of it."
+    if not gui:
+        return f"the demo ran without --gui; {how}."
+    from tcplab.gui import shots
+
+    problem = shots.shots_problem()
+    return f"{problem}; then {how}." if problem else "the screenshots were not taken."
 
 
 def run_demo(out_dir: str | os.PathLike[str], *, live: bool | None = None, chat: bool = True,
-             stream: TextIO | None = None, command: str = "tcplab demo") -> DemoResult:
-    """Run the whole demo into ``out_dir`` and write the report; ``live`` None → when allowed."""
+             stream: TextIO | None = None, command: str = "tcplab demo",
+             gui: bool = False) -> DemoResult:
+    """Run the whole demo into ``out_dir`` and write the report; ``live`` None → when allowed;
+    ``gui`` adds screenshots of the desktop client when a display (or Xvfb) is usable."""
     started = time.monotonic()
-    demo = Demo(Path(out_dir), live=live, stream=stream, command=command)
+    demo = Demo(Path(out_dir), live=live, stream=stream, command=command, gui=gui)
     steps: list[Callable[[], None]] = [demo.part1_encapsulation, demo.part1_live]
     if chat:
         steps.append(demo.part2_chat)
+        if gui:
+            steps.append(demo.part2_gui)
     else:
         demo._skip("Part 2, the chat", "turned off with --no-chat")
+        if gui:
+            demo._skip("GUI screenshots", "they are taken in Part 2, turned off with --no-chat")
     for step in steps + [demo.write_report]:
         try:
             step()

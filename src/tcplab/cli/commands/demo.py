@@ -13,6 +13,8 @@ EXAMPLES = """\
   sudo tcplab demo                 everything, including live injection, replay and capture on lo
   tcplab demo --out /tmp/demo      without root: the live sections are replaced and say how to get them
   sudo tcplab demo --open          and open out/demo/report.html in the default browser
+  tcplab demo --gui                and screenshots of the desktop client in the report (needs a
+                                   display or Xvfb, python3-tk and ImageMagick's import)
   tcplab demo --no-chat            Part 1 only
 """
 
@@ -42,6 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     live.add_argument("--no-live", dest="live", action="store_false",
                       help="skip injection, replay and capture even when running as root")
     p.add_argument("--no-chat", action="store_true", help="skip Part 2 (the chat)")
+    p.add_argument("--gui", action="store_true",
+                   help="also drive the desktop client for two users and put its screenshots in "
+                        "the report (uses DISPLAY, else a private Xvfb; says why when it cannot)")
     p.set_defaults(handler=run)
 
 
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from tcplab.demo import run_demo
 
     command = "tcplab " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["demo"] else "tcplab demo"
-    result = run_demo(args.out, live=args.live, chat=not args.no_chat, command=command)
+    result = run_demo(args.out, live=args.live, chat=not args.no_chat, command=command,
+                      gui=args.gui)
     if args.open and result.report_html is not None:
         open_in_browser(result.report_html)
     return 1 if result.failures else 0
