@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/tcplab demo --out out/demo
+	$(BIN)/tcplab demo --gui --out out/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -486,8 +486,8 @@ def _received(win: Any, key: str, text: str) -> bool:
 
 def _gui_note(gui: bool) -> str:
     """Why the report has no GUI screenshots, and how to get them."""
-    how = ("run 'tcplab demo --gui' ('sudo .venv/bin/tcplab demo --gui' for the live sections "
-           "too) on a desktop, or anywhere with xvfb, python3-tk and imagemagick installed")
+    how = ("run 'sudo make demo' (it passes --gui) or 'tcplab demo --gui' on a desktop, or "
+           "anywhere with xvfb, python3-tk and imagemagick installed")
     if importlib.util.find_spec("tcplab.gui") is None:
         return "the desktop GUI (tcplab.gui) is not part of this build."
     if not gui:
