@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
-import select
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -42,28 +39,15 @@ def xdisplay() -> Iterator[str]:
         import tkinter  # noqa: F401
     except ImportError:
         _missing("tkinter is not installed (apt-get install python3-tk)")
-    exe = shutil.which("Xvfb")
-    if exe is None:
+    from tcplab.errors import EnvironmentProblem
+    from tcplab.gui import shots
+
+    if shutil.which("Xvfb") is None:
         _missing("Xvfb is not installed (apt-get install xvfb)")
-    r, w = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(w), "-screen", "0", "1280x1024x24",
-                             "-nolisten", "tcp", "-noreset"],
-                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    data = b""
-    deadline = time.monotonic() + 20
-    while not data.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([r], [], [], 0.5)
-        if ready:
-            chunk = os.read(r, 64)
-            if not chunk:
-                break
-            data += chunk
-    os.close(r)
-    if not data.strip().isdigit():
-        proc.kill()
-        pytest.fail(f"Xvfb did not report a display: {data!r}")
-    display = f":{data.strip().decode()}"
+    try:
+        proc, display = shots.start_xvfb("1280x1024x24", dpi=None, noreset=True)
+    except EnvironmentProblem as exc:
+        pytest.fail(str(exc))
     old = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = display
     try:
@@ -73,11 +57,7 @@ def xdisplay() -> Iterator[str]:
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = old
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        shots.stop_xvfb(proc)
 
 
 @pytest.fixture

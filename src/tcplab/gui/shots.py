@@ -47,15 +47,24 @@ def shots_problem() -> str:
     return import_problem()
 
 
-def start_xvfb(screen: str = "1600x1200x24") -> tuple[subprocess.Popen[bytes], str]:
-    """An Xvfb on a free display (``-displayfd`` picks and reports it), not listening on TCP."""
+def start_xvfb(screen: str = "1600x1200x24", *, dpi: int | None = 96,
+               noreset: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """An Xvfb on a free display (``-displayfd`` picks and reports it), not listening on TCP.
+
+    ``dpi`` fixes the resolution the pictures are drawn at (None: Xvfb's own); ``noreset``
+    keeps the server's state when its last client closes (a test session's windows come
+    and go)."""
     exe = shutil.which("Xvfb")
     if exe is None:
         raise EnvironmentProblem("Xvfb is not installed (sudo apt-get install xvfb)")
     r, w = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(w), "-screen", "0", screen,
-                             "-nolisten", "tcp", "-dpi", "96"], pass_fds=(w,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [exe, "-displayfd", str(w), "-screen", "0", screen, "-nolisten", "tcp"]
+    if dpi is not None:
+        argv += ["-dpi", str(dpi)]
+    if noreset:
+        argv.append("-noreset")
+    proc = subprocess.Popen(argv, pass_fds=(w,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     os.close(w)
     data = b""
     deadline = time.monotonic() + 20
