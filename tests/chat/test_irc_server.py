@@ -14,7 +14,7 @@ import pytest
 
 from tcplab.chat.protocol import Limits
 from tcplab.chat.server import ChatServer, make_server_ssl_context
-from tests.chat.helpers import RawClient, running_server, wait_until
+from tests.chat.helpers import RawClient, assert_consistent, running_server, wait_until
 from tests.chat.test_server import make_cert
 
 
@@ -84,6 +84,7 @@ def test_server_full_is_refused_in_the_listeners_dialect():
         assert second.expect(r"^ERROR :Closing link: Server full")
         native = RawClient(server.address, codes=False)
         assert native.expect("System:").startswith("System: Server full")
+        assert_consistent(server)
 
 
 def test_slow_irc_consumer_is_dropped_and_native_sender_told():
@@ -104,6 +105,7 @@ def test_slow_irc_consumer_is_dropped_and_native_sender_told():
         sender.send("*: still here")  # the server is fine
         sender.send("/users")
         assert sender.expect("ONLINE_USERS:") == "ONLINE_USERS:Fast Talker"
+        assert_consistent(server, ["Fast Talker"])
 
 
 def test_shutdown_closes_irc_clients_with_error():
