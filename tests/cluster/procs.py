@@ -95,23 +95,32 @@ class Client(RawClient):
     def system(self, *words: str, timeout: float = 10.0) -> str:
         return self.expect(lambda ln: ln.startswith("System:") and all(w in ln for w in words), timeout)
 
-    def online(self, timeout: float = 10.0) -> set[str]:
-        """Ask for the list and return it as a set (the order is each node's join order)."""
+    def online(self, timeout: float = 10.0) -> list[str]:
+        """Ask for the list and return it in the order the node sent it."""
         self.lines = [ln for ln in self.lines if not ln.startswith("ONLINE_USERS:")]
         self.send("/users")
         line = self.expect("ONLINE_USERS:", timeout)
         body = line[len("ONLINE_USERS:"):]
-        return set(body.split(",")) if body else set()
+        return body.split(",") if body else []
 
-    def wait_online(self, want: set[str], timeout: float = 15.0) -> set[str]:
+    def wait_online(self, want: set[str] | list[str], timeout: float = 15.0) -> list[str]:
+        """Poll the list until it holds exactly ``want`` (a list: in that order too)."""
         deadline = time.monotonic() + timeout
-        got: set[str] = set()
+        got: list[str] = []
         while time.monotonic() < deadline:
             got = self.online()
-            if got == want:
+            if (got == want) if isinstance(want, list) else (set(got) == want and len(got) == len(want)):
                 return got
             time.sleep(0.1)
-        raise AssertionError(f"online list {sorted(got)} never became {sorted(want)}")
+        raise AssertionError(f"online list {got} never became {want}")
+
+
+def same_lists(clients: Iterable[Client], want: set[str] | list[str], timeout: float = 15.0) -> list[str]:
+    """Every client's node lists exactly ``want``, and all in one and the same order."""
+    lists = [c.wait_online(want, timeout) for c in clients]
+    for got in lists[1:]:
+        assert got == lists[0], f"nodes disagree on the order: {lists}"
+    return lists[0]
 
 
 class Proxy:

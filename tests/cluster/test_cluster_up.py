@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.cluster.procs import Client
+from tests.cluster.procs import Client, same_lists
 from tests.cluster.redis_support import free_port
 from tests.support import require_program
 
@@ -106,8 +106,7 @@ def test_shared_port_spreads_clients_over_nodes() -> None:
             c = Client(("127.0.0.1", port))
             c.login(name)
             clients.append(c)
-        for c in clients:
-            c.wait_online(names)
+        same_lists(clients, sorted(names))  # login order, the same on both nodes
         clients[0].send("*: hello everyone")
         for c in clients[1:]:
             assert c.expect("* user0:") == "* user0: hello everyone"

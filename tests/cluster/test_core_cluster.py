@@ -7,6 +7,7 @@ transcript, cluster actions go to the node's shell, engine events are pumped bac
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -18,8 +19,9 @@ from tcplab.chat.protocol import CLUSTER_ACTIONS, ChatCore, Claim, Close, Limits
 class Net:
     def __init__(self, names: tuple[str, ...] = ("n1", "n2")) -> None:
         self.hub = MemoryHub()
+        ticks = itertools.count(1000)  # one wall clock for all nodes, a second a reading
         self.nodes = {n: ClusterNode(ChatCore(Limits(rate=0), clustered=True), MemoryEngine(self.hub, n),
-                                     clock=lambda: 1000.0)
+                                     clock=lambda: float(next(ticks)))
                       for n in names}
         self.got: dict[tuple[str, int], list[str]] = {}
         self.actions: list[tuple[str, int, object]] = []
@@ -60,10 +62,10 @@ class Net:
     def take(self, node: str, conn: int) -> list[str]:
         return self.got.pop((node, conn), [])
 
-    def online(self, node: str) -> set[str]:
+    def online(self, node: str) -> list[str]:
         line = self.nodes[node].core.online_line().decode().strip()
         body = line.split(":", 1)[1]
-        return set(body.split(",")) if body else set()
+        return body.split(",") if body else []
 
 
 def test_login_goes_through_the_cluster_and_names_are_unique() -> None:
@@ -75,7 +77,7 @@ def test_login_goes_through_the_cluster_and_names_are_unique() -> None:
     assert any("already taken" in ln for ln in net.take("n2", 1))  # known remote name: at once
     assert len(net.actions) == 1
     net.login("n2", 1, "Bob")
-    assert net.online("n1") == net.online("n2") == {"Alice", "Bob"}
+    assert net.online("n1") == net.online("n2") == ["Alice", "Bob"]
 
 
 def test_lines_pipelined_behind_the_nickname_wait_for_the_claim() -> None:
@@ -120,7 +122,7 @@ def test_leave_and_disconnect_during_claim() -> None:
     net.login("n1", 1, "Alice")
     net.login("n2", 1, "Bob")
     net.drop("n2", 1)
-    assert net.online("n1") == {"Alice"}
+    assert net.online("n1") == ["Alice"]
     assert "bob" not in net.hub.leases
     # A client that disconnects while its claim is in flight leaves no lease behind.
     net.connect("n2", 2)
@@ -129,7 +131,7 @@ def test_leave_and_disconnect_during_claim() -> None:
     net.apply("n2", outputs)  # the claim is made (the hub grants it at once)...
     net.apply("n2", core2.disconnect(2, "gone"))  # ...the user leaves before the answer is read
     net.settle()
-    assert "zed" not in net.hub.leases and net.online("n1") == {"Alice"}
+    assert "zed" not in net.hub.leases and net.online("n1") == ["Alice"]
 
 
 def test_cluster_down_refuses_logins_but_not_local_chat() -> None:
@@ -214,3 +216,22 @@ def test_remote_senders_are_told_when_a_local_recipient_is_dropped() -> None:
     net.settle()
     assert net.take("n1", 1) == [
         "System: 3 message(s) to 'Bob' not delivered: Bob was disconnected."]
+
+
+def test_every_node_lists_everyone_in_cluster_login_order() -> None:
+    net = Net(("n1", "n2", "n3"))
+    order = [("n2", 1, "Bob"), ("n1", 1, "Alice"), ("n3", 1, "Carol"), ("n1", 2, "Dave"),
+             ("n2", 2, "Eve")]
+    for node, conn, nick in order:
+        net.login(node, conn, nick)
+    names = [nick for _, _, nick in order]
+    assert net.online("n1") == net.online("n2") == net.online("n3") == names
+    net.drop("n1", 1)
+    net.login("n3", 2, "Alice")  # the name again, now the latest login
+    want = ["Bob", "Carol", "Dave", "Eve", "Alice"]
+    assert net.online("n1") == net.online("n2") == net.online("n3") == want
+    # A node that (re)reads the whole roster at once still lists in login order.
+    core = net.nodes["n3"].core
+    members = [m for m in net.hub.leases.values() if m.node != "n3"]
+    core.remote_roster([(m.key, m.nick, m.rank) for m in reversed(members)])
+    assert net.online("n3") == want

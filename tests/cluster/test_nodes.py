@@ -17,7 +17,7 @@ import pytest
 
 from tcplab.chat.cluster import redis_engine
 from tcplab.chat.protocol import nick_key
-from tests.cluster.procs import Client, NodeProcess, Proxy
+from tests.cluster.procs import Client, NodeProcess, Proxy, same_lists
 from tests.cluster.redis_support import RedisProcess, redis_server
 
 
@@ -69,9 +69,9 @@ def test_scenarios_a_to_f_across_three_nodes(redis: RedisProcess) -> None:
         carol = make(n3, "Carol")
         britney = make(n1, "Britney Spears")
         dave = make(n2, "Dave")
-        everyone = {"Alice", "Bob", "Carol", "Britney Spears", "Dave"}
-        for c in (alice, bob, carol, britney, dave):
-            c.wait_online(everyone)
+        everyone = ["Alice", "Bob", "Carol", "Britney Spears", "Dave"]
+        # One list, in one order (cluster-wide login order), on every node.
+        same_lists((alice, bob, carol, britney, dave), everyone)
         # A: delivered across nodes, both ways, and within a node.
         alice.send("Bob: hello from node 1")
         assert bob.expect("Alice:") == "Alice: hello from node 1"
@@ -110,29 +110,27 @@ def test_scenarios_a_to_f_across_three_nodes(redis: RedisProcess) -> None:
             assert not [ln for ln in c.quiet_for(0.2) if "to everyone" in ln]
         # F: an abrupt disconnect on node 3 updates every node's list.
         carol.reset()
-        for c in (alice, bob, britney, dave):
-            c.wait_online(everyone - {"Carol"})
+        without_carol = [n for n in everyone if n != "Carol"]
+        same_lists((alice, bob, britney, dave), without_carol)
         bob.send("Carol: gone?")
         bob.system("not connected")
         # The name is free again on any node.
         make(n1, "carol")
-        for c in (alice, bob, dave):
-            c.wait_online(everyone - {"Carol"} | {"carol"})
+        same_lists((alice, bob, britney, dave), [*without_carol, "carol"])
 
 
 def test_names_are_free_after_a_clean_leave_and_lists_converge(redis: RedisProcess) -> None:
     with nodes(redis.url, 2) as (n1, n2), clients() as make:
         users = [make(n1 if i % 2 else n2, f"user{i}") for i in range(8)]
-        names = {f"user{i}" for i in range(8)}
-        for u in users:
-            u.wait_online(names)
+        names = [f"user{i}" for i in range(8)]
+        same_lists(users, names)
         for i in (1, 2, 5):
             users[i].send("/quit")
             users[i].wait_closed()
-        left = names - {"user1", "user2", "user5"}
-        for i in (0, 3, 4, 6, 7):
-            users[i].wait_online(left)
+        left = [n for n in names if n not in ("user1", "user2", "user5")]
+        same_lists([users[i] for i in (0, 3, 4, 6, 7)], left)
         make(n2, "USER1")  # taken by nobody now
+        same_lists([users[i] for i in (0, 3, 4, 6, 7)], [*left, "USER1"])
         assert redis.command("HLEN", "tcplab:presence:n1") + redis.command("HLEN", "tcplab:presence:n2") == len(left) + 1
 
 
@@ -165,8 +163,7 @@ def test_killed_node_users_vanish_and_the_node_rejoins(redis: RedisProcess) -> N
         alice.system("not connected")
         n2.start()  # same name, same port: waits out its old heartbeat, purges, rejoins
         bob = make(n2, "Bob")
-        bob.wait_online({"Alice", "Bob"})
-        alice.wait_online({"Alice", "Bob"})
+        same_lists((alice, bob), ["Alice", "Bob"])
         alice.send("Bob: welcome back")
         assert bob.expect("Alice:") == "Alice: welcome back"
 
@@ -175,8 +172,7 @@ def test_redis_lost_and_back_while_users_chat(redis: RedisProcess) -> None:
     with nodes(redis.url, 2) as (n1, n2), clients() as make:
         alice, carol = make(n1, "Alice"), make(n1, "Carol")
         bob = make(n2, "Bob")
-        for c in (alice, carol, bob):
-            c.wait_online({"Alice", "Bob", "Carol"})
+        same_lists((alice, carol, bob), ["Alice", "Carol", "Bob"])
         redis.stop()
         time.sleep(0.5)
         # Local chat goes on.
@@ -195,8 +191,8 @@ def test_redis_lost_and_back_while_users_chat(redis: RedisProcess) -> None:
         late.system("Redis", "try again")
         # Redis comes back (empty): leases are re-claimed, presence converges.
         redis.start()
-        for c in (alice, carol, bob):
-            c.wait_online({"Alice", "Bob", "Carol"}, timeout=20)
+        # Re-claimed with their original login times: the order survives the restart.
+        same_lists((alice, carol, bob), ["Alice", "Carol", "Bob"], timeout=20)
         deadline = time.monotonic() + 20
         while True:  # as a person would: "try again shortly"
             late.send("Newcomer")
@@ -205,8 +201,7 @@ def test_redis_lost_and_back_while_users_chat(redis: RedisProcess) -> None:
                 break
             assert "Redis" in line and time.monotonic() < deadline, line
             time.sleep(0.2)
-        for c in (alice, carol, bob, late):
-            c.wait_online({"Alice", "Bob", "Carol", "Newcomer"})
+        same_lists((alice, carol, bob, late), ["Alice", "Carol", "Bob", "Newcomer"])
         alice.send("Bob: and now?")
         assert bob.expect("Alice:") == "Alice: and now?"
         dup = make(n1)
@@ -234,8 +229,7 @@ def test_partition_conflict_goes_to_the_earlier_login(redis: RedisProcess) -> No
                 # n2 reconnects; the earlier login keeps the name, the later one is told.
                 eve1.system("taken", timeout=20)
                 eve1.login("Eve Two")  # and may pick another name
-                for c in (watcher, eve2, eve1):
-                    c.wait_online({"Eve", "Watcher", "Eve Two"}, timeout=20)
+                same_lists((watcher, eve2, eve1), ["Eve", "Watcher", "Eve Two"], timeout=20)
                 watcher.send("Eve: who are you?")
                 assert eve2.expect("Watcher:") == "Watcher: who are you?"
             finally:

@@ -26,7 +26,7 @@ from tests.cluster.redis_support import Loop, RedisProcess, free_port, redis_ser
 
 
 def member(node: str, conn: int, nick: str, since: int | None = None) -> Member:
-    return Member(nick.casefold(), nick, node, conn, since or int(time.time() * 1000))
+    return Member(nick.casefold(), nick, node, conn, since or int(time.time() * 1_000_000))
 
 
 @pytest.fixture
@@ -107,8 +107,8 @@ def test_leases_presence_and_routing(redis: RedisProcess) -> None:
         assert redis.command("GET", "tcplab:nick:alice") is None
         assert redis.command("HGET", "tcplab:presence:n1", "alice") is None
         # Only the owner's token releases: a forged release changes nothing.
-        n1.release(Member("bob", "Bob", "n1", 2, bob.since_ms))
-        n1.holds["bob"] = Member("bob", "Bob", "n1", 2, bob.since_ms)
+        n1.release(Member("bob", "Bob", "n1", 2, bob.since_us))
+        n1.holds["bob"] = Member("bob", "Bob", "n1", 2, bob.since_us)
         n1.release(n1.holds["bob"])
         loop.run(0.2)
         assert redis.command("GET", "tcplab:nick:bob") == b"n2:2"

@@ -408,7 +408,7 @@ class Session:
         "conn", "framer", "nick", "key", "prefix", "bcast_prefix", "authenticated", "deltas",
         "tokens", "stamp", "dropped", "last_seen", "connected_at", "list_gen", "list_sent_at",
         "closing", "codes", "peer", "held", "tail_dirty", "dialect", "state", "cache", "claiming",
-        "messages",
+        "messages", "rank",
     )
 
     def __init__(self, conn: int, max_line: int, burst: float, now: float, authenticated: bool,
@@ -445,6 +445,9 @@ class Session:
         self.tail_dirty = False
         # (nick, key) while the cluster decides on this login; lines go to ``held`` meanwhile.
         self.claiming: tuple[str, str] | None = None
+        #: Clustered only: where this user stands in every node's online list (the cluster's
+        #: login time, then its lease token), so all nodes list everyone in one order.
+        self.rank: tuple = ()
 
 
 class _Guesses:
@@ -561,6 +564,7 @@ class ChatCore:
         self._by_bytes: dict[bytes, Session] = {}  # exact UTF-8 nick -> session (fast path)
         self.roster_gen = 0
         self._list_cache: tuple[int, ListLine] = (-1, ListLine())
+        self._online_cache: tuple[int, list[Session]] = (-1, [])
         self._synced_gen = 0
         self._awaiting: dict[int, Session] = {}  # logged in, a list is owed as soon as drained
         # Logged-in clients that get join/leave events instead of lists — native ones that
@@ -1098,10 +1102,16 @@ class ChatCore:
         return self.users.get(key) or self.remote.get(key)
 
     def online(self) -> Iterable[Session]:
-        """Every logged-in user, in order of joining (then users on other nodes)."""
-        if self.remote:
-            return [*self.users.values(), *self.remote.values()]
-        return self.users.values()
+        """Every logged-in user, in order of joining. Clustered, that is the cluster-wide
+        login order (:attr:`Session.rank`), so every node lists everyone identically."""
+        if not self.clustered:
+            return self.users.values()
+        gen, users = self._online_cache
+        if gen != self.roster_gen:
+            # Both dicts are nearly in rank order already, so the sort is close to a merge.
+            users = sorted((*self.users.values(), *self.remote.values()), key=_rank)
+            self._online_cache = (self.roster_gen, users)
+        return users
 
     def _presence(self, who: Session, code: int, text: str, render: Callable[[Dialect], bytes],
                   out: list[Output]) -> None:
@@ -1240,10 +1250,12 @@ class ChatCore:
 
     # -- the cluster's inputs (a clustered core only) ------------------------------------
 
-    def login_result(self, conn: int, refusal: str | None, now: float) -> list[Output]:
+    def login_result(self, conn: int, refusal: str | None, now: float,
+                     rank: tuple = ()) -> list[Output]:
         """The cluster answered a :class:`Claim`: None completes the login, ``"taken"``
         refuses it as a duplicate, any other text refuses it with that reason. Lines held
-        meanwhile are then processed as if they had just arrived."""
+        meanwhile are then processed as if they had just arrived. ``rank`` orders the user
+        in the online list, the same on every node (see :attr:`Session.rank`)."""
         sess = self.sessions.get(conn)
         if sess is None or sess.claiming is None:
             return []
@@ -1253,6 +1265,7 @@ class ChatCore:
         if refusal is None and key not in self.users:
             if key in self.remote:  # a stale copy: the cluster just gave the name to us
                 out += self.remote_leave(key)
+            sess.rank = rank
             out += self._complete_login(sess, nick, key, now)
         elif refusal is None or refusal == "taken":
             self.notes.append(Note("error", conn, {"code": Code.NICK_IN_USE}))
@@ -1286,10 +1299,11 @@ class ChatCore:
             "this chat (they were cut off from each other). Choose another nickname.", nick)))
         return out
 
-    def remote_join(self, key: str, nick: str) -> list[Output]:
-        """A user logged in on another node. The name is checked like a local login: what
-        comes from the cluster is bytes from the network too, and a name with ``,`` or a
-        reserved name would corrupt every list or pose as the server."""
+    def remote_join(self, key: str, nick: str, rank: tuple = ()) -> list[Output]:
+        """A user logged in on another node (``rank``: see :attr:`Session.rank`). The name is
+        checked like a local login: what comes from the cluster is bytes from the network
+        too, and a name with ``,`` or a reserved name would corrupt every list or pose as
+        the server."""
         if key in self.users:
             return []  # a conflict the cluster is resolving; it revokes one of the two
         if nick_problem(nick) is not None or nick_key(nick) != key:
@@ -1297,7 +1311,7 @@ class ChatCore:
             return []
         old = self.remote.get(key)
         if old is not None:
-            if old.nick == nick:
+            if old.nick == nick and old.rank == rank:
                 return []
             out = self.remote_leave(key)
         else:
@@ -1305,6 +1319,7 @@ class ChatCore:
         stand_in = Session(0, 0, 0.0, 0.0, True)
         raw = nick.encode()
         stand_in.nick, stand_in.key = nick, key
+        stand_in.rank = rank
         stand_in.prefix = raw + b": "
         stand_in.bcast_prefix = BROADCAST_MARK + raw + b": "
         self.remote[key] = stand_in
@@ -1327,14 +1342,15 @@ class ChatCore:
                        lambda d: d.left(stand_in, "closed by client"), out)
         return out
 
-    def remote_roster(self, users: Iterable[tuple[str, str]]) -> list[Output]:
-        """Replace what is known of other nodes' users (after the cluster (re)connects)."""
-        new = dict(users)
+    def remote_roster(self, users: Iterable[tuple]) -> list[Output]:
+        """Replace what is known of other nodes' users (after the cluster (re)connects):
+        ``(key, nick)`` or ``(key, nick, rank)`` items."""
+        new = {u[0]: u for u in users}
         out: list[Output] = []
         for key in [k for k in self.remote if k not in new]:
             out += self.remote_leave(key)
-        for key, nick in new.items():
-            out += self.remote_join(key, nick)
+        for user in new.values():
+            out += self.remote_join(*user)
         return out
 
     def deliver_many(self, items: Iterable[tuple]) -> tuple[list[Output], list[tuple]]:
@@ -1410,6 +1426,10 @@ class ChatCore:
             for s, n in counts.items()]
         out.extend((conn, Bounce(key, name, n)) for key, n in remote.items())
         return out
+
+
+def _rank(sess: Session) -> tuple:
+    return sess.rank
 
 
 def _remote_text(text: bytes) -> bytes | None:

@@ -38,16 +38,23 @@ class Member:
     nick: str
     node: str
     conn: int
-    since_ms: int  # login time (wall clock, ms): the earlier login wins a conflict
+    since_us: int  # login time (wall clock, µs): the earlier login wins a conflict
 
     @property
     def token(self) -> str:
         """The lease value: only the holder of this token may renew or release the name."""
         return f"{self.node}:{self.conn}"
 
+    @property
+    def rank(self) -> tuple[int, str]:
+        """Cluster-wide login order: the online list's order on every node, and the rule
+        that settles a name claimed twice during a partition (the earlier login wins).
+        Both parts come from Redis, so every node computes the same order."""
+        return (self.since_us, self.token)
+
     def wins_over(self, other: Member) -> bool:
         """Deterministic conflict rule after a partition: the earlier login keeps the name."""
-        return (self.since_ms, self.token) < (other.since_ms, other.token)
+        return self.rank < other.rank
 
 
 # --- events the engine hands to the node -------------------------------------------------

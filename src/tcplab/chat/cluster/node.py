@@ -70,7 +70,7 @@ class ClusterNode:
             return []
         if cls is Claim:
             member = Member(action.key, action.nick, self.node, conn,  # type: ignore[attr-defined]
-                            int(self.clock() * 1000))
+                            int(self.clock() * 1_000_000))
             self.members[conn] = member
             self._claiming.add(conn)
             self.engine.claim(member)
@@ -113,11 +113,11 @@ class ClusterNode:
             elif cls is Broadcast:
                 out += core.deliver_all(ev.sender, ev.text)
             elif cls is Joined:
-                out += core.remote_join(ev.member.key, ev.member.nick)
+                out += core.remote_join(ev.member.key, ev.member.nick, ev.member.rank)
             elif cls is Left:
                 out += core.remote_leave(ev.member.key)
             elif cls is Roster:
-                out += core.remote_roster([(m.key, m.nick) for m in ev.members])
+                out += core.remote_roster([(m.key, m.nick, m.rank) for m in ev.members])
             elif cls is Claimed:
                 out += self._claimed(ev, now)
             elif cls is Undelivered:
@@ -143,7 +143,7 @@ class ClusterNode:
         if member is None or member.key != ev.key:
             return []
         if ev.ok:
-            return self.core.login_result(ev.conn, None, now)
+            return self.core.login_result(ev.conn, None, now, member.rank)
         del self.members[ev.conn]
         if ev.taken:
             return self.core.login_result(ev.conn, "taken", now)

@@ -631,11 +631,11 @@ class RedisEngine(Engine):
 
     @staticmethod
     def _presence_value(m: Member) -> str:
-        return f"{m.token}:{m.since_ms}:{m.nick}"
+        return f"{m.token}:{m.since_us}:{m.nick}"
 
     @staticmethod
     def _join_notice(m: Member) -> str:
-        return f"J\n{m.node}\n{m.conn}\n{m.since_ms}\n{m.key}\n{m.nick}"
+        return f"J\n{m.node}\n{m.conn}\n{m.since_us}\n{m.key}\n{m.nick}"
 
     def claim(self, member: Member) -> None:
         if not self._up:
