@@ -167,10 +167,10 @@ def test_revoked_user_returns_to_the_nickname_prompt() -> None:
 
 def test_remote_roster_replaces_and_reports_deltas() -> None:
     core = ChatCore(Limits(rate=0), clustered=True)
-    core.remote_roster([("a", "A"), ("b", "B")])
+    core.remote_roster([("a", "A", (1, "n2:1")), ("b", "B", (2, "n2:2"))])
     gen = core.roster_gen
     assert core.online_line() == b"ONLINE_USERS:A,B\n"
-    core.remote_roster([("b", "B"), ("c", "C")])
+    core.remote_roster([("b", "B", (2, "n2:2")), ("c", "C", (3, "n2:3"))])
     assert core.online_line() == b"ONLINE_USERS:B,C\n" and core.roster_gen > gen
     assert core._list_bytes == len(core.online_line())  # the size used for list budgets
 

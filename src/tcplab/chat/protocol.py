@@ -1342,15 +1342,15 @@ class ChatCore:
                        lambda d: d.left(stand_in, "closed by client"), out)
         return out
 
-    def remote_roster(self, users: Iterable[tuple]) -> list[Output]:
+    def remote_roster(self, users: Iterable[tuple[str, str, tuple]]) -> list[Output]:
         """Replace what is known of other nodes' users (after the cluster (re)connects):
-        ``(key, nick)`` or ``(key, nick, rank)`` items."""
-        new = {u[0]: u for u in users}
+        ``(key, nick, rank)`` items, ``rank`` as in :meth:`remote_join`."""
+        new = {key: (nick, rank) for key, nick, rank in users}
         out: list[Output] = []
         for key in [k for k in self.remote if k not in new]:
             out += self.remote_leave(key)
-        for user in new.values():
-            out += self.remote_join(*user)
+        for key, (nick, rank) in new.items():
+            out += self.remote_join(key, nick, rank)
         return out
 
     def deliver_many(self, items: Iterable[tuple]) -> tuple[list[Output], list[tuple]]:
