@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from tcplab.analyze import dns as _dns
 from tcplab.analyze import http
 from tcplab.analyze import tcp_analysis as ta
 from tcplab.packet import ipv6 as _ipv6
@@ -462,6 +463,8 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
             d["udp.checksum.status"] = "good" if ok else "bad"
     d["_ws.col.Protocol"] = "UDP"
     d["_ws.col.Info"] = f"{sport} → {dport} Len={length - 8}"
+    if (sport in _dns.UDP_PORTS or dport in _dns.UDP_PORTS) and length > 8 and not cut:
+        _dns.udp_message(data[l4 + 8 : l4 + length], d)
 
 
 def tags_text(aflags: int, dup_frame: int | None, dup_num: int | None) -> str:

@@ -399,18 +399,7 @@ def _protocol_present(name: str) -> Predicate:
             return True
         return name in d or any(k.startswith(prefix) for k in d)
 
-    if name != "dns":
-        return layered
-
-    def dns(d: Packet) -> bool:
-        # Wireshark hands port 53 to its DNS dissector; an analyzer without DNS fields still
-        # answers "dns" the same way.
-        if layered(d):
-            return True
-        return 53 in (d.get("udp.srcport"), d.get("udp.dstport"), d.get("tcp.srcport"),
-                      d.get("tcp.dstport")) and not d.get("_ws.malformed")
-
-    return dns
+    return layered
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from tcplab.analyze import dissect as _dissect
 from tcplab.analyze import http as _http
 from tcplab.analyze import tcp_analysis as _ta
 from tcplab.analyze.http import CHAT_PORTS
+from tcplab.analyze.tls_dns import AppLayer
 from tcplab.errors import InputError
 from tcplab.packet.errors import ParseError
 
@@ -103,7 +104,7 @@ class Packet:
         "comment", "interface", "src", "dst", "sport", "dport", "flags", "seglen", "seq_raw",
         "ack_raw", "window_value", "urgent", "payload_start", "payload_end", "stream",
         "aflags", "fbase", "rbase", "scale", "completeness", "dup_num", "dup_frame",
-        "_addrs", "_ports", "_opts", "_http", "_fields", "_ctx",
+        "_addrs", "_ports", "_opts", "_http", "_app", "_fields", "_ctx",
     )
 
     # -- shown values ----------------------------------------------------------------------
@@ -150,7 +151,7 @@ class Packet:
         h = self._http
         if h is None:
             h = self._http = {}
-            if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
+            if self.seglen and not self.aflags & _NO_SUBDISSECTOR and self._app is None:
                 _http.classify(self.payload, self.sport, self.dport, h, self._ctx.chat_ports)
         return h
 
@@ -166,7 +167,7 @@ class Packet:
             if method is None and code is None:
                 return None
             return method, d.get("http.request.uri"), code, d.get("http.response.phrase")
-        if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
+        if self.seglen and not self.aflags & _NO_SUBDISSECTOR and self._app is None:
             entry = _message(self.data, self.payload_start, self.payload_end)
             if entry is not None:
                 return entry[1:]
@@ -177,6 +178,8 @@ class Packet:
         d = self._fields
         if d is not None:
             return d["_ws.col.Protocol"], d["_ws.col.Info"]
+        if self._app is not None:  # TLS or DNS (tls_dns.AppLayer) made the columns
+            return self._app.columns(self._tcp_info)
         cols = None
         if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
             cols = _columns(self.data[self.payload_start : self.payload_end], self.sport,
@@ -199,6 +202,10 @@ class Packet:
         """The packet-list line (No. Time Source Destination Protocol Length Info)."""
         if self._fields is not None:
             return _packet_line(self._fields)
+        if self._app is not None:
+            cols = self._app.columns(self._tcp_info)
+            return _LINE % (self.number, self.time_relative, self._addrs, cols[0],
+                            self.frame_len, cols[1])
         flags = self.flags
         seglen = self.seglen
         aflags = self.aflags
@@ -380,7 +387,7 @@ def _fill_from_fields(p: Packet, d: dict) -> None:
     p.dup_num = d.get("tcp.analysis.duplicate_ack_num")
     p.dup_frame = d.get("tcp.analysis.duplicate_ack_frame")
     p._addrs = p._ports = p._opts = None
-    p._http = None
+    p._http = p._app = None
     p._fields = d
     p._ctx = None
 
@@ -438,6 +445,7 @@ class Analyzer:
         chat_ports: frozenset[int] = CHAT_PORTS,
         interfaces: list[Any] | None = None,
         final: list[_ta.FinalState] | None = None,
+        tls_versions: dict[int, int] | None = None,
     ) -> None:
         self.linktype = linktype
         self.checksums = checksums
@@ -446,6 +454,8 @@ class Analyzer:
         self.chat_ports = chat_ports
         self.interfaces = interfaces
         self.tracker = _ta.TcpTracker(final)
+        #: TLS and DNS-over-TCP state; ``tls_versions`` are a first pass's final_versions().
+        self.app = AppLayer(two_pass=final is not None, final_versions=tls_versions)
         self.count = 0
         self._first_ns: int | None = None
         self._if_names: list[str | None] = []
@@ -487,6 +497,7 @@ class Analyzer:
                 d["_ws.col.Source"] = d["_ws.col.Destination"] = ""
             p.stream = p.completeness = None
             p.aflags = 0
+            p._app = None
             return p
         p.src, p.dst, p.sport, p.dport = seg.src, seg.dst, seg.sport, seg.dport
         p.seq_raw, p.ack_raw, p.flags, p.seglen = seg.seq, seg.ack, seg.flags, seg.seglen
@@ -494,6 +505,9 @@ class Analyzer:
         p.payload_start = seg.payload_offset
         p.payload_end = seg.payload_offset + len(seg.payload)
         self._analyse(p, seg.wscale)
+        p._app = (self.app.feed(count, p.stream, seg.src, seg.sport, seg.dport, seg.seq, data,
+                                p.payload_start, p.payload_end, p.aflags)
+                  if seg.seglen else None)
         self._write_analysis(d, p, seg)
         return p
 
@@ -521,6 +535,7 @@ class Analyzer:
         options = _dissect._options
         nop_nop_ts = _dissect._NOP_NOP_TS
         dup_ack = _ta.DUPLICATE_ACK
+        app_feed = self.app.feed
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
         count = self.count
@@ -588,6 +603,8 @@ class Analyzer:
                     seglen = end - l4 - thl
                     aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack,
                                                   flags, seglen, window, wscale)
+                    app = (app_feed(count, conv.stream, src, sport, dport, seq, data, l4 + thl,
+                                    end, aflags) if seglen else None)
                     if not skim:
                         p = new(Packet)
                         p.number = count
@@ -629,6 +646,7 @@ class Analyzer:
                         p._ports = ports
                         p._opts = opts
                         p._http = p._fields = None
+                        p._app = app
                         p._ctx = self
                         yield p
                 self.count = count
@@ -709,7 +727,10 @@ class Analyzer:
                 # Wireshark files fast and spurious retransmissions under
                 # tcp.analysis.retransmission too (the Info column shows only the specific tag).
                 d["tcp.analysis.retransmission"] = True
-        if seg.seglen and _dissect.app_layer(d, seg, aflags, self.chat_ports):
+        app = p._app
+        if app is not None:  # TLS or DNS over TCP (tls_dns.AppLayer)
+            app.write(d, lambda: _dissect.tcp_info(d, seg, aflags, absolute=self.absolute))
+        elif seg.seglen and _dissect.app_layer(d, seg, aflags, self.chat_ports):
             d["frame.protocols"] += ":" + d["_ws.col.Protocol"].lower()
         else:
             d["_ws.col.Protocol"] = "TCP"

@@ -103,10 +103,24 @@ def json_line(d: dict, *, payload: bool = False) -> str:
             del out["tcp.payload"]
     try:
         return _encode(out)
-    except TypeError:  # bytes under another name (a caller's own fields): the general rule
-        return _encode({k: _payload_hex(bytes(v)) if isinstance(v, bytes | bytearray | memoryview)
-                        else v for k, v in out.items()
-                        if payload or not isinstance(v, bytes | bytearray | memoryview)})
+    except TypeError:  # bytes under another name (tls.app_data, a caller's own fields)
+        return _encode({k: _hex_values(v) for k, v in out.items() if payload or not _is_bytes(v)})
+
+
+_BYTES = (bytes, bytearray, memoryview)
+
+
+def _is_bytes(value: object) -> bool:
+    """A bytes field, or a repeated one (one ``tls.app_data`` per record): shown only with --payload."""
+    if isinstance(value, list):
+        return bool(value) and isinstance(value[0], _BYTES)
+    return isinstance(value, _BYTES)
+
+
+def _hex_values(value: object) -> object:
+    if isinstance(value, list):
+        return [_payload_hex(bytes(v)) if isinstance(v, _BYTES) else v for v in value]
+    return _payload_hex(bytes(value)) if isinstance(value, _BYTES) else value
 
 
 def json_lines(packets: Iterable[dict], *, payload: bool = False) -> Iterable[str]:

@@ -113,18 +113,28 @@ class AnalysisSession:
         final_needed = (per_packet or keep is not None or explain or bool(flows)
                         or bool(frames))
         two_pass = self.two_pass and os.path.isfile(self.path)
-        final = (self._skim() if two_pass and final_needed else None)
+        final, tls_versions = (self._first_pass() if two_pass and final_needed
+                               else (None, None))
         reader = _open(self.path)
         analyzer = Analyzer(
             reader.linktype, checksums=self.checksums, absolute=self.absolute,
             payload=self.payload or bool(frames) or filter_payload,
-            chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final)
+            chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final,
+            tls_versions=tls_versions)
         return Run(self, reader, analyzer, conversations=conversations, http=http,
                    explain=explain, flows=flows, frames=frames,
                    fix_completeness=two_pass and final is None)
 
     def _skim(self) -> list[FinalState]:
         """``tshark -2``'s first pass: each stream's end state, from headers alone."""
+        return self._first_pass()[0]
+
+    def _first_pass(self) -> tuple[list[FinalState], dict[int, int]]:
+        """``tshark -2``'s first pass: each stream's end state, and each TLS stream's version.
+
+        Headers alone, except for TLS streams, whose records are read to learn the
+        session version every frame of the second pass names.
+        """
         reader = _open(self.path)
         analyzer = Analyzer(reader.linktype, checksums=False, payload=False,
                             chat_ports=self.chat_ports)
@@ -135,7 +145,7 @@ class AnalysisSession:
             pass  # reported by the second pass, after its good packets
         finally:
             reader.close()
-        return analyzer.tracker.final_states()
+        return analyzer.tracker.final_states(), analyzer.app.final_versions()
 
     # -- one view per read -----------------------------------------------------------------
     def packets(self) -> Iterator[Packet]:

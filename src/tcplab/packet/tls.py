@@ -60,8 +60,10 @@ HANDSHAKE_TYPE_NAMES = {
     0: "Hello Request",
     CLIENT_HELLO: "Client Hello",
     SERVER_HELLO: "Server Hello",
+    3: "Hello Verify Request",
     4: "New Session Ticket",
     5: "End of Early Data",
+    6: "Hello Retry Request",
     8: "Encrypted Extensions",
     11: "Certificate",
     12: "Server Key Exchange",
@@ -70,9 +72,34 @@ HANDSHAKE_TYPE_NAMES = {
     15: "Certificate Verify",
     16: "Client Key Exchange",
     20: "Finished",
+    21: "Certificate URL",
+    22: "Certificate Status",
+    23: "Supplemental Data",
     24: "Key Update",
+    25: "Compressed Certificate",
+    67: "Next Protocol",
     254: "Message Hash",
 }
+
+ALERT_LEVEL_NAMES = {1: "Warning", 2: "Fatal"}
+#: Alert descriptions (RFC 8446 §6, RFC 5246 §7.2) in Wireshark's wording.
+ALERT_DESCRIPTION_NAMES = {
+    0: "Close Notify", 10: "Unexpected Message", 20: "Bad Record MAC", 21: "Decryption Failed",
+    22: "Record Overflow", 30: "Decompression Failure", 40: "Handshake Failure",
+    41: "No Certificate", 42: "Bad Certificate", 43: "Unsupported Certificate",
+    44: "Certificate Revoked", 45: "Certificate Expired", 46: "Certificate Unknown",
+    47: "Illegal Parameter", 48: "Unknown CA", 49: "Access Denied", 50: "Decode Error",
+    51: "Decrypt Error", 60: "Export Restriction", 70: "Protocol Version",
+    71: "Insufficient Security", 80: "Internal Error", 86: "Inappropriate Fallback",
+    90: "User Canceled", 100: "No Renegotiation", 109: "Missing Extension",
+    110: "Unsupported Extension", 111: "Certificate Unobtainable", 112: "Unrecognized Name",
+    113: "Bad Certificate Status Response", 114: "Bad Certificate Hash Value",
+    115: "Unknown PSK Identity", 116: "Certificate Required", 120: "No application Protocol",
+}
+
+#: RFC 8446 §4.1.3: a Server Hello with this random is a Hello Retry Request.
+HELLO_RETRY_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 EXT_SERVER_NAME = 0  # RFC 6066 §3
 EXT_SUPPORTED_VERSIONS = 43  # RFC 8446 §4.2.1
