@@ -29,7 +29,6 @@ from tcplab.packet.errors import ParseError
 UDP_PORTS = frozenset({53})
 TCP_PORTS = frozenset({53, 5353})
 
-_HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")
 _QUESTION_FIXED = struct.Struct("!HH")
 
@@ -58,6 +57,11 @@ TYPE_NAMES = {
     107: "LP", 108: "EUI48", 109: "EUI64", 249: "TKEY", 250: "TSIG", 251: "IXFR", 252: "AXFR",
     253: "MAILA", 254: "MAILB", 255: "ANY", 256: "URI", 257: "CAA", 32768: "TA", 32769: "DLV",
 }
+
+_OPCODE_UPDATE = 5
+_QUERY_COUNTS = ("dns.count.queries", "dns.count.answers", "dns.count.auth_rr", "dns.count.add_rr")
+_UPDATE_COUNTS = ("dns.count.zones", "dns.count.prerequisites",
+                  "dns.count.updates", "dns.count.add_rr")
 
 _A, _NS, _CNAME, _SOA, _PTR, _MX, _TXT, _AAAA, _SRV = 1, 2, 5, 6, 12, 15, 16, 28, 33
 
@@ -170,12 +174,14 @@ def dissect_message(buf: bytes) -> tuple[str, dict[str, list], str | None]:
         f.add("dns.flags.checkdisable", (flags >> 4) & 1)
         if response:
             f.add("dns.flags.rcode", rcode)
-        _need(buf, 4, 8, "header counts")
-        _, _, qd, an, ns, ar = _HEADER.unpack_from(buf, 0)
-        f.add("dns.count.queries", qd)
-        f.add("dns.count.answers", an)
-        f.add("dns.count.auth_rr", ns)
-        f.add("dns.count.add_rr", ar)
+        # An UPDATE (RFC 2136 §2.2) names its sections zones, prerequisites and updates.
+        names = _UPDATE_COUNTS if opcode == _OPCODE_UPDATE else _QUERY_COUNTS
+        counts = []
+        for i, name in enumerate(names):  # one at a time: tshark shows those it could read
+            _need(buf, 4 + 2 * i, 2, "header counts")
+            counts.append(int.from_bytes(buf[4 + 2 * i : 6 + 2 * i], "big"))
+            f.add(name, counts[-1])
+        qd, an, ns, ar = counts
         pos = 12
         for _ in range(qd):
             name, pos = read_name(buf, pos)
@@ -183,7 +189,7 @@ def dissect_message(buf: bytes) -> tuple[str, dict[str, list], str | None]:
             qtype, qclass = _QUESTION_FIXED.unpack_from(buf, pos)
             pos += 4
             f.add("dns.qry.name", _shown_name(name))
-            f.add("dns.qry.name.len", len(name))
+            f.add("dns.qry.name.len", len(_shown_name(name)))
             f.add("dns.count.labels", name.count(".") + 1 if name else 0)
             f.add("dns.qry.type", qtype)
             f.add("dns.qry.class", qclass)
@@ -194,7 +200,13 @@ def dissect_message(buf: bytes) -> tuple[str, dict[str, list], str | None]:
             rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(buf, pos)
             pos += 10
             _need(buf, pos, rdlen, "resource record data")
-            f.add("dns.resp.name", _shown_name(name))
+            srv = name.split(".", 2) if rtype == _SRV else ()
+            if len(srv) == 3:  # _service._proto.name: tshark splits the owner name (RFC 2782)
+                f.add("dns.srv.service", srv[0])
+                f.add("dns.srv.proto", srv[1])
+                f.add("dns.srv.name", srv[2])
+            else:
+                f.add("dns.resp.name", _shown_name(name))
             f.add("dns.resp.type", rtype)
             if rtype != 41:  # OPT (RFC 6891) reuses class and TTL for the UDP size and flags
                 f.add("dns.resp.class", rclass)

@@ -163,6 +163,53 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "http.content_length": (UINT, None),
 }
 
+# TLS records and DNS messages (tcplab.analyze.tls, tcplab.analyze.dns), typed as tshark 4.0
+# types them; repeated ones (a field per record, question or answer) are lists.
+FIELDS.update({
+    "tls.record.content_type": (UINT, _U8),
+    "tls.record.opaque_type": (UINT, _U8),
+    "tls.record.version": (UINT, _U16),
+    "tls.record.length": (UINT, _U16),
+    "tls.handshake.type": (UINT, _U8),
+    "tls.handshake.length": (UINT, 0xFFFFFF),
+    "tls.handshake.version": (UINT, _U16),
+    "tls.handshake.ciphersuite": (UINT, _U16),
+    "tls.handshake.extensions_server_name": (STR, None),
+    "tls.handshake.extensions.supported_version": (UINT, _U16),
+    "tls.change_cipher_spec": (FLAG, None),
+    "tls.alert_message": (FLAG, None),
+    "tls.alert_message.level": (UINT, _U8),
+    "tls.alert_message.desc": (UINT, _U8),
+    "tls.app_data": (BYTES, None),
+    "dns.length": (UINT, _U16),
+    "dns.id": (UINT, _U16),
+    "dns.flags": (UINT, _U16),
+    **{f"dns.flags.{bit}": (BOOL, None) for bit in (
+        "response", "authoritative", "truncated", "recdesired", "recavail", "z",
+        "authenticated", "checkdisable")},
+    "dns.flags.opcode": (UINT, 15),
+    "dns.flags.rcode": (UINT, 15),
+    **{f"dns.count.{n}": (UINT, _U16) for n in ("queries", "answers", "auth_rr", "add_rr",
+                                                "labels", "zones", "prerequisites", "updates")},
+    "dns.qry.name": (STR, None),
+    "dns.qry.name.len": (UINT, _U16),
+    "dns.qry.type": (UINT, _U16),
+    "dns.qry.class": (UINT, _U16),
+    "dns.resp.name": (STR, None),
+    "dns.resp.type": (UINT, _U16),
+    "dns.resp.class": (UINT, _U16),
+    "dns.resp.ttl": (UINT, _U32),
+    "dns.resp.len": (UINT, _U16),
+    "dns.a": (IPV4, None),
+    "dns.aaaa": (IPV6, None),
+    **{name: (STR, None) for name in ("dns.cname", "dns.ns", "dns.ptr.domain_name",
+                                      "dns.mx.mail_exchange", "dns.srv.target",
+                                      "dns.soa.mname", "dns.soa.rname", "dns.txt",
+                                      "dns.srv.service", "dns.srv.proto", "dns.srv.name")},
+    **{f"dns.{name}": (UINT, _U16) for name in ("mx.preference", "srv.priority",
+                                                "srv.weight", "srv.port")},
+})
+
 #: One-bit fields read from their flags word when the packet dict has only the word
 #: (``ip.flags`` holds the 3 IPv4 flag bits, ``tcp.flags`` the 9 TCP ones).
 DERIVED_BITS: dict[str, tuple[str, int]] = {
@@ -199,7 +246,7 @@ VIRTUAL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
 #: Presence-only names: protocol layers and Wireshark's umbrella items.
 PROTOCOLS = (
     "frame", "eth", "null", "sll", "ip", "ipv6", "tcp", "udp", "icmp", "icmpv6", "arp",
-    "http", "dns", "data", "chat", "_ws.malformed", "tcp.analysis.flags", "http.request",
+    "http", "dns", "tls", "data", "chat", "_ws.malformed", "tcp.analysis.flags", "http.request",
     "http.response",
 )
 

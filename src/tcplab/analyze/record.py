@@ -337,10 +337,14 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
         "http.request", "http.response", "http.request.method", "http.request.uri",
         "http.request.version", "http.response.code", "http.response.phrase",
         "http.response.version", "http.host", "http.content_length")},
-    # Fast-path frames are IPv4 TCP with sound headers: these layers and marks are absent.
+    # Fast-path frames are IPv4 TCP with sound headers: these layers and marks are absent,
+    # except the marks TLS or DNS put on a payload they find damaged.
     **{name: _none for name in (
-        "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "_ws.malformed", "_ws.short",
-        "_ws.expert", "icmp.type", "icmp.code")},
+        "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "_ws.short", "icmp.type",
+        "icmp.code")},
+    "_ws.malformed": lambda p: p._app.malformed if p._app is not None else None,
+    "_ws.expert": lambda p: ("Malformed Packet" if p._app is not None and p._app.malformed
+                             else None),
 }
 
 

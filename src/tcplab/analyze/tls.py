@@ -181,23 +181,30 @@ class TlsSession:
         return s
 
     def records(self, side_key: object, frame: int, records: list[tuple[int, int, bytes]],
-                fields: dict) -> tuple[str, list[str], str | None]:
+                fields: dict) -> tuple[str, list[str], str | None, bool]:
         """Describe whole records (content type, version, fragment) of one segment.
 
         Adds the ``tls.*`` fields to ``fields`` (repeated fields as lists); returns the
-        Protocol column, the Info words in record order and, when tshark would stop with
-        ``[Malformed Packet]``, why (the words then end where it stopped).
+        Protocol column, the Info words in record order, why tshark would call the frame
+        malformed (or None), and whether it stopped there (``[Malformed Packet]`` in Info,
+        the words ending where it stopped) rather than only noting it (a heartbeat whose
+        payload length cannot fit, RFC 6520 §4).
         """
         side = self.side(side_key)
         words: list[str] = []
         protocol = "TLS"
+        noted = None
         for ctype, rversion, body in records:
             try:
                 protocol = self._record(side, frame, ctype, rversion, body, fields, words)
             except Malformed as exc:
                 shown = self.final_version or self.version or rversion
-                return VERSION_SHORT_NAMES.get(shown, "TLS"), words, str(exc)
-        return protocol, words, None
+                return VERSION_SHORT_NAMES.get(shown, "TLS"), words, str(exc), True
+            if (ctype == _tls.HEARTBEAT and len(body) >= 3 and body[0] in (1, 2)
+                    and int.from_bytes(body[1:3], "big") + 3 + 16 > len(body)):
+                noted = (f"TLS: heartbeat payload length {int.from_bytes(body[1:3], 'big')} "
+                         f"does not fit its {len(body)}-byte record with 16 bytes of padding")
+        return protocol, words, noted, False
 
     def _record(self, side: _Side, frame: int, ctype: int, rversion: int, body: bytes,
                 fields: dict, words: list[str]) -> str:

@@ -208,8 +208,8 @@ class AppLayer:
                 return AppFrame("TCP", "", {}, "", TCP_AND_NOTE)
             return AppFrame("TCP", "", {}, ":tls", TCP_AND_NOTE if self.two_pass else NOTE_ONLY)
         fields: dict = {}
-        protocol, words, malformed = session.records(side, frame, records, fields)
-        info = ", ".join(words) + ("[Malformed Packet]" if malformed else "")
+        protocol, words, malformed, stopped = session.records(side, frame, records, fields)
+        info = ", ".join(words) + ("[Malformed Packet]" if stopped else "")
         # tshark calls TLS once for a record it reassembled and once more for the bytes after it.
         calls = 2 if continuing and first_end < n else 1
         return AppFrame(protocol, info, fields, ":tls" * calls, SHOWN, malformed)

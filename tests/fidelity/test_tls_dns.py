@@ -1,0 +1,181 @@
+"""TLS and DNS against tshark 4.0: columns, fields and display filters, frame by frame.
+
+Captures: real loopback traffic in ``tests/data/`` (curl against ``openssl s_server``
+over TLS 1.2 and 1.3, DNS over TCP with two queries in one segment and one split across
+two) and the crafted files of :mod:`tests.fidelity.tls_dns_captures`. Every frame's
+Protocol and Info must equal tshark's, in one pass and in two (``tshark -2``), and every
+``tls.*``/``dns.*`` field listed below must hold tshark's values.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tcplab.analyze import analyze, tls_dns
+from tests.fidelity.tls_dns_captures import CRAFTED
+from tests.support import require_tshark
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+REAL = ("tls12-lo.pcap", "tls13-lo.pcap", "dns-tcp-lo.pcap")
+CAPTURES = [*REAL, *CRAFTED]
+
+#: Fields tshark prints in hexadecimal with -T fields.
+HEX = {"tls.record.version", "tls.handshake.version", "tls.handshake.ciphersuite",
+       "tls.handshake.extensions.supported_version", "dns.id", "dns.flags", "dns.qry.class",
+       "dns.resp.class"}
+FIELDS = (
+    "tls.record.content_type", "tls.record.opaque_type", "tls.record.version",
+    "tls.record.length", "tls.handshake.type", "tls.handshake.length", "tls.handshake.version",
+    "tls.handshake.ciphersuite", "tls.handshake.extensions_server_name",
+    "tls.handshake.extensions.supported_version", "tls.change_cipher_spec", "tls.alert_message",
+    "tls.alert_message.level", "tls.alert_message.desc", "tls.app_data",
+    "dns.length", "dns.id", "dns.flags", "dns.flags.response", "dns.flags.opcode",
+    "dns.flags.authoritative", "dns.flags.truncated", "dns.flags.recdesired",
+    "dns.flags.recavail", "dns.flags.z", "dns.flags.checkdisable", "dns.flags.rcode",
+    "dns.count.queries", "dns.count.answers", "dns.count.auth_rr", "dns.count.add_rr",
+    "dns.qry.name", "dns.qry.name.len", "dns.qry.type", "dns.qry.class", "dns.resp.name",
+    "dns.resp.type", "dns.resp.class", "dns.resp.ttl", "dns.resp.len", "dns.a", "dns.aaaa",
+    "dns.cname", "dns.ns", "dns.ptr.domain_name", "dns.mx.preference", "dns.mx.mail_exchange",
+    "dns.srv.priority", "dns.srv.weight", "dns.srv.port", "dns.srv.target", "dns.srv.service",
+    "dns.srv.proto", "dns.srv.name", "dns.count.zones", "dns.count.prerequisites",
+    "dns.count.updates", "dns.soa.mname",
+    "dns.soa.rname", "dns.txt",
+)
+#: tshark takes certificates apart (X.509, PKCS #1); the analyzer stops at the TLS record.
+CERTIFICATE_LAYERS = {"x509sat", "x509ce", "x509af", "x509if", "pkcs-1", "pkix1explicit",
+                      "pkix1implicit"}
+
+FILTERS = (
+    "tls", "dns", "tls.handshake.type == 1", "tls.handshake.type == 2",
+    "tls.record.content_type == 23", "tls.record.opaque_type == 23", "tls.change_cipher_spec",
+    "tls.alert_message", "tls.alert_message.desc == 40", "tls.record.version == 0x0301",
+    'tls.handshake.extensions_server_name == "localhost"',
+    "tls.handshake.extensions.supported_version == 0x0304", "tls.app_data",
+    "tls.handshake.ciphersuite == 0x1301", "dns.flags.response == 1",
+    "dns.flags.response == 0", 'dns.qry.name == "two.example"', "dns.a == 127.0.0.1",
+    "dns.qry.type == 28", "dns.flags.rcode == 3", "dns.count.answers > 1", "dns.aaaa",
+    "dns.cname", 'dns.mx.mail_exchange contains "mail"', "dns.srv.port == 5060",
+    "dns && tcp", "dns && udp", "_ws.malformed", "tcp.len > 0 && !tls && !dns",
+)
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("scapy", reason="scapy builds the crafted captures")
+    out = tmp_path_factory.mktemp("tls-dns")
+    paths = {name: DATA / name for name in REAL}
+    for name, build in CRAFTED.items():
+        paths[name] = out / f"{name}.pcap"
+        build(paths[name])
+    return paths
+
+
+def _tshark(path: Path, fields: tuple[str, ...], *args: str) -> list[list[str]]:
+    exe = require_tshark()
+    cmd = [exe, "-r", str(path), *args, "-T", "fields", "-E", "separator=\t",
+           "-E", "occurrence=a", "-E", "aggregator=,"]
+    for f in fields:
+        cmd += ["-e", f]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [line.split("\t") for line in proc.stdout.splitlines()]
+
+
+def _text(field: str, value: object) -> str:
+    """Our value written the way tshark -T fields writes it."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(_text(field, v) for v in value)
+    if value is True:
+        return "1"
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    if field in HEX and isinstance(value, int):
+        return f"0x{value:04x}"
+    return str(value)
+
+
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("name", CAPTURES)
+def test_protocol_and_info_columns_match_tshark(captures, name: str, two_pass: bool) -> None:
+    path = captures[name]
+    theirs = _tshark(path, ("_ws.col.Protocol", "_ws.col.Info"), *(["-2"] if two_pass else []))
+    ours = [(d["_ws.col.Protocol"], d["_ws.col.Info"]) for d in analyze(path, two_pass=two_pass)]
+    assert len(ours) == len(theirs)
+    problems = [f"frame {n}: ours {o} != tshark {tuple(t)}"
+                for n, (o, t) in enumerate(zip(ours, theirs, strict=True), 1) if list(o) != t]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_tls_and_dns_fields_match_tshark(captures, name: str) -> None:
+    path = captures[name]
+    theirs = _tshark(path, ("_ws.col.Info", "frame.protocols", *FIELDS))
+    ours = list(analyze(path))
+    assert len(ours) == len(theirs)
+    problems = []
+    compared = 0
+    for n, (d, row) in enumerate(zip(ours, theirs, strict=True), 1):
+        layers = ":".join(p for p in row[1].split(":") if p not in CERTIFICATE_LAYERS)
+        if d["frame.protocols"] != layers:
+            problems.append(f"frame {n} frame.protocols: ours {d['frame.protocols']} != {layers}")
+        if "[Malformed Packet]" in row[0]:
+            # Where tshark gives up it has read fields past the message's own end (an empty
+            # Client Hello's version from the next message's bytes): not a value to copy.
+            assert "[Malformed Packet]" in d["_ws.col.Info"] and d.get("_ws.malformed")
+            compared += 1
+            continue
+        for field, want in zip(FIELDS, row[2:], strict=True):
+            got = _text(field, d.get(field))
+            compared += bool(want)
+            if got != want:
+                problems.append(f"frame {n} {field}: ours {got!r} != tshark {want!r}")
+    assert not problems, "\n".join(problems[:40])
+    assert compared, "the capture holds no TLS/DNS field at all"
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_display_filters_select_what_tshark_selects(captures, name: str) -> None:
+    from tcplab.analyze.session import AnalysisSession
+
+    path = captures[name]
+    problems = []
+    family = "dns" if "dns" in name else "tls"
+    for expr in FILTERS:
+        if family not in expr and not expr.startswith(("_ws", "tcp")):
+            continue  # another protocol's filter: nothing to learn here, and tshark is slow
+        want = [int(row[0]) for row in _tshark(path, ("frame.number",), "-Y", expr)]
+        got = [p.number for p in AnalysisSession(path, display_filter=expr, two_pass=False).packets()]
+        if got != want:
+            problems.append(f"-Y {expr!r}: ours {got} != tshark {want}")
+    assert not problems, "\n".join(problems)
+
+
+def test_port_53_segments_without_dns_are_not_dns(captures) -> None:
+    """Handshake and bare ACK segments on port 53 are TCP only; tshark's -Y dns skips them."""
+    packets = list(analyze(captures["dns-tcp-lo.pcap"]))
+    bare = [d for d in packets if not d.get("tcp.len")]
+    assert bare and not any("dns" in d["frame.protocols"].split(":") for d in bare)
+
+
+def test_two_queries_in_one_segment_show_the_last_in_info(captures) -> None:
+    frame = next(d for d in analyze(captures["dns-tcp-lo.pcap"]) if d["frame.number"] == 4)
+    assert frame["_ws.col.Info"] == "Standard query 0x1002 A two.example"
+    assert frame["dns.id"] == [0x1001, 0x1002] and frame["dns.length"] == [29, 29]
+
+
+def test_cut_records_are_bounded(monkeypatch) -> None:
+    """Past MAX_PENDING_BYTES a cut record is not kept: its tail shows as plain TCP."""
+    monkeypatch.setattr(tls_dns, "MAX_PENDING_BYTES", 1000)
+    app = tls_dns.AppLayer()
+    head = b"\x17\x03\x03\x40\x00" + b"\x00" * 595  # a 16 KiB record, 600 bytes of it
+    for stream in range(3):
+        frame = app.feed(1, stream, "10.0.0.1", 40000 + stream, 443, 1, head, 0, len(head), 0)
+        assert frame is not None and frame.columns(lambda: "tcp") == ("TCP", tls_dns.NOTE)
+    assert app._pending <= 1000
+    # Stream 0 kept its 600 bytes; stream 1 did not fit, so its next segment is not TLS.
+    assert app.feed(2, 1, "10.0.0.1", 40001, 443, 601, b"\x00" * 50, 0, 50, 0) is None
