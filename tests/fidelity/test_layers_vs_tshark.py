@@ -303,8 +303,14 @@ def test_analyze_numbers_pcapng_edge_frames_as_tshark(tmp_path) -> None:
     with contextlib.redirect_stdout(out):
         assert main(["analyze", str(path)]) == 0
     lines = out.getvalue().splitlines()[1:]
-    theirs = tshark_fields(path, "frame.len")
+    theirs = tshark_fields(path, "frame.len", "frame.time_relative", "_ws.col.Protocol")
     assert [int(line.split()[0]) for line in lines] == [int(t["frame.number"]) for t in theirs]
-    assert [line.split()[-1] if "Non-IP" in line else None for line in lines].count("frame") == 2
-    times = [float(line.split()[1]) for line in lines]
+    assert [line.split()[-1] if "Non-IP" in line else None for line in lines].count("frame") == 0
+    assert sum(" PCAPNG " in line for line in lines) == 2  # tshark's Protocol for custom blocks
+    assert [t["_ws.col.Protocol"] for t in theirs].count("PCAPNG") == 2
+    # Frames without a time of their own (SPB, custom blocks) have an empty Time column, as
+    # in tshark; the others never run backwards.
+    shown = [line[7:18].strip() for line in lines]
+    assert [bool(t) for t in shown] == [bool(t["frame.time_relative"]) for t in theirs]
+    times = [float(t) for t in shown if t]
     assert min(times) >= 0 and times == sorted(times)

@@ -29,6 +29,7 @@ from tcplab.packet import link as _link
 from tcplab.packet import tcp as _tcp
 from tcplab.packet.checksum import ones_complement_sum
 from tcplab.packet.errors import ParseError
+from tcplab.pcap.records import LINKTYPE_PCAPNG_CUSTOM
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIHHHH")
@@ -180,6 +181,9 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
         return _dissect_ipv4(data, 14, "eth:ethertype", d, cut, checksums, payload)
     if linktype == 0 and data[0:4] == b"\x02\x00\x00\x00":
         return _dissect_ipv4(data, 4, "null", d, cut, checksums, payload)
+    if linktype == LINKTYPE_PCAPNG_CUSTOM:
+        _custom_block(data, d)
+        return None
     try:
         off, network, protos = _link_layer(data, linktype, d)
     except ParseError as err:
@@ -200,6 +204,34 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
         d["_ws.col.Protocol"] = "ARP"
         d["_ws.col.Info"] = "ARP"
     return None
+
+
+#: Private Enterprise Numbers (IANA) tshark names in a custom block's Info; others are "Unknown".
+_ENTERPRISES = {0: "Reserved", 2: "IBM (https://w3.ibm.com/standards )", 9: "ciscoSystems",
+                11: "Hewlett-Packard", 311: "Microsoft", 2636: "Juniper Networks, Inc.",
+                6876: "VMware Inc.", 8072: "net-snmp", 30065: "Arista Networks, Inc.",
+                32473: "Example Enterprise Number for Documentation Use"}
+
+
+def _custom_block(data: bytes, d: dict) -> None:
+    """A pcapng custom block (0x00000BAD/0x40000BAD) as tshark 4.0 lists it: a PCAPNG frame."""
+    pen = getattr(data, "pen", None)
+    copyable = getattr(data, "copyable", True)
+    d["frame.protocols"] = "data" if data else ""
+    if pen is not None:
+        d["frame.cb_pen"] = pen
+        signed = pen - (1 << 32) if pen >= 1 << 31 else pen  # Info prints it as a gint32
+        d["frame.cb_copy"] = int(copyable)
+        name = _ENTERPRISES.get(pen, "Unknown")
+        d["_ws.col.Info"] = (f"Custom Block: PEN = {name} ({signed}), "
+                             f"will {'' if copyable else 'not '}be copied")
+    else:
+        d["_ws.col.Info"] = "Custom Block"
+    if data:
+        d["data.data"] = bytes(data)
+        d["data.len"] = len(data)
+    d["_ws.col.Protocol"] = "PCAPNG"
+    d["_ws.col.Source"] = d["_ws.col.Destination"] = ""
 
 
 def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,

@@ -206,6 +206,8 @@ class Packet:
             cols = self._app.columns(self._tcp_info)
             return _LINE % (self.number, self.time_relative, self._addrs, cols[0],
                             self.frame_len, cols[1])
+        if type(self.ts_ns) is not int:  # no time of its own (pcap.NoTimestamp): none shown
+            return _packet_line(self.fields())
         flags = self.flags
         seglen = self.seglen
         aflags = self.aflags
@@ -689,6 +691,8 @@ class Analyzer:
         }
         if comment:
             d["frame.comment"] = comment
+        if type(ts) is not int:  # pcap.NoTimestamp: a Simple Packet Block or custom block
+            d["_untimed"] = True  # the time is the previous frame's: views leave it out
         if interface is not None and self.interfaces and self._named:
             name = self._interface_name(interface)
             if name:

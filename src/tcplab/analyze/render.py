@@ -53,6 +53,10 @@ def packet_line(d: dict) -> str:
     """One packet-list line in Wireshark's column order: No. Time Source Destination Protocol Length Info."""
     # %-formatting: one C call for the whole line, about twice as fast as an f-string with
     # per-field format specs, and this runs for every packet of the list view.
+    if "_untimed" in d:  # a block with no time of its own: tshark leaves the column empty
+        return "%6d %11s %15s → %-15s %-8s %6d %s" % (  # noqa: UP031
+            d["frame.number"], "", d["_ws.col.Source"], d["_ws.col.Destination"],
+            d["_ws.col.Protocol"], d["frame.len"], d["_ws.col.Info"])
     return "%6d %11.6f %15s → %-15s %-8s %6d %s" % (  # noqa: UP031 - measured faster
         d["frame.number"], d["frame.time_relative"], d["_ws.col.Source"],
         d["_ws.col.Destination"], d["_ws.col.Protocol"], d["frame.len"], d["_ws.col.Info"])
@@ -91,8 +95,11 @@ def json_line(d: dict, *, payload: bool = False) -> str:
     if private is None:
         if len(_private_keys) >= _LAYOUTS_MAX:
             _private_keys.clear()
+        # A frame without a time of its own has no time fields in tshark's JSON either.
+        untimed = "_untimed" in layout
         private = _private_keys[layout] = tuple(
-            k for k in layout if k[0] == "_" and not k.startswith("_ws."))
+            k for k in layout if (k[0] == "_" and not k.startswith("_ws."))
+            or (untimed and k in ("frame.time_epoch", "frame.time_relative")))
     for key in private:
         del out[key]
     raw = out.get("tcp.payload")
@@ -159,14 +166,15 @@ def _frame_section(d: dict) -> list[str]:
     iface = d.get("frame.interface_name")
     head = (f"Frame {d['frame.number']}: {n} bytes on wire ({n * 8} bits), {cap} bytes captured "
             f"({cap * 8} bits)" + (f" on interface {iface}" if iface else ""))
-    lines = [head,
-             f"{_IND}Arrival Time: {_arrival_time(d['frame.time_epoch'])}",
-             f"{_IND}Epoch Time: {d['frame.time_epoch']:.6f} seconds",
-             f"{_IND}[Time since first frame: {d['frame.time_relative']:.6f} seconds]",
-             f"{_IND}Frame Number: {d['frame.number']}",
-             f"{_IND}Frame Length: {n} bytes ({n * 8} bits)",
-             f"{_IND}Capture Length: {cap} bytes ({cap * 8} bits)",
-             f"{_IND}[Protocols in frame: {d.get('frame.protocols', '')}]"]
+    lines = [head]
+    if "_untimed" not in d:  # a Simple Packet Block or custom block has no time (tshark -V)
+        lines += [f"{_IND}Arrival Time: {_arrival_time(d['frame.time_epoch'])}",
+                  f"{_IND}Epoch Time: {d['frame.time_epoch']:.6f} seconds",
+                  f"{_IND}[Time since first frame: {d['frame.time_relative']:.6f} seconds]"]
+    lines += [f"{_IND}Frame Number: {d['frame.number']}",
+              f"{_IND}Frame Length: {n} bytes ({n * 8} bits)",
+              f"{_IND}Capture Length: {cap} bytes ({cap * 8} bits)",
+              f"{_IND}[Protocols in frame: {d.get('frame.protocols', '')}]"]
     if "frame.comment" in d:
         lines.append(f"{_IND}Comment: {safe_text(str(d['frame.comment']))}")
     return lines

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tcplab.analyze import render
 from tcplab.analyze.http import CHAT_PORTS
@@ -54,7 +54,7 @@ FLOW_MAX_ROWS = 2000
 __all__ = ["AnalysisSession", "Run"]
 
 
-def _open(path: str | os.PathLike[str]) -> Any:
+def _open(path: str | os.PathLike[str] | BinaryIO) -> Any:
     from tcplab.pcap import open_capture
 
     return open_capture(path)
@@ -72,12 +72,15 @@ class AnalysisSession:
     fields; ``max_packets`` stops after that many frames (``tshark -c``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, two_pass: bool = True,
+    def __init__(self, path: str | os.PathLike[str] | BinaryIO, *, two_pass: bool = True,
                  display_filter: str | Callable[[Any], bool] | None = None,
                  checksums: bool = True, absolute: bool = False, payload: bool = False,
                  chat_ports: frozenset[int] = CHAT_PORTS,
                  max_packets: int | None = None) -> None:
         self.path = path
+        #: A stream (``tcplab analyze -`` reads stdin) can be read once: no skim, one run.
+        self._stream = not isinstance(path, str | os.PathLike)
+        self._runs = 0
         self.two_pass = two_pass
         if isinstance(display_filter, str):
             from tcplab.analyze.filter import compile_filter
@@ -89,6 +92,12 @@ class AnalysisSession:
         self.payload = payload
         self.chat_ports = chat_ports
         self.max_packets = max_packets
+
+    @property
+    def _name(self) -> str:
+        from tcplab.pcap.records import source_name
+
+        return source_name(self.path)
 
     def run(self, *, conversations: bool = False, http: bool = False, explain: bool = False,
             flows: Iterable[int] = (), frames: Iterable[int] = (),
@@ -112,7 +121,11 @@ class AnalysisSession:
         flows = tuple(dict.fromkeys(flows))
         final_needed = (per_packet or keep is not None or explain or bool(flows)
                         or bool(frames))
-        two_pass = self.two_pass and os.path.isfile(self.path)
+        if self._stream and self._runs:
+            raise InputError(f"{self._name}: a capture read from a pipe can be read only once; "
+                             "save it to a file for this view")
+        self._runs += 1
+        two_pass = self.two_pass and not self._stream and os.path.isfile(self.path)
         final, tls_versions = (self._first_pass() if two_pass and final_needed
                                else (None, None))
         reader = _open(self.path)
@@ -183,7 +196,7 @@ class AnalysisSession:
                 return p
         if run.damage is not None:
             raise run.damage
-        raise InputError(f"{self.path}: there is no frame {number}"
+        raise InputError(f"{self._name}: there is no frame {number}"
                          + (" that matches the display filter" if self.display_filter else ""))
 
     def detail(self, number: int) -> str:

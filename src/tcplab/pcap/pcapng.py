@@ -43,8 +43,10 @@ from tcplab.pcap.records import (
     LINKTYPE_PCAPNG_CUSTOM,
     MAX_RECORD_BYTES,
     CaptureFormatError,
+    CustomBlockData,
     CustomBlockRecord,
     Interface,
+    NoTimestamp,
     Record,
     UntimedRecord,
 )
@@ -313,15 +315,17 @@ def iter_blocks(
                     yield None
                 yield new(
                     UntimedRecord,
-                    (last_ns, buf[pos + 12 : pos + 12 + caplen], orig_len, convs[g][3], g, base + pos,
-                     None),
+                    (NoTimestamp(last_ns), buf[pos + 12 : pos + 12 + caplen], orig_len, convs[g][3],
+                     g, base + pos, None),
                 )
             elif btype in (BLOCK_CB_COPY, BLOCK_CB_NO_COPY):
                 if blen < CB_MIN_LEN:
                     raise _too_short(path, base + pos, btype, stated, CB_MIN_LEN)
                 # The data's own length is not recorded: tshark takes the whole body after
                 # the PEN (data and options) as the frame, up to the stated block length.
-                data = buf[pos + 12 : pos + max(stated, CB_MIN_LEN) - 4]
+                data = CustomBlockData(buf[pos + 12 : pos + max(stated, CB_MIN_LEN) - 4])
+                data.pen = u32_unpack(buf, pos + 8)[0]
+                data.copyable = btype == BLOCK_CB_COPY
                 if not primed:
                     primed = True
                     yield None
@@ -329,7 +333,7 @@ def iter_blocks(
                 # (0 before any), an index a caller can always use when interfaces exist.
                 rec = new(
                     CustomBlockRecord,
-                    (last_ns, data, len(data), LINKTYPE_PCAPNG_CUSTOM,
+                    (NoTimestamp(last_ns), data, len(data), LINKTYPE_PCAPNG_CUSTOM,
                      section_ifaces[0] if section_ifaces else 0, base + pos, None),
                 )
                 rec.pen = u32_unpack(buf, pos + 8)[0]

@@ -51,6 +51,28 @@ class UntimedRecord(Record):
     has_timestamp = False
 
 
+class NoTimestamp(int):
+    """The ``timestamp_ns`` of a record whose block has no time: the previous record's value.
+
+    An ``int`` (so relative times and every sum still work, and never run backwards) whose
+    type says the time is a stand-in: the analyzer sees it in the 7-tuple it unpacks and
+    leaves the time out of the frame's fields and its Time column empty, as tshark does.
+    """
+
+    __slots__ = ()
+
+
+class CustomBlockData(bytes):
+    """A custom block's frame bytes, carrying the block's ``pen`` and ``copyable`` with them.
+
+    The analyzer unpacks records as 7-tuples; this is how a custom block's Private
+    Enterprise Number and copy rule reach the ``frame.cb_pen``/``frame.cb_copy`` fields.
+    """
+
+    pen: int
+    copyable: bool
+
+
 #: Not a real link type: the record is a pcapng custom block (types 0x00000BAD and
 #: 0x40000BAD), which tshark 4.0 counts as a frame of its own ("PCAPNG Custom Block").
 LINKTYPE_PCAPNG_CUSTOM = -1

@@ -35,6 +35,8 @@ EXAMPLES = """\
       one ladder, three lanes: sender → server → recipient across two TCP streams
   tcplab analyze capture.pcap --json | jq 'select(."tcp.analysis.retransmission")'
       JSON Lines keyed by Wireshark field names, for scripts and tshark users
+  tcpdump -i lo -w - | tcplab analyze -Y 'dns || tls.handshake' -
+      read a capture from standard input (pcap, pcapng or gzip), one pass
 """
 
 DESCRIPTION = """\
@@ -51,7 +53,9 @@ number of conversations, never with the number of packets."""
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "analyze", summary="read a capture the way Wireshark does",
                     description=DESCRIPTION, examples=EXAMPLES)
-    p.add_argument("file", metavar="FILE", help="pcap or pcapng file (gzip-compressed is fine)")
+    p.add_argument("file", metavar="FILE",
+                   help="pcap or pcapng file (gzip-compressed is fine); '-' reads standard input, "
+                        "as 'tshark -r -' does (read once: one pass)")
     view = p.add_argument_group("what to show (default: the packet list)")
     view.add_argument("--packet", metavar="N", type=positive_int,
                       help="show frame N as a detail tree (Frame, link, IP, TCP, payload)")
@@ -133,8 +137,14 @@ def run(args: argparse.Namespace) -> int:
     # The plain list shows no conversation-wide value, so it reads once (as 'tshark -r');
     # every view that shows completeness reads twice (as 'tshark -2').
     wants_final = bool(args.json or args.packet is not None or summaries or flow)
+    source = args.file
+    if source == "-":
+        if streams is not None:
+            raise InputError("--streams reads the capture a second time, which standard input "
+                             "cannot do: save it to a file first")
+        source = sys.stdin.buffer
     session = AnalysisSession(
-        args.file, two_pass=args.two_pass or (wants_final and not args.one_pass),
+        source, two_pass=args.two_pass or (wants_final and not args.one_pass),
         display_filter=args.filter, checksums=not args.no_checksums, absolute=args.absolute,
         payload=args.payload or args.packet is not None,
         chat_ports=frozenset(args.chat_port) if args.chat_port else CHAT_PORTS,
