@@ -119,6 +119,15 @@ class Undelivered:
 
 
 @dataclass(frozen=True, slots=True)
+class BroadcastUndelivered:
+    """``count`` ``*:`` messages of local user ``conn`` reached this node's users only."""
+
+    conn: int
+    count: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Revoked:
     """Local user ``conn`` lost its nickname to an earlier login (resolved after a partition)."""
 
@@ -132,11 +141,16 @@ class LinkChanged:
     reason: str
 
 
-Event = Claimed | Joined | Left | Roster | Deliveries | Broadcast | Undelivered | Revoked | LinkChanged
+Event = (Claimed | Joined | Left | Roster | Deliveries | Broadcast | Undelivered
+         | BroadcastUndelivered | Revoked | LinkChanged)
 
 #: Why a cross-node operation could not even be attempted (returned by send/broadcast).
 LINK_DOWN = "the cluster link (Redis) is down"
 LINK_BUSY = "the cluster link (Redis) is overloaded"
+#: Why messages already handed to the engine were lost: the link to Redis dropped before
+#: Redis confirmed them (they were queued, or written and unanswered). Said to the sender;
+#: the rare message Redis did publish just before dying is reported too (at most once).
+LINK_LOST_IN_FLIGHT = "the cluster link (Redis) dropped while it was in flight"
 
 
 class Engine:
@@ -165,8 +179,9 @@ class Engine:
         """Publish a private message to ``target``'s node; None, or why it was not sent."""
         raise NotImplementedError
 
-    def broadcast(self, sender: bytes, text: bytes) -> str | None:
-        """Publish a ``*:`` message to every other node; None, or why it was not sent."""
+    def broadcast(self, sender: bytes, text: bytes, sender_conn: int = 0) -> str | None:
+        """Publish a ``*:`` message to every other node; None, or why it was not sent. If it
+        is lost after that, local user ``sender_conn`` gets a :class:`BroadcastUndelivered`."""
         raise NotImplementedError
 
     def flush(self) -> None:
@@ -274,7 +289,7 @@ class MemoryEngine(Engine):
             self._queue.append(Undelivered(sender_conn, target.nick, 1, "its node is gone"))
         return None
 
-    def broadcast(self, sender: bytes, text: bytes) -> str | None:
+    def broadcast(self, sender: bytes, text: bytes, sender_conn: int = 0) -> str | None:
         if not self.up:
             return LINK_DOWN
         self.hub.publish(self.node, Broadcast(sender, text, self.node))

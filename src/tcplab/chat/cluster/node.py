@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from tcplab.chat.cluster.engine import (
     Broadcast,
+    BroadcastUndelivered,
     Claimed,
     Deliveries,
     Engine,
@@ -63,7 +64,7 @@ class ClusterNode:
                     "users on this server can still be reached."))
             return []
         if cls is RelayAll:
-            why = self.engine.broadcast(action.sender, action.text)  # type: ignore[attr-defined]
+            why = self.engine.broadcast(action.sender, action.text, conn)  # type: ignore[attr-defined]
             if why is not None:
                 return self.core.notice(conn, Code.NOT_DELIVERED, (
                     f"Broadcast reached this server's users only: {why}."))
@@ -78,6 +79,9 @@ class ClusterNode:
         if cls is Release:
             member = self.members.pop(conn, None)
             if member is not None:
+                # What this user sent in this loop iteration leaves first: the receiving
+                # node must see the messages before the leave that makes their sender unknown.
+                self.engine.flush()
                 if conn in self._claiming:
                     self._orphans[conn] = member  # released when the claim is answered
                 else:
@@ -123,6 +127,10 @@ class ClusterNode:
             elif cls is Undelivered:
                 out += core.notice(ev.conn, Code.NOT_DELIVERED,
                                    f"{ev.count} message(s) to '{ev.target}' not delivered: {ev.why}.")
+            elif cls is BroadcastUndelivered:
+                out += core.notice(ev.conn, Code.NOT_DELIVERED, (
+                    f"Broadcast reached this server's users only: {ev.why}"
+                    + (f" ({ev.count} messages)." if ev.count > 1 else ".")))
             elif cls is Revoked:
                 member = self.members.get(ev.conn)
                 if member is not None and member.key == ev.key:
