@@ -332,6 +332,7 @@ class RedisEngine(Engine):
         self.prefix = "tcplab:"
         ns = f"tcplab:{self.addr.db}:"  # pub/sub channels are global, not per database
         self.all_channel = ns + "all"
+        self._all_channel_bytes = self.all_channel.encode()
         self.node_prefix = ns + "to:"
         self.my_channel = self.node_prefix + node
         self.presence_key = f"{self.prefix}presence:{node}"  # this node's users
@@ -344,7 +345,10 @@ class RedisEngine(Engine):
         self._up = False
         self._subscribed = 0
         self._syncing = False
-        self._buffered: list[bytes] = []
+        #: Pub/sub input held while a presence snapshot is in flight, in arrival order:
+        #: (from the all channel?, payload). Direct messages wait too, or a message from a
+        #: user whose join is held would reach the core from an unknown sender and be dropped.
+        self._buffered: list[tuple[bool, bytes]] = []
         self._sel: selectors.BaseSelector | None = None
         self._backoff = BACKOFF_MIN
         self._retry_at = 0.0
@@ -569,8 +573,8 @@ class RedisEngine(Engine):
         self._queue.append(Roster(tuple(members.values())))
         self._syncing = False
         buffered, self._buffered = self._buffered, []
-        for payload in buffered:
-            self._on_all(payload)
+        for to_all, payload in buffered:
+            (self._on_all if to_all else self._on_direct)(payload)
         self._up = True
         self._ever_up = True
         early, self._early = self._early, []
@@ -836,14 +840,16 @@ class RedisEngine(Engine):
         kind = reply[0]
         if kind == b"message" and len(reply) == 3 and isinstance(reply[2], bytes):
             self.stats["received"] += 1
-            channel, payload = reply[1], reply[2]
-            if channel == self.all_channel.encode():
-                if self._syncing:
-                    self._buffered.append(payload)
-                else:
-                    self._on_all(payload)
+            to_all = reply[1] == self._all_channel_bytes
+            if self._syncing:
+                if len(self._buffered) >= MAX_PENDING:
+                    self.sub.fail("too much pub/sub input during the presence snapshot")
+                    return
+                self._buffered.append((to_all, reply[2]))
+            elif to_all:
+                self._on_all(reply[2])
             else:
-                self._on_direct(payload)
+                self._on_direct(reply[2])
         elif kind == b"subscribe":
             self._subscribed += 1
             if self._subscribed == 2 and self.cmd.state == "open":
