@@ -42,6 +42,9 @@ class ClusterNode:
         self.members: dict[int, Member] = {}  # conn -> this node's user (claimed or claiming)
         self._claiming: set[int] = set()
         self._orphans: dict[int, Member] = {}  # left while their claim was in flight
+        # Bound once: a relay is the per-message path of cross-node traffic.
+        self._locate = engine.locate
+        self._send = engine.send
 
     @property
     def node(self) -> str:
@@ -53,11 +56,11 @@ class ClusterNode:
         """Carry out one cluster action the core emitted for connection ``conn``."""
         cls = action.__class__
         if cls is Relay:
-            target = self.engine.locate(action.key)  # type: ignore[attr-defined]
+            target = self._locate(action.key)  # type: ignore[attr-defined]
             if target is None:  # left between the core's lookup and now
                 return self.core.notice(conn, Code.NO_SUCH_NICK,
                                         f"User '{action.nick}' is not connected.")  # type: ignore[attr-defined]
-            why = self.engine.send(target, action.sender, conn, action.text)  # type: ignore[attr-defined]
+            why = self._send(target, action.sender, conn, action.text)  # type: ignore[attr-defined]
             if why is not None:
                 return self.core.notice(conn, Code.NOT_DELIVERED, (
                     f"1 message(s) to '{target.nick}' not delivered: {why}; "
