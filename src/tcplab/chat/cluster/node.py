@@ -1,10 +1,12 @@
 """The cluster shell of one node: between the sans-IO chat core and a cluster engine.
 
 The core decides everything about the chat as it does on a single server; in cluster mode
-it additionally emits four actions — :class:`~tcplab.chat.protocol.Claim` (may this user
+it additionally emits five actions — :class:`~tcplab.chat.protocol.Claim` (may this user
 take the name cluster-wide?), :class:`~tcplab.chat.protocol.Release` (a user left),
-:class:`~tcplab.chat.protocol.Relay` (deliver to a user not held here) and
-:class:`~tcplab.chat.protocol.RelayAll` (deliver to everyone elsewhere) — and accepts what
+:class:`~tcplab.chat.protocol.Relay` (deliver to a user not held here),
+:class:`~tcplab.chat.protocol.RelayAll` (deliver to everyone elsewhere) and
+:class:`~tcplab.chat.protocol.Bounce` (tell a remote sender its messages to a dropped local
+user were lost) — and accepts what
 the cluster reports (logins answered, remote users joining and leaving, messages arriving
 for local users, losses). This module only translates between the two: it holds no chat
 rules, and the core holds no notion of nodes, Redis or sockets.
