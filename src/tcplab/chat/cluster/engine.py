@@ -110,21 +110,25 @@ class Broadcast:
 
 @dataclass(frozen=True, slots=True)
 class Undelivered:
-    """Messages from local user ``conn`` to ``target`` were lost (node gone, user gone)."""
+    """Messages from local user ``conn`` to ``target`` were lost (node gone, user gone), or
+    — ``certain`` False — may have been: the link dropped before Redis confirmed them."""
 
     conn: int
     target: str
     count: int
     why: str
+    certain: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class BroadcastUndelivered:
-    """``count`` ``*:`` messages of local user ``conn`` reached this node's users only."""
+    """``count`` ``*:`` messages of local user ``conn`` reached this node's users only (or,
+    ``certain`` False, may have: the link dropped before Redis confirmed them)."""
 
     conn: int
     count: int
     why: str
+    certain: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +151,10 @@ Event = (Claimed | Joined | Left | Roster | Deliveries | Broadcast | Undelivered
 #: Why a cross-node operation could not even be attempted (returned by send/broadcast).
 LINK_DOWN = "the cluster link (Redis) is down"
 LINK_BUSY = "the cluster link (Redis) is overloaded"
-#: Why messages already handed to the engine were lost: the link to Redis dropped before
-#: Redis confirmed them (they were queued, or written and unanswered). Said to the sender;
-#: the rare message Redis did publish just before dying is reported too (at most once).
+#: Why messages already handed to the engine may be lost: the link to Redis dropped before
+#: Redis confirmed them (still queued, or written and unanswered: Redis may have published
+#: them just before dying, or after a hang the node gave up on), so the sender is told
+#: they *may* not have been delivered.
 LINK_LOST_IN_FLIGHT = "the cluster link (Redis) dropped while it was in flight"
 
 

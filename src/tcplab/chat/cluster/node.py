@@ -130,11 +130,13 @@ class ClusterNode:
             elif cls is Claimed:
                 out += self._claimed(ev, now)
             elif cls is Undelivered:
+                verdict = "not delivered" if ev.certain else "may not have been delivered"
                 out += core.notice(ev.conn, Code.NOT_DELIVERED,
-                                   f"{ev.count} message(s) to '{ev.target}' not delivered: {ev.why}.")
+                                   f"{ev.count} message(s) to '{ev.target}' {verdict}: {ev.why}.")
             elif cls is BroadcastUndelivered:
+                verdict = "reached" if ev.certain else "may have reached"
                 out += core.notice(ev.conn, Code.NOT_DELIVERED, (
-                    f"Broadcast reached this server's users only: {ev.why}"
+                    f"Broadcast {verdict} this server's users only: {ev.why}"
                     + (f" ({ev.count} messages)." if ev.count > 1 else ".")))
             elif cls is Revoked:
                 member = self.members.get(ev.conn)

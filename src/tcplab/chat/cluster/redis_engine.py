@@ -801,8 +801,9 @@ class RedisEngine(Engine):
             for part in parts:  # b"<conn>\n<sender>\n<target>\n<text>", as send() made it
                 conn, _, target, _ = part.split(b"\n", 3)
                 counts[conn, target] = counts.get((conn, target), 0) + 1
+            certain = reply is not LINK_LOST
             for (conn, target), n in counts.items():
-                self._queue.append(Undelivered(int(conn), target.decode(), n, why))
+                self._queue.append(Undelivered(int(conn), target.decode(), n, why, certain))
         return done
 
     def _broadcast_done(self, conns: list[int]) -> Callable[[object], None]:
@@ -815,9 +816,9 @@ class RedisEngine(Engine):
             counts: dict[int, int] = {}
             for conn in conns:
                 counts[conn] = counts.get(conn, 0) + 1
-            why = _lost_because(reply)
+            why, certain = _lost_because(reply), reply is not LINK_LOST
             for conn, n in counts.items():
-                self._queue.append(BroadcastUndelivered(conn, n, why))
+                self._queue.append(BroadcastUndelivered(conn, n, why, certain))
         return done
 
     def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str,
