@@ -857,6 +857,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--cluster takes one --clients count of at least 4")
         if opts.procs != 1 or opts.profile:
             parser.error("--cluster runs one load generator and no --profile")
+        if opts.idle is not None or opts.servers != parser.get_default("servers"):
+            parser.error("--cluster runs its own servers (see --runs): leave out --servers and --idle")
         opts.runs = [r.strip() for r in opts.runs.split(",") if r.strip()]
         for name in opts.runs:
             if name not in CLUSTER_RUNS:

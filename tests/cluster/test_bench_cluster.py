@@ -43,10 +43,14 @@ def test_bench_chat_cluster_quick_smoke(tmp_path: Path) -> None:
     assert by["cross"]["redis_cpu_s_per_100k"] > 0
 
 
-def test_cluster_needs_one_client_count() -> None:
-    proc = subprocess.run([sys.executable, str(BENCH), "--cluster", "--clients", "100", "1000"],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert proc.returncode == 2 and "one --clients count" in proc.stderr
+def test_cluster_options_that_do_not_apply_are_refused() -> None:
+    for extra, says in ((["--clients", "100", "1000"], "one --clients count"),
+                        (["--servers", "thread"], "leave out --servers"),
+                        (["--runs", "single,sideways"], "unknown --runs entry 'sideways'")):
+        proc = subprocess.run([sys.executable, str(BENCH), "--cluster", *extra],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert proc.returncode == 2 and says in proc.stderr, (extra, proc.stderr)
+        assert "Traceback" not in proc.stderr
 
 
 def test_layouts_place_pairs_on_the_nodes() -> None:
