@@ -179,3 +179,13 @@ def test_cut_records_are_bounded(monkeypatch) -> None:
     assert app._pending <= 1000
     # Stream 0 kept its 600 bytes; stream 1 did not fit, so its next segment is not TLS.
     assert app.feed(2, 1, "10.0.0.1", 40001, 443, 601, b"\x00" * 50, 0, 50, 0) is None
+
+
+def test_detail_tree_names_the_records_and_messages(captures) -> None:
+    from tcplab.analyze.session import AnalysisSession
+
+    tls = AnalysisSession(captures["tls12-lo.pcap"]).detail(4)
+    assert "Transport Layer Security" in tls and "Handshake Type: Client Hello (1)" in tls
+    assert "Server Name: localhost" in tls
+    dns = AnalysisSession(captures["dns-tcp-lo.pcap"]).detail(6)
+    assert "Domain Name System (response)" in dns and "A: 127.0.0.1" in dns

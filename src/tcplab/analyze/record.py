@@ -33,7 +33,7 @@ from tcplab.analyze import dissect as _dissect
 from tcplab.analyze import http as _http
 from tcplab.analyze import tcp_analysis as _ta
 from tcplab.analyze.http import CHAT_PORTS
-from tcplab.analyze.tls_dns import AppLayer
+from tcplab.analyze.tls_dns import DNS_PORTS, TLS_HEURISTIC_TYPES, TLS_PORTS, AppLayer
 from tcplab.errors import InputError
 from tcplab.packet.errors import ParseError
 
@@ -421,14 +421,20 @@ _NULL_MIN = 4 + 20 + 20
 _ETHERTYPE_IPV4 = b"\x08\x00"
 _AF_INET_LE = b"\x02\x00\x00\x00"
 _TS_WORDS = struct.Struct("!III")
+_APP_PORTS = TLS_PORTS | DNS_PORTS
+_TLS_FIRST_BYTES = frozenset(TLS_HEURISTIC_TYPES)
 
 
-def _direction(key: bytes) -> tuple[str, str, int, int, str, str]:
-    """The texts of one directed 4-tuple, formatted once per direction, not per packet."""
+def _direction(key: bytes) -> tuple[str, str, int, int, str, str, bool]:
+    """The texts of one directed 4-tuple, formatted once per direction, not per packet.
+
+    The last item says whether a port is one TLS or DNS owns (tls_dns.TLS_PORTS, DNS_PORTS).
+    """
     src = _dissect._ntoa(key[0:4])
     dst = _dissect._ntoa(key[4:8])
     sport, dport = _PORTS.unpack_from(key, 8)
-    return src, dst, sport, dport, "%15s → %-15s" % (src, dst), f"{sport} → {dport}"  # noqa: UP031
+    return (src, dst, sport, dport, "%15s → %-15s" % (src, dst), f"{sport} → {dport}",  # noqa: UP031
+            sport in _APP_PORTS or dport in _APP_PORTS)
 
 
 class Analyzer:
@@ -537,11 +543,15 @@ class Analyzer:
         raw_unpack = _RAW_IP_TCP.unpack_from
         raw_types = _RAW_LINKTYPES
         ts_unpack = _TS_WORDS.unpack_from
-        directions: dict[bytes, tuple[str, str, int, int, str, str]] = {}
+        directions: dict[bytes, tuple[str, str, int, int, str, str, bool]] = {}
         options = _dissect._options
         nop_nop_ts = _dissect._NOP_NOP_TS
         dup_ack = _ta.DUPLICATE_ACK
         app_feed = self.app.feed
+        # Which segments TLS/DNS must see, decided here without a call: a stream already
+        # theirs, a TLS/DNS port, or a first byte the TLS heuristic could match.
+        app_streams = self.app.streams
+        tls_first = _TLS_FIRST_BYTES
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
         count = self.count
@@ -604,13 +614,16 @@ class Analyzer:
                         if len(directions) >= _DIRECTIONS_MAX:
                             directions.clear()
                         texts = directions[key] = _direction(key)
-                    src, dst, sport, dport, addrs, ports = texts
+                    src, dst, sport, dport, addrs, ports, app_port = texts
                     flags = offflags & 0x1FF
                     seglen = end - l4 - thl
                     aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack,
                                                   flags, seglen, window, wscale)
                     app = (app_feed(count, conv.stream, src, sport, dport, seq, data, l4 + thl,
-                                    end, aflags) if seglen else None)
+                                    end, aflags)
+                           if seglen and (app_port or data[l4 + thl] in tls_first
+                                          or (app_streams and conv.stream in app_streams))
+                           else None)
                     if not skim:
                         p = new(Packet)
                         p.number = count

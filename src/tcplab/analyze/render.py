@@ -361,6 +361,10 @@ def detail_tree(d: dict) -> str:
                   f"{_IND}Length: {d['udp.length']}"]
     lines += _tcp_section(d, data)
     lines += _app_section(d)
+    if "tls.record.version" in d or "dns.id" in d:
+        from tcplab.analyze.tls_dns import detail_lines
+
+        lines += detail_lines(d)
     if "_ws.malformed" in d:
         lines.append(f"[Malformed Packet: {d['_ws.malformed']}]")
         lines.append(f"{_IND}[Expert Info (Error/Malformed): {d['_ws.malformed']}]")

@@ -42,6 +42,8 @@ from tcplab.packet import tls as _tls
 TLS_PORTS = frozenset({324, 443, 465, 636, 802, 853, 993, 995, 1300, 2221, 2443, 3249, 3250,
                        3251, 3252, 3496, 5061, 5671, 5684, 5868, 8883, 11207, 19999, 27017})
 DNS_PORTS = _dns.TCP_PORTS
+#: Record types the TLS heuristic accepts as a conversation's first (Handshake, Application Data).
+TLS_HEURISTIC_TYPES = (22, 23)
 
 #: Bytes of cut records and messages kept over all connections (each direction holds at
 #: most one): a capture of many half-sent records cannot grow memory past this.
@@ -126,28 +128,32 @@ class AppLayer:
                  final_versions: dict[int, int] | None = None) -> None:
         self.two_pass = two_pass
         self._final = final_versions or {}
-        self._streams: dict[int, _Stream | None] = {}
+        #: Stream index → its TLS/DNS state, for the streams that are TLS or DNS.
+        self.streams: dict[int, _Stream] = {}
+        self._plain: set[int] = set()  # streams on no TLS/DNS port (the heuristic may still match)
         self._pending = 0
 
     def final_versions(self) -> dict[int, int]:
         """Each TLS stream's session version at the end of the read (0 = never learned)."""
-        return {n: s.tls.version for n, s in self._streams.items()
-                if s is not None and s.tls is not None and s.tls.version}
+        return {n: s.tls.version for n, s in self.streams.items()
+                if s.tls is not None and s.tls.version}
 
     def feed(self, frame: int, stream: int, src: str, sport: int, dport: int, seq: int,
              data: bytes, start: int, end: int, aflags: int) -> AppFrame | None:
         """One TCP segment's payload ``data[start:end]``; None if TLS/DNS have nothing to say."""
         if aflags & _NO_SUBDISSECTOR:
             return None
-        streams = self._streams
-        st = streams.get(stream, False)
-        if st is False:
-            st = streams[stream] = self._new_stream(sport, dport)
+        streams = self.streams
+        st = streams.get(stream)
         if st is None:
-            # No port dissector: the TLS heuristic looks at every segment until it matches.
-            if not looks_like_tls(data, start):
-                return None
-            st = streams[stream] = _Stream(_TLS)
+            st = self._new_stream(sport, dport) if stream not in self._plain else None
+            if st is None:
+                # No port dissector: the TLS heuristic looks at every segment until it matches.
+                if not looks_like_tls(data, start):
+                    self._plain.add(stream)
+                    return None
+                st = _Stream(_TLS)
+            streams[stream] = st
         if st.kind == _TLS and st.tls is None:
             st.tls = TlsSession(self._final.get(stream, 0))
         side = st.sides.get((src, sport))
@@ -236,3 +242,50 @@ class AppLayer:
         if not count:
             return AppFrame("TCP", "", {}, "", TCP_AND_NOTE)
         return AppFrame("DNS", info, fields, ":dns", SHOWN, malformed)
+
+
+def _values(d: dict, name: str) -> list:
+    value = d.get(name)
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def detail_lines(d: dict) -> list[str]:
+    """The TLS and DNS sections of the detail tree, from a packet's fields (names as tshark -V)."""
+    from tcplab.analyze.dns import type_name
+    from tcplab.analyze.tls import VERSION_SHORT_NAMES
+
+    ind = "    "
+    lines: list[str] = []
+    versions = _values(d, "tls.record.version")
+    if versions:
+        lines.append("Transport Layer Security")
+        types = iter(_values(d, "tls.record.content_type") + _values(d, "tls.record.opaque_type"))
+        for version, length in zip(versions, _values(d, "tls.record.length"), strict=False):
+            ctype = next(types, None)
+            name = _tls.CONTENT_TYPE_NAMES.get(ctype, "Opaque") if ctype is not None else "Opaque"
+            lines.append(f"{ind}{d.get('_ws.col.Protocol', 'TLS')} Record Layer: "
+                         f"{name} ({ctype}), Version: 0x{version:04x}, Length: {length}")
+        for htype, hlen in zip(_values(d, "tls.handshake.type"),
+                               _values(d, "tls.handshake.length"), strict=False):
+            lines.append(f"{ind}Handshake Type: {_tls.HANDSHAKE_TYPE_NAMES.get(htype, htype)} "
+                         f"({htype}), Length: {hlen}")
+        for sni in _values(d, "tls.handshake.extensions_server_name"):
+            lines.append(f"{ind}Server Name: {sni}")
+        for v in _values(d, "tls.handshake.extensions.supported_version"):
+            lines.append(f"{ind}Supported Version: {VERSION_SHORT_NAMES.get(v, 'TLS')} (0x{v:04x})")
+    for i, txid in enumerate(_values(d, "dns.id")):
+        response = _values(d, "dns.flags.response")[i]
+        flags = _values(d, "dns.flags")[i]
+        lines.append(f"Domain Name System ({'response' if response else 'query'})")
+        lines.append(f"{ind}Transaction ID: 0x{txid:04x}")
+        lines.append(f"{ind}Flags: 0x{flags:04x}")
+    if "dns.id" in d:
+        for name, qtype in zip(_values(d, "dns.qry.name"), _values(d, "dns.qry.type"), strict=False):
+            lines.append(f"{ind}Query: {name}: type {type_name(qtype)}")
+        for name, rtype, ttl in zip(_values(d, "dns.resp.name"), _values(d, "dns.resp.type"),
+                                    _values(d, "dns.resp.ttl"), strict=False):
+            lines.append(f"{ind}Answer: {name}: type {type_name(rtype)}, TTL {ttl}")
+        for kind in ("a", "aaaa", "cname", "ns", "ptr.domain_name", "mx.mail_exchange"):
+            for value in _values(d, f"dns.{kind}"):
+                lines.append(f"{ind}{kind.split('.')[0].upper()}: {value}")
+    return lines
