@@ -25,6 +25,8 @@ EXAMPLES = """\
       frame 351 as a layered detail tree, then its bytes
   tcplab analyze capture.pcap -Y 'tcp.port == 5074 && !tcp.analysis.retransmission'
       only the packets a Wireshark display filter selects
+  tcplab analyze https.pcapng -Y 'tls.handshake.type == 1 || dns.flags.response == 0'
+      TLS Client Hellos and DNS queries (tls.* and dns.* fields as tshark names them)
   tcplab analyze capture.pcap --conversations --explain
       one line per TCP stream, then plain-language notes on what happened
   tcplab analyze http.pcapng --http
@@ -41,10 +43,12 @@ EXAMPLES = """\
 
 DESCRIPTION = """\
 Dissect every packet of a capture (classic pcap or pcapng, as written by Wireshark,
-tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, HTTP and chat lines.
-TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
-sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
-analysis tags, and conversation completeness. For JSON, the detail view and summaries the
+tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, TLS records (on
+tshark's TLS ports and by its record heuristic), DNS (UDP 53, TCP 53/5353), HTTP and chat
+lines, with tshark's Info text and field names. TCP conversations are numbered and
+analysed with Wireshark 4.0's rules: relative sequence numbers, [TCP Retransmission],
+[TCP Dup ACK], [TCP ZeroWindow] and the other analysis tags, and conversation
+completeness. For JSON, the detail view and summaries the
 file is read twice (like 'tshark -2'; the first pass only skims the headers) so values
 that depend on the whole conversation are final on every packet; memory grows with the
 number of conversations, never with the number of packets."""
@@ -58,7 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "as 'tshark -r -' does (read once: one pass)")
     view = p.add_argument_group("what to show (default: the packet list)")
     view.add_argument("--packet", metavar="N", type=positive_int,
-                      help="show frame N as a detail tree (Frame, link, IP, TCP, payload)")
+                      help="show frame N as a detail tree (Frame, link, IP, TCP, payload, "
+                           "HTTP/TLS/DNS)")
     view.add_argument("--hex", action="store_true",
                       help="with --packet: add the bytes as Wireshark's hex/ASCII dump")
     view.add_argument("--list", action="store_true",
