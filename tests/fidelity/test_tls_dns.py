@@ -189,3 +189,35 @@ def test_detail_tree_names_the_records_and_messages(captures) -> None:
     assert "Server Name: localhost" in tls
     dns = AnalysisSession(captures["dns-tcp-lo.pcap"]).detail(6)
     assert "Domain Name System (response)" in dns and "A: 127.0.0.1" in dns
+
+
+def test_random_bytes_never_raise_out_of_the_dissectors() -> None:
+    """Seeded garbage, cut and flipped records and messages: words and fields, never an exception."""
+    import random
+
+    from tcplab.analyze import dns as dns_mod
+    from tcplab.analyze.render import detail_tree, json_line
+
+    rng = random.Random(14)
+    base = [(DATA / name).read_bytes() for name in REAL]
+    app = tls_dns.AppLayer()
+    for i in range(4000):
+        blob = bytearray(rng.choice(base)[rng.randrange(24, 400):][: rng.randrange(0, 600)])
+        for _ in range(rng.randrange(0, 6)):
+            if blob:
+                blob[rng.randrange(len(blob))] ^= 1 << rng.randrange(8)
+        if rng.random() < 0.3:
+            blob[:0] = bytes([rng.choice((20, 21, 22, 23, 24, 25)), 3, rng.randrange(5)])
+        data = bytes(blob)
+        info, values, _bad = dns_mod.dissect_message(data)
+        assert isinstance(info, str) and all(isinstance(v, list) for v in values.values())
+        port = rng.choice((443, 53, 4433, 5353))
+        frame = app.feed(i, i % 7, "10.0.0.1", 40000, port, rng.randrange(1 << 32), data, 0,
+                         len(data), 0)
+        if frame is not None:
+            d = {"frame.number": i, "frame.len": len(data), "frame.cap_len": len(data),
+                 "frame.time_epoch": 0.0, "frame.time_relative": 0.0, "frame.protocols": "tcp"}
+            frame.write(d, lambda: "tcp")
+            json_line(d)
+            detail_tree(d)
+    assert app._pending <= tls_dns.MAX_PENDING_BYTES
