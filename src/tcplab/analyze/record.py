@@ -76,6 +76,10 @@ class CaptureDamage(InputError):
 # commonest TCP segment (ACK set, no URG, no tags) in a single format.
 _LINE = "%6d %11.6f %s %-8s %6d %s"
 _TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
+# The kernel's NOP,NOP,Timestamps options are kept as their unpacked words (``_opts`` is
+# then a tuple) and put into text only by the views that print them.
+_TS_TEXT = "TSval=%d TSecr=%d"
+_TCP_TS_LINE = _TCP_LINE[:-2] + " " + _TS_TEXT
 _FLAGS_TEXT = _dissect._FLAGS_TEXT
 _columns = _http.columns
 _message = _http.message
@@ -192,8 +196,10 @@ class Packet:
         else:
             seq = (self.seq_raw - self.fbase) & _M32
             ack = (self.ack_raw - self.rbase) & _M32 if flags & _ACK else self.ack_raw
+        opts = self._opts
+        text = _TS_TEXT % (opts[1], opts[2]) if type(opts) is tuple else opts.lstrip(" ")
         return _dissect.info_text(tags, self.sport, self.dport, flags, seq, ack, self.window,
-                                  self.urgent, self.seglen, self._opts.lstrip(" "))
+                                  self.urgent, self.seglen, text)
 
     def list_line(self) -> str:
         """The packet-list line (No. Time Source Destination Protocol Length Info)."""
@@ -222,10 +228,16 @@ class Packet:
                 seq = (self.seq_raw - self.fbase) & _M32
                 ack = (self.ack_raw - self.rbase) & _M32
             scale = self.scale
+            opts = self._opts
+            if type(opts) is tuple:  # NOP,NOP,Timestamps: its two numbers in the same format
+                return _TCP_TS_LINE % (self.number, self.time_relative, self._addrs,
+                                       self.frame_len, self._ports, _FLAGS_TEXT[flags], seq, ack,
+                                       self.window_value if flags & _SYN or scale < 0
+                                       else self.window_value << scale, seglen, opts[1], opts[2])
             return _TCP_LINE % (self.number, self.time_relative, self._addrs, self.frame_len,
                                 self._ports, _FLAGS_TEXT[flags], seq, ack,
                                 self.window_value if flags & _SYN or scale < 0
-                                else self.window_value << scale, seglen, self._opts)
+                                else self.window_value << scale, seglen, opts)
         return _LINE % (self.number, self.time_relative, self._addrs, "TCP", self.frame_len,
                         self._tcp_info())
 
@@ -561,9 +573,8 @@ class Analyzer:
                     elif thl == 20:
                         opts = ""
                         wscale = None
-                    elif thl == 32 and (word_ts := ts_unpack(data, l4 + 20))[0] == nop_nop_ts:
-                        opts = " TSval=%d TSecr=%d" % word_ts[1:]  # noqa: UP031
-                        wscale = None
+                    elif thl == 32 and (opts := ts_unpack(data, l4 + 20))[0] == nop_nop_ts:
+                        wscale = None  # opts: the words, formatted by a view that prints them
                     else:
                         try:
                             wscale, opts, _ = options(data[l4 + 20 : l4 + thl], l4 + 20)
@@ -631,13 +642,13 @@ class Analyzer:
                         p._http = p._fields = None
                         p._ctx = self
                         yield p
-                self.count = count
                 if count == limit:
                     break
         except CaptureFormatError as exc:
             # Raised by the reader, before the damaged record was counted.
-            self.count = count
             raise CaptureDamage.after(exc, count) from None
+        finally:
+            self.count = count  # once, not per frame (also when the caller stops early)
 
     # -- shared by both kinds of record ----------------------------------------------------
     def _analyse(self, p: Packet, wscale: int | None) -> None:
