@@ -284,6 +284,13 @@ def _flag_field(bits: int) -> Callable[[Packet], Any]:
     return lambda p: True if p.aflags & bits else None
 
 
+# The analysis flag fields and the ``aflags`` bits each one tests.
+_FLAG_BITS: dict[str, int] = {
+    **{field: bit for bit, field in _ta.FIELD_OF_FLAG.items()},
+    "tcp.analysis.retransmission": RETRANSMITTED,
+}
+
+
 def _http_field(name: str) -> Callable[[Packet], Any]:
     return lambda p: p.http_fields().get(name)
 
@@ -336,8 +343,7 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
     "tcp.analysis.duplicate_ack_num": lambda p: p.dup_num if p.aflags & _ta.DUPLICATE_ACK else None,
     "tcp.analysis.duplicate_ack_frame": lambda p: (p.dup_frame if p.aflags & _ta.DUPLICATE_ACK
                                                    else None),
-    **{field: _flag_field(bit) for bit, field in _ta.FIELD_OF_FLAG.items()},
-    "tcp.analysis.retransmission": _flag_field(RETRANSMITTED),
+    **{field: _flag_field(bits) for field, bits in _FLAG_BITS.items()},
     **{name: _http_field(name) for name in (
         "http.request", "http.response", "http.request.method", "http.request.uri",
         "http.request.version", "http.response.code", "http.response.phrase",
@@ -347,6 +353,23 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
         "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "_ws.malformed", "_ws.short",
         "_ws.expert", "icmp.type", "icmp.code")},
 }
+
+
+def held_field(name: str) -> Callable[[Packet], Any] | None:
+    """How a record whose dictionary is not made answers field ``name``, or None if it cannot.
+
+    The getter returns the field's value, or None where the field is absent; it is only
+    valid for a record made by the fast path whose dictionary is not made yet
+    (``type(p) is Packet and p._fields is None``): such a record's ``get`` answers from it.
+    Display filters compile against it, so that a test on a held field is one call, not a
+    mapping lookup and then the call.
+    """
+    return _HELD.get(name)
+
+
+def analysis_bits(name: str) -> int | None:
+    """The ``aflags`` bits an analysis flag field (``tcp.analysis.*``) is set by, or None."""
+    return _FLAG_BITS.get(name)
 
 
 def from_fields(d: dict) -> Packet:
