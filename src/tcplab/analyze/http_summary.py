@@ -97,6 +97,10 @@ class HttpTable:
     for each of the hundreds of thousands a large capture holds.
     """
 
+    #: :meth:`add` ignores a packet without TCP payload: a read feeding only this table
+    #: may skip making records for those (:meth:`Analyzer.packets` ``payload_only``).
+    payload_only = True
+
     def __init__(self) -> None:
         self.summary = HttpSummary()
         self._pending: dict[object, deque[tuple]] = {}

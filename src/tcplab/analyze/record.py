@@ -534,12 +534,14 @@ class Analyzer:
 
     # -- a whole capture -------------------------------------------------------------------
     def packets(self, reader: Any, max_packets: int | None = None, *,
-                skim: bool = False) -> Iterator[Packet]:
+                skim: bool = False, payload_only: bool = False) -> Iterator[Packet]:
         """Every frame of ``reader`` as a record, in order; ``skim`` only runs the analysis.
 
         A skim yields nothing: it is the first pass of ``tshark -2``, which needs only each
         stream's end state (:meth:`TcpTracker.final_states`) — headers, no payload, no
-        formatting. Damage raises :class:`CaptureDamage` after every good record.
+        formatting. ``payload_only`` analyses every frame but makes no record for a
+        fast-path segment without payload, for a reader that looks at payload alone (the
+        HTTP summary). Damage raises :class:`CaptureDamage` after every good record.
         """
         from tcplab.pcap import CaptureFormatError
 
@@ -558,6 +560,7 @@ class Analyzer:
         dup_ack = _ta.DUPLICATE_ACK
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
+        empty = not payload_only  # records for segments without payload too
         count = self.count
         first = self._first_ns
         try:
@@ -622,7 +625,7 @@ class Analyzer:
                     seglen = end - l4 - thl
                     aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack,
                                                   flags, seglen, window, wscale)
-                    if not skim:
+                    if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
                         p.ts_ns = ts
