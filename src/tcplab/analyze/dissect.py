@@ -199,6 +199,9 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
     if network == "IPv6":
         return _dissect_ipv6(data, off, protos, d, cut, checksums, payload, net)
     d["frame.protocols"] = protos
+    if "ppp.protocol" in d:  # PPP's own control protocols (LCP echo, IPCP...) inside PPPoE
+        _network.ppp_control(data, off, d)
+        return None
     d["_ws.col.Protocol"] = protos.split(":")[0].upper()
     d["_ws.col.Info"] = "Non-IP frame"
     if "eth.type" in d and d["eth.type"] == _link.ETHERTYPE_ARP:
@@ -472,6 +475,9 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
             d["udp.checksum.status"] = "good" if ok else "bad"
     d["_ws.col.Protocol"] = "UDP"
     d["_ws.col.Info"] = f"{sport} → {dport} Len={length - 8}"
+    if length > 8 and 53 not in (sport, dport):  # no dissector for the payload: tshark's "data"
+        d["frame.protocols"] += ":data"
+        d["data.len"] = length - 8
 
 
 def tags_text(aflags: int, dup_frame: int | None, dup_num: int | None) -> str:

@@ -339,7 +339,10 @@ def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
         keys = VIRTUAL_FIELDS[name][1]
 
         def get_many(d: Packet) -> tuple:
-            return tuple(v for k in keys if (v := d.get(k)) is not None)
+            out = tuple(v for k in keys if (v := d.get(k)) is not None)
+            if any(type(v) is list for v in out):  # an ICMP error's two IP layers
+                return tuple(x for v in out for x in (v if type(v) is list else (v,)))
+            return out
 
         return get_many
 

@@ -199,10 +199,6 @@ class NetworkLayers:
                                   protocol=proto, identification=ident, mf=more,
                                   fragment_offset=frag)
         out = self.defrag.feed_ipv4(header, piece, self.ts_ns, self.number)
-        if out.status == "overlap" or (out.status == "complete" and out.conflict):
-            d["ip.fragment.overlap"] = True
-            if out.conflict:
-                d["ip.fragment.overlap.conflict"] = True
         if out.datagram is None:
             where = self._reassembled_in(d, "ip.reassembled_in")
             if where is not None:
@@ -211,6 +207,12 @@ class NetworkLayers:
             return
         dg = out.datagram
         self._learn(dg)
+        # Wireshark marks the overlap on the frame that lists the fragments.
+        if any(o < prev_o + prev_l for (_t, prev_o, prev_l), (_u, o, _l)
+               in zip(dg.fragments, dg.fragments[1:], strict=False)):
+            d["ip.fragment.overlap"] = True
+            if out.conflict:
+                d["ip.fragment.overlap.conflict"] = True
         d["_ip.fragments"] = dg.fragments
         d["ip.fragment"] = [tag for tag, _o, _l in dg.fragments]
         d["ip.fragment.count"] = len(dg.fragments)
@@ -226,10 +228,9 @@ class NetworkLayers:
         if proto == 1:
             self.icmp(payload, 0, n, d, protos, checksums and whole)
         elif proto == 17:
-            _dissect._dissect_udp(payload, 0, n, rsrc, rdst, protos, d, False, checksums and whole)
-            if "_ws.malformed" not in d and d.get("udp.length", 0) > 8:
-                d["frame.protocols"] += ":data"
-                d["data.len"] = d["udp.length"] - 8
+            # A first fragment alone (no reassembly): its UDP length speaks for the datagram.
+            end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
+            _dissect._dissect_udp(payload, 0, end, rsrc, rdst, protos, d, False, checksums and whole)
         elif proto == 6:
             self._tcp_fields(payload, rsrc, rdst, d, protos)
         else:
@@ -399,10 +400,8 @@ class NetworkLayers:
         if proto == _icmpv6.PROTOCOL_NUMBER:
             self.icmpv6(payload, 0, n, h, d, protos, checksums and whole)
         elif proto == 17:
-            _dissect._dissect_udp(payload, 0, n, h.src, h.dst, protos, d, False, checksums and whole)
-            if "_ws.malformed" not in d and d.get("udp.length", 0) > 8:
-                d["frame.protocols"] += ":data"
-                d["data.len"] = d["udp.length"] - 8
+            end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
+            _dissect._dissect_udp(payload, 0, end, h.src, h.dst, protos, d, False, checksums and whole)
         elif proto == 6:
             self._tcp_fields(payload, h.src, h.dst, d, protos)
         else:
@@ -515,6 +514,39 @@ class NetworkLayers:
         return f" (request in {entry.request})"
 
 
+#: PPP control protocols (RFC 1661, 1332, 5072, 1334, 1994) → Wireshark's Protocol column.
+_PPP_CONTROL = {0xC021: "PPP LCP", 0x8021: "PPP IPCP", 0x8057: "PPP IPV6CP", 0xC023: "PPP PAP",
+                0xC223: "PPP CHAP"}
+#: LCP/IPCP/IPV6CP codes (RFC 1661 §5) as Wireshark words them.
+_PPP_CODES = {1: "Configuration Request", 2: "Configuration Ack", 3: "Configuration Nak",
+              4: "Configuration Reject", 5: "Termination Request", 6: "Termination Ack",
+              7: "Code Reject", 8: "Protocol Reject", 9: "Echo Request", 10: "Echo Reply",
+              11: "Discard Request", 12: "Identification", 13: "Time Remaining"}
+
+
+def ppp_control(data: bytes, off: int, d: dict) -> None:
+    """A PPP frame that carries no IP (LCP, IPCP…): named as Wireshark lists it.
+
+    Such frames have no IP addresses, so the Source/Destination columns show the
+    Ethernet addresses, as they do in Wireshark.
+    """
+    proto = d["ppp.protocol"]
+    name = _PPP_CONTROL.get(proto)
+    d["_ws.col.Source"] = d.get("eth.src", "")
+    d["_ws.col.Destination"] = d.get("eth.dst", "")
+    if name is None:
+        d["_ws.col.Protocol"] = "PPP"
+        d["_ws.col.Info"] = f"Protocol 0x{proto:04x}"
+        return
+    d["frame.protocols"] += ":" + name.split()[1].lower()
+    d["_ws.col.Protocol"] = name
+    code = data[off] if off < len(data) else None
+    if proto in (0xC023, 0xC223) or code is None:
+        d["_ws.col.Info"] = name
+    else:
+        d["_ws.col.Info"] = _PPP_CODES.get(code, f"Unknown (0x{code:02x})")
+
+
 def outer_fields(d: dict) -> dict:
     """``d`` with each doubled IP field (an ICMP error's) reduced to its outer value."""
     if not isinstance(d.get("ip.version"), list):
@@ -605,6 +637,7 @@ def _quoted_transport(inner: bytes, l4: int, n: int, proto: int, d: dict, protos
         protos += ":udp"
         if n - l4 > 8 and 53 not in (sport, dport):
             protos += ":data"
+            d["data.len"] = n - l4 - 8
     elif proto == 6 and l4 + 4 <= n:
         sport, dport = struct.unpack_from("!HH", inner, l4)
         d["tcp.srcport"], d["tcp.dstport"] = sport, dport
