@@ -210,6 +210,9 @@ def test_detail_tree_lists_fragments_and_the_quoted_header(capsys) -> None:
     assert main(["analyze", str(DATA / "icmp-lo.pcap"), "--packet", "12"]) == 0
     out = capsys.readouterr().out
     assert "Internet Control Message Protocol" in out and "Src Port: 46141, Dst Port: 9" in out
+    # A Time Exceeded quoting only the first 8 bytes of a TCP header.
+    assert main(["analyze", str(DATA / "network-crafted.pcap"), "--packet", "5"]) == 0
+    assert "Transmission Control Protocol, Src Port: 1234, Dst Port: 80, Seq: 1000" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- memory bound

@@ -227,6 +227,9 @@ def _tcp_section(d: dict, data: bytes) -> list[str]:
 
     if "tcp.srcport" not in d:
         return []
+    if "tcp.hdr_len" not in d:  # the start of a TCP header quoted in an ICMP error
+        return [f"Transmission Control Protocol, Src Port: {d['tcp.srcport']}, Dst Port: "
+                f"{d['tcp.dstport']}" + (f", Seq: {d['tcp.seq']}" if "tcp.seq" in d else "")]
     seg = d.get("tcp.len", 0)
     head = (f"Transmission Control Protocol, Src Port: {d['tcp.srcport']}, Dst Port: "
             f"{d['tcp.dstport']}, Seq: {d.get('tcp.seq', d['tcp.seq_raw'])}")
