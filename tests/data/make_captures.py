@@ -15,7 +15,8 @@ fragments large datagrams: no host interface, no other process and no address ou
 Two more are crafted with tcplab.packet's builders (no root needed: ``--crafted``), for
 what loopback cannot produce:
 
-* ``network-crafted.pcap`` — unanswered, duplicate and orphan echoes; a Time Exceeded
+* ``network-crafted.pcap`` — unanswered, duplicate and orphan echoes, and echoes carrying
+  Linux ping's send time in their data; a Time Exceeded
   quoting a TCP header; IPv4 fragments out of order and overlapping (one arriving after
   its datagram completed); IPv6 fragments in reverse order; Neighbor Solicitation and
   Advertisement; ICMPv6 Destination Unreachable and Packet Too Big quoting UDP.
@@ -228,9 +229,17 @@ def network_crafted() -> None:
         _icmpv6_frame(b6, a6, struct.pack("!BBHI", 2, 0, 0, 1280) + quoted),
         v4 + stack.ip_packet(a, b, 1, icmp.build_echo(0x11, 6, b"abcdefgh")),  # repeats frame 2
     ]
+    t0 = 1_700_000_000_000_000_000
+    # Linux ping's data: a 16-byte struct timeval (the send time, little-endian), then
+    # 0x10, 0x11, … (iputils ping's fill pattern), 56 bytes in all.
+    for seq in (1, 2):
+        sent = t0 + len(frames) * 1_000_000 - 7_000
+        body = struct.pack("<qq", sent // 10**9, sent // 1000 % 10**6) + bytes(range(0x10, 0x38))
+        frames.append(v4 + stack.ip_packet(a, b, 1, icmp.build_echo(0x4321, seq, body)))
+        frames.append(v4 + stack.ip_packet(b, a, 1, icmp.build_echo(0x4321, seq, body, reply=True)))
     with PcapWriter(HERE / "network-crafted.pcap", 1) as w:
         for i, f in enumerate(frames):
-            w.write(f, 1_700_000_000_000_000_000 + i * 1_000_000)
+            w.write(f, t0 + i * 1_000_000)
 
 
 def pppoe_http() -> None:

@@ -38,7 +38,7 @@ FIELDS = (
     "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.ident", "ipv6.fragment",
     "ipv6.fragment.count", "ipv6.reassembled.in", "ipv6.reassembled.length", "icmp.type",
     "icmp.code", "icmp.checksum", "icmp.ident", "icmp.seq", "icmp.ident_le", "icmp.seq_le",
-    "icmp.resp_in", "icmp.resp_to", "icmp.resptime", "icmp.mtu", "icmpv6.type", "icmpv6.code",
+    "icmp.resp_in", "icmp.resp_to", "icmp.resptime", "icmp.mtu", "icmp.data_time_relative", "icmpv6.type", "icmpv6.code",
     "icmpv6.checksum", "icmpv6.echo.identifier", "icmpv6.echo.sequence_number",
     "icmpv6.resp_in", "icmpv6.resp_to", "icmpv6.resptime", "icmpv6.mtu",
     "icmpv6.nd.ns.target_address", "icmpv6.nd.na.target_address", "icmpv6.nd.na.flag.r",

@@ -86,6 +86,8 @@ FILTER_FIELDS: dict[str, tuple[str, int | None]] = {
     "icmp.resptime": ("number", None),
     "icmp.resp_not_found": ("flag", None),
     "icmp.mtu": ("unsigned integer", 0xFFFF),
+    "icmp.data_time": ("number", None),
+    "icmp.data_time_relative": ("number", None),
     "icmpv6.type": ("unsigned integer", 0xFF),
     "icmpv6.code": ("unsigned integer", 0xFF),
     "icmpv6.checksum": ("unsigned integer", 0xFFFF),
@@ -306,15 +308,39 @@ class NetworkLayers:
                 info += self._pair(d, "icmp", msg.icmp_type == _icmp.ECHO_REQUEST, ident, seq,
                                    d.get("ip.src"), d.get("ip.dst"))
             d["_ws.col.Info"] = info
-            if end - l4 > 8:
+            data_at = l4 + 8
+            if msg.icmp_type in (_icmp.ECHO_REQUEST, _icmp.ECHO_REPLY) and end - data_at >= 8:
+                data_at += self._data_time(data, data_at, d)
+            if end > data_at:
                 d["frame.protocols"] = protos + ":data"
-                d["data.len"] = end - l4 - 8
+                d["data.len"] = end - data_at
             return
         d["_ws.col.Info"] = msg.summary()
         if msg.icmp_type == _icmp.DEST_UNREACHABLE and msg.code == 4:
             d["icmp.mtu"] = msg.rest & 0xFFFF
         if msg.is_error and end - l4 >= 8 + 20:
             self._quoted4(data, l4 + 8, end, d, protos)
+
+    def _data_time(self, data: bytes, at: int, d: dict) -> int:
+        """The send time ``ping`` writes at the start of its data, read as Wireshark does.
+
+        packet-icmp.c takes the first 8 bytes as seconds and microseconds (big-endian, else
+        little-endian) when they fall within a day of the frame's time; 64-bit Linux ping
+        writes a 16-byte timeval, whose first 8 bytes then read as (seconds, 0). Returns the
+        bytes taken (8, or 0 when the data does not look like a time).
+        """
+        frame_secs = self.ts_ns // 1_000_000_000
+        for fmt in ("!II", "<II"):
+            secs, usecs = struct.unpack_from(fmt, data, at)
+            diff = (secs - frame_secs) & 0xFFFFFFFF
+            if diff >= 1 << 31:
+                diff -= 1 << 32
+            if abs(diff) < 86400 and usecs < 1_000_000:
+                d["icmp.data_time"] = secs + usecs / 1e6
+                d["icmp.data_time_relative"] = (self.ts_ns - secs * 1_000_000_000
+                                                - usecs * 1000) / 1e9
+                return 8
+        return 0
 
     @staticmethod
     def _quoted4(data: bytes, at: int, end: int, d: dict, protos: str) -> None:
