@@ -219,6 +219,16 @@ def network_crafted() -> None:
                 + ipv6.build_fragment_header(17, offset, more, 0xABC) + data)
 
     frames += [frag6(1000, False, dgram6[1000:]), frag6(0, True, dgram6[:1000])]
+    tail: list[bytes] = []  # appended after the frames below, so earlier numbers stay put
+    # Overlaps tshark reassembles all the same: IPv6 pieces sharing 8 identical bytes (RFC
+    # 5722 would drop the datagram), and IPv4 whose middle piece disagrees with the first
+    # on 8 bytes before the last piece completes it (the conflict shows on the last frame).
+    tail += [(_eth(0x86DD) + ipv6.build_header(a6, b6, 8 + 1008, next_header=44)
+              + ipv6.build_fragment_header(17, 0, True, 0xDEF) + dgram6[:1008]),
+             (_eth(0x86DD) + ipv6.build_header(a6, b6, 8 + len(dgram6) - 1000, next_header=44)
+              + ipv6.build_fragment_header(17, 1000, False, 0xDEF) + dgram6[1000:])]
+    tail += [frag4(10, 0, True, dgram[:512]), frag4(10, 504, True, b"\xee" * 8 + dgram[512:1024]),
+             frag4(10, 1024, False, dgram[1024:])]
     quoted = stack.udp_packet(a6, b6, 999, 9, b"query")
     frames += [
         _icmpv6_frame(a6, b6, struct.pack("!BBHI16s", 135, 0, 0, 0, b6)),
@@ -237,6 +247,7 @@ def network_crafted() -> None:
         body = struct.pack("<qq", sent // 10**9, sent // 1000 % 10**6) + bytes(range(0x10, 0x38))
         frames.append(v4 + stack.ip_packet(a, b, 1, icmp.build_echo(0x4321, seq, body)))
         frames.append(v4 + stack.ip_packet(b, a, 1, icmp.build_echo(0x4321, seq, body, reply=True)))
+    frames += tail
     with PcapWriter(HERE / "network-crafted.pcap", 1) as w:
         for i, f in enumerate(frames):
             w.write(f, t0 + i * 1_000_000)

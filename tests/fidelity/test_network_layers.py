@@ -33,7 +33,8 @@ CAPTURES = ("icmp-lo.pcap", "network-crafted.pcap", "pppoe-http.pcap")
 FIELDS = (
     "ip.version", "ip.hdr_len", "ip.len", "ip.id", "ip.flags", "ip.frag_offset", "ip.ttl",
     "ip.proto", "ip.src", "ip.dst", "ip.fragment", "ip.fragment.count", "ip.reassembled_in",
-    "ip.reassembled.length", "ip.fragment.overlap", "ipv6.version", "ipv6.tclass", "ipv6.flow",
+    "ip.reassembled.length", "ip.fragment.overlap", "ip.fragment.overlap.conflict", "ip.fragment.error",
+    "ipv6.fragment.overlap", "ipv6.fragment.overlap.conflict", "ipv6.version", "ipv6.tclass", "ipv6.flow",
     "ipv6.plen", "ipv6.nxt", "ipv6.hlim", "ipv6.src", "ipv6.dst", "ipv6.fraghdr.nxt",
     "ipv6.fraghdr.offset", "ipv6.fraghdr.more", "ipv6.fraghdr.ident", "ipv6.fragment",
     "ipv6.fragment.count", "ipv6.reassembled.in", "ipv6.reassembled.length", "icmp.type",
@@ -139,7 +140,7 @@ FILTERS = (
     "udp.port == 999", "icmpv6.type == 135", "icmpv6.nd.na.flag.s == 1",
     "icmpv6.nd.ns.target_address == fe80::2", "ipv6.src == fe80::1", "pppoes", "ppp",
     "pppoe.session_id == 0x2a", "ppp.protocol == 0x0021", "tcp.port == 80 && ipv6", "http",
-    "data", "data.len > 1000", "icmp.resptime < 1", "ipv6.nxt == 44", "ip.fragment.overlap",
+    "data", "data.len > 1000", "icmp.resptime < 1", "ipv6.nxt == 44", "ip.fragment.overlap", "ip.fragment.overlap.conflict", "ipv6.fragment.overlap",
     "ip.len > 1000", "tcp.stream == 2", 'frame.protocols contains "icmp"', "!ip && !ipv6",
 )
 

@@ -66,6 +66,10 @@ FILTER_FIELDS: dict[str, tuple[str, int | None]] = {
     "ip.fragment.overlap": ("flag", None),
     "ip.fragment.overlap.conflict": ("flag", None),
     "ip.reassembled_in": ("unsigned integer", 0xFFFFFFFF),
+    "ipv6.fragment.overlap": ("flag", None),
+    "ip.fragment.error": ("unsigned integer", 0xFFFFFFFF),
+    "ipv6.fragment.error": ("unsigned integer", 0xFFFFFFFF),
+    "ipv6.fragment.overlap.conflict": ("flag", None),
     "ip.reassembled.length": ("unsigned integer", 0xFFFFFFFF),
     "ipv6.fraghdr.nxt": ("unsigned integer", 0xFF),
     "ipv6.fraghdr.offset": ("unsigned integer", 0x1FFF),
@@ -171,7 +175,8 @@ class NetworkLayers:
     def __init__(self, *, defragment: bool = True, limits: _defrag.Limits | None = None,
                  first_pass: FirstPass | None = None, record: bool = False) -> None:
         self.defragment = defragment
-        self.defrag = _defrag.Defragmenter(limits)
+        # Overlapping IPv6 fragments are reassembled as Wireshark does (not RFC 5722's drop).
+        self.defrag = _defrag.Defragmenter(limits, rfc5722=False)
         self.first_pass = first_pass
         self.learnt: FirstPass | None = FirstPass() if record else None
         self.number = 0
@@ -209,14 +214,11 @@ class NetworkLayers:
             return
         dg = out.datagram
         self._learn(dg)
-        # Wireshark marks the overlap on the frame that lists the fragments.
-        if any(o < prev_o + prev_l for (_t, prev_o, prev_l), (_u, o, _l)
-               in zip(dg.fragments, dg.fragments[1:], strict=False)):
-            d["ip.fragment.overlap"] = True
-            if out.conflict:
-                d["ip.fragment.overlap.conflict"] = True
+        _overlap(d, "ip", dg, out.conflict)
         d["_ip.fragments"] = dg.fragments
-        d["ip.fragment"] = [tag for tag, _o, _l in dg.fragments]
+        d["ip.fragment"] = [tag for tag, _o, _l in dg.fragments if tag not in dg.conflicts]
+        if dg.conflicts:
+            d["ip.fragment.error"] = [tag for tag, _o, _l in dg.fragments if tag in dg.conflicts]
         d["ip.fragment.count"] = len(dg.fragments)
         d["ip.reassembled.length"] = len(dg.payload)
         self._upper4(dg.payload, data[off + 12 : off + 16], data[off + 16 : off + 20], dg.protocol,
@@ -398,8 +400,12 @@ class NetworkLayers:
                     return None
                 dg = out.datagram
                 self._learn(dg)
+                _overlap(d, "ipv6", dg, out.conflict)
                 d["_ip.fragments"] = dg.fragments
-                d["ipv6.fragment"] = [tag for tag, _o, _l in dg.fragments]
+                d["ipv6.fragment"] = [tag for tag, _o, _l in dg.fragments if tag not in dg.conflicts]
+                if dg.conflicts:
+                    d["ipv6.fragment.error"] = [tag for tag, _o, _l in dg.fragments
+                                                if tag in dg.conflicts]
                 d["ipv6.fragment.count"] = len(dg.fragments)
                 d["ipv6.reassembled.length"] = len(dg.payload)
                 return self._upper6(dg.payload, h, d, protos, True, checksums, dg.protocol)
@@ -671,6 +677,16 @@ def _quoted_transport(inner: bytes, l4: int, n: int, proto: int, d: dict, protos
             d["tcp.seq"] = struct.unpack_from("!I", inner, l4 + 4)[0]
         protos += ":tcp"
     return protos
+
+
+def _overlap(d: dict, layer: str, dg: _defrag.Datagram, conflict: bool) -> None:
+    """Wireshark marks overlaps on the frame that lists the fragments."""
+    frags = dg.fragments
+    if any(o < prev_o + prev_l for (_t, prev_o, prev_l), (_u, o, _l)
+           in zip(frags, frags[1:], strict=False)):
+        d[f"{layer}.fragment.overlap"] = True
+        if conflict:
+            d[f"{layer}.fragment.overlap.conflict"] = True
 
 
 def _first(value: Any) -> Any:
