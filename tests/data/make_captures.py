@@ -19,7 +19,9 @@ what loopback cannot produce:
   Linux ping's send time in their data; a Time Exceeded
   quoting a TCP header; IPv4 fragments out of order and overlapping (one arriving after
   its datagram completed); IPv6 fragments in reverse order; Neighbor Solicitation and
-  Advertisement; ICMPv6 Destination Unreachable and Packet Too Big quoting UDP.
+  Advertisement (with and without link-layer address options), Router Solicitation and
+  Advertisement, MLDv2, Redirect; ICMPv6 Destination Unreachable, Packet Too Big, Time
+  Exceeded and Parameter Problem.
 * ``pppoe-http.pcap`` — three HTTP/1.1 exchanges (full handshakes) inside PPPoE session
   frames, two over IPv4 and one over IPv6, with an LCP echo between them: the shape of
   the DSL captures (Wireshark's ``nb6-http.pcap``) whose streams were lost before.
@@ -247,6 +249,24 @@ def network_crafted() -> None:
         body = struct.pack("<qq", sent // 10**9, sent // 1000 % 10**6) + bytes(range(0x10, 0x38))
         frames.append(v4 + stack.ip_packet(a, b, 1, icmp.build_echo(0x4321, seq, body)))
         frames.append(v4 + stack.ip_packet(b, a, 1, icmp.build_echo(0x4321, seq, body, reply=True)))
+    # Neighbor Discovery as hosts send it: link-layer address options (NS/RS "from", NA/RA
+    # "is at"), an MLDv2 report, a Redirect, and the errors with lower-case code names.
+    mac_a, mac_b = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+    slla, tlla = bytes([1, 1]) + mac_a, bytes([2, 1]) + mac_b
+    routers, nodes = ipv6.addr("ff02::2"), ipv6.addr("ff02::1")
+    no_next = ipv6.build_header(a6, b6, 0, next_header=59)
+    tail += [
+        _icmpv6_frame(a6, b6, struct.pack("!BBHI16s", 135, 0, 0, 0, b6) + slla),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI16s", 136, 0, 0, 0xE0000000, b6) + tlla),
+        _icmpv6_frame(a6, routers, struct.pack("!BBHI", 133, 0, 0, 0) + slla),
+        _icmpv6_frame(a6, routers, struct.pack("!BBHI", 133, 0, 0, 0)),
+        _icmpv6_frame(b6, nodes, struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0) + tlla),
+        _icmpv6_frame(a6, ipv6.addr("ff02::16"), struct.pack("!BBHHH", 143, 0, 0, 0, 1)
+                      + struct.pack("!BBH16s", 4, 0, 0, ipv6.addr("ff02::1:ff00:1"))),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI16s16s", 137, 0, 0, 0, b6, a6)),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI", 3, 0, 0, 0) + no_next),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI", 4, 1, 0, 40) + no_next),
+    ]
     frames += tail
     with PcapWriter(HERE / "network-crafted.pcap", 1) as w:
         for i, f in enumerate(frames):

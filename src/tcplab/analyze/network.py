@@ -108,6 +108,8 @@ FILTER_FIELDS: dict[str, tuple[str, int | None]] = {
     "icmpv6.nd.na.flag.r": ("boolean", None),
     "icmpv6.nd.na.flag.s": ("boolean", None),
     "icmpv6.nd.na.flag.o": ("boolean", None),
+    "icmpv6.opt.src_linkaddr": ("string", None),
+    "icmpv6.opt.target_linkaddr": ("string", None),
     "data.len": ("unsigned integer", 0xFFFFFFFF),
     "pppoe.session_id": ("unsigned integer", 0xFFFF),
     "ppp.protocol": ("unsigned integer", 0xFFFF),
@@ -485,6 +487,9 @@ class NetworkLayers:
             info += f" {msg.target_str}" + (f" ({words})" if words else "")
         elif kind == _icmpv6.PACKET_TOO_BIG:
             d["icmpv6.mtu"] = msg.rest
+        options_at = _ND_OPTIONS_AT.get(kind)
+        if options_at is not None:
+            info += _nd_options(data, l4 + options_at, end, d)
         d["_ws.col.Info"] = info
         if msg.is_error and end - l4 >= 8 + _ipv6.HEADER_LEN:
             self._quoted6(data[l4 + 8 : end], d, protos)
@@ -677,6 +682,30 @@ def _quoted_transport(inner: bytes, l4: int, n: int, proto: int, d: dict, protos
             d["tcp.seq"] = struct.unpack_from("!I", inner, l4 + 4)[0]
         protos += ":tcp"
     return protos
+
+
+#: Where Neighbor Discovery options start in each message (RFC 4861 §4.1-4.5).
+_ND_OPTIONS_AT = {133: 8, 134: 16, 135: 24, 136: 24, 137: 40}
+
+
+def _nd_options(data: bytes, at: int, end: int, d: dict) -> str:
+    """The link-layer address options of an ND message, as Info words them (RFC 4861 §4.6.1).
+
+    Source link-layer address → `` from 02:…``, target link-layer address → `` is at 02:…``;
+    the walk stops at a zero length (malformed) or the message's end.
+    """
+    words = ""
+    while at + 2 <= end:
+        kind, units = data[at], data[at + 1]
+        if units == 0 or at + units * 8 > end:
+            break
+        if kind in (1, 2) and units == 1:
+            mac = data[at + 2 : at + 8].hex(":")
+            name = "src_linkaddr" if kind == 1 else "target_linkaddr"
+            d.setdefault(f"icmpv6.opt.{name}", mac)
+            words += f" from {mac}" if kind == 1 else f" is at {mac}"
+        at += units * 8
+    return words
 
 
 def _overlap(d: dict, layer: str, dg: _defrag.Datagram, conflict: bool) -> None:
