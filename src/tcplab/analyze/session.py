@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tcplab.analyze import render
 from tcplab.analyze.http import CHAT_PORTS
+from tcplab.analyze.network import FirstPass, NetworkLayers
 from tcplab.analyze.record import Analyzer, CaptureDamage, Packet
 from tcplab.analyze.tcp_analysis import FinalState, displayed_completeness
 from tcplab.errors import InputError
@@ -69,15 +70,20 @@ class AnalysisSession:
     :func:`tcplab.analyze.filter.compile_filter`): only packets it keeps are yielded and
     summarised. ``checksums`` verifies checksums in the field dictionaries;
     ``absolute`` shows raw numbers in Info; ``payload`` keeps ``tcp.payload`` bytes in the
-    fields; ``max_packets`` stops after that many frames (``tshark -c``).
+    fields; ``max_packets`` stops after that many frames (``tshark -c``); ``defragment``
+    reassembles IPv4/IPv6 fragments (Wireshark's default; ``--no-defrag`` turns it off).
     """
 
     def __init__(self, path: str | os.PathLike[str] | BinaryIO, *, two_pass: bool = True,
                  display_filter: str | Callable[[Any], bool] | None = None,
                  checksums: bool = True, absolute: bool = False, payload: bool = False,
                  chat_ports: frozenset[int] = CHAT_PORTS,
-                 max_packets: int | None = None) -> None:
+                 max_packets: int | None = None, defragment: bool = True) -> None:
         self.path = path
+        self.defragment = defragment
+        self._first_pass: FirstPass | None = None
+        #: TLS streams' final session versions, learnt by the first pass (see _skim).
+        self._tls_versions: dict[int, int] | None = None
         #: A stream (``tcplab analyze -`` reads stdin) can be read once: no skim, one run.
         self._stream = not isinstance(path, str | os.PathLike)
         self._runs = 0
@@ -126,31 +132,29 @@ class AnalysisSession:
                              "save it to a file for this view")
         self._runs += 1
         two_pass = self.two_pass and not self._stream and os.path.isfile(self.path)
-        final, tls_versions = (self._first_pass() if two_pass and final_needed
-                               else (None, None))
+        final = self._skim() if two_pass and final_needed else None
+        learnt = self._first_pass if final is not None else None
+        tls_versions = self._tls_versions if final is not None else None
         reader = _open(self.path)
         analyzer = Analyzer(
             reader.linktype, checksums=self.checksums, absolute=self.absolute,
             payload=self.payload or bool(frames) or filter_payload,
             chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final,
+            network=NetworkLayers(defragment=self.defragment, first_pass=learnt),
             tls_versions=tls_versions)
         return Run(self, reader, analyzer, conversations=conversations, http=http,
                    explain=explain, flows=flows, frames=frames,
                    fix_completeness=two_pass and final is None)
 
     def _skim(self) -> list[FinalState]:
-        """``tshark -2``'s first pass: each stream's end state, from headers alone."""
-        return self._first_pass()[0]
-
-    def _first_pass(self) -> tuple[list[FinalState], dict[int, int]]:
-        """``tshark -2``'s first pass: each stream's end state, and each TLS stream's version.
-
-        Headers alone, except for TLS streams, whose records are read to learn the
-        session version every frame of the second pass names.
-        """
+        """``tshark -2``'s first pass: each stream's end state, from headers alone; also
+        which frames complete which fragmented datagrams and answer which pings (kept in
+        ``_first_pass`` for the second pass), and each TLS stream's final session version
+        (``_tls_versions``: its records are read, as every frame of the second pass names it)."""
         reader = _open(self.path)
+        network = NetworkLayers(defragment=self.defragment, record=True)
         analyzer = Analyzer(reader.linktype, checksums=False, payload=False,
-                            chat_ports=self.chat_ports)
+                            chat_ports=self.chat_ports, network=network)
         try:
             for _ in analyzer.packets(reader, self.max_packets, skim=True):
                 pass
@@ -158,7 +162,9 @@ class AnalysisSession:
             pass  # reported by the second pass, after its good packets
         finally:
             reader.close()
-        return analyzer.tracker.final_states(), analyzer.app.final_versions()
+        self._first_pass = network.learnt
+        self._tls_versions = analyzer.app.final_versions()
+        return analyzer.tracker.final_states()
 
     # -- one view per read -----------------------------------------------------------------
     def packets(self) -> Iterator[Packet]:
@@ -285,7 +291,14 @@ class Run:
         wanted = self._wanted_frames
         frames = self.frames
         reader = self._reader
-        packets = self._analyzer.packets(reader, self.session.max_packets)
+        # A read that only feeds summaries which look at payload alone (the HTTP table)
+        # needs no record for a segment without payload: the analysis still sees it.
+        payload_only = (not yielding and keep is None and not wanted and bool(consumers)
+                        and all(getattr(c, "__self__", None) is not None
+                                and getattr(c.__self__, "payload_only", False)
+                                for c in consumers))
+        packets = self._analyzer.packets(reader, self.session.max_packets,
+                                         payload_only=payload_only)
         try:
             if keep is None and not consumers and not wanted:
                 if yielding:
