@@ -221,3 +221,70 @@ def test_random_bytes_never_raise_out_of_the_dissectors() -> None:
             json_line(d)
             detail_tree(d)
     assert app._pending <= tls_dns.MAX_PENDING_BYTES
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_live_tls_on_a_port_only_the_heuristic_knows(tmp_path: Path) -> None:
+    """curl against openssl s_server on an ephemeral port, captured on lo: TLS 1.2 and 1.3."""
+    import signal
+    import time
+
+    from tests.support import require_program, require_root
+
+    require_tshark()
+    require_root()
+    dumpcap = require_program("dumpcap")
+    openssl = require_program("openssl")
+    curl = require_program("curl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+                    "/CN=localhost", "-days", "1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    port = _free_port()
+    out = tmp_path / "live-tls.pcapng"
+    server = subprocess.Popen([openssl, "s_server", "-quiet", "-www", "-accept", str(port),
+                               "-key", str(key), "-cert", str(cert)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cap = subprocess.Popen([dumpcap, "-i", "lo", "-f", f"tcp port {port}", "-w", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        line = ""
+        while "Capturing on" not in line and time.monotonic() < deadline:
+            line = cap.stderr.readline()
+            if not line and cap.poll() is not None:
+                pytest.fail("dumpcap exited before capturing")
+        time.sleep(0.5)
+        for extra in (["--tls-max", "1.2"], ["--tlsv1.3"]):
+            subprocess.run([curl, "-sk", *extra, "-o", "/dev/null", f"https://localhost:{port}/"],
+                           timeout=30, check=False)
+        time.sleep(0.5)
+    finally:
+        cap.send_signal(signal.SIGINT)
+        server.terminate()
+        for proc in (cap, server):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    for two_pass in (False, True):
+        theirs = _tshark(out, ("_ws.col.Protocol", "_ws.col.Info"), *(["-2"] if two_pass else []))
+        ours = [[d["_ws.col.Protocol"], d["_ws.col.Info"]] for d in analyze(out, two_pass=two_pass)]
+        assert ours == theirs
+    protocols = {p for p, _ in ours}
+    assert {"TLSv1.2", "TLSv1.3"} <= protocols, protocols
+    rows = _tshark(out, ("tls.record.content_type", "tls.record.version", "tls.handshake.type",
+                         "tls.handshake.extensions_server_name"))
+    mine = [[_text(f, d.get(f)) for f in ("tls.record.content_type", "tls.record.version",
+                                          "tls.handshake.type",
+                                          "tls.handshake.extensions_server_name")]
+            for d in analyze(out)]
+    assert mine == rows
