@@ -97,13 +97,13 @@ THRESHOLDS: dict[str, dict[str, float]] = {
         "filter": 0.981,
     },
     "layer": {
-        "_ws": 0.735, "eth": 0.993, "frame": 0.883, "http": 0.386, "icmp": 0.95, "ip": 0.995,
+        "_ws": 0.737, "eth": 0.993, "frame": 0.884, "http": 0.386, "icmp": 0.95, "ip": 0.995,
         "ipv6": 1.0, "tcp": 0.975, "udp": 0.91,
     },
     "file": {
         "any-sll-lo.pcap": 0.689, "dpkt-dns_icmp.pcap": 0.474, "dpkt-http.pcap": 0.765,
         "dpkt-nb6-http.pcap": 0.618, "dpkt-truncated_dns.pcap": 0.464,
-        "dpkt-truncated_dns_2.pcap": 0.438, "gopacket-ng-be-test001.pcapng": 0.473,
+        "dpkt-truncated_dns_2.pcap": 0.47, "gopacket-ng-be-test001.pcapng": 0.473,
         "gopacket-ng-be-test004.pcapng": 0.465, "gopacket-ng-be-test005.pcapng": 0.465,
         "gopacket-ng-be-test006.pcapng": 0.466, "gopacket-ng-be-test007.pcapng": 0.465,
         "gopacket-ng-be-test008.pcapng": 0.465, "gopacket-ng-be-test009.pcapng": 0.471,
@@ -112,7 +112,7 @@ THRESHOLDS: dict[str, dict[str, float]] = {
         "gopacket-ng-be-test017.pcapng": 0.322, "gopacket-ng-be-test018.pcapng": 0.422,
         "gopacket-ng-be-test100.pcapng": 0.466, "gopacket-ng-be-test101.pcapng": 0.463,
         "gopacket-ng-be-test102.pcapng": 0.439, "gopacket-ng-be-test201.pcapng": 0.459,
-        "gopacket-ng-be-test202.pcapng": 0.444, "gopacket-ng-be-test901.pcapng": 0.439,
+        "gopacket-ng-be-test202.pcapng": 0.444, "gopacket-ng-be-test901.pcapng": 0.471,
         "gopacket-ng-be-test902.pcapng": 0.473, "gopacket-ng-le-test001.pcapng": 0.473,
         "gopacket-ng-le-test004.pcapng": 0.465, "gopacket-ng-le-test005.pcapng": 0.465,
         "gopacket-ng-le-test006.pcapng": 0.466, "gopacket-ng-le-test007.pcapng": 0.465,
@@ -122,7 +122,7 @@ THRESHOLDS: dict[str, dict[str, float]] = {
         "gopacket-ng-le-test017.pcapng": 0.322, "gopacket-ng-le-test018.pcapng": 0.422,
         "gopacket-ng-le-test100.pcapng": 0.466, "gopacket-ng-le-test101.pcapng": 0.463,
         "gopacket-ng-le-test102.pcapng": 0.439, "gopacket-ng-le-test201.pcapng": 0.459,
-        "gopacket-ng-le-test202.pcapng": 0.444, "gopacket-ng-le-test901.pcapng": 0.439,
+        "gopacket-ng-le-test202.pcapng": 0.444, "gopacket-ng-le-test901.pcapng": 0.471,
         "gopacket-ng-le-test902.pcapng": 0.473, "gopacket-test_dns.pcap": 0.472,
         "gopacket-test_ethernet.pcap": 0.838, "gopacket-test_loopback.pcap": 0.876,
         "http-keepalive-lo.pcap": 0.798, "http-methods-lo.pcapng": 0.866,
@@ -341,11 +341,13 @@ def same_value(ours: object, theirs: str, name: str) -> bool:
 
 
 def json_packets(text: str) -> dict[int, dict]:
+    """--json's packet objects by frame number; the damage record (where the reader stopped, not
+    a frame: it has no ``frame.len``) stays out, as it stays out of the list's columns."""
     packets = {}
     for line in text.splitlines():
         with contextlib.suppress(ValueError):
             d = json.loads(line)
-            if "summary" not in d and isinstance(d.get("frame.number"), int):
+            if "summary" not in d and isinstance(d.get("frame.number"), int) and "frame.len" in d:
                 packets[d["frame.number"]] = d
     return packets
 
