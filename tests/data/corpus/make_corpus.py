@@ -21,6 +21,8 @@ no host interface, no other process, no address outside 127.0.0.0/8 and ::1.
   IPv6), a server that aborts with ``SO_LINGER`` 0, and a client closing with unread data.
 * ``zerowin-lo.pcap`` — a receiver with a small buffer that stops reading: window full, zero
   window, zero-window probes, then a window update when it drains.
+* ``tcp-oddities-lo.pcap`` — urgent data (``MSG_OOB``), keep-alive probes and their ACKs, and a
+  connection aborted and opened again from the same client port (port reuse).
 * ``udp-dns-lo.pcap.gz`` (gzip-compressed, as tshark and tcplab both read it) — DNS over
   UDP to a tiny responder on 127.0.0.1:53 and [::1]:53 (A, AAAA, NXDOMAIN), a datagram to a
   closed port answered by ICMP port unreachable, and ICMP/ICMPv6 echoes.
@@ -294,6 +296,41 @@ def zero_window() -> None:
         cap.stop()
 
 
+def tcp_oddities() -> None:
+    """Urgent data, keep-alive probes and a client port used again by a new connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    client_port = free_port()
+    cap = Capture("tcp-oddities-lo.pcap", f"tcp port {port}")
+    try:
+        c = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.1", client_port))
+        conn, _ = listener.accept()
+        c.sendall(b"before the urgent byte ")
+        c.send(b"!", socket.MSG_OOB)  # URG set, urgent pointer after the byte
+        c.sendall(b"after it")
+        time.sleep(0.1)
+        conn.recv(100)
+        # Keep-alive probes after one idle second, one a second (Linux's TCP_KEEP* options).
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+        time.sleep(3.5)
+        # Abort (RST: no TIME_WAIT), then connect again from the same port: a new SYN on a known 4-tuple.
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        conn.close()
+        time.sleep(0.1)
+        c = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.1", client_port))
+        conn, _ = listener.accept()
+        c.sendall(b"second connection, same ports\n")
+        conn.recv(100)
+        c.close()
+        conn.close()
+    finally:
+        listener.close()
+        cap.stop()
+
+
 def dns_response(query: bytes) -> bytes:
     """An answer to a one-question query: A/AAAA for names under .test, NXDOMAIN otherwise."""
     txid = query[:2]
@@ -429,6 +466,7 @@ def main() -> None:
     http6(site)
     rsts()
     zero_window()
+    tcp_oddities()
     udp_dns()
     any_sll(site)
 
