@@ -1,11 +1,11 @@
 """Seeded mutations of real captures through ``tcplab analyze``: no traceback, no hang, damage named.
 
-2,000 mutants of the tests/data captures, of the fidelity corpus (tests/data/corpus/:
-captures written by tcpdump, dumpcap, gopacket's and python-pcapng's pcapng suites, dpkt,
-half of all mutants) and of hand-built pcapng edge cases (custom blocks, Simple Packet
-Blocks, odd block lengths), plain and inside gzip: truncations,
-bit flips, byte overwrites, extreme length words, splices of one file into another, and
-damage to the compressed bytes themselves. Each mutant runs through the real CLI entry
+2,000 mutants of the tests/data captures, of the fidelity corpus (tests/data/corpus/: files
+written by tcpdump, dumpcap, dpkt and the pcapng test suites of gopacket and python-pcapng;
+half of all mutants start from one) and of hand-built pcapng edge cases (custom blocks,
+Simple Packet Blocks, odd block lengths), plain and inside gzip: truncations, bit flips,
+byte overwrites, extreme length words, splices of one file into another, and damage to the
+compressed bytes themselves. Each mutant runs through the real CLI entry
 point (in-process, so the run stays fast) in one of its views. Every run must:
 
 * end with exit status 0 or 1 — never a traceback (any other exception fails the test);
@@ -24,6 +24,7 @@ import random
 import re
 import signal
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from tcplab.pcap import CaptureFormatError, open_capture
 from tests.fidelity.oracle import DATA
 from tests.pcap import craft
 from tests.pcap.captools import sample_frame
+from tests.support import require_tshark
 
 MUTANTS = 2000
 CORPUS = DATA / "corpus"
@@ -206,3 +208,21 @@ def test_truncated_gzip_shows_every_good_packet_then_the_offset(tmp_path: Path, 
     assert rc == 1
     assert len(out.splitlines()) == good + 2
     assert f"byte offset {damage.offset}" in err and "compressed data is damaged" in err
+
+
+@pytest.mark.parametrize("name", ["http-keepalive-lo.pcap", "zerowin-lo.pcap", "http-methods-lo.pcapng"])
+def test_truncated_gzip_of_a_corpus_file_shows_the_packets_tshark_shows(tmp_path: Path, name: str) -> None:
+    """A gzip capture cut short: every packet tshark reads from it, then the damage and exit 1."""
+    exe = require_tshark()
+    packed = gzip.compress((CORPUS / name).read_bytes())
+    path = tmp_path / f"{name}.gz"
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    proc = subprocess.run([exe, "-r", str(path), "-T", "fields", "-e", "frame.number"],
+                          capture_output=True, text=True, timeout=60)
+    theirs = len(proc.stdout.split())
+    assert theirs >= 20
+    rc, out, err = run_cli(path, [])
+    lines = out.splitlines()
+    assert rc == 1 and re.search(r"byte offset \d+", err)
+    assert len(lines) == theirs + 2  # header, the packets, the damage in place
+    assert lines[theirs].lstrip().startswith(f"{theirs} ")
