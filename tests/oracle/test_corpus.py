@@ -103,45 +103,45 @@ FILTERS = [
 #: to its first dot); ``file``: per file, the mean of its views (files not listed: 1.0).
 THRESHOLDS: dict[str, dict[str, float]] = {
     "view": {
-        "list": 0.569, "list-2": 0.569, "json": 0.941, "conv": 0.969, "http": 0.576,
+        "list": 0.569, "list-2": 0.569, "json": 0.921, "conv": 0.969, "http": 0.576,
         "filter": 0.981,
     },
     "layer": {
-        "_ws": 0.768, "data": 0.275, "eth": 0.993, "frame": 0.901, "http": 0.386, "icmp": 1.0,
-        "icmpv6": 0.991, "ip": 1.0, "ipv6": 1.0, "ppp": 1.0, "pppoe": 1.0, "tcp": 0.976,
+        "_ws": 0.768, "data": 0.216, "eth": 0.689, "frame": 0.901, "http": 0.386, "icmp": 1.0,
+        "icmpv6": 0.966, "ip": 1.0, "ipv6": 0.886, "ppp": 1.0, "pppoe": 1.0, "tcp": 0.976,
         "udp": 0.934,
     },
     "file": {
-        "any-sll-lo.pcap": 0.777, "dpkt-dns_icmp.pcap": 0.834, "dpkt-http.pcap": 0.765,
-        "dpkt-nb6-http.pcap": 0.625, "dpkt-truncated_dns.pcap": 0.464,
-        "dpkt-truncated_dns_2.pcap": 0.47, "gopacket-ng-be-test001.pcapng": 0.463,
-        "gopacket-ng-be-test004.pcapng": 0.455, "gopacket-ng-be-test005.pcapng": 0.455,
-        "gopacket-ng-be-test006.pcapng": 0.457, "gopacket-ng-be-test007.pcapng": 0.455,
-        "gopacket-ng-be-test008.pcapng": 0.455, "gopacket-ng-be-test009.pcapng": 0.462,
-        "gopacket-ng-be-test010.pcapng": 0.448, "gopacket-ng-be-test011.pcapng": 0.455,
-        "gopacket-ng-be-test012.pcapng": 0.451, "gopacket-ng-be-test016.pcapng": 0.455,
-        "gopacket-ng-be-test017.pcapng": 0.322, "gopacket-ng-be-test018.pcapng": 0.412,
-        "gopacket-ng-be-test100.pcapng": 0.457, "gopacket-ng-be-test101.pcapng": 0.453,
-        "gopacket-ng-be-test102.pcapng": 0.429, "gopacket-ng-be-test201.pcapng": 0.449,
-        "gopacket-ng-be-test202.pcapng": 0.434, "gopacket-ng-be-test901.pcapng": 0.461,
-        "gopacket-ng-be-test902.pcapng": 0.463, "gopacket-ng-le-test001.pcapng": 0.463,
-        "gopacket-ng-le-test004.pcapng": 0.455, "gopacket-ng-le-test005.pcapng": 0.455,
-        "gopacket-ng-le-test006.pcapng": 0.457, "gopacket-ng-le-test007.pcapng": 0.455,
-        "gopacket-ng-le-test008.pcapng": 0.455, "gopacket-ng-le-test009.pcapng": 0.462,
-        "gopacket-ng-le-test010.pcapng": 0.448, "gopacket-ng-le-test011.pcapng": 0.455,
-        "gopacket-ng-le-test012.pcapng": 0.451, "gopacket-ng-le-test016.pcapng": 0.455,
-        "gopacket-ng-le-test017.pcapng": 0.322, "gopacket-ng-le-test018.pcapng": 0.412,
-        "gopacket-ng-le-test100.pcapng": 0.457, "gopacket-ng-le-test101.pcapng": 0.453,
-        "gopacket-ng-le-test102.pcapng": 0.429, "gopacket-ng-le-test201.pcapng": 0.449,
-        "gopacket-ng-le-test202.pcapng": 0.434, "gopacket-ng-le-test901.pcapng": 0.461,
-        "gopacket-ng-le-test902.pcapng": 0.463, "gopacket-test_dns.pcap": 0.472,
-        "gopacket-test_ethernet.pcap": 0.838, "gopacket-test_loopback.pcap": 0.878,
-        "http-keepalive-lo.pcap": 0.798, "http-methods-lo.pcapng": 0.865,
-        "http6-curl-lo.pcapng": 0.805, "python-pcapng-test006-fixed.pcapng": 0.372,
-        "python-pcapng-test006.pcapng": 0.372, "python-pcapng-test007.pcapng": 0.239,
-        "rst-lo.pcap": 0.996, "tcp-oddities-lo.pcap": 0.996, "udp-dns-lo.pcap.gz": 0.735,
-        "zerowin-lo.pcap": 0.992, "dns-tcp-lo.pcap": 0.865, "http-any-sll2.pcap": 0.846,
-        "icmp-lo.pcap": 0.998, "tls12-lo.pcap": 0.802, "tls13-lo.pcap": 0.79,
+        "any-sll-lo.pcap": 0.777, "dpkt-dns_icmp.pcap": 0.827, "dpkt-http.pcap": 0.762,
+        "dpkt-nb6-http.pcap": 0.62, "dpkt-truncated_dns.pcap": 0.457,
+        "dpkt-truncated_dns_2.pcap": 0.462, "gopacket-ng-be-test001.pcapng": 0.457,
+        "gopacket-ng-be-test004.pcapng": 0.449, "gopacket-ng-be-test005.pcapng": 0.449,
+        "gopacket-ng-be-test006.pcapng": 0.452, "gopacket-ng-be-test007.pcapng": 0.449,
+        "gopacket-ng-be-test008.pcapng": 0.449, "gopacket-ng-be-test009.pcapng": 0.455,
+        "gopacket-ng-be-test010.pcapng": 0.441, "gopacket-ng-be-test011.pcapng": 0.449,
+        "gopacket-ng-be-test012.pcapng": 0.445, "gopacket-ng-be-test016.pcapng": 0.449,
+        "gopacket-ng-be-test017.pcapng": 0.315, "gopacket-ng-be-test018.pcapng": 0.409,
+        "gopacket-ng-be-test100.pcapng": 0.452, "gopacket-ng-be-test101.pcapng": 0.449,
+        "gopacket-ng-be-test102.pcapng": 0.425, "gopacket-ng-be-test201.pcapng": 0.445,
+        "gopacket-ng-be-test202.pcapng": 0.43, "gopacket-ng-be-test901.pcapng": 0.454,
+        "gopacket-ng-be-test902.pcapng": 0.457, "gopacket-ng-le-test001.pcapng": 0.457,
+        "gopacket-ng-le-test004.pcapng": 0.449, "gopacket-ng-le-test005.pcapng": 0.449,
+        "gopacket-ng-le-test006.pcapng": 0.452, "gopacket-ng-le-test007.pcapng": 0.449,
+        "gopacket-ng-le-test008.pcapng": 0.449, "gopacket-ng-le-test009.pcapng": 0.455,
+        "gopacket-ng-le-test010.pcapng": 0.441, "gopacket-ng-le-test011.pcapng": 0.449,
+        "gopacket-ng-le-test012.pcapng": 0.445, "gopacket-ng-le-test016.pcapng": 0.449,
+        "gopacket-ng-le-test017.pcapng": 0.315, "gopacket-ng-le-test018.pcapng": 0.409,
+        "gopacket-ng-le-test100.pcapng": 0.452, "gopacket-ng-le-test101.pcapng": 0.449,
+        "gopacket-ng-le-test102.pcapng": 0.425, "gopacket-ng-le-test201.pcapng": 0.445,
+        "gopacket-ng-le-test202.pcapng": 0.43, "gopacket-ng-le-test901.pcapng": 0.454,
+        "gopacket-ng-le-test902.pcapng": 0.457, "gopacket-test_dns.pcap": 0.465,
+        "gopacket-test_ethernet.pcap": 0.835, "gopacket-test_loopback.pcap": 0.878,
+        "http-keepalive-lo.pcap": 0.795, "http-methods-lo.pcapng": 0.862,
+        "http6-curl-lo.pcapng": 0.802, "python-pcapng-test006-fixed.pcapng": 0.351,
+        "python-pcapng-test006.pcapng": 0.351, "python-pcapng-test007.pcapng": 0.239,
+        "rst-lo.pcap": 0.992, "tcp-oddities-lo.pcap": 0.992, "udp-dns-lo.pcap.gz": 0.727,
+        "zerowin-lo.pcap": 0.987, "dns-tcp-lo.pcap": 0.861, "http-any-sll2.pcap": 0.846,
+        "icmp-lo.pcap": 0.99, "tls12-lo.pcap": 0.799, "tls13-lo.pcap": 0.787,
     },
 }
 
@@ -538,10 +538,13 @@ def measure(files: list[Path], workdir: Path) -> Measurement:
         plain = tuple(dict.fromkeys([*LIST_FIELDS, *CONV_FIELDS, *HTTP_FIELDS,
                                      *(n for n in comparable if not CHECKSUM_FIELD.search(n))]))
         sums = tuple(n for n in comparable if CHECKSUM_FIELD.search(n))
+        # Every field tcplab writes anywhere in the corpus is compared on every file: a field
+        # missing from a whole file (ip.version on an IPv6-only capture) counts too.
+        compared = tuple(n for n in comparable if not CHECKSUM_FIELD.search(n))
         jobs = {p: pool.submit(tshark_file, p, plain, lua, env) for p in files}
         reads = {}
         for p in files:
-            reads[p] = measure_file(m, p, ours_json[p], summaries(ours_text[p]), jobs[p], plain)
+            reads[p] = measure_file(m, p, ours_json[p], summaries(ours_text[p]), jobs[p], compared)
     verdicts = tshark_checksums(files, workdir, sums, reads)
     for p in files:
         if p not in verdicts:
@@ -574,6 +577,7 @@ def compare_fields(m: Measurement, name: str, ours: dict[int, dict], theirs: dic
 
 def measure_file(m: Measurement, path: Path, ours: dict[int, dict], summary: dict[str, dict], job: Future,
                  fields: tuple[str, ...]) -> TsharkFile:
+    """Every view of one file, counted into ``m``; ``fields`` are the --json fields compared."""
     name = path.name
     # Our views (in-process, while tshark runs in the pool).
     _rc, list1, _ = run_tcplab(path)
@@ -596,8 +600,7 @@ def measure_file(m: Measurement, path: Path, ours: dict[int, dict], summary: dic
 
     # --json, field by field.
     theirs = {int(r["frame.number"]): r for r in two_rows if r["frame.number"].isdigit()}
-    wanted = tuple(f for f in fields if f in {k for d in ours.values() for k in d} or f.startswith("_ws.col."))
-    m.count(name, "json", compare_fields(m, name, ours, theirs, wanted, Tally()))
+    m.count(name, "json", compare_fields(m, name, ours, theirs, fields, Tally()))
 
     # --conversations, stream by stream.
     mine, them = conversations_ours(summary.get("conversations")), conversations_theirs(two_rows)
