@@ -28,7 +28,8 @@ It prints per-view, per-file, per-field and per-filter tables on the terminal (e
 ``-s``; not under pytest-xdist, whose workers' output pytest drops, but the failure message
 carries them too) and fails when any figure falls below :data:`THRESHOLDS`. The
 thresholds are what was measured when they were set, rounded down; they only ever go up.
-``python -m tests.oracle.test_corpus`` prints the tables and the thresholds the tree meets now.
+``python -m tests.oracle.test_corpus`` prints the tables and the thresholds the tree meets now;
+``--markdown`` prints the per-view and per-layer figures as docs/analyze.md quotes them.
 """
 
 from __future__ import annotations
@@ -775,8 +776,22 @@ def test_lua_listener_filters_are_tsharks_display_filters(tmp_path: Path, name: 
     assert via_lua
 
 
+def markdown(m: Measurement) -> str:
+    """The per-view and per-layer figures as the Markdown tables docs/analyze.md quotes."""
+    lines = ["| view | agree | of | share |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {v} | {m.views[v].agree} | {m.views[v].total} | {pct(m.views[v]).strip()} |" for v in VIEWS]
+    lines += ["", "| --json layer | agree | of | share |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {k} | {t.agree} | {t.total} | {pct(t).strip()} |" for k, t in sorted(m.layers().items())]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    import sys
+
     with tempfile.TemporaryDirectory() as work:
         measured = measure(FILES, Path(work))
-    print(render(measured))
-    print("\nTHRESHOLDS =", json.dumps(current_thresholds(measured), indent=4))
+    if "--markdown" in sys.argv[1:]:
+        print(markdown(measured))
+    else:
+        print(render(measured))
+        print("\nTHRESHOLDS =", json.dumps(current_thresholds(measured), indent=4))
