@@ -1,9 +1,11 @@
 """Seeded mutations of real captures through ``tcplab analyze``: no traceback, no hang, damage named.
 
-2,000 mutants of the tests/data captures and of hand-built pcapng edge cases (custom
-blocks, Simple Packet Blocks, odd block lengths), plain and inside gzip: truncations,
-bit flips, byte overwrites, extreme length words, splices of one file into another, and
-damage to the compressed bytes themselves. Each mutant runs through the real CLI entry
+2,000 mutants of the tests/data captures, of the fidelity corpus (tests/data/corpus/: files
+written by tcpdump, dumpcap, dpkt and the pcapng test suites of gopacket and python-pcapng;
+half of all mutants start from one) and of hand-built pcapng edge cases (custom blocks,
+Simple Packet Blocks, odd block lengths), plain and inside gzip: truncations, bit flips,
+byte overwrites, extreme length words, splices of one file into another, and damage to the
+compressed bytes themselves. Each mutant runs through the real CLI entry
 point (in-process, so the run stays fast) in one of its views. Every run must:
 
 * end with exit status 0 or 1 — never a traceback (any other exception fails the test);
@@ -22,6 +24,8 @@ import random
 import re
 import signal
 import struct
+import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -31,8 +35,14 @@ from tcplab.pcap import CaptureFormatError, open_capture
 from tests.fidelity.oracle import DATA
 from tests.pcap import craft
 from tests.pcap.captools import sample_frame
+from tests.support import require_tshark
 
 MUTANTS = 2000
+CORPUS = DATA / "corpus"
+#: Corpus files larger than this stay out of the mutation pool: compressing and analysing a
+#: 200 kB capture 500 times would triple the run time and reach no path a small file misses
+#: (the truncated-gzip test below still reads the largest one).
+FUZZ_MAX_BYTES = 100_000
 SEED = 1414
 HANG_SECONDS = 10
 
@@ -63,6 +73,21 @@ def corpus() -> list[bytes]:
     files = [p.read_bytes() for p in sorted(DATA.glob("*.pcap"))]
     assert len(files) >= 5
     return [*files, _edge_pcapng()]
+
+
+def fidelity_corpus() -> list[bytes]:
+    """The corpus files up to FUZZ_MAX_BYTES, uncompressed (the gzip modes compress them again,
+    or damage the result)."""
+    files = []
+    for p in sorted(CORPUS.iterdir()):
+        if p.stat().st_size > FUZZ_MAX_BYTES:
+            continue
+        if p.name.endswith((".pcap", ".pcapng")):
+            files.append(p.read_bytes())
+        elif p.name.endswith((".pcap.gz", ".pcapng.gz")):
+            files.append(gzip.decompress(p.read_bytes()))
+    assert len(files) >= 60, "tests/data/corpus/ is missing files (see its SOURCES.md)"
+    return [f for f in files if f]
 
 
 def mutate(rng: random.Random, data: bytes, others: list[bytes]) -> bytes:
@@ -119,18 +144,21 @@ def run_cli(path: Path, view: list[str]) -> tuple[int, str, str]:
 
 def test_mutated_captures_through_the_cli(tmp_path: Path) -> None:
     rng = random.Random(SEED)
-    files = corpus()
+    files, others = corpus(), fidelity_corpus()
+    donors = files + others
     kinds = {"plain": 0, "gzip": 0, "gzip-damaged": 0}
-    damaged = 0
+    damaged = from_corpus = 0
     for i in range(MUTANTS):
-        base = rng.choice(files)
+        pool = rng.choice((files, others))
+        from_corpus += pool is others
+        base = rng.choice(pool)
         mode = rng.choice(["plain", "plain", "gzip", "gzip-damaged"])
         if mode == "plain":
-            data = mutate(rng, base, files)
+            data = mutate(rng, base, donors)
         elif mode == "gzip":
-            data = gzip.compress(mutate(rng, base, files), compresslevel=1)
+            data = gzip.compress(mutate(rng, base, donors), compresslevel=1)
         else:  # damage the compressed stream itself
-            data = mutate(rng, gzip.compress(base, compresslevel=1), files)
+            data = mutate(rng, gzip.compress(base, compresslevel=1), donors)
         kinds[mode] += 1
         path = tmp_path / f"m{i % 8}.pcap"
         path.write_bytes(data)
@@ -152,12 +180,14 @@ def test_mutated_captures_through_the_cli(tmp_path: Path) -> None:
                 assert len(lines) == good + 2, context
                 assert lines[-1].lstrip().startswith(str(good + 1)), context
     assert min(kinds.values()) > MUTANTS // 5
+    assert from_corpus > MUTANTS // 3
     assert damaged > MUTANTS // 4  # the mutations do reach the damage paths
 
 
-@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
-def test_truncated_gzip_shows_every_good_packet_then_the_offset(tmp_path: Path, fmt: str) -> None:
-    plain = (DATA / "tls12-lo.pcap").read_bytes()
+@pytest.mark.parametrize(("source", "fmt"), [("tls12-lo.pcap", "pcap"), ("tls12-lo.pcap", "pcapng"),
+                                             ("corpus/http-keepalive-lo.pcap", "pcap")])
+def test_truncated_gzip_shows_every_good_packet_then_the_offset(tmp_path: Path, source: str, fmt: str) -> None:
+    plain = (DATA / source).read_bytes()
     if fmt == "pcapng":
         from tcplab.pcap import PcapngWriter
 
@@ -171,7 +201,28 @@ def test_truncated_gzip_shows_every_good_packet_then_the_offset(tmp_path: Path, 
     path.write_bytes(packed[: len(packed) * 2 // 3])
     good, damage = reader_view(path.read_bytes())
     assert damage is not None and good >= 8
+    # Every packet whose bytes survive in the decompressible prefix, counted on the plain bytes.
+    prefix = zlib.decompressobj(wbits=31).decompress(path.read_bytes())
+    assert good == reader_view(prefix)[0]
     rc, out, err = run_cli(path, [])
     assert rc == 1
     assert len(out.splitlines()) == good + 2
     assert f"byte offset {damage.offset}" in err and "compressed data is damaged" in err
+
+
+@pytest.mark.parametrize("name", ["http-keepalive-lo.pcap", "zerowin-lo.pcap", "http-methods-lo.pcapng"])
+def test_truncated_gzip_of_a_corpus_file_shows_the_packets_tshark_shows(tmp_path: Path, name: str) -> None:
+    """A gzip capture cut short: every packet tshark reads from it, then the damage and exit 1."""
+    exe = require_tshark()
+    packed = gzip.compress((CORPUS / name).read_bytes())
+    path = tmp_path / f"{name}.gz"
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    proc = subprocess.run([exe, "-r", str(path), "-T", "fields", "-e", "frame.number"],
+                          capture_output=True, text=True, timeout=60)
+    theirs = len(proc.stdout.split())
+    assert theirs >= 20
+    rc, out, err = run_cli(path, [])
+    lines = out.splitlines()
+    assert rc == 1 and re.search(r"byte offset \d+", err)
+    assert len(lines) == theirs + 2  # header, the packets, the damage in place
+    assert lines[theirs].lstrip().startswith(f"{theirs} ")
