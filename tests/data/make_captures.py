@@ -7,6 +7,9 @@ fragments large datagrams: no host interface, no other process and no address ou
 
 * ``icmp-lo.pcap`` — ICMP echo and a port-unreachable error (with the quoted IP+UDP
   header) over IPv4 and IPv6, and 3000-byte echoes the kernel fragments both ways.
+* ``udp-frag-lo.pcap`` — 3000-byte UDP datagrams fragmented by the kernel, answered with
+  2000 bytes, and sent to a closed port (the ICMP error quotes the reassembled header), over
+  IPv4 and IPv6.
 * ``tls12-lo.pcap`` / ``tls13-lo.pcap`` — curl against ``openssl s_server -www``.
 * ``dns-tcp-lo.pcap`` — DNS over TCP to port 53: two queries in one segment, one
   query split across two segments, answered by a tiny server built on tcplab.packet.dns.
@@ -27,7 +30,8 @@ what loopback cannot produce:
   the DSL captures (Wireshark's ``nb6-http.pcap``) whose streams were lost before.
 
 Usage: ``sudo .venv/bin/python tests/data/make_captures.py`` (then commit the files), or
-``.venv/bin/python tests/data/make_captures.py --crafted`` for the crafted two only.
+``.venv/bin/python tests/data/make_captures.py --crafted`` for the crafted two only, or
+``sudo … make_captures.py --only udp_fragments`` for one real-traffic scenario.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def in_netns() -> None:
     sh("ip", "netns", "add", NETNS)
     try:
         sh("ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "mtu", "1280", "up")
-        sh("ip", "netns", "exec", NETNS, sys.executable, __file__, "--inside")
+        sh("ip", "netns", "exec", NETNS, sys.executable, __file__, "--inside", *sys.argv[1:])
     finally:
         sh("ip", "netns", "del", NETNS)
 
@@ -95,6 +99,27 @@ def icmp() -> None:
         u.sendto(b"is anybody there?", (addr, 9))  # the discard port, closed: ICMP error back
         time.sleep(0.05)
         u.close()
+    cap.stop()
+
+
+def udp_fragments() -> None:
+    """3000-byte UDP datagrams the kernel fragments (MTU 1280): to a listening socket, which
+    answers 2000 bytes, and to a closed port, whose ICMP error quotes the reassembled header."""
+    cap = Capture("udp-frag-lo.pcap", extra=("udp", "or", "icmp", "or", "icmp6", "or", "ip[6:2] & 0x3fff != 0",
+                                             "or", "ip6"))
+    for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        srv = socket.socket(family, socket.SOCK_DGRAM)
+        srv.bind((addr, 9999))
+        cli = socket.socket(family, socket.SOCK_DGRAM)
+        cli.sendto(bytes(i % 251 for i in range(3000)), (addr, 9999))
+        data, peer = srv.recvfrom(65535)
+        srv.sendto(data[:2000], peer)
+        cli.recvfrom(65535)
+        time.sleep(0.05)
+        cli.sendto(b"\xab" * 3000, (addr, 9))  # closed: a port-unreachable comes back
+        time.sleep(0.1)
+        srv.close()
+        cli.close()
     cap.stop()
 
 
@@ -319,7 +344,11 @@ def main() -> None:
         in_netns()
         return
     sys.path.insert(0, str(HERE.parent.parent / "src"))
+    if "--only" in sys.argv:  # e.g. --only udp_fragments: one scenario, the others untouched
+        globals()[sys.argv[sys.argv.index("--only") + 1]]()
+        return
     icmp()
+    udp_fragments()
     tls("1.2")
     tls("1.3")
     dns_tcp()

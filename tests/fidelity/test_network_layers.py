@@ -1,7 +1,9 @@
 """The analyzer's network layers against tshark 4.0: fragments, ICMP, ICMPv6, PPPoE, field by field.
 
 Captures (tests/data/, made by make_captures.py): ``icmp-lo.pcap`` is real loopback traffic
-(kernel-fragmented echoes both ways, port-unreachable errors over IPv4 and IPv6);
+(kernel-fragmented echoes both ways, port-unreachable errors over IPv4 and IPv6),
+``udp-frag-lo.pcap`` too (3000-byte UDP datagrams the kernel fragments, answered, and sent to
+a closed port whose ICMP error quotes them);
 ``network-crafted.pcap`` holds what loopback cannot make (unanswered, duplicate and orphan
 echoes, a Time Exceeded quoting TCP, out-of-order and overlapping fragments, Neighbor
 Discovery, Packet Too Big); ``pppoe-http.pcap`` three HTTP exchanges inside PPPoE.
@@ -28,7 +30,7 @@ from tcplab.pcap import PcapWriter, open_capture
 from tests.fidelity.oracle import DATA, tshark_fields
 from tests.support import require_tshark
 
-CAPTURES = ("icmp-lo.pcap", "network-crafted.pcap", "pppoe-http.pcap")
+CAPTURES = ("icmp-lo.pcap", "udp-frag-lo.pcap", "network-crafted.pcap", "pppoe-http.pcap")
 
 FIELDS = (
     "ip.version", "ip.hdr_len", "ip.len", "ip.id", "ip.flags", "ip.frag_offset", "ip.ttl",
@@ -180,7 +182,7 @@ def test_display_filters_select_what_tshark_selects(two_pass: bool, tmp_path) ->
 
 def test_no_defrag_matches_tshark_with_defragmentation_off() -> None:
     require_tshark()
-    for name in ("icmp-lo.pcap", "network-crafted.pcap"):
+    for name in ("icmp-lo.pcap", "udp-frag-lo.pcap", "network-crafted.pcap"):
         theirs = tshark_fields(DATA / name, "_ws.col.Protocol", "_ws.col.Info", "ip.fragment",
                                extra=("-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"))
         ours = _ours_rows(DATA / name, False, defragment=False)
