@@ -294,3 +294,22 @@ def test_100k_overlapping_out_of_order_fragments_stay_under_the_memory_cap(tmp_p
     out = subprocess.run([exe, "-r", str(path), "-Y", "ip.fragment", "-T", "fields", "-e",
                           "frame.number"], capture_output=True, text=True, timeout=300).stdout
     assert len(out.split()) == result["done"]
+
+
+def test_every_view_renders_every_frame_of_these_captures() -> None:
+    """Doubled IP fields (ICMP errors), fragments and PPP control frames in every renderer."""
+    from tcplab.analyze import anatomy, render
+
+    seen = 0
+    for name in CAPTURES:
+        for p in AnalysisSession(DATA / name).packets():
+            d = p.fields()
+            assert render.packet_line(d) and render.detail_tree(d) and json.loads(render.json_line(d))
+            layer_list = anatomy.layers(d)
+            anatomy.checksum_workings(d)
+            anatomy.coloured_hexdump(d["_raw"], layer_list)
+            assert anatomy.nesting_svg(layer_list).startswith("<svg")
+            if isinstance(d.get("ip.src"), list):
+                assert [layer.key for layer in layer_list][:2] == ["link", "ip"]
+                seen += 1
+    assert seen == 3  # icmp-lo's and udp-frag-lo's port-unreachables, the crafted Time Exceeded
