@@ -24,7 +24,7 @@ what loopback cannot produce:
   its datagram completed); IPv6 fragments in reverse order; Neighbor Solicitation and
   Advertisement (with and without link-layer address options), Router Solicitation and
   Advertisement, MLDv2, Redirect; ICMPv6 Destination Unreachable, Packet Too Big, Time
-  Exceeded and Parameter Problem.
+  Exceeded and Parameter Problem; a TCP data segment carried in IPv4 and in IPv6 fragments.
 * ``pppoe-http.pcap`` — three HTTP/1.1 exchanges (full handshakes) inside PPPoE session
   frames, two over IPv4 and one over IPv6, with an LCP echo between them: the shape of
   the DSL captures (Wireshark's ``nb6-http.pcap``) whose streams were lost before.
@@ -292,6 +292,33 @@ def network_crafted() -> None:
         _icmpv6_frame(b6, a6, struct.pack("!BBHI", 3, 0, 0, 0) + no_next),
         _icmpv6_frame(b6, a6, struct.pack("!BBHI", 4, 1, 0, 40) + no_next),
     ]
+    # TCP whose 2000-byte data segment crosses the network in fragments (IPv4, then IPv6):
+    # the completing fragment carries the segment into the TCP analysis, as in tshark.
+    from tcplab.packet import tcp
+
+    for cli, srv, port in ((a, b, 40010), (a6, b6, 40011)):
+        # A 2000-byte request with no body (a long header instead), so HTTP ends in it.
+        head = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Pad: "
+        body = head + b"z" * (2000 - len(head) - 4) + b"\r\n\r\n"
+        c, s_ = 5000, 9000
+        for src, dst, sp, dp, seq, ack, flags, data in (
+                (cli, srv, port, 80, c, 0, tcp.SYN, b""), (srv, cli, 80, port, s_, c + 1, tcp.SYN | tcp.ACK, b""),
+                (cli, srv, port, 80, c + 1, s_ + 1, tcp.ACK, b"")):
+            tail.append((v4 if len(src) == 4 else _eth(0x86DD))
+                        + stack.tcp_packet(src, dst, sp, dp, data, seq=seq, ack=ack, flags=flags))
+        segment = tcp.build_segment(cli, srv, port, 80, body, seq=c + 1, ack=s_ + 1, flags=tcp.PSH | tcp.ACK)
+        if len(cli) == 4:
+            tail += [v4 + ipv4.build_header(cli, srv, 1480, protocol=6, identification=77, mf=True)
+                     + segment[:1480],
+                     v4 + ipv4.build_header(cli, srv, len(segment) - 1480, protocol=6, identification=77,
+                                            fragment_offset=1480 // 8) + segment[1480:]]
+        else:
+            tail += [_eth(0x86DD) + ipv6.build_header(cli, srv, 8 + 1232, next_header=44)
+                     + ipv6.build_fragment_header(6, 0, True, 0x77) + segment[:1232],
+                     _eth(0x86DD) + ipv6.build_header(cli, srv, 8 + len(segment) - 1232, next_header=44)
+                     + ipv6.build_fragment_header(6, 1232, False, 0x77) + segment[1232:]]
+        tail.append((v4 if len(cli) == 4 else _eth(0x86DD))
+                    + stack.tcp_packet(srv, cli, 80, port, b"", seq=s_ + 1, ack=c + 1 + len(body), flags=tcp.ACK))
     frames += tail
     with PcapWriter(HERE / "network-crafted.pcap", 1) as w:
         for i, f in enumerate(frames):

@@ -262,9 +262,8 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
                                  f"{total} bytes but only {n - off} captured"))
         return None
     if frag & 0x3FFF:  # MF set or a non-zero offset: a fragment (network.py reassembles)
-        (net or _network.NetworkLayers(defragment=False)).ipv4_fragment(
-            data, off, ihl, total, d, protos, checksums)
-        return None
+        return (net or _network.NetworkLayers(defragment=False)).ipv4_fragment(
+            data, off, ihl, total, d, protos, checksums, payload)
     l4 = off + ihl
     end = off + total
     if proto == 6:
@@ -312,7 +311,7 @@ def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
         return None
     if h.fragment is not None or h.upper_protocol == 58:
         return (net or _network.NetworkLayers(defragment=False)).ipv6(data, off, h, end, d, protos,
-                                                                      cut, checksums)
+                                                                      cut, checksums, payload)
     if h.upper_protocol == 6:
         return _dissect_tcp(data, l4, end, h.src, h.dst, src, dst, protos, d, cut, checksums,
                             payload)
