@@ -24,7 +24,9 @@ what loopback cannot produce:
   its datagram completed); IPv6 fragments in reverse order; Neighbor Solicitation and
   Advertisement (with and without link-layer address options), Router Solicitation and
   Advertisement, MLDv2, Redirect; ICMPv6 Destination Unreachable, Packet Too Big, Time
-  Exceeded and Parameter Problem; a TCP data segment carried in IPv4 and in IPv6 fragments.
+  Exceeded and Parameter Problem; a TCP data segment carried in IPv4 and in IPv6 fragments; the other ICMP types
+  (timestamp, redirect, source quench, parameter problem, fragmentation needed, router
+  advertisement and solicitation, extended echo, address mask).
 * ``pppoe-http.pcap`` — three HTTP/1.1 exchanges (full handshakes) inside PPPoE session
   frames, two over IPv4 and one over IPv6, with an LCP echo between them: the shape of
   the DSL captures (Wireshark's ``nb6-http.pcap``) whose streams were lost before.
@@ -319,6 +321,21 @@ def network_crafted() -> None:
                      + ipv6.build_fragment_header(6, 1232, False, 0x77) + segment[1232:]]
         tail.append((v4 if len(cli) == 4 else _eth(0x86DD))
                     + stack.tcp_packet(srv, cli, 80, port, b"", seq=s_ + 1, ack=c + 1 + len(body), flags=tcp.ACK))
+    # The other ICMP types, for their Info wording (packet-icmp.c pads the type to 20 columns).
+    from tcplab.packet.checksum import internet_checksum
+
+    def icmp4(kind: int, code: int, rest: int, body: bytes = b"") -> bytes:
+        msg = struct.pack("!BBHI", kind, code, 0, rest) + body
+        msg = msg[:2] + internet_checksum(msg).to_bytes(2, "big") + msg[4:]
+        return v4 + stack.ip_packet(a, b, 1, msg)
+
+    said = stack.udp_packet(a, b, 1000, 2000, b"x" * 20)[:28]
+    tail += [icmp4(13, 0, (5 << 16) | 1, struct.pack("!III", 1, 2, 3)),
+             icmp4(14, 0, (5 << 16) | 1, struct.pack("!III", 1, 2, 3)),
+             icmp4(5, 1, int.from_bytes(b, "big"), said), icmp4(4, 0, 0, said),
+             icmp4(12, 0, 0x14000000, said), icmp4(3, 4, 1400, said), icmp4(3, 1, 0, said),
+             icmp4(9, 0, 0x01020708, bytes([10, 0, 0, 1, 0, 0, 0, 0])), icmp4(10, 0, 0),
+             icmp4(42, 0, 0), icmp4(17, 0, (6 << 16) | 2, b"\0" * 4)]
     frames += tail
     with PcapWriter(HERE / "network-crafted.pcap", 1) as w:
         for i, f in enumerate(frames):

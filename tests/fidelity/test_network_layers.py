@@ -187,7 +187,7 @@ def test_no_defrag_matches_tshark_with_defragmentation_off() -> None:
                                extra=("-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"))
         ours = _ours_rows(DATA / name, False, defragment=False)
         assert [(t["_ws.col.Protocol"], t["_ws.col.Info"].rstrip()) for t in theirs] == \
-            [(d["_ws.col.Protocol"], d["_ws.col.Info"]) for d in ours], name
+            [(d["_ws.col.Protocol"], d["_ws.col.Info"].rstrip()) for d in ours], name
         assert not any("ip.fragment" in d or "ipv6.fragment" in d for d in ours)
 
 
@@ -312,4 +312,6 @@ def test_every_view_renders_every_frame_of_these_captures() -> None:
             if isinstance(d.get("ip.src"), list):
                 assert [layer.key for layer in layer_list][:2] == ["link", "ip"]
                 seen += 1
-    assert seen == 3  # icmp-lo's and udp-frag-lo's port-unreachables, the crafted Time Exceeded
+    # The port-unreachables of icmp-lo and udp-frag-lo, and the crafted Time Exceeded,
+    # Redirect, Source quench, Parameter problem and two Destination unreachables.
+    assert seen == 8

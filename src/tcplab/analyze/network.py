@@ -303,13 +303,18 @@ class NetworkLayers:
                 info += self._pair(d, "icmp", msg.icmp_type == _icmp.ECHO_REQUEST, ident, seq,
                                    d.get("ip.src"), d.get("ip.dst"))
             d["_ws.col.Info"] = info
-            data_at = l4 + 8
-            if msg.icmp_type in (_icmp.ECHO_REQUEST, _icmp.ECHO_REPLY) and end - data_at >= 8:
-                data_at += self._data_time(data, data_at, d)
-            if end > data_at:
-                d["frame.protocols"] = protos + ":data"
-                d["data.len"] = end - data_at
+            if msg.icmp_type in (_icmp.ECHO_REQUEST, _icmp.ECHO_REPLY):  # others: fields, no data
+                data_at = l4 + 8
+                if end - data_at >= 8:
+                    data_at += self._data_time(data, data_at, d)
+                if end > data_at:
+                    d["frame.protocols"] = protos + ":data"
+                    d["data.len"] = end - data_at
             return
+        if msg.icmp_type in (42, 43):  # RFC 8335 extended echo: identifier, then 8-bit sequence
+            ident = msg.rest >> 16
+            d["icmp.ident"] = ident
+            d["icmp.ident_le"] = ((ident & 0xFF) << 8) | (ident >> 8)
         d["_ws.col.Info"] = msg.summary()
         if msg.icmp_type == _icmp.DEST_UNREACHABLE and msg.code == 4:
             d["icmp.mtu"] = msg.rest & 0xFFFF
