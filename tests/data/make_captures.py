@@ -28,7 +28,8 @@ what loopback cannot produce:
   (timestamp, redirect, source quench, parameter problem, fragmentation needed, router
   advertisement and solicitation, extended echo, address mask).
 * ``pppoe-http.pcap`` — three HTTP/1.1 exchanges (full handshakes) inside PPPoE session
-  frames, two over IPv4 and one over IPv6, with an LCP echo between them: the shape of
+  frames, two over IPv4 and one over IPv6, with an LCP echo between them, after the
+  discovery stage (PADI, PADO, PADR, PADS; PADT at the end): the shape of
   the DSL captures (Wireshark's ``nb6-http.pcap``) whose streams were lost before.
 
 Usage: ``sudo .venv/bin/python tests/data/make_captures.py`` (then commit the files), or
@@ -346,7 +347,17 @@ def pppoe_http() -> None:
     from tcplab.packet import ipv4, ipv6, pppoe, stack, tcp
     from tcplab.pcap import PcapWriter
 
-    frames = []
+    # Discovery first (RFC 2516 §5): PADI broadcast, PADO from the access concentrator
+    # (with its AC-Name), PADR, PADS giving session 0x2a; PADT closes it at the end.
+    def discovery(code: int, session: int, tags: bytes, dst: bytes = bytes.fromhex("020000000002")) -> bytes:
+        body = struct.pack("!BBHH", 0x11, code, session, len(tags)) + tags
+        return (dst + bytes.fromhex("020000000001") + struct.pack("!H", pppoe.ETHERTYPE_DISCOVERY)
+                + body).ljust(60, b"\x00")
+
+    service = struct.pack("!HH", 0x0101, 3) + b"dsl" + struct.pack("!HH", 0x0103, 4) + b"\x12\x34\x56\x78"
+    frames = [discovery(0x09, 0, service, b"\xff" * 6),
+              discovery(0x07, 0, service + struct.pack("!HH", 0x0102, 3) + b"isp"),
+              discovery(0x19, 0, service), discovery(0x65, 0x2A, service)]
     client4, server4 = ipv4.addr("10.1.1.2"), ipv4.addr("198.51.100.80")
     client6, server6 = ipv6.addr("2001:db8::2"), ipv6.addr("2001:db8::80")
     for sport, (cli, srv), path in ((40001, (client4, server4), "/a"), (40002, (client4, server4), "/b"),
@@ -371,6 +382,7 @@ def pppoe_http() -> None:
             frames.append(_eth(pppoe.ETHERTYPE_SESSION) + pppoe.build_session(0x2A, proto, packet))
         frames.append(_eth(pppoe.ETHERTYPE_SESSION)
                       + pppoe.build_session(0x2A, 0xC021, b"\x09\x01\x00\x08\x12\x34\x56\x78"))
+    frames.append(discovery(0xA7, 0x2A, b""))
     with PcapWriter(HERE / "pppoe-http.pcap", 1) as w:
         for i, f in enumerate(frames):
             w.write(f, 1_700_000_000_000_000_000 + i * 2_000_000)

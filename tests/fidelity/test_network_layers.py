@@ -48,6 +48,7 @@ FIELDS = (
     "icmpv6.nd.na.flag.s", "icmpv6.nd.na.flag.o", "icmpv6.opt.src_linkaddr",
     "icmpv6.opt.target_linkaddr", "udp.srcport", "udp.dstport", "udp.length",
     "tcp.srcport", "tcp.dstport", "tcp.seq", "tcp.stream", "pppoe.session_id", "ppp.protocol",
+    "pppoe.code", "pppoe.payload_length", "pppoed.tags.ac_name", "pppoed.tags.service_name",
     "data.len", "frame.protocols", "_ws.col.Protocol", "_ws.col.Info", "_ws.col.Source",
     "_ws.col.Destination",
 )
@@ -142,7 +143,7 @@ FILTERS = (
     "ip.proto == 17", "ip.src == 192.0.2.1", "ip.addr == 127.0.0.1", "udp.dstport == 9",
     "udp.port == 999", "icmpv6.type == 135", "icmpv6.type == 134", "icmpv6.nd.na.flag.s == 1",
     "icmpv6.opt.src_linkaddr",
-    "icmpv6.nd.ns.target_address == fe80::2", "ipv6.src == fe80::1", "pppoes", "ppp",
+    "icmpv6.nd.ns.target_address == fe80::2", "ipv6.src == fe80::1", "pppoes", "ppp", "pppoed", "pppoe.code == 0x07",
     "pppoe.session_id == 0x2a", "ppp.protocol == 0x0021", "tcp.port == 80 && ipv6", "http",
     "data", "data.len > 1000", "icmp.resptime < 1", "ipv6.nxt == 44", "ip.fragment.overlap", "ip.fragment.overlap.conflict", "ipv6.fragment.overlap",
     "ip.len > 1000", "tcp.stream == 2", 'frame.protocols contains "icmp"', "!ip && !ipv6",

@@ -113,6 +113,10 @@ FILTER_FIELDS: dict[str, tuple[str, int | None]] = {
     "data.len": ("unsigned integer", 0xFFFFFFFF),
     "pppoe.session_id": ("unsigned integer", 0xFFFF),
     "ppp.protocol": ("unsigned integer", 0xFFFF),
+    "pppoe.code": ("unsigned integer", 0xFF),
+    "pppoe.payload_length": ("unsigned integer", 0xFFFF),
+    "pppoed.tags.service_name": ("string", None),
+    "pppoed.tags.ac_name": ("string", None),
 }
 
 _PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP"}
@@ -582,6 +586,37 @@ def ppp_control(data: bytes, off: int, d: dict) -> None:
         d["_ws.col.Info"] = name
     else:
         d["_ws.col.Info"] = _PPP_CODES.get(code, f"Unknown (0x{code:02x})")
+
+
+def pppoe_discovery(data: bytes, off: int, d: dict) -> None:
+    """A PPPoE discovery frame (RFC 2516 §5: PADI, PADO, PADR, PADS, PADT), as Wireshark lists it."""
+    from tcplab.packet import pppoe as _pppoe
+
+    d["frame.protocols"] += ":pppoed"
+    d["_ws.col.Protocol"] = "PPPoED"
+    d["_ws.col.Source"] = d.get("eth.src", "")
+    dst = d.get("eth.dst", "")
+    d["_ws.col.Destination"] = "Broadcast" if dst == "ff:ff:ff:ff:ff:ff" else dst
+    try:
+        h = _pppoe.parse(data, off, session=False)
+    except ParseError as err:
+        _malformed(d, err, "PPPoED")
+        return
+    d["pppoe.code"] = h.code
+    d["pppoe.session_id"] = h.session_id
+    d["pppoe.payload_length"] = h.length
+    info = h.code_name
+    at, end = off + _pppoe.HEADER_LEN, off + _pppoe.HEADER_LEN + h.length
+    while at + 4 <= end:  # tags: type(16) | length(16) | value
+        kind, length = struct.unpack_from("!HH", data, at)
+        value = data[at + 4 : min(at + 4 + length, end)]
+        if kind == 0x0101:
+            d["pppoed.tags.service_name"] = value.decode("utf-8", "replace")
+        elif kind == 0x0102:
+            d["pppoed.tags.ac_name"] = name = value.decode("utf-8", "replace")
+            info += f" AC-Name='{name}'"
+        at += 4 + length
+    d["_ws.col.Info"] = info
 
 
 def outer_fields(d: dict) -> dict:
