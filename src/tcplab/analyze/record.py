@@ -77,6 +77,10 @@ class CaptureDamage(InputError):
 # commonest TCP segment (ACK set, no URG, no tags) in a single format.
 _LINE = "%6d %11.6f %s %-8s %6d %s"
 _TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
+# The kernel's NOP,NOP,Timestamps options are kept as their unpacked words (``_opts`` is
+# then a tuple) and put into text only by the views that print them.
+_TS_TEXT = "TSval=%d TSecr=%d"
+_TCP_TS_LINE = _TCP_LINE[:-2] + " " + _TS_TEXT
 _FLAGS_TEXT = _dissect._FLAGS_TEXT
 _columns = _http.columns
 _message = _http.message
@@ -193,8 +197,10 @@ class Packet:
         else:
             seq = (self.seq_raw - self.fbase) & _M32
             ack = (self.ack_raw - self.rbase) & _M32 if flags & _ACK else self.ack_raw
+        opts = self._opts
+        text = _TS_TEXT % (opts[1], opts[2]) if type(opts) is tuple else opts.lstrip(" ")
         return _dissect.info_text(tags, self.sport, self.dport, flags, seq, ack, self.window,
-                                  self.urgent, self.seglen, self._opts.lstrip(" "))
+                                  self.urgent, self.seglen, text)
 
     def list_line(self) -> str:
         """The packet-list line (No. Time Source Destination Protocol Length Info)."""
@@ -223,10 +229,16 @@ class Packet:
                 seq = (self.seq_raw - self.fbase) & _M32
                 ack = (self.ack_raw - self.rbase) & _M32
             scale = self.scale
+            opts = self._opts
+            if type(opts) is tuple:  # NOP,NOP,Timestamps: its two numbers in the same format
+                return _TCP_TS_LINE % (self.number, self.time_relative, self._addrs,
+                                       self.frame_len, self._ports, _FLAGS_TEXT[flags], seq, ack,
+                                       self.window_value if flags & _SYN or scale < 0
+                                       else self.window_value << scale, seglen, opts[1], opts[2])
             return _TCP_LINE % (self.number, self.time_relative, self._addrs, self.frame_len,
                                 self._ports, _FLAGS_TEXT[flags], seq, ack,
                                 self.window_value if flags & _SYN or scale < 0
-                                else self.window_value << scale, seglen, self._opts)
+                                else self.window_value << scale, seglen, opts)
         return _LINE % (self.number, self.time_relative, self._addrs, "TCP", self.frame_len,
                         self._tcp_info())
 
@@ -271,6 +283,13 @@ _packet_line: Callable[[dict], str]  # render.packet_line, bound below (render i
 
 def _flag_field(bits: int) -> Callable[[Packet], Any]:
     return lambda p: True if p.aflags & bits else None
+
+
+# The analysis flag fields and the ``aflags`` bits each one tests.
+_FLAG_BITS: dict[str, int] = {
+    **{field: bit for bit, field in _ta.FIELD_OF_FLAG.items()},
+    "tcp.analysis.retransmission": RETRANSMITTED,
+}
 
 
 def _http_field(name: str) -> Callable[[Packet], Any]:
@@ -326,8 +345,7 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
     "tcp.analysis.duplicate_ack_num": lambda p: p.dup_num if p.aflags & _ta.DUPLICATE_ACK else None,
     "tcp.analysis.duplicate_ack_frame": lambda p: (p.dup_frame if p.aflags & _ta.DUPLICATE_ACK
                                                    else None),
-    **{field: _flag_field(bit) for bit, field in _ta.FIELD_OF_FLAG.items()},
-    "tcp.analysis.retransmission": _flag_field(RETRANSMITTED),
+    **{field: _flag_field(bits) for field, bits in _FLAG_BITS.items()},
     **{name: _http_field(name) for name in (
         "http.request", "http.response", "http.request.method", "http.request.uri",
         "http.request.version", "http.response.code", "http.response.phrase",
@@ -337,6 +355,23 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
         "ipv6.src", "ipv6.dst", "ipv6.version", "udp.srcport", "udp.dstport", "_ws.malformed", "_ws.short",
         "_ws.expert", "icmp.type", "icmp.code")},
 }
+
+
+def held_field(name: str) -> Callable[[Packet], Any] | None:
+    """How a record whose dictionary is not made answers field ``name``, or None if it cannot.
+
+    The getter returns the field's value, or None where the field is absent; it is only
+    valid for a record made by the fast path whose dictionary is not made yet
+    (``type(p) is Packet and p._fields is None``): such a record's ``get`` answers from it.
+    Display filters compile against it, so that a test on a held field is one call, not a
+    mapping lookup and then the call.
+    """
+    return _HELD.get(name)
+
+
+def analysis_bits(name: str) -> int | None:
+    """The ``aflags`` bits an analysis flag field (``tcp.analysis.*``) is set by, or None."""
+    return _FLAG_BITS.get(name)
 
 
 def from_fields(d: dict) -> Packet:
@@ -511,12 +546,14 @@ class Analyzer:
 
     # -- a whole capture -------------------------------------------------------------------
     def packets(self, reader: Any, max_packets: int | None = None, *,
-                skim: bool = False) -> Iterator[Packet]:
+                skim: bool = False, payload_only: bool = False) -> Iterator[Packet]:
         """Every frame of ``reader`` as a record, in order; ``skim`` only runs the analysis.
 
         A skim yields nothing: it is the first pass of ``tshark -2``, which needs only each
         stream's end state (:meth:`TcpTracker.final_states`) — headers, no payload, no
-        formatting. Damage raises :class:`CaptureDamage` after every good record.
+        formatting. ``payload_only`` analyses every frame but makes no record for a
+        fast-path segment without payload, for a reader that looks at payload alone (the
+        HTTP summary). Damage raises :class:`CaptureDamage` after every good record.
         """
         from tcplab.pcap import CaptureFormatError
 
@@ -535,6 +572,7 @@ class Analyzer:
         dup_ack = _ta.DUPLICATE_ACK
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
+        empty = not payload_only  # records for segments without payload too
         count = self.count
         first = self._first_ns
         try:
@@ -573,9 +611,8 @@ class Analyzer:
                     elif thl == 20:
                         opts = ""
                         wscale = None
-                    elif thl == 32 and (word_ts := ts_unpack(data, l4 + 20))[0] == nop_nop_ts:
-                        opts = " TSval=%d TSecr=%d" % word_ts[1:]  # noqa: UP031
-                        wscale = None
+                    elif thl == 32 and (opts := ts_unpack(data, l4 + 20))[0] == nop_nop_ts:
+                        wscale = None  # opts: the words, formatted by a view that prints them
                     else:
                         try:
                             wscale, opts, _ = options(data[l4 + 20 : l4 + thl], l4 + 20)
@@ -600,7 +637,7 @@ class Analyzer:
                     seglen = end - l4 - thl
                     aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack,
                                                   flags, seglen, window, wscale)
-                    if not skim:
+                    if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
                         p.ts_ns = ts
@@ -643,13 +680,13 @@ class Analyzer:
                         p._http = p._fields = None
                         p._ctx = self
                         yield p
-                self.count = count
                 if count == limit:
                     break
         except CaptureFormatError as exc:
             # Raised by the reader, before the damaged record was counted.
-            self.count = count
             raise CaptureDamage.after(exc, count) from None
+        finally:
+            self.count = count  # once, not per frame (also when the caller stops early)
 
     # -- shared by both kinds of record ----------------------------------------------------
     def _analyse(self, p: Packet, wscale: int | None) -> None:

@@ -20,9 +20,7 @@ bytes unescaped — :func:`safe_text` strips terminal control sequences first.
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tcplab.packet import checksum as _checksum
 from tcplab.packet import link as _link
@@ -74,7 +72,16 @@ def _payload_hex(raw: bytes) -> str:
     return raw.hex(":")
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _make_encoder(obj: object) -> str:
+    """Build the JSON encoder on first use: :mod:`json` is imported only by views that print it."""
+    global _encode
+    import json
+
+    _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    return _encode(obj)
+
+
+_encode: Callable[[object], str] = _make_encoder
 _LAYOUTS_MAX = 512
 _private_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
 
@@ -134,6 +141,8 @@ def _arrival_time(epoch: float) -> str:
     """The detail pane's arrival time; a capture may hold any 64-bit time stamp (year 401704
     included), which :mod:`datetime` cannot represent, so those fall back to calendar
     arithmetic on integers."""
+    import datetime as _dt  # only the detail view needs it (start-up time)
+
     try:
         return f"{_dt.datetime.fromtimestamp(epoch, _dt.UTC):%b %d, %Y %H:%M:%S.%f} UTC"
     except (ValueError, OverflowError, OSError):

@@ -272,7 +272,14 @@ class Run:
         wanted = self._wanted_frames
         frames = self.frames
         reader = self._reader
-        packets = self._analyzer.packets(reader, self.session.max_packets)
+        # A read that only feeds summaries which look at payload alone (the HTTP table)
+        # needs no record for a segment without payload: the analysis still sees it.
+        payload_only = (not yielding and keep is None and not wanted and bool(consumers)
+                        and all(getattr(c, "__self__", None) is not None
+                                and getattr(c.__self__, "payload_only", False)
+                                for c in consumers))
+        packets = self._analyzer.packets(reader, self.session.max_packets,
+                                         payload_only=payload_only)
         try:
             if keep is None and not consumers and not wanted:
                 if yielding:

@@ -8,8 +8,8 @@ summary modules (conversations, flow, http_summary, explain).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from itertools import islice
 
 from tcplab.analyze import CHAT_PORTS, Packet, render
 from tcplab.analyze.session import AnalysisSession
@@ -103,6 +103,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+#: Lines gathered before one write to stdout.
+_BLOCK = 2048
+
+
 class _Output:
     """Buffered stdout writes: one system call per few hundred lines, not per packet."""
 
@@ -112,7 +116,7 @@ class _Output:
 
     def add(self, line: str) -> None:
         self.lines.append(line)
-        if len(self.lines) >= 2048:
+        if len(self.lines) >= _BLOCK:
             self.flush()
 
     def flush(self) -> None:
@@ -169,9 +173,13 @@ def run(args: argparse.Namespace) -> int:
     elif show_list:
         out.add(render.LIST_HEADER)
         out.flush()
-        add = out.add
-        for p in analysis:
-            add(p.list_line())
+        # The list's own loop: lines are made a block at a time by one comprehension and
+        # written with one call, not passed one by one through _Output.add.
+        records = iter(analysis)
+        write = out.write
+        while block := [p.list_line() for p in islice(records, _BLOCK)]:
+            block.append("")
+            write("\n".join(block))
     else:
         analysis.finish()
     damage = analysis.damage
@@ -243,6 +251,8 @@ def _detail(out: _Output, p: Packet, args: argparse.Namespace) -> None:
 
 def _summary(out: _Output, args: argparse.Namespace, as_json: dict, text: str, title: str) -> None:
     if args.json:
+        import json  # only --json prints it (start-up time)
+
         out.add(json.dumps(as_json, ensure_ascii=False, separators=(",", ":")))
         return
     out.add("")
