@@ -7,6 +7,9 @@ fragments large datagrams: no host interface, no other process and no address ou
 
 * ``icmp-lo.pcap`` — ICMP echo and a port-unreachable error (with the quoted IP+UDP
   header) over IPv4 and IPv6, and 3000-byte echoes the kernel fragments both ways.
+* ``udp-frag-lo.pcap`` — 3000-byte UDP datagrams fragmented by the kernel, answered with
+  2000 bytes, and sent to a closed port (the ICMP error quotes the reassembled header), over
+  IPv4 and IPv6.
 * ``tls12-lo.pcap`` / ``tls13-lo.pcap`` — curl against ``openssl s_server -www``.
 * ``dns-tcp-lo.pcap`` — DNS over TCP to port 53: two queries in one segment, one
   query split across two segments, answered by a tiny server built on tcplab.packet.dns.
@@ -21,13 +24,17 @@ what loopback cannot produce:
   its datagram completed); IPv6 fragments in reverse order; Neighbor Solicitation and
   Advertisement (with and without link-layer address options), Router Solicitation and
   Advertisement, MLDv2, Redirect; ICMPv6 Destination Unreachable, Packet Too Big, Time
-  Exceeded and Parameter Problem.
+  Exceeded and Parameter Problem; a TCP data segment carried in IPv4 and in IPv6 fragments; the other ICMP types
+  (timestamp, redirect, source quench, parameter problem, fragmentation needed, router
+  advertisement and solicitation, extended echo, address mask).
 * ``pppoe-http.pcap`` — three HTTP/1.1 exchanges (full handshakes) inside PPPoE session
-  frames, two over IPv4 and one over IPv6, with an LCP echo between them: the shape of
+  frames, two over IPv4 and one over IPv6, with an LCP echo between them, after the
+  discovery stage (PADI, PADO, PADR, PADS; PADT at the end): the shape of
   the DSL captures (Wireshark's ``nb6-http.pcap``) whose streams were lost before.
 
 Usage: ``sudo .venv/bin/python tests/data/make_captures.py`` (then commit the files), or
-``.venv/bin/python tests/data/make_captures.py --crafted`` for the crafted two only.
+``.venv/bin/python tests/data/make_captures.py --crafted`` for the crafted two only, or
+``sudo … make_captures.py --only udp_fragments`` for one real-traffic scenario.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ def in_netns() -> None:
     sh("ip", "netns", "add", NETNS)
     try:
         sh("ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "mtu", "1280", "up")
-        sh("ip", "netns", "exec", NETNS, sys.executable, __file__, "--inside")
+        sh("ip", "netns", "exec", NETNS, sys.executable, __file__, "--inside", *sys.argv[1:])
     finally:
         sh("ip", "netns", "del", NETNS)
 
@@ -95,6 +102,27 @@ def icmp() -> None:
         u.sendto(b"is anybody there?", (addr, 9))  # the discard port, closed: ICMP error back
         time.sleep(0.05)
         u.close()
+    cap.stop()
+
+
+def udp_fragments() -> None:
+    """3000-byte UDP datagrams the kernel fragments (MTU 1280): to a listening socket, which
+    answers 2000 bytes, and to a closed port, whose ICMP error quotes the reassembled header."""
+    cap = Capture("udp-frag-lo.pcap", extra=("udp", "or", "icmp", "or", "icmp6", "or", "ip[6:2] & 0x3fff != 0",
+                                             "or", "ip6"))
+    for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        srv = socket.socket(family, socket.SOCK_DGRAM)
+        srv.bind((addr, 9999))
+        cli = socket.socket(family, socket.SOCK_DGRAM)
+        cli.sendto(bytes(i % 251 for i in range(3000)), (addr, 9999))
+        data, peer = srv.recvfrom(65535)
+        srv.sendto(data[:2000], peer)
+        cli.recvfrom(65535)
+        time.sleep(0.05)
+        cli.sendto(b"\xab" * 3000, (addr, 9))  # closed: a port-unreachable comes back
+        time.sleep(0.1)
+        srv.close()
+        cli.close()
     cap.stop()
 
 
@@ -267,6 +295,48 @@ def network_crafted() -> None:
         _icmpv6_frame(b6, a6, struct.pack("!BBHI", 3, 0, 0, 0) + no_next),
         _icmpv6_frame(b6, a6, struct.pack("!BBHI", 4, 1, 0, 40) + no_next),
     ]
+    # TCP whose 2000-byte data segment crosses the network in fragments (IPv4, then IPv6):
+    # the completing fragment carries the segment into the TCP analysis, as in tshark.
+    from tcplab.packet import tcp
+
+    for cli, srv, port in ((a, b, 40010), (a6, b6, 40011)):
+        # A 2000-byte request with no body (a long header instead), so HTTP ends in it.
+        head = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Pad: "
+        body = head + b"z" * (2000 - len(head) - 4) + b"\r\n\r\n"
+        c, s_ = 5000, 9000
+        for src, dst, sp, dp, seq, ack, flags, data in (
+                (cli, srv, port, 80, c, 0, tcp.SYN, b""), (srv, cli, 80, port, s_, c + 1, tcp.SYN | tcp.ACK, b""),
+                (cli, srv, port, 80, c + 1, s_ + 1, tcp.ACK, b"")):
+            tail.append((v4 if len(src) == 4 else _eth(0x86DD))
+                        + stack.tcp_packet(src, dst, sp, dp, data, seq=seq, ack=ack, flags=flags))
+        segment = tcp.build_segment(cli, srv, port, 80, body, seq=c + 1, ack=s_ + 1, flags=tcp.PSH | tcp.ACK)
+        if len(cli) == 4:
+            tail += [v4 + ipv4.build_header(cli, srv, 1480, protocol=6, identification=77, mf=True)
+                     + segment[:1480],
+                     v4 + ipv4.build_header(cli, srv, len(segment) - 1480, protocol=6, identification=77,
+                                            fragment_offset=1480 // 8) + segment[1480:]]
+        else:
+            tail += [_eth(0x86DD) + ipv6.build_header(cli, srv, 8 + 1232, next_header=44)
+                     + ipv6.build_fragment_header(6, 0, True, 0x77) + segment[:1232],
+                     _eth(0x86DD) + ipv6.build_header(cli, srv, 8 + len(segment) - 1232, next_header=44)
+                     + ipv6.build_fragment_header(6, 1232, False, 0x77) + segment[1232:]]
+        tail.append((v4 if len(cli) == 4 else _eth(0x86DD))
+                    + stack.tcp_packet(srv, cli, 80, port, b"", seq=s_ + 1, ack=c + 1 + len(body), flags=tcp.ACK))
+    # The other ICMP types, for their Info wording (packet-icmp.c pads the type to 20 columns).
+    from tcplab.packet.checksum import internet_checksum
+
+    def icmp4(kind: int, code: int, rest: int, body: bytes = b"") -> bytes:
+        msg = struct.pack("!BBHI", kind, code, 0, rest) + body
+        msg = msg[:2] + internet_checksum(msg).to_bytes(2, "big") + msg[4:]
+        return v4 + stack.ip_packet(a, b, 1, msg)
+
+    said = stack.udp_packet(a, b, 1000, 2000, b"x" * 20)[:28]
+    tail += [icmp4(13, 0, (5 << 16) | 1, struct.pack("!III", 1, 2, 3)),
+             icmp4(14, 0, (5 << 16) | 1, struct.pack("!III", 1, 2, 3)),
+             icmp4(5, 1, int.from_bytes(b, "big"), said), icmp4(4, 0, 0, said),
+             icmp4(12, 0, 0x14000000, said), icmp4(3, 4, 1400, said), icmp4(3, 1, 0, said),
+             icmp4(9, 0, 0x01020708, bytes([10, 0, 0, 1, 0, 0, 0, 0])), icmp4(10, 0, 0),
+             icmp4(42, 0, 0), icmp4(17, 0, (6 << 16) | 2, b"\0" * 4)]
     frames += tail
     with PcapWriter(HERE / "network-crafted.pcap", 1) as w:
         for i, f in enumerate(frames):
@@ -277,7 +347,17 @@ def pppoe_http() -> None:
     from tcplab.packet import ipv4, ipv6, pppoe, stack, tcp
     from tcplab.pcap import PcapWriter
 
-    frames = []
+    # Discovery first (RFC 2516 §5): PADI broadcast, PADO from the access concentrator
+    # (with its AC-Name), PADR, PADS giving session 0x2a; PADT closes it at the end.
+    def discovery(code: int, session: int, tags: bytes, dst: bytes = bytes.fromhex("020000000002")) -> bytes:
+        body = struct.pack("!BBHH", 0x11, code, session, len(tags)) + tags
+        return (dst + bytes.fromhex("020000000001") + struct.pack("!H", pppoe.ETHERTYPE_DISCOVERY)
+                + body).ljust(60, b"\x00")
+
+    service = struct.pack("!HH", 0x0101, 3) + b"dsl" + struct.pack("!HH", 0x0103, 4) + b"\x12\x34\x56\x78"
+    frames = [discovery(0x09, 0, service, b"\xff" * 6),
+              discovery(0x07, 0, service + struct.pack("!HH", 0x0102, 3) + b"isp"),
+              discovery(0x19, 0, service), discovery(0x65, 0x2A, service)]
     client4, server4 = ipv4.addr("10.1.1.2"), ipv4.addr("198.51.100.80")
     client6, server6 = ipv6.addr("2001:db8::2"), ipv6.addr("2001:db8::80")
     for sport, (cli, srv), path in ((40001, (client4, server4), "/a"), (40002, (client4, server4), "/b"),
@@ -302,6 +382,7 @@ def pppoe_http() -> None:
             frames.append(_eth(pppoe.ETHERTYPE_SESSION) + pppoe.build_session(0x2A, proto, packet))
         frames.append(_eth(pppoe.ETHERTYPE_SESSION)
                       + pppoe.build_session(0x2A, 0xC021, b"\x09\x01\x00\x08\x12\x34\x56\x78"))
+    frames.append(discovery(0xA7, 0x2A, b""))
     with PcapWriter(HERE / "pppoe-http.pcap", 1) as w:
         for i, f in enumerate(frames):
             w.write(f, 1_700_000_000_000_000_000 + i * 2_000_000)
@@ -319,7 +400,11 @@ def main() -> None:
         in_netns()
         return
     sys.path.insert(0, str(HERE.parent.parent / "src"))
+    if "--only" in sys.argv:  # e.g. --only udp_fragments: one scenario, the others untouched
+        globals()[sys.argv[sys.argv.index("--only") + 1]]()
+        return
     icmp()
+    udp_fragments()
     tls("1.2")
     tls("1.3")
     dns_tcp()

@@ -1,7 +1,9 @@
 """The analyzer's network layers against tshark 4.0: fragments, ICMP, ICMPv6, PPPoE, field by field.
 
 Captures (tests/data/, made by make_captures.py): ``icmp-lo.pcap`` is real loopback traffic
-(kernel-fragmented echoes both ways, port-unreachable errors over IPv4 and IPv6);
+(kernel-fragmented echoes both ways, port-unreachable errors over IPv4 and IPv6),
+``udp-frag-lo.pcap`` too (3000-byte UDP datagrams the kernel fragments, answered, and sent to
+a closed port whose ICMP error quotes them);
 ``network-crafted.pcap`` holds what loopback cannot make (unanswered, duplicate and orphan
 echoes, a Time Exceeded quoting TCP, out-of-order and overlapping fragments, Neighbor
 Discovery, Packet Too Big); ``pppoe-http.pcap`` three HTTP exchanges inside PPPoE.
@@ -28,7 +30,7 @@ from tcplab.pcap import PcapWriter, open_capture
 from tests.fidelity.oracle import DATA, tshark_fields
 from tests.support import require_tshark
 
-CAPTURES = ("icmp-lo.pcap", "network-crafted.pcap", "pppoe-http.pcap")
+CAPTURES = ("icmp-lo.pcap", "udp-frag-lo.pcap", "network-crafted.pcap", "pppoe-http.pcap")
 
 FIELDS = (
     "ip.version", "ip.hdr_len", "ip.len", "ip.id", "ip.flags", "ip.frag_offset", "ip.ttl",
@@ -46,6 +48,7 @@ FIELDS = (
     "icmpv6.nd.na.flag.s", "icmpv6.nd.na.flag.o", "icmpv6.opt.src_linkaddr",
     "icmpv6.opt.target_linkaddr", "udp.srcport", "udp.dstport", "udp.length",
     "tcp.srcport", "tcp.dstport", "tcp.seq", "tcp.stream", "pppoe.session_id", "ppp.protocol",
+    "pppoe.code", "pppoe.payload_length", "pppoed.tags.ac_name", "pppoed.tags.service_name",
     "data.len", "frame.protocols", "_ws.col.Protocol", "_ws.col.Info", "_ws.col.Source",
     "_ws.col.Destination",
 )
@@ -140,7 +143,7 @@ FILTERS = (
     "ip.proto == 17", "ip.src == 192.0.2.1", "ip.addr == 127.0.0.1", "udp.dstport == 9",
     "udp.port == 999", "icmpv6.type == 135", "icmpv6.type == 134", "icmpv6.nd.na.flag.s == 1",
     "icmpv6.opt.src_linkaddr",
-    "icmpv6.nd.ns.target_address == fe80::2", "ipv6.src == fe80::1", "pppoes", "ppp",
+    "icmpv6.nd.ns.target_address == fe80::2", "ipv6.src == fe80::1", "pppoes", "ppp", "pppoed", "pppoe.code == 0x07",
     "pppoe.session_id == 0x2a", "ppp.protocol == 0x0021", "tcp.port == 80 && ipv6", "http",
     "data", "data.len > 1000", "icmp.resptime < 1", "ipv6.nxt == 44", "ip.fragment.overlap", "ip.fragment.overlap.conflict", "ipv6.fragment.overlap",
     "ip.len > 1000", "tcp.stream == 2", 'frame.protocols contains "icmp"', "!ip && !ipv6",
@@ -180,12 +183,12 @@ def test_display_filters_select_what_tshark_selects(two_pass: bool, tmp_path) ->
 
 def test_no_defrag_matches_tshark_with_defragmentation_off() -> None:
     require_tshark()
-    for name in ("icmp-lo.pcap", "network-crafted.pcap"):
+    for name in ("icmp-lo.pcap", "udp-frag-lo.pcap", "network-crafted.pcap"):
         theirs = tshark_fields(DATA / name, "_ws.col.Protocol", "_ws.col.Info", "ip.fragment",
                                extra=("-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE"))
         ours = _ours_rows(DATA / name, False, defragment=False)
         assert [(t["_ws.col.Protocol"], t["_ws.col.Info"].rstrip()) for t in theirs] == \
-            [(d["_ws.col.Protocol"], d["_ws.col.Info"]) for d in ours], name
+            [(d["_ws.col.Protocol"], d["_ws.col.Info"].rstrip()) for d in ours], name
         assert not any("ip.fragment" in d or "ipv6.fragment" in d for d in ours)
 
 
@@ -292,3 +295,24 @@ def test_100k_overlapping_out_of_order_fragments_stay_under_the_memory_cap(tmp_p
     out = subprocess.run([exe, "-r", str(path), "-Y", "ip.fragment", "-T", "fields", "-e",
                           "frame.number"], capture_output=True, text=True, timeout=300).stdout
     assert len(out.split()) == result["done"]
+
+
+def test_every_view_renders_every_frame_of_these_captures() -> None:
+    """Doubled IP fields (ICMP errors), fragments and PPP control frames in every renderer."""
+    from tcplab.analyze import anatomy, render
+
+    seen = 0
+    for name in CAPTURES:
+        for p in AnalysisSession(DATA / name).packets():
+            d = p.fields()
+            assert render.packet_line(d) and render.detail_tree(d) and json.loads(render.json_line(d))
+            layer_list = anatomy.layers(d)
+            anatomy.checksum_workings(d)
+            anatomy.coloured_hexdump(d["_raw"], layer_list)
+            assert anatomy.nesting_svg(layer_list).startswith("<svg")
+            if isinstance(d.get("ip.src"), list):
+                assert [layer.key for layer in layer_list][:2] == ["link", "ip"]
+                seen += 1
+    # The port-unreachables of icmp-lo and udp-frag-lo, and the crafted Time Exceeded,
+    # Redirect, Source quench, Parameter problem and two Destination unreachables.
+    assert seen == 8

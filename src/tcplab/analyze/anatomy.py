@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
+from tcplab.analyze.network import outer_fields
 from tcplab.analyze.render import hexdump
 from tcplab.packet import checksum as _checksum
 from tcplab.packet import link as _link
@@ -57,6 +58,7 @@ class Layer:
 
 def layers(d: dict) -> list[Layer]:
     """The nested layers of one dissected packet, outermost first (the frame is always one)."""
+    d = outer_fields(d)  # an ICMP error's quoted header doubles the IP fields: the outer one
     raw = d.get("_raw", b"")
     total = len(raw)
     ip_off = int(d.get("_ip_offset", 0) or 0)
@@ -222,6 +224,7 @@ def _working(what: str, groups: list[tuple[str, bytes]], stored: int) -> Checksu
 
 def checksum_workings(d: dict) -> list[ChecksumWorking]:
     """The IPv4 header and TCP checksums of ``d`` worked step by step (IPv4/TCP only)."""
+    d = outer_fields(d)
     if d.get("ip.version") != 4:
         return []
     raw = bytes(d.get("_raw", b""))

@@ -147,7 +147,10 @@ def _link_layer(data: bytes, linktype: int, d: dict) -> tuple[int, str | None, s
         hdr = _link.parse(linktype, data)  # VLAN tags, PPPoE and other types
         d["eth.type"] = hdr.fields.get("Type")
         if "PPPoE Session ID" in hdr.fields:  # RFC 2516 session stage: PPP inside
+            at = hdr.header_len - 8  # the PPPoE header: 6 bytes, then the 2-byte PPP protocol
+            d["pppoe.code"] = data[at + 1]
             d["pppoe.session_id"] = hdr.fields["PPPoE Session ID"]
+            d["pppoe.payload_length"] = _U16BE.unpack_from(data, at + 4)[0]
             d["ppp.protocol"] = hdr.fields["PPP Protocol"]
             return hdr.header_len, hdr.network, "eth:ethertype:pppoes:ppp"
         return hdr.header_len, hdr.network, "eth:ethertype"
@@ -206,6 +209,9 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
     d["frame.protocols"] = protos
     if "ppp.protocol" in d:  # PPP's own control protocols (LCP echo, IPCP...) inside PPPoE
         _network.ppp_control(data, off, d)
+        return None
+    if d.get("eth.type") == 0x8863:  # PPPoE discovery (PADI, PADO...)
+        _network.pppoe_discovery(data, off, d)
         return None
     d["_ws.col.Protocol"] = protos.split(":")[0].upper()
     d["_ws.col.Info"] = "Non-IP frame"
@@ -295,9 +301,8 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
                                  f"{total} bytes but only {n - off} captured"))
         return None
     if frag & 0x3FFF:  # MF set or a non-zero offset: a fragment (network.py reassembles)
-        (net or _network.NetworkLayers(defragment=False)).ipv4_fragment(
-            data, off, ihl, total, d, protos, checksums)
-        return None
+        return (net or _network.NetworkLayers(defragment=False)).ipv4_fragment(
+            data, off, ihl, total, d, protos, checksums, payload)
     l4 = off + ihl
     end = off + total
     if proto == 6:
@@ -345,7 +350,7 @@ def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
         return None
     if h.fragment is not None or h.upper_protocol == 58:
         return (net or _network.NetworkLayers(defragment=False)).ipv6(data, off, h, end, d, protos,
-                                                                      cut, checksums)
+                                                                      cut, checksums, payload)
     if h.upper_protocol == 6:
         return _dissect_tcp(data, l4, end, h.src, h.dst, src, dst, protos, d, cut, checksums,
                             payload)

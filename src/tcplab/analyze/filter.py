@@ -252,7 +252,7 @@ VIRTUAL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
 #: Presence-only names: protocol layers and Wireshark's umbrella items.
 PROTOCOLS = (
     "frame", "eth", "null", "sll", "ip", "ipv6", "tcp", "udp", "icmp", "icmpv6", "arp",
-    "http", "dns", "tls", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "ppp",
+    "http", "dns", "tls", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "pppoed", "ppp",
     "tcp.analysis.flags", "http.request",
     "http.response",
 )

@@ -113,6 +113,10 @@ FILTER_FIELDS: dict[str, tuple[str, int | None]] = {
     "data.len": ("unsigned integer", 0xFFFFFFFF),
     "pppoe.session_id": ("unsigned integer", 0xFFFF),
     "ppp.protocol": ("unsigned integer", 0xFFFF),
+    "pppoe.code": ("unsigned integer", 0xFF),
+    "pppoe.payload_length": ("unsigned integer", 0xFFFF),
+    "pppoed.tags.service_name": ("string", None),
+    "pppoed.tags.ac_name": ("string", None),
 }
 
 _PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP"}
@@ -187,8 +191,11 @@ class NetworkLayers:
 
     # -- IPv4 ------------------------------------------------------------------------------
     def ipv4_fragment(self, data: bytes, off: int, ihl: int, total: int, d: dict, protos: str,
-                      checksums: bool) -> None:
-        """A fragment (MF set or offset non-zero): hold it, or show the reassembled datagram."""
+                      checksums: bool, keep_payload: bool = True) -> Any:
+        """A fragment (MF set or offset non-zero): hold it, or show the reassembled datagram.
+
+        Returns the TCP segment when the reassembled datagram is TCP (see :func:`_tcp`), else None.
+        """
         frag = d["ip.frag_offset"]
         byte_off = frag * 8
         proto = d["ip.proto"]
@@ -198,12 +205,12 @@ class NetworkLayers:
         piece = data[start : off + total]
         info = f"Fragmented IP protocol (proto={_proto_name(proto)} {proto}, off={byte_off}, ID={ident:04x})"
         if not self.defragment:
-            if byte_off == 0 and proto in (1, 17):
+            if byte_off == 0 and proto in (1, 6, 17):
                 self._upper4(piece, data[off + 12 : off + 16], data[off + 16 : off + 20], proto, d,
                              protos, checksums, whole=False)
-                return
+                return None
             self._fragment_only(d, protos, "IPv4", info, len(piece))
-            return
+            return None
         header = _ipv4.IPv4Header(src=data[off + 12 : off + 16], dst=data[off + 16 : off + 20],
                                   protocol=proto, identification=ident, mf=more,
                                   fragment_offset=frag)
@@ -213,7 +220,7 @@ class NetworkLayers:
             if where is not None:
                 info += f" [Reassembled in #{where}]"
             self._fragment_only(d, protos, "IPv4", info, len(piece))
-            return
+            return None
         dg = out.datagram
         self._learn(dg)
         _overlap(d, "ip", dg, out.conflict)
@@ -223,11 +230,11 @@ class NetworkLayers:
             d["ip.fragment.error"] = [tag for tag, _o, _l in dg.fragments if tag in dg.conflicts]
         d["ip.fragment.count"] = len(dg.fragments)
         d["ip.reassembled.length"] = len(dg.payload)
-        self._upper4(dg.payload, data[off + 12 : off + 16], data[off + 16 : off + 20], dg.protocol,
-                     d, protos, checksums, whole=True)
+        return self._upper4(dg.payload, data[off + 12 : off + 16], data[off + 16 : off + 20],
+                            dg.protocol, d, protos, checksums, whole=True, keep_payload=keep_payload)
 
     def _upper4(self, payload: bytes, rsrc: bytes, rdst: bytes, proto: int, d: dict, protos: str,
-                checksums: bool, *, whole: bool) -> None:
+                checksums: bool, *, whole: bool, keep_payload: bool = True) -> Any:
         from tcplab.analyze import dissect as _dissect
 
         n = len(payload)
@@ -237,28 +244,16 @@ class NetworkLayers:
             # A first fragment alone (no reassembly): its UDP length speaks for the datagram.
             end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
             _dissect._dissect_udp(payload, 0, end, rsrc, rdst, protos, d, False, checksums and whole)
+        elif proto == 6 and whole:
+            return _tcp(payload, rsrc, rdst, d, protos, checksums, keep_payload)
         elif proto == 6:
-            self._tcp_fields(payload, rsrc, rdst, d, protos)
+            _tcp_alone(payload, rsrc, rdst, d, protos)
         else:
             d["frame.protocols"] = protos + ":data"
             d["_ws.col.Protocol"] = "IPv4"
             d["_ws.col.Info"] = f"{_proto_name(proto)} ({proto})"
             d["data.len"] = n
-
-    @staticmethod
-    def _tcp_fields(payload: bytes, rsrc: bytes, rdst: bytes, d: dict, protos: str) -> None:
-        """TCP carried in reassembled fragments: its header fields, outside the TCP analysis."""
-        from tcplab.analyze import dissect as _dissect
-
-        src, dst = d["_ws.col.Source"], d["_ws.col.Destination"]
-        seg = _dissect._dissect_tcp(payload, 0, len(payload), rsrc, rdst, src, dst, protos, d,
-                                    False, False, False)
-        if seg is None:
-            return
-        d["_ws.col.Protocol"] = "TCP"
-        d["_ws.col.Info"] = _dissect.info_text("", seg.sport, seg.dport, seg.flags, seg.seq,
-                                               seg.ack, seg.window, d["tcp.urgent_pointer"],
-                                               seg.seglen, seg.options_text)
+        return None
 
     @staticmethod
     def _fragment_only(d: dict, protos: str, protocol: str, info: str, length: int) -> None:
@@ -312,13 +307,18 @@ class NetworkLayers:
                 info += self._pair(d, "icmp", msg.icmp_type == _icmp.ECHO_REQUEST, ident, seq,
                                    d.get("ip.src"), d.get("ip.dst"))
             d["_ws.col.Info"] = info
-            data_at = l4 + 8
-            if msg.icmp_type in (_icmp.ECHO_REQUEST, _icmp.ECHO_REPLY) and end - data_at >= 8:
-                data_at += self._data_time(data, data_at, d)
-            if end > data_at:
-                d["frame.protocols"] = protos + ":data"
-                d["data.len"] = end - data_at
+            if msg.icmp_type in (_icmp.ECHO_REQUEST, _icmp.ECHO_REPLY):  # others: fields, no data
+                data_at = l4 + 8
+                if end - data_at >= 8:
+                    data_at += self._data_time(data, data_at, d)
+                if end > data_at:
+                    d["frame.protocols"] = protos + ":data"
+                    d["data.len"] = end - data_at
             return
+        if msg.icmp_type in (42, 43):  # RFC 8335 extended echo: identifier, then 8-bit sequence
+            ident = msg.rest >> 16
+            d["icmp.ident"] = ident
+            d["icmp.ident_le"] = ((ident & 0xFF) << 8) | (ident >> 8)
         d["_ws.col.Info"] = msg.summary()
         if msg.icmp_type == _icmp.DEST_UNREACHABLE and msg.code == 4:
             d["icmp.mtu"] = msg.rest & 0xFFFF
@@ -372,7 +372,7 @@ class NetworkLayers:
 
     # -- IPv6 ------------------------------------------------------------------------------
     def ipv6(self, data: bytes, off: int, h: _ipv6.IPv6Header, end: int, d: dict, protos: str,
-             cut: bool, checksums: bool) -> Any:
+             cut: bool, checksums: bool, keep_payload: bool = True) -> Any:
         """An IPv6 packet with a Fragment header, or carrying ICMPv6: returns a TcpSegment or None."""
         from tcplab.analyze import dissect as _dissect
 
@@ -391,8 +391,8 @@ class NetworkLayers:
                 info = (f"IPv6 fragment (off={f.offset} more={'y' if f.more else 'n'} "
                         f"ident=0x{f.identification:08x} nxt={f.next_header})")
                 if not self.defragment:
-                    if f.offset == 0 and f.next_header in (17, 58):
-                        return self._upper6(piece, h, d, protos, False, checksums)
+                    if f.offset == 0 and f.next_header in (6, 17, 58):
+                        return self._upper6(piece, h, d, protos, False, checksums, keep_payload)
                     self._fragment_only(d, protos, "IPv6", info, len(piece))
                     return None
                 out = self.defrag.feed_ipv6(h.src, h.dst, f, piece, self.ts_ns, self.number)
@@ -410,14 +410,15 @@ class NetworkLayers:
                                                 if tag in dg.conflicts]
                 d["ipv6.fragment.count"] = len(dg.fragments)
                 d["ipv6.reassembled.length"] = len(dg.payload)
-                return self._upper6(dg.payload, h, d, protos, True, checksums, dg.protocol)
+                return self._upper6(dg.payload, h, d, protos, True, checksums, keep_payload,
+                                    dg.protocol)
         if h.upper_protocol == _icmpv6.PROTOCOL_NUMBER:
             self.icmpv6(data, off + h.upper_offset, end, h, d, protos, checksums and not cut)
             return None
         l4 = off + h.upper_offset
         if h.upper_protocol == 6:
             return _dissect._dissect_tcp(data, l4, end, h.src, h.dst, h.src_str, h.dst_str, protos,
-                                         d, cut, checksums)
+                                         d, cut, checksums, keep_payload)
         if h.upper_protocol == 17:
             _dissect._dissect_udp(data, l4, end, h.src, h.dst, protos, d, cut, checksums)
             return None
@@ -426,7 +427,7 @@ class NetworkLayers:
         return None
 
     def _upper6(self, payload: bytes, h: _ipv6.IPv6Header, d: dict, protos: str, whole: bool,
-                checksums: bool, proto: int | None = None) -> None:
+                checksums: bool, keep_payload: bool = True, proto: int | None = None) -> Any:
         from tcplab.analyze import dissect as _dissect
 
         proto = h.fragment.next_header if proto is None and h.fragment else proto
@@ -436,13 +437,16 @@ class NetworkLayers:
         elif proto == 17:
             end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
             _dissect._dissect_udp(payload, 0, end, h.src, h.dst, protos, d, False, checksums and whole)
+        elif proto == 6 and whole:
+            return _tcp(payload, h.src, h.dst, d, protos, checksums, keep_payload)
         elif proto == 6:
-            self._tcp_fields(payload, h.src, h.dst, d, protos)
+            _tcp_alone(payload, h.src, h.dst, d, protos)
         else:
             d["frame.protocols"] = protos + ":data"
             d["_ws.col.Protocol"] = "IPv6"
             d["_ws.col.Info"] = f"{_proto_name(proto or 0)} ({proto})"
             d["data.len"] = n
+        return None
 
     def icmpv6(self, data: bytes, l4: int, end: int, h: _ipv6.IPv6Header, d: dict, protos: str,
                checksums: bool) -> None:
@@ -584,6 +588,37 @@ def ppp_control(data: bytes, off: int, d: dict) -> None:
         d["_ws.col.Info"] = _PPP_CODES.get(code, f"Unknown (0x{code:02x})")
 
 
+def pppoe_discovery(data: bytes, off: int, d: dict) -> None:
+    """A PPPoE discovery frame (RFC 2516 §5: PADI, PADO, PADR, PADS, PADT), as Wireshark lists it."""
+    from tcplab.packet import pppoe as _pppoe
+
+    d["frame.protocols"] += ":pppoed"
+    d["_ws.col.Protocol"] = "PPPoED"
+    d["_ws.col.Source"] = d.get("eth.src", "")
+    dst = d.get("eth.dst", "")
+    d["_ws.col.Destination"] = "Broadcast" if dst == "ff:ff:ff:ff:ff:ff" else dst
+    try:
+        h = _pppoe.parse(data, off, session=False)
+    except ParseError as err:
+        _malformed(d, err, "PPPoED")
+        return
+    d["pppoe.code"] = h.code
+    d["pppoe.session_id"] = h.session_id
+    d["pppoe.payload_length"] = h.length
+    info = h.code_name
+    at, end = off + _pppoe.HEADER_LEN, off + _pppoe.HEADER_LEN + h.length
+    while at + 4 <= end:  # tags: type(16) | length(16) | value
+        kind, length = struct.unpack_from("!HH", data, at)
+        value = data[at + 4 : min(at + 4 + length, end)]
+        if kind == 0x0101:
+            d["pppoed.tags.service_name"] = value.decode("utf-8", "replace")
+        elif kind == 0x0102:
+            d["pppoed.tags.ac_name"] = name = value.decode("utf-8", "replace")
+            info += f" AC-Name='{name}'"
+        at += 4 + length
+    d["_ws.col.Info"] = info
+
+
 def outer_fields(d: dict) -> dict:
     """``d`` with each doubled IP field (an ICMP error's) reduced to its outer value."""
     if not isinstance(d.get("ip.version"), list):
@@ -706,6 +741,49 @@ def _nd_options(data: bytes, at: int, end: int, d: dict) -> str:
             words += f" from {mac}" if kind == 1 else f" is at {mac}"
         at += units * 8
     return words
+
+
+def _tcp(payload: bytes, rsrc: bytes, rdst: bytes, d: dict, protos: str, checksums: bool,
+         keep_payload: bool) -> Any:
+    """A TCP segment reassembled from IP fragments: dissected and handed to the TCP analysis.
+
+    Its bytes are not the frame's, so the segment's ``payload_offset`` is -1: the record then
+    keeps no frame range for it (``Packet.payload`` is empty; ``tcp.payload`` holds the bytes).
+    """
+    from tcplab.analyze import dissect as _dissect
+
+    src, dst = d["_ws.col.Source"], d["_ws.col.Destination"]
+    seg = _dissect._dissect_tcp(payload, 0, len(payload), rsrc, rdst, src, dst, protos, d, False,
+                                checksums, keep_payload)
+    if seg is not None:
+        seg.payload_offset = -1
+    return seg
+
+
+def _tcp_alone(piece: bytes, rsrc: bytes, rdst: bytes, d: dict, protos: str) -> None:
+    """The start of a TCP segment in a first fragment left unreassembled (``--no-defrag``).
+
+    As tshark with defragmentation off: the header is dissected and the payload offered to
+    HTTP, but the segment's length is unknown, so it has no ``tcp.len`` and stays out of the
+    TCP analysis (shown numbers are the raw ones).
+    """
+    from tcplab.analyze import dissect as _dissect
+    from tcplab.analyze import http as _http
+
+    src, dst = d["_ws.col.Source"], d["_ws.col.Destination"]
+    seg = _dissect._dissect_tcp(piece, 0, len(piece), rsrc, rdst, src, dst, protos, d, False,
+                                False, False)
+    if seg is None:
+        return
+    d.pop("tcp.len", None)
+    d["tcp.seq"], d["tcp.ack"] = seg.seq, seg.ack
+    if not (seg.payload and _http.classify(seg.payload, seg.sport, seg.dport, d)):
+        d["_ws.col.Protocol"] = "TCP"
+        d["_ws.col.Info"] = _dissect.info_text("", seg.sport, seg.dport, seg.flags, seg.seq, seg.ack,
+                                               seg.window, d["tcp.urgent_pointer"], seg.seglen,
+                                               seg.options_text)
+    else:
+        d["frame.protocols"] += ":" + d["_ws.col.Protocol"].lower()
 
 
 def _overlap(d: dict, layer: str, dg: _defrag.Datagram, conflict: bool) -> None:

@@ -561,6 +561,8 @@ class Analyzer:
         p.window_value = seg.window
         p.payload_start = seg.payload_offset
         p.payload_end = seg.payload_offset + len(seg.payload)
+        if seg.payload_offset < 0:  # reassembled from IP fragments: not the frame's bytes
+            p.payload_start = p.payload_end = 0
         self._analyse(p, seg.wscale)
         p._app = (self.app.feed(count, p.stream, seg.src, seg.sport, seg.dport, seg.seq, data,
                                 p.payload_start, p.payload_end, p.aflags)

@@ -51,6 +51,12 @@ TYPE_NAMES = {
     PARAMETER_PROBLEM: "Parameter problem",
     TIMESTAMP_REQUEST: "Timestamp request",
     TIMESTAMP_REPLY: "Timestamp reply",
+    15: "Information request",
+    16: "Information reply",
+    17: "Address mask request",
+    18: "Address mask reply",
+    42: "Extended Echo request",  # RFC 8335 (PROBE)
+    43: "Extended Echo reply",
 }
 CODE_NAMES = {
     DEST_UNREACHABLE: {
@@ -79,7 +85,12 @@ CODE_NAMES = {
     },
     TIME_EXCEEDED: {0: "Time to live exceeded in transit", 1: "Fragment reassembly time exceeded"},
     PARAMETER_PROBLEM: {0: "Pointer indicates the error", 1: "Required option missing", 2: "Bad length"},
+    42: {0: "No error"},
+    43: {0: "No error", 1: "Malformed query", 2: "No such interface", 3: "No such table entry",
+         4: "Multiple interfaces satisfy query"},
 }
+#: Router advertisement codes (RFC 1256, RFC 5944 §2.1) as Wireshark names them.
+_MOBILE_IP_CODES = {0: "Normal router advertisement", 16: "Does not route common traffic"}
 #: Messages that quote the IP header of the datagram that caused them.
 ERROR_TYPES = frozenset({DEST_UNREACHABLE, SOURCE_QUENCH, REDIRECT, TIME_EXCEEDED, PARAMETER_PROBLEM})
 #: Messages whose second word is identifier | sequence number.
@@ -146,17 +157,21 @@ class ICMPMessage:
         """Wireshark's Info text before any pairing note.
 
         ``Echo (ping) request  id=0x0001, seq=1/256, ttl=64``: the type name padded to 20
-        columns (packet-icmp.c's ``%-20s``), the sequence number read both ways (some
-        stacks write it little-endian), then the IP TTL when given.
+        columns (packet-icmp.c's ``%-20s``, so ``Redirect             (Redirect for host)``
+        too), the code's name, the sequence number read both ways (some stacks write it
+        little-endian), then the IP TTL when given.
         """
-        text = self.type_name
-        code = self.code_name
+        name, code = self.type_name, self.code_name
+        if self.icmp_type == ROUTER_ADVERTISEMENT and self.code in _MOBILE_IP_CODES:
+            # packet-icmp.c names every code-0/16 router advertisement after Mobile IP.
+            name, code = "Mobile IP Advertisement", _MOBILE_IP_CODES[self.code]
+        text = f"{name:<20}"
         if code is not None:
             text += f" ({code})"
         if self.identifier is not None and self.sequence is not None:
             seq = self.sequence
             swapped = ((seq & 0xFF) << 8) | (seq >> 8)
-            text = f"{text:<20} id=0x{self.identifier:04x}, seq={seq}/{swapped}"
+            text = f"{text} id=0x{self.identifier:04x}, seq={seq}/{swapped}"
             if ttl is not None:
                 text += f", ttl={ttl}"
         return text
