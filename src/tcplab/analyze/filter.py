@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from tcplab.analyze import network as _network
 from tcplab.analyze import record as _record
 from tcplab.errors import InputError
 
@@ -165,6 +166,9 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "http.content_length": (UINT, None),
 }
 
+# The fragment, ICMP/ICMPv6 and PPPoE fields, declared beside the code that writes them.
+FIELDS.update(_network.FILTER_FIELDS)
+
 #: One-bit fields read from their flags word when the packet dict has only the word
 #: (``ip.flags`` holds the 3 IPv4 flag bits, ``tcp.flags`` the 9 TCP ones).
 DERIVED_BITS: dict[str, tuple[str, int]] = {
@@ -201,7 +205,7 @@ VIRTUAL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
 #: Presence-only names: protocol layers and Wireshark's umbrella items.
 PROTOCOLS = (
     "frame", "eth", "null", "sll", "ip", "ipv6", "tcp", "udp", "icmp", "icmpv6", "arp",
-    "http", "dns", "data", "chat", "_ws.malformed", "tcp.analysis.flags", "http.request",
+    "http", "dns", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "ppp", "tcp.analysis.flags", "http.request",
     "http.response",
 )
 
@@ -337,7 +341,10 @@ def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
         keys = VIRTUAL_FIELDS[name][1]
 
         def get_many(d: Packet) -> tuple:
-            return tuple(v for k in keys if (v := d.get(k)) is not None)
+            out = tuple(v for k in keys if (v := d.get(k)) is not None)
+            if any(type(v) is list for v in out):  # an ICMP error's two IP layers
+                return tuple(x for v in out for x in (v if type(v) is list else (v,)))
+            return out
 
         return get_many
 
@@ -356,6 +363,8 @@ def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
             if v is not None:
                 return (v,)
             w = d.get(word)
+            if type(w) is list:  # an ICMP error's two IP headers
+                return tuple(1 if x & mask else 0 for x in w)
             return (1 if w & mask else 0,) if type(w) is int else ()
 
         return get_bit

@@ -31,6 +31,7 @@ from typing import Any
 
 from tcplab.analyze import dissect as _dissect
 from tcplab.analyze import http as _http
+from tcplab.analyze import network as _network
 from tcplab.analyze import tcp_analysis as _ta
 from tcplab.analyze.http import CHAT_PORTS
 from tcplab.errors import InputError
@@ -316,6 +317,7 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
     "_raw": lambda p: p.data,
     "ip.src": lambda p: p.src,
     "ip.dst": lambda p: p.dst,
+    "ip.version": lambda p: 4,
     "_ws.col.Source": lambda p: p.src,
     "_ws.col.Destination": lambda p: p.dst,
     "_ws.col.Protocol": lambda p: p.columns()[0],
@@ -350,7 +352,7 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
         "http.response.version", "http.host", "http.content_length")},
     # Fast-path frames are IPv4 TCP with sound headers: these layers and marks are absent.
     **{name: _none for name in (
-        "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "_ws.malformed", "_ws.short",
+        "ipv6.src", "ipv6.dst", "ipv6.version", "udp.srcport", "udp.dstport", "_ws.malformed", "_ws.short",
         "_ws.expert", "icmp.type", "icmp.code")},
 }
 
@@ -399,8 +401,9 @@ def _fill_from_fields(p: Packet, d: dict) -> None:
     p.linktype = d.get("_linktype")
     p.comment = d.get("frame.comment")
     p.interface = None
-    p.src = d.get("ip.src") or d.get("ipv6.src")
-    p.dst = d.get("ip.dst") or d.get("ipv6.dst")
+    # An ICMP error holds two IP layers (a list per field): the record names the outer one.
+    p.src = _network._first(d.get("ip.src") or d.get("ipv6.src"))
+    p.dst = _network._first(d.get("ip.dst") or d.get("ipv6.dst"))
     p.sport = d.get("tcp.srcport")
     p.dport = d.get("tcp.dstport")
     p.flags = int(d.get("tcp.flags", 0) or 0)
@@ -460,7 +463,9 @@ class Analyzer:
     validation on); ``absolute`` shows raw sequence numbers in the Info column
     (``tcp.seq`` stays relative); ``payload`` keeps ``tcp.payload`` bytes in the fields;
     ``final`` holds each stream's end state from a first pass
-    (:meth:`TcpTracker.final_states`), making the shown values those of ``tshark -2``.
+    (:meth:`TcpTracker.final_states`), making the shown values those of ``tshark -2``;
+    ``network`` is the state of fragments and ICMP pairing (:mod:`~tcplab.analyze.network`;
+    by default one that reassembles, or not when ``defragment`` is false).
     """
 
     def __init__(
@@ -473,6 +478,8 @@ class Analyzer:
         chat_ports: frozenset[int] = CHAT_PORTS,
         interfaces: list[Any] | None = None,
         final: list[_ta.FinalState] | None = None,
+        defragment: bool = True,
+        network: _network.NetworkLayers | None = None,
     ) -> None:
         self.linktype = linktype
         self.checksums = checksums
@@ -481,6 +488,7 @@ class Analyzer:
         self.chat_ports = chat_ports
         self.interfaces = interfaces
         self.tracker = _ta.TcpTracker(final)
+        self.network = network or _network.NetworkLayers(defragment=defragment)
         self.count = 0
         self._first_ns: int | None = None
         self._if_names: list[str | None] = []
@@ -510,8 +518,10 @@ class Analyzer:
             raise ValueError("no link type: pass linktype to Analyzer() or feed_frame()")
         d = self._frame_fields(count, timestamp_ns, first, orig_len, data, lt, comment,
                                interface)
+        net = self.network
+        net.number, net.ts_ns = count, timestamp_ns
         seg = _dissect.dissect(data, lt, d, orig_len=orig_len, checksums=self.checksums,
-                               payload=self.payload)
+                               payload=self.payload, net=net)
         p = Packet.__new__(Packet)
         _fill_from_fields(p, d)
         p.time_relative = (timestamp_ns - first) / 1e9

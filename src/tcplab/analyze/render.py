@@ -273,7 +273,7 @@ def _ipv4_section(d: dict, data: bytes) -> list[str]:
              f"{_IND}Identification: 0x{d['ip.id']:04x} ({d['ip.id']})",
              f"{_IND}Flags: 0x{d['ip.flags']:x}" + (" (Don't fragment)" if d["ip.flags"] & 2 else "")
              + (" (More fragments)" if d["ip.flags"] & 1 else ""),
-             f"{_IND}Fragment Offset: {d['ip.frag_offset']}",
+             f"{_IND}Fragment Offset: {d['ip.frag_offset'] * 8}",  # the field is 8-byte units
              f"{_IND}Time to Live: {d['ip.ttl']}",
              f"{_IND}Protocol: {protocol_name(d['ip.proto'])} ({d['ip.proto']})"]
     status = d.get("ip.checksum.status")
@@ -304,6 +304,9 @@ def _tcp_section(d: dict, data: bytes) -> list[str]:
 
     if "tcp.srcport" not in d:
         return []
+    if "tcp.hdr_len" not in d:  # the start of a TCP header quoted in an ICMP error
+        return [f"Transmission Control Protocol, Src Port: {d['tcp.srcport']}, Dst Port: "
+                f"{d['tcp.dstport']}" + (f", Seq: {d['tcp.seq']}" if "tcp.seq" in d else "")]
     seg = d.get("tcp.len", 0)
     head = (f"Transmission Control Protocol, Src Port: {d['tcp.srcport']}, Dst Port: "
             f"{d['tcp.dstport']}, Seq: {d.get('tcp.seq', d['tcp.seq_raw'])}")
@@ -406,11 +409,15 @@ def _app_section(d: dict) -> list[str]:
 
 def detail_tree(d: dict) -> str:
     """The packet-detail pane: Frame, link layer, IP, TCP/UDP, application, as Wireshark lays it out."""
+    from tcplab.analyze import network as _network
+
     data = d.get("_raw", b"")
     lines = _frame_section(d) + _link_section(d, data)
+    outer = _network.outer_fields(d)  # an ICMP error's fields hold two IP layers' values
     if "ipv6.src" in d:
-        lines += [f"Internet Protocol Version 6, Src: {d['ipv6.src']}, Dst: {d['ipv6.dst']}"]
-    lines += _ipv4_section(d, data)
+        lines += [f"Internet Protocol Version 6, Src: {outer['ipv6.src']}, Dst: {outer['ipv6.dst']}"]
+    lines += _ipv4_section(outer, data)
+    lines += _network.detail_lines(d)
     if "udp.srcport" in d:
         lines += [f"User Datagram Protocol, Src Port: {d['udp.srcport']}, Dst Port: {d['udp.dstport']}",
                   f"{_IND}Length: {d['udp.length']}"]

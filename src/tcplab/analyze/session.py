@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcplab.analyze import render
 from tcplab.analyze.http import CHAT_PORTS
+from tcplab.analyze.network import FirstPass, NetworkLayers
 from tcplab.analyze.record import Analyzer, CaptureDamage, Packet
 from tcplab.analyze.tcp_analysis import FinalState, displayed_completeness
 from tcplab.errors import InputError
@@ -70,15 +71,18 @@ class AnalysisSession:
     :func:`tcplab.analyze.filter.compile_filter`): only packets it keeps are yielded and
     summarised. ``checksums`` verifies checksums in the field dictionaries;
     ``absolute`` shows raw numbers in Info; ``payload`` keeps ``tcp.payload`` bytes in the
-    fields; ``max_packets`` stops after that many frames (``tshark -c``).
+    fields; ``max_packets`` stops after that many frames (``tshark -c``); ``defragment``
+    reassembles IPv4/IPv6 fragments (Wireshark's default; ``--no-defrag`` turns it off).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, two_pass: bool = True,
                  display_filter: str | Callable[[Any], bool] | None = None,
                  checksums: bool = True, absolute: bool = False, payload: bool = False,
                  chat_ports: frozenset[int] = CHAT_PORTS,
-                 max_packets: int | None = None) -> None:
+                 max_packets: int | None = None, defragment: bool = True) -> None:
         self.path = path
+        self.defragment = defragment
+        self._first_pass: FirstPass | None = None
         self.two_pass = two_pass
         if isinstance(display_filter, str):
             from tcplab.analyze.filter import compile_filter
@@ -114,21 +118,26 @@ class AnalysisSession:
         final_needed = (per_packet or keep is not None or explain or bool(flows)
                         or bool(frames))
         two_pass = self.two_pass and os.path.isfile(self.path)
-        final = (self._skim() if two_pass and final_needed else None)
+        final = self._skim() if two_pass and final_needed else None
+        learnt = self._first_pass if final is not None else None
         reader = _open(self.path)
         analyzer = Analyzer(
             reader.linktype, checksums=self.checksums, absolute=self.absolute,
             payload=self.payload or bool(frames) or filter_payload,
-            chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final)
+            chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final,
+            network=NetworkLayers(defragment=self.defragment, first_pass=learnt))
         return Run(self, reader, analyzer, conversations=conversations, http=http,
                    explain=explain, flows=flows, frames=frames,
                    fix_completeness=two_pass and final is None)
 
     def _skim(self) -> list[FinalState]:
-        """``tshark -2``'s first pass: each stream's end state, from headers alone."""
+        """``tshark -2``'s first pass: each stream's end state, from headers alone; also
+        which frames complete which fragmented datagrams and answer which pings (kept in
+        ``_first_pass`` for the second pass)."""
         reader = _open(self.path)
+        network = NetworkLayers(defragment=self.defragment, record=True)
         analyzer = Analyzer(reader.linktype, checksums=False, payload=False,
-                            chat_ports=self.chat_ports)
+                            chat_ports=self.chat_ports, network=network)
         try:
             for _ in analyzer.packets(reader, self.max_packets, skim=True):
                 pass
@@ -136,6 +145,7 @@ class AnalysisSession:
             pass  # reported by the second pass, after its good packets
         finally:
             reader.close()
+        self._first_pass = network.learnt
         return analyzer.tracker.final_states()
 
     # -- one view per read -----------------------------------------------------------------

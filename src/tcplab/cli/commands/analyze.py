@@ -39,7 +39,9 @@ EXAMPLES = """\
 
 DESCRIPTION = """\
 Dissect every packet of a capture (classic pcap or pcapng, as written by Wireshark,
-tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, HTTP and chat lines.
+tcpdump, scapy or 'tcplab encap'): link layer (Ethernet, PPPoE, Linux cooked...), IPv4/IPv6
+with fragments reassembled, ICMP/ICMPv6 (ping pairing, the header quoted in errors),
+TCP/UDP, HTTP and chat lines.
 TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
 sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
 analysis tags, and conversation completeness. For JSON, the detail view and summaries the
@@ -91,6 +93,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     passes.add_argument("--one-pass", action="store_true",
                         help="read the file once, like 'tshark -r' (the default for the plain "
                              "list): completeness is then the value so far, as in a live capture")
+    opts.add_argument("--no-defrag", action="store_true",
+                      help="do not reassemble IPv4/IPv6 fragments (Wireshark's ip.defragment and "
+                           "ipv6.defragment off): each fragment is shown alone, a first one "
+                           "dissected as far as its bytes go")
     opts.add_argument("--chat-port", metavar="PORT", type=port_number, action="append",
                       help=f"port whose payload is shown as chat lines (default {min(CHAT_PORTS)}; "
                            "repeatable)")
@@ -142,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         display_filter=args.filter, checksums=not args.no_checksums, absolute=args.absolute,
         payload=args.payload or args.packet is not None,
         chat_ports=frozenset(args.chat_port) if args.chat_port else CHAT_PORTS,
-        max_packets=args.count)
+        max_packets=args.count, defragment=not args.no_defrag)
     stream = args.flow if args.flow is not None else 0
     lines = show_list or args.json or args.packet is not None
     analysis = session.run(conversations=args.conversations, http=args.http,
