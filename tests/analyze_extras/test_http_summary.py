@@ -124,3 +124,23 @@ def test_encap_capture_maps_back_to_csv_rows(encap_capture) -> None:
     assert by_id[20] == 201 and by_id[76] == 304  # the report's messages no. 20 and 76
     assert s.msg_ids_http == s.requests + s.responses
 
+
+
+def test_message_cache_by_first_line_gives_the_regular_expressions_answer() -> None:
+    from tcplab.analyze import http
+
+    http._message_cache.clear()
+    first = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+    entry = http.message(first)
+    assert entry == (("HTTP", "GET /a HTTP/1.1"), "GET", "/a", None, None)
+    # Found by its first line now; the same answer as the expression gives uncached.
+    for payload in (b"GET /a HTTP/1.1\r\nHost: y\r\n\r\n", b"xxGET /a HTTP/1.1\r\n"):
+        start = 2 if payload.startswith(b"xx") else 0
+        cached = http.message(payload, start)
+        http._message_cache.clear()
+        assert cached == http.message(payload, start) == entry
+        http.message(first)
+    # Lines that only start like a cached one are not taken for it.
+    assert http.message(b"GET /a HTTP/1.1x\r\n") is None
+    assert http.message(b"GET /a HTTP/1.1") == entry  # no newline: the expression decides
+    assert http.message(b"GET /a HTTP/1.1\r\n", 0, 10) is None  # cut before the line ends

@@ -118,6 +118,15 @@ def message(payload: bytes, start: int = 0, end: int | None = None,
         end = len(payload)
     if start >= end or payload[start] not in _FIRST_BYTES:
         return None
+    # A line seen before is found without the regular expression: the cache holds only
+    # lines the expression matched whole, and neither one can match a newline before its
+    # last byte, so a payload whose text up to its first newline is such a line matches it
+    # again, to the same line.
+    nl = payload.find(b"\n", start, end)
+    if nl >= 0:
+        entry = _message_cache.get(payload[start : nl + 1])
+        if entry is not None:
+            return entry
     # A status line starts "HTTP/", which no request method does: try it first then.
     response = payload.startswith(b"HTTP/", start, end)
     m = (_RESPONSE if response else _REQUEST).match(payload, start, end)

@@ -131,8 +131,9 @@ class HttpTable:
         if msg_id is not None:
             s.msg_ids_http += 1
         stream = p.stream
-        if stream is not None and len(s.streams) < MAX_URIS:
-            s.streams.add(stream if type(stream) is int else int(stream))
+        streams = s.streams
+        if stream not in streams and stream is not None and len(streams) < MAX_URIS:
+            streams.add(stream if type(stream) is int else int(stream))
         key = stream if stream is not None else ("udp", p.get("ip.src"), p.get("ip.dst"))
         if method is not None:
             if not escaped:
@@ -156,7 +157,8 @@ class HttpTable:
                 self._give_up(queue.popleft())
             queue.append((p.number, stream, method, uri, p.time_relative, msg_id))
         else:
-            code = int(code)  # type: ignore[arg-type]
+            if type(code) is not int:
+                code = int(code)  # type: ignore[arg-type]
             if not escaped:
                 phrase = safe_text(str(phrase if phrase is not None else ""))
             s.responses += 1
@@ -203,14 +205,15 @@ def _msg(m: int | None) -> str:
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    """Aligned lines, indented by two spaces: columns in ``right`` right-aligned.
 
-    def line(cells: tuple[str, ...]) -> str:
-        return "  " + "  ".join(
-            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
-        ).rstrip()
-
-    return [line(header), *(line(r) for r in rows)]
+    One ``%`` format per line (``%10s`` pads as ``rjust`` does, ``%-10s`` as ``ljust``):
+    the pairs table has up to :data:`MAX_PAIRS` rows.
+    """
+    table = [header, *rows]
+    widths = [max(map(len, column)) for column in zip(*table)]
+    fmt = "  ".join(f"%{'' if i in right else '-'}{w}s" for i, w in enumerate(widths))
+    return ["  " + (fmt % cells).rstrip() for cells in table]
 
 
 def render(summary: HttpSummary) -> str:

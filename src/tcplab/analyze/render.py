@@ -78,16 +78,84 @@ def _payload_hex(raw: bytes) -> str:
 
 def _make_encoder(obj: object) -> str:
     """Build the JSON encoder on first use: :mod:`json` is imported only by views that print it."""
-    global _encode
+    global _encode, _quote
     import json
+    from json.encoder import encode_basestring
 
     _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    _quote = encode_basestring  # the encoder's own string escaping (ensure_ascii=False)
     return _encode(obj)
 
 
 _encode: Callable[[object], str] = _make_encoder
+_quote: Callable[[str], str] = _make_encoder
 _LAYOUTS_MAX = 512
 _private_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+# (key layout, value types) → the object as one %-format with each key already encoded,
+# and the positions whose values need a word of their own (see _encode_fields).
+_Template = tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+_templates: dict[tuple[tuple, tuple], _Template | None] = {}
+
+
+def _template(out: dict, types: tuple[type, ...]) -> _Template | None:
+    """The %-format of objects with ``out``'s keys and value types (None: use the encoder).
+
+    Written as ``json`` writes them: ``"key":value`` joined by commas, ints as ``%d``
+    (``int.__repr__``), floats as ``%r`` (``float.__repr__``), strings escaped by the
+    encoder's own function, True/False/None as JSON words, anything else by the encoder.
+    """
+    parts: list[str] = []
+    strs: list[int] = []
+    bools: list[int] = []
+    floats: list[int] = []
+    others: list[int] = []
+    for i, (key, kind) in enumerate(zip(out, types, strict=True)):
+        if type(key) is not str:
+            return None  # json's rules for other keys (numbers, True) are left to it
+        if kind is int:
+            slot = "%d"
+        elif kind is float:
+            slot = "%r"
+            floats.append(i)
+        else:
+            slot = "%s"
+            (strs if kind is str else bools if kind is bool else others).append(i)
+        parts.append(_quote(key).replace("%", "%%") + ":" + slot)
+    return "{" + ",".join(parts) + "}", tuple(strs), tuple(bools), tuple(floats), tuple(others)
+
+
+def _encode_fields(out: dict, layout: tuple[str, ...]) -> str:
+    """``out`` as the JSON encoder writes it, from a format made once per layout and types.
+
+    The C encoder escapes and copies every key of every packet; here the keys of a
+    layout are encoded once, and only the string values are escaped per packet — the
+    same text (tests/analyze/test_json_line.py compares the two on every golden capture).
+    """
+    if _quote is _make_encoder:
+        _make_encoder(None)
+    values = list(out.values())
+    types = tuple(map(type, values))
+    key = (layout, types)
+    template = _templates.get(key, False)
+    if template is False:
+        if len(_templates) >= _LAYOUTS_MAX:
+            _templates.clear()
+        template = _templates[key] = _template(out, types)
+    if template is None:
+        return _encode(out)
+    fmt, strs, bools, floats, others = template  # type: ignore[misc]
+    for i in floats:
+        v = values[i]
+        if v - v:  # NaN or an infinity: the encoder's words for them
+            return _encode(out)
+    quote = _quote
+    for i in strs:
+        values[i] = quote(values[i])
+    for i in bools:
+        values[i] = "true" if values[i] else "false"
+    for i in others:
+        values[i] = _encode(values[i])  # None, lists (SACK edges), subclasses…
+    return fmt % tuple(values)
 
 
 def json_line(d: dict, *, payload: bool = False) -> str:
@@ -116,7 +184,7 @@ def json_line(d: dict, *, payload: bool = False) -> str:
         else:
             del out["tcp.payload"]
     try:
-        return _encode(out)
+        return _encode_fields(out, layout)
     except TypeError:  # bytes under another name (tls.app_data, a caller's own fields)
         return _encode({k: _hex_values(v) for k, v in out.items() if payload or not _is_bytes(v)})
 

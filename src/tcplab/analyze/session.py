@@ -58,7 +58,8 @@ __all__ = ["AnalysisSession", "Run"]
 def _open(path: str | os.PathLike[str] | BinaryIO) -> Any:
     from tcplab.pcap import open_capture
 
-    return open_capture(path)
+    # The analyzer unpacks each record at once: plain tuples spare making Record objects.
+    return open_capture(path, plain=True)
 
 
 class AnalysisSession:

@@ -191,13 +191,17 @@ def _describe_bad_magic(head: bytes) -> str:
     return f"{text}, expected a1b2c3d4 / a1b23c4d (pcap, either byte order) or 0a0d0d0a (pcapng)"
 
 
-def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
+def open_capture(source: str | os.PathLike[str] | BinaryIO, *,
+                 plain: bool = False) -> CaptureReader:
     """Open a classic pcap or pcapng file (optionally gzip-compressed) for streaming.
 
     ``source`` is a path or a binary file object (left open on close; it need not be
     seekable, so pipes work). A file that is not a capture at all, or whose headers are
     damaged, raises :class:`CaptureFormatError` here; damage later in the file is raised
-    by the iteration after every good record before it.
+    by the iteration after every good record before it. ``plain`` lets a classic pcap's
+    records come as plain tuples in :class:`Record`'s field order, for a caller that
+    unpacks each at once and reads no attribute (the analyzer); pcapng records are
+    :class:`Record` s either way.
     """
     path = source_name(source)
     if isinstance(source, str | os.PathLike):
@@ -232,7 +236,7 @@ def open_capture(source: str | os.PathLike[str] | BinaryIO) -> CaptureReader:
         if head[:4] in pcap.MAGIC_BYTES:
             head = pcap.fill(read, head, pcap.GLOBAL_HEADER_LEN)
             header = pcap.parse_global_header(head, path)
-            records = pcap.iter_records(read, head, path, header, close)
+            records = pcap.iter_records(read, head, path, header, close, plain=plain)
             return CaptureReader(
                 path, "pcap", records, [header.interface],
                 "little" if header.endian == "<" else "big", close,

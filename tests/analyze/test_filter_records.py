@@ -1,0 +1,66 @@
+"""Display filters compiled over records answer exactly as over the Wireshark field dicts.
+
+A filter test on a field a fast-path record holds reads the record's own getter
+(:func:`tcplab.analyze.record.held_field`) and an analysis flag its bits, instead of the
+mapping; this holds those shortcuts to the dict path on every golden capture, for the
+shapes of test they take (one field, a two-field virtual such as ``tcp.port``, a flag,
+each operator they serve) and for the ones that fall back to the mapping.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tcplab.analyze import analyze, record
+from tcplab.analyze import filter as display_filter
+from tcplab.analyze.session import AnalysisSession
+from tests.analyze.golden.make_golden import HERE as GOLDEN
+
+CAPTURES = sorted(p for p in GOLDEN.iterdir() if p.suffix in (".pcap", ".pcapng")
+                  and not p.name.startswith("cut"))  # damaged: the session tests cover it
+
+EXPRESSIONS = (
+    "tcp.flags.reset == 1 || tcp.analysis.retransmission",
+    "tcp.analysis.retransmission",
+    "tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission",
+    "tcp.analysis.duplicate_ack && !tcp.analysis.window_update",
+    "tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment || tcp.analysis.out_of_order",
+    "tcp.port == 80",
+    "tcp.port != 80",
+    "tcp.srcport > 1024 && tcp.len >= 1",
+    "tcp.len > 0 && tcp.stream <= 1",
+    "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+    "tcp.window_size < 1000",
+    "tcp.seq == 1",
+    "ip.src == 10.0.0.1",
+    'http.request.method == "GET"',
+    "http.response.code == 200",
+    "tcp.completeness == 31",
+    "frame.len != 60",
+    "udp.srcport == 53 || tcp.dstport == 53",
+)
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.stem)
+def test_record_filters_equal_dict_filters(path):
+    dicts = list(analyze(path, two_pass=False))
+    records = list(AnalysisSession(path, two_pass=False, payload=True).packets())
+    assert len(records) == len(dicts)
+    bare = sum(1 for p in records if p._fields is None)
+    for expr in EXPRESSIONS:
+        keep = display_filter.compile_filter(expr)
+        want = [d["frame.number"] for d in dicts if keep(d)]
+        got = [p.number for p in records if keep(p)]
+        assert got == want, expr
+    # Every expression above reads held fields only: the fast-path records were tested
+    # bare (through the shortcuts), none had its dict rendered by the filter.
+    assert sum(1 for p in records if p._fields is None) == bare
+    if path.stem in ("mixed_eth", "anomalies_eth", "lossy_eth", "encap_seed"):
+        assert bare > len(records) // 2  # so the shortcuts were what the test above tested
+
+
+def test_held_fields_and_flag_bits():
+    assert record.held_field("tcp.srcport") is not None
+    assert record.held_field("eth.src") is None  # not held: the filter uses the mapping
+    assert record.analysis_bits("tcp.analysis.retransmission") == record.RETRANSMITTED
+    assert record.analysis_bits("tcp.flags.syn") is None
