@@ -660,7 +660,6 @@ def detail_lines(d: dict) -> list[str]:
         if f"{proto}.type" not in d:
             continue
         lines.append(title)
-        info = d.get("_ws.col.Info", "")
         lines.append(f"{ind}Type: {d[f'{proto}.type']}")
         lines.append(f"{ind}Code: {d[f'{proto}.code']}")
         status = d.get(f"{proto}.checksum.status")
@@ -676,8 +675,8 @@ def detail_lines(d: dict) -> list[str]:
                             ("icmpv6.nd.na.target_address", "Target Address")):
             if name.startswith(proto + ".") and name in d:
                 value = d[name]
-                lines.append(f"{ind}{label}: {value}" + (f" (0x{value:04x})" if isinstance(value, int)
-                                                         and "ident" in name or "seq" in name else ""))
+                numbered = isinstance(value, int) and ("ident" in name or "seq" in name)
+                lines.append(f"{ind}{label}: {value}" + (f" (0x{value:04x})" if numbered else ""))
         for name, label in ((f"{proto}.resp_in", "Response frame"), (f"{proto}.resp_to", "Request frame")):
             if name in d:
                 lines.append(f"{ind}[{label}: {d[name]}]")
@@ -696,7 +695,6 @@ def detail_lines(d: dict) -> list[str]:
                              f"Dst: {inner['ipv6.dst']} (the packet this error is about)")
         if "data.len" in d and "udp.srcport" not in d:
             lines.append(f"Data ({d['data.len']} bytes)")
-        del info
     return lines
 
 
