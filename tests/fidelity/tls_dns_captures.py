@@ -163,7 +163,7 @@ def dns_udp(path: Path) -> None:
     udp(DNS(id=0xB, qr=1, rcode=2, qd=q(qname="example.com", qtype="A")), reply=True)
     udp(DNS(id=0xC, qr=1, rcode=12, qd=q(qname="example.com", qtype="A")), reply=True)
     udp(b"garbage!")
-    udp(DNS(id=0xD, qd=None, qdcount=0))
+    udp(DNS(id=0xD, qd=[], qdcount=0))
     udp(DNS(id=0xE, qd=[q(qname="a.example", qtype="A"), q(qname="b.example", qtype="AAAA")],
             qdcount=2))
     udp(DNS(id=0xF, qd=q(qname=".", qtype="NS")))
