@@ -223,12 +223,63 @@ def test_random_bytes_never_raise_out_of_the_dissectors() -> None:
     assert app._pending <= tls_dns.MAX_PENDING_BYTES
 
 
+def test_dns_cut_by_the_snapshot_length_shows_the_records_captured() -> None:
+    """A response cut at 200 bytes: tshark shows the records captured whole and says the
+    packet was cut, never "malformed" (dpkt's truncated_dns.pcap: 5 of its 9 answers)."""
+    d = next(iter(analyze(DATA / "corpus" / "dpkt-truncated_dns.pcap")))
+    assert d["frame.cap_len"] < d["frame.len"]
+    assert d["_ws.col.Protocol"] == "DNS" and d["frame.protocols"].endswith(":udp:dns")
+    assert d["_ws.col.Info"] == ("Standard query response 0xf8d3 A api.spd.samsungdm.com CNAME "
+                                 "api.samsungspd.com A 54.75.141.161 A 99.81.251.12 A 52.50.121.244 "
+                                 "A 52.210.193.207 A 52.50.159.204[Packet size limited during capture]")
+    assert d["dns.count.answers"] == 9 and len(d["dns.a"]) == 5
+    assert "_ws.malformed" not in d
+
+
+def test_dns_quoted_in_an_icmp_error_is_dissected() -> None:
+    """A port-unreachable quoting a DNS response (dpkt's nb6-http.pcap frame 34): tshark
+    dissects the quoted message, so ``-Y dns`` and ``dns.a`` see it; the columns stay ICMP's."""
+    d = next(p for p in analyze(DATA / "corpus" / "dpkt-nb6-http.pcap") if p["frame.number"] == 34)
+    assert d["frame.protocols"].endswith(":icmp:ip:udp:dns") and d["_ws.col.Protocol"] == "ICMP"
+    assert d["dns.qry.name"] == "ipv4.icanhazip.com"
+    assert d["dns.a"] == ["216.69.252.101", "216.69.252.100"]
+
+
 def _free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    """Is a TCP socket listening on ``port`` (state 0A in /proc/net/tcp or tcp6)?"""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in lines:
+            cols = row.split()
+            if len(cols) > 3 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def _wait_until_stable(path: Path, quiet: float = 1.5, limit: float = 30) -> None:
+    """Wait until dumpcap has written everything: the file has not grown for ``quiet`` seconds
+    (it writes each packet as it reads it; on a loaded machine that lags the traffic)."""
+    import time
+
+    deadline, size, since = time.monotonic() + limit, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = path.stat().st_size if path.exists() else 0
+        if now != size:
+            size, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.1)
 
 
 def test_live_tls_on_a_port_only_the_heuristic_knows(tmp_path: Path) -> None:
@@ -252,20 +303,28 @@ def test_live_tls_on_a_port_only_the_heuristic_knows(tmp_path: Path) -> None:
     server = subprocess.Popen([openssl, "s_server", "-quiet", "-www", "-accept", str(port),
                                "-key", str(key), "-cert", str(cert)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # On a loaded machine openssl takes seconds to listen: wait for the socket in the kernel's
+    # table (not by connecting, which would put a stray connection in the capture).
+    deadline = time.monotonic() + 60
+    while not _listening(port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"openssl s_server did not listen on port {port} within 60 s")
+        time.sleep(0.1)
     cap = subprocess.Popen([dumpcap, "-i", "lo", "-f", f"tcp port {port}", "-w", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
         line = ""
-        while "Capturing on" not in line and time.monotonic() < deadline:
+        while "Capturing on" not in line:  # readline blocks: dumpcap's own start-up has no timeout
             line = cap.stderr.readline()
             if not line and cap.poll() is not None:
                 pytest.fail("dumpcap exited before capturing")
-        time.sleep(0.5)
+        time.sleep(1)
         for extra in (["--tls-max", "1.2"], ["--tlsv1.3"]):
-            subprocess.run([curl, "-sk", *extra, "-o", "/dev/null", f"https://localhost:{port}/"],
-                           timeout=30, check=False)
-        time.sleep(0.5)
+            done = subprocess.run([curl, "-sk", "--max-time", "60", *extra, "-o", "/dev/null",
+                                   f"https://localhost:{port}/"], timeout=90, check=False)
+            assert done.returncode == 0, f"curl {' '.join(extra)} failed with exit {done.returncode}"
+        _wait_until_stable(out)
     finally:
         cap.send_signal(signal.SIGINT)
         server.terminate()

@@ -514,8 +514,7 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
     d["_ws.col.Protocol"] = "UDP"
     d["_ws.col.Info"] = f"{sport} → {dport} Len={length - 8}"
     if (sport in _dns.UDP_PORTS or dport in _dns.UDP_PORTS) and length > 8:
-        if not cut:
-            _dns.udp_message(data[l4 + 8 : l4 + length], d)
+        _dns.udp_message(data[l4 + 8 : l4 + length], d, cut=cut)
     elif length > 8:  # no dissector for the payload: tshark's "data"
         d["frame.protocols"] += ":data"
         d["data.len"] = length - 8

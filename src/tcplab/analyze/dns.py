@@ -230,9 +230,18 @@ def merge(into: dict, values: dict[str, list]) -> None:
             into[name] = (old if isinstance(old, list) else [old]) + vals
 
 
-def udp_message(payload: bytes, d: dict) -> None:
-    """A DNS datagram into ``d``: Protocol, Info, ``dns.*`` fields and the protocol chain."""
+def udp_message(payload: bytes, d: dict, cut: bool = False) -> None:
+    """A DNS datagram into ``d``: Protocol, Info, ``dns.*`` fields and the protocol chain.
+
+    ``cut``: the capture's snapshot length cut the datagram. Like tshark, the records
+    captured whole are still shown, and running out of bytes is "Packet size limited
+    during capture", not a malformed message.
+    """
     info, values, malformed = dissect_message(payload)
+    if malformed and cut:
+        info = info.removesuffix("[Malformed Packet]") + "[Packet size limited during capture]"
+        d["_ws.short"] = True
+        malformed = None
     merge(d, values)
     d["frame.protocols"] += ":dns"
     d["_ws.col.Protocol"] = "DNS"

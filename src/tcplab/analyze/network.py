@@ -38,6 +38,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcplab.analyze import dns as _dns
 from tcplab.packet import defrag as _defrag
 from tcplab.packet import icmp as _icmp
 from tcplab.packet import icmpv6 as _icmpv6
@@ -705,7 +706,13 @@ def _quoted_transport(inner: bytes, l4: int, n: int, proto: int, d: dict, protos
         d["udp.srcport"], d["udp.dstport"] = sport, dport
         d["udp.length"], d["udp.checksum"] = length, csum
         protos += ":udp"
-        if n - l4 > 8 and 53 not in (sport, dport):
+        if n - l4 > 8 and 53 in (sport, dport):
+            # tshark dissects the quoted DNS message as far as it was quoted (the fields only:
+            # Protocol and Info stay the ICMP error's, and a cut message is no fault here).
+            _info, values, _cut = _dns.dissect_message(inner[l4 + 8 : l4 + max(8, min(length, n - l4))])
+            _dns.merge(d, values)
+            protos += ":dns"
+        elif n - l4 > 8:
             protos += ":data"
             d["data.len"] = n - l4 - 8
     elif proto == 6 and l4 + 4 <= n:
