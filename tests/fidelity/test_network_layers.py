@@ -316,3 +316,18 @@ def test_every_view_renders_every_frame_of_these_captures() -> None:
     # The port-unreachables of icmp-lo and udp-frag-lo, and the crafted Time Exceeded,
     # Redirect, Source quench, Parameter problem and two Destination unreachables.
     assert seen == 8
+
+
+def test_ethernet_type_is_a_field_on_every_ethernet_frame() -> None:
+    """``eth.type`` on IPv4 and IPv6 frames too (tshark's ``-Y 'eth.type == 0x0800'``), and the
+    detail tree names the Ethernet header's own type: a PPPoE session frame carrying IPv4 is
+    ``PPPoE Session (0x8864)`` there, as in tshark (dpkt's nb6-http.pcap)."""
+    session = AnalysisSession(DATA / "corpus" / "dpkt-nb6-http.pcap")
+    types = {d["frame.number"]: d.get("eth.type") for d in session.packets()}
+    assert types[7] == 0x0800 and types[34] == 0x8864 and types[17] == 0x0806
+    v6 = next(iter(AnalysisSession(DATA / "corpus" / "http6-curl-lo.pcapng").packets()))
+    assert v6["eth.type"] == 0x86DD and v6["ipv6.version"] == 6
+    shown = AnalysisSession(DATA / "corpus" / "dpkt-nb6-http.pcap", display_filter="eth.type == 0x0800")
+    assert [p.number for p in shown.packets()] == list(range(7, 17))
+    tree = session.detail(34)
+    assert "    Type: PPPoE Session (0x8864)" in tree.splitlines()

@@ -140,10 +140,9 @@ def _link_layer(data: bytes, linktype: int, d: dict) -> tuple[int, str | None, s
         d["eth.dst"] = _mac(data[0:6])
         d["eth.src"] = _mac(data[6:12])
         ethertype = _U16BE.unpack_from(data, 12)[0]
-        if ethertype == 0x0800:
-            return 14, "IPv4", "eth:ethertype"
-        if ethertype == 0x86DD:
-            return 14, "IPv6", "eth:ethertype"
+        if ethertype in (0x0800, 0x86DD):
+            d["eth.type"] = ethertype
+            return 14, "IPv4" if ethertype == 0x0800 else "IPv6", "eth:ethertype"
         hdr = _link.parse(linktype, data)  # VLAN tags, PPPoE and other types
         d["eth.type"] = hdr.fields.get("Type")
         if "PPPoE Session ID" in hdr.fields:  # RFC 2516 session stage: PPP inside
@@ -187,6 +186,7 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
                 _mac_pairs.clear()
             pair = _mac_pairs[macs] = (_mac(data[0:6]), _mac(data[6:12]))
         d["eth.dst"], d["eth.src"] = pair
+        d["eth.type"] = 0x0800
         return _dissect_ipv4(data, 14, "eth:ethertype", d, cut, checksums, payload, net)
     if linktype == 0 and data[0:4] == b"\x02\x00\x00\x00":
         return _dissect_ipv4(data, 4, "null", d, cut, checksums, payload, net)

@@ -273,11 +273,17 @@ def _link_section(d: dict, data: bytes) -> list[str]:
         f = hdr.fields
         return [f"Ethernet II, Src: {f['Source']}, Dst: {f['Destination']}",
                 f"{_IND}Destination: {f['Destination']}", f"{_IND}Source: {f['Source']}",
-                f"{_IND}Type: {hdr.network or 'unknown'} (0x{f['Type']:04x})"]
+                f"{_IND}Type: {_ETHERTYPE_NAMES.get(f['Type'], hdr.network or 'unknown')} (0x{f['Type']:04x})"]
     if hdr.header_len == 0:
         return ["Raw packet data", f"{_IND}No link information available"]
     title = "Linux cooked capture v2" if linktype == _link.LINKTYPE_LINUX_SLL2 else "Linux cooked capture v1"
     return [title] + [f"{_IND}{k}: {v}" for k, v in hdr.fields.items()]
+
+
+#: tshark's names of the EtherTypes tcplab dissects (the detail tree's "Type:" line names the
+#: Ethernet header's own type: a PPPoE or VLAN frame is not "IPv4" there, whatever it carries).
+_ETHERTYPE_NAMES = {0x0800: "IPv4", 0x86DD: "IPv6", 0x0806: "ARP", 0x8100: "802.1Q Virtual LAN",
+                    0x8863: "PPPoE Discovery", 0x8864: "PPPoE Session"}
 
 
 def _ipv4_section(d: dict, data: bytes) -> list[str]:
