@@ -331,3 +331,18 @@ def test_ethernet_type_is_a_field_on_every_ethernet_frame() -> None:
     assert [p.number for p in shown.packets()] == list(range(7, 17))
     tree = session.detail(34)
     assert "    Type: PPPoE Session (0x8864)" in tree.splitlines()
+
+
+@pytest.mark.parametrize("name", ["gopacket-ng-le-test010.pcapng", "gopacket-ng-be-test012.pcapng",
+                                  "gopacket-ng-le-test202.pcapng"])
+def test_dhcp_and_bootp_columns_match_tshark(name: str) -> None:
+    """DHCP by its message type, BOOTP when the snapshot length cut the options (tshark's
+    ``Boot Request from <MAC> (<vendor>_…)``, the vendor from Wireshark's manuf file)."""
+    path = DATA / "corpus" / name
+    fields = ("_ws.col.Protocol", "_ws.col.Info", "frame.protocols")
+    rows = tshark_fields(path, *fields)
+    ours = [[p[f] for f in fields] for p in AnalysisSession(path).packets()]
+    theirs = [[r[f].rstrip() for f in fields] for r in rows]
+    assert len(ours) == len(theirs)
+    pairs = [(o, t) for o, t in zip(ours, theirs, strict=True) if t[2].endswith(":dhcp")]
+    assert pairs and all(o == t for o, t in pairs), pairs

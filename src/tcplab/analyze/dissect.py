@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from tcplab.analyze import dhcp as _dhcp
 from tcplab.analyze import dns as _dns
 from tcplab.analyze import http
 from tcplab.analyze import network as _network
@@ -515,6 +516,8 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
     d["_ws.col.Info"] = f"{sport} → {dport} Len={length - 8}"
     if (sport in _dns.UDP_PORTS or dport in _dns.UDP_PORTS) and length > 8:
         _dns.udp_message(data[l4 + 8 : l4 + length], d, cut=cut)
+    elif (sport in _dhcp.PORTS and dport in _dhcp.PORTS) and length > 8:
+        _dhcp.message(data[l4 + 8 : l4 + length], d, cut)
     elif length > 8:  # no dissector for the payload: tshark's "data"
         d["frame.protocols"] += ":data"
         d["data.len"] = length - 8
