@@ -346,3 +346,13 @@ def test_dhcp_and_bootp_columns_match_tshark(name: str) -> None:
     assert len(ours) == len(theirs)
     pairs = [(o, t) for o, t in zip(ours, theirs, strict=True) if t[2].endswith(":dhcp")]
     assert pairs and all(o == t for o, t in pairs), pairs
+
+
+def test_custom_block_enterprise_names_are_tsharks() -> None:
+    """A custom block's Private Enterprise Number named from Wireshark's enterprises.tsv, as
+    tshark does (gopacket's test017: 32473 and 36724, the second absent from tcplab's own table)."""
+    path = DATA / "corpus" / "gopacket-ng-le-test017.pcapng"
+    rows = tshark_fields(path, "_ws.col.Info")
+    ours = [p["_ws.col.Info"] for p in AnalysisSession(path).packets()]
+    assert ours == [r["_ws.col.Info"].rstrip() for r in rows]
+    assert any("(36724)" in info for info in ours)

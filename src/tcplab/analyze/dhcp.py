@@ -13,46 +13,15 @@ that file the client address is shown alone.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
+from tcplab.analyze.wsdata import vendors
 
 PORTS = frozenset({67, 68})
-#: Where Wireshark installs its table of Ethernet vendor prefixes (Debian/Ubuntu, Fedora, macOS).
-MANUF_PATHS = (Path("/usr/share/wireshark/manuf"), Path("/usr/local/share/wireshark/manuf"),
-               Path("/Applications/Wireshark.app/Contents/Resources/share/wireshark/manuf"))
 _MAGIC = b"\x63\x82\x53\x63"
 _OPTIONS_AT = 240  # op..file (236 bytes) and the magic cookie (RFC 2131 §3)
 _TYPES = {1: "Discover", 2: "Offer", 3: "Request", 4: "Decline", 5: "ACK", 6: "NAK", 7: "Release",
           8: "Inform", 9: "Force Renew", 10: "Lease query", 11: "Lease Unassigned",
           12: "Lease Unknown", 13: "Lease Active"}
 CUT = "[Packet size limited during capture]"
-
-
-@functools.cache
-def vendors() -> dict[bytes, str]:
-    """Wireshark's 24-bit vendor prefixes (OUI → short name); empty without its manuf file.
-
-    Read once per process (about 50,000 lines, 2 MB); the longer /28 and /36 prefixes are
-    left out, so a MAC in such a block shows its 24-bit owner's name.
-    """
-    for path in MANUF_PATHS:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        table = {}
-        for line in text.splitlines():
-            if not line or line[0] == "#":
-                continue
-            cols = line.split("\t")
-            if len(cols) < 2 or "/" in cols[0] or len(cols[0]) != 8:
-                continue
-            try:
-                table[bytes.fromhex(cols[0].replace(":", "").replace("-", ""))] = cols[1].strip()
-            except ValueError:
-                continue
-        return table
-    return {}
 
 
 def resolved_mac(mac: bytes) -> str:

@@ -26,6 +26,7 @@ from tcplab.analyze import dns as _dns
 from tcplab.analyze import http
 from tcplab.analyze import network as _network
 from tcplab.analyze import tcp_analysis as ta
+from tcplab.analyze import wsdata as _wsdata
 from tcplab.packet import ipv6 as _ipv6
 from tcplab.packet import link as _link
 from tcplab.packet import tcp as _tcp
@@ -222,7 +223,8 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
     return None
 
 
-#: Private Enterprise Numbers (IANA) tshark names in a custom block's Info; others are "Unknown".
+#: Private Enterprise Numbers (IANA) tshark names in a custom block's Info when Wireshark's
+#: enterprises.tsv is not installed (with it, every number it lists); others are "Unknown".
 _ENTERPRISES = {0: "Reserved", 2: "IBM (https://w3.ibm.com/standards )", 9: "ciscoSystems",
                 11: "Hewlett-Packard", 311: "Microsoft", 2636: "Juniper Networks, Inc.",
                 6876: "VMware Inc.", 8072: "net-snmp", 30065: "Arista Networks, Inc.",
@@ -238,7 +240,7 @@ def _custom_block(data: bytes, d: dict) -> None:
         d["frame.cb_pen"] = pen
         signed = pen - (1 << 32) if pen >= 1 << 31 else pen  # Info prints it as a gint32
         d["frame.cb_copy"] = int(copyable)
-        name = _ENTERPRISES.get(pen, "Unknown")
+        name = _wsdata.enterprises().get(pen) or _ENTERPRISES.get(pen, "Unknown")
         d["_ws.col.Info"] = (f"Custom Block: PEN = {name} ({signed}), "
                              f"will {'' if copyable else 'not '}be copied")
     else:
