@@ -356,3 +356,17 @@ def test_custom_block_enterprise_names_are_tsharks() -> None:
     ours = [p["_ws.col.Info"] for p in AnalysisSession(path).packets()]
     assert ours == [r["_ws.col.Info"].rstrip() for r in rows]
     assert any("(36724)" in info for info in ours)
+
+
+def test_arp_columns_match_tshark() -> None:
+    """ARP requests (dpkt's nb6-http.pcap): vendor-named Ethernet addresses in Source and
+    Destination, ``Who has …? Tell …`` in Info, ``-Y arp`` selecting them, as in tshark."""
+    path = DATA / "corpus" / "dpkt-nb6-http.pcap"
+    fields = ("_ws.col.Source", "_ws.col.Destination", "_ws.col.Protocol", "_ws.col.Info", "frame.protocols")
+    rows = [r for r in tshark_fields(path, *fields) if r["frame.protocols"].endswith(":arp")]
+    ours = {p["frame.number"]: p for p in AnalysisSession(path).packets()}
+    assert rows
+    for r in rows:
+        assert [ours[int(r["frame.number"])][f] for f in fields] == [r[f].rstrip() for f in fields]
+    shown = [p.number for p in AnalysisSession(path, display_filter="arp").packets()]
+    assert shown == [int(r["frame.number"]) for r in rows]

@@ -218,8 +218,7 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
     d["_ws.col.Protocol"] = protos.split(":")[0].upper()
     d["_ws.col.Info"] = "Non-IP frame"
     if "eth.type" in d and d["eth.type"] == _link.ETHERTYPE_ARP:
-        d["_ws.col.Protocol"] = "ARP"
-        d["_ws.col.Info"] = "ARP"
+        _network.arp(data, off, d)
     return None
 
 

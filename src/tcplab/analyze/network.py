@@ -823,3 +823,26 @@ def _malformed(d: dict, err: ParseError, protocol: str) -> None:
     d["_ws.col.Protocol"] = protocol
     d["_ws.col.Info"] = f"[Malformed Packet: {reason}]"
     d["_ws.expert"] = "Malformed Packet"
+
+
+def arp(data: bytes, off: int, d: dict) -> None:
+    """An ARP frame (RFC 826) as tshark lists it: Ethernet addresses by vendor name in
+    Source/Destination, ``Who has 10.0.0.2? Tell 10.0.0.1`` / ``10.0.0.2 is at …`` in Info
+    (Ethernet and IPv4 addresses; other hardware or protocol types keep Info ``ARP``)."""
+    from tcplab.analyze.wsdata import ether_name
+
+    d["frame.protocols"] += ":arp"
+    d["_ws.col.Protocol"] = "ARP"
+    d["_ws.col.Source"] = ether_name(d.get("eth.src", ""))
+    d["_ws.col.Destination"] = ether_name(d.get("eth.dst", ""))
+    d["_ws.col.Info"] = "ARP"
+    if len(data) < off + 28 or data[off : off + 6] != b"\x00\x01\x08\x00\x06\x04":
+        return
+    oper = int.from_bytes(data[off + 6 : off + 8], "big")
+    sha = ":".join(f"{b:02x}" for b in data[off + 8 : off + 14])
+    spa = ".".join(str(b) for b in data[off + 14 : off + 18])
+    tpa = ".".join(str(b) for b in data[off + 24 : off + 28])
+    if oper == 1:
+        d["_ws.col.Info"] = f"Gratuitous ARP for {spa} (Request)" if spa == tpa else f"Who has {tpa}? Tell {spa}"
+    elif oper == 2:
+        d["_ws.col.Info"] = f"{spa} is at {sha}"

@@ -55,3 +55,16 @@ def enterprises() -> dict[int, str]:
         if number.isdigit() and name:
             table[int(number)] = name.strip()
     return table
+
+
+def ether_name(mac: str) -> str:
+    """An Ethernet address as tshark's Source/Destination columns show it by default:
+    ``Broadcast``, ``HuaweiTe_f0:45:d7`` (vendor prefix resolved), or the address itself."""
+    if mac == "ff:ff:ff:ff:ff:ff":
+        return "Broadcast"
+    try:
+        prefix = bytes.fromhex(mac[:8].replace(":", ""))
+    except ValueError:
+        return mac
+    name = vendors().get(prefix)
+    return f"{name}_{mac[9:]}" if name else mac
