@@ -370,3 +370,13 @@ def test_arp_columns_match_tshark() -> None:
         assert [ours[int(r["frame.number"])][f] for f in fields] == [r[f].rstrip() for f in fields]
     shown = [p.number for p in AnalysisSession(path, display_filter="arp").packets()]
     assert shown == [int(r["frame.number"]) for r in rows]
+
+
+def test_custom_blocks_have_no_interface_name() -> None:
+    """tshark names no interface for a pcapng custom block (it belongs to none), only for the
+    packets between them (gopacket's test018)."""
+    path = DATA / "corpus" / "gopacket-ng-be-test018.pcapng"
+    rows = tshark_fields(path, "frame.interface_name")
+    ours = [p.get("frame.interface_name", "") for p in AnalysisSession(path).packets()]
+    assert ours == [r["frame.interface_name"] for r in rows]
+    assert "" in ours and "eth0" in ours

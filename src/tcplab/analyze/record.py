@@ -37,6 +37,7 @@ from tcplab.analyze.http import CHAT_PORTS
 from tcplab.analyze.tls_dns import DNS_PORTS, TLS_HEURISTIC_TYPES, TLS_PORTS, AppLayer
 from tcplab.errors import InputError
 from tcplab.packet.errors import ParseError
+from tcplab.pcap.records import LINKTYPE_PCAPNG_CUSTOM
 
 __all__ = ["Analyzer", "CaptureDamage", "Packet", "from_fields"]
 
@@ -755,7 +756,8 @@ class Analyzer:
             d["frame.comment"] = comment
         if type(ts) is not int:  # pcap.NoTimestamp: a Simple Packet Block or custom block
             d["_untimed"] = True  # the time is the previous frame's: views leave it out
-        if interface is not None and self.interfaces and self._named:
+        # A custom block belongs to no interface: tshark shows no interface name for it.
+        if interface is not None and self.interfaces and self._named and lt != LINKTYPE_PCAPNG_CUSTOM:
             name = self._interface_name(interface)
             if name:
                 d["frame.interface_name"] = name
