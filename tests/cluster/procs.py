@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from tests.chat.helpers import RawClient
 from tests.cluster.redis_support import free_port
@@ -214,3 +214,16 @@ class Proxy:
     def close(self) -> None:
         self.sever()
         self.listener.close()
+
+
+@contextlib.contextmanager
+def nodes(url: str, count: int, extra: tuple[str, ...] = ()) -> Iterator[list[NodeProcess]]:
+    """``count`` nodes n1, n2, ... on the cluster at ``url``, all stopped on the way out."""
+    started: list[NodeProcess] = []
+    try:
+        for i in range(count):
+            started.append(NodeProcess(url, f"n{i + 1}", extra=extra).start())
+        yield started
+    finally:
+        for n in started:
+            n.stop()

@@ -20,7 +20,7 @@ import pytest
 from tcplab.chat.cluster import redis_engine
 from tcplab.chat.protocol import nick_key
 from tests.chat.test_irc_server import IrcRaw
-from tests.cluster.procs import Client, NodeProcess, Proxy, same_lists
+from tests.cluster.procs import Client, NodeProcess, Proxy, nodes, same_lists
 from tests.cluster.redis_support import RedisProcess, free_port, redis_server
 
 #: node -> {nickname: the client logged in under it}; None for a user (an IRC client)
@@ -32,18 +32,6 @@ Live = dict[NodeProcess, dict[str, Client | None]]
 def redis() -> Iterator[RedisProcess]:
     with redis_server() as r:
         yield r
-
-
-@contextlib.contextmanager
-def cluster(url: str, count: int, extra: tuple[str, ...] = ()) -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    try:
-        for i in range(count):
-            started.append(NodeProcess(url, f"n{i + 1}", extra=extra).start())
-        yield started
-    finally:
-        for n in started:
-            n.stop()
 
 
 def redis_state(redis: RedisProcess) -> tuple[dict[str, str], dict[str, set[str]], set[str]]:
@@ -106,7 +94,7 @@ def first_system(c: Client, timeout: float = 15.0) -> str:
 def test_sender_is_told_when_redis_dies_with_its_message_in_flight(redis: RedisProcess) -> None:
     made: list[Client] = []
     try:
-        with cluster(redis.url, 2) as (n1, n2):
+        with nodes(redis.url, 2) as (n1, n2):
             alice, carol = connect(n1, made), connect(n1, made)
             bob = connect(n2, made)
             for c, nick in ((alice, "Alice"), (carol, "Carol"), (bob, "Bob")):
@@ -157,7 +145,7 @@ def test_sender_is_told_when_redis_dies_with_its_message_in_flight(redis: RedisP
 def test_node_killed_during_a_redis_restart(redis: RedisProcess) -> None:
     made: list[Client] = []
     try:
-        with cluster(redis.url, 3) as (n1, n2, n3):
+        with nodes(redis.url, 3) as (n1, n2, n3):
             alice, bob, dave, zoe = (connect(n, made) for n in (n1, n2, n3, n3))
             for c, nick in ((alice, "Alice"), (bob, "Bob"), (dave, "Dave"), (zoe, "Zoe")):
                 c.login(nick)
@@ -208,7 +196,7 @@ RACES = [("Alice", "Alice"), ("Alice", "ALICE"), ("Alice", "Ａｌｉｃｅ"), (
 def test_racing_logins_of_one_name_on_two_nodes(redis: RedisProcess) -> None:
     made: list[Client] = []
     try:
-        with cluster(redis.url, 2) as (n1, n2):
+        with nodes(redis.url, 2) as (n1, n2):
             w1, w2 = connect(n1, made), connect(n2, made)
             w1.login("Watcher One")
             w2.login("Watcher Two")

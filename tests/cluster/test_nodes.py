@@ -17,7 +17,7 @@ import pytest
 
 from tcplab.chat.cluster import redis_engine
 from tcplab.chat.protocol import nick_key
-from tests.cluster.procs import Client, NodeProcess, Proxy, same_lists
+from tests.cluster.procs import Client, NodeProcess, Proxy, nodes, same_lists
 from tests.cluster.redis_support import RedisProcess, redis_server
 
 
@@ -30,18 +30,6 @@ def lease_key(nick: str) -> str:
 def redis():
     with redis_server() as r:
         yield r
-
-
-@contextlib.contextmanager
-def nodes(url: str, count: int, extra: tuple[str, ...] = ()):
-    started: list[NodeProcess] = []
-    try:
-        for i in range(count):
-            started.append(NodeProcess(url, f"n{i + 1}", extra=extra).start())
-        yield started
-    finally:
-        for n in started:
-            n.stop()
 
 
 @contextlib.contextmanager
