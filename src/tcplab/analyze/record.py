@@ -333,7 +333,7 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
     # Fast-path frames are IPv4 TCP with sound headers: these layers and marks are absent.
     **{name: _none for name in (
         "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "_ws.malformed", "_ws.short",
-        "_ws.expert", "icmp.type", "icmp.code")},
+        "_ws.expert", "_ws.expert.message", "icmp.type", "icmp.code")},
 }
 
 
@@ -487,6 +487,13 @@ class Analyzer:
                 d["_ws.col.Source"] = d["_ws.col.Destination"] = ""
             p.stream = p.completeness = None
             p.aflags = 0
+            if "_ws.malformed" in d and "tcp.srcport" in d and p.src is not None:
+                # A TCP header too damaged to analyse still belongs to its stream (tshark).
+                conv = self.tracker.touch(count, p.src, p.sport, p.dst, p.dport, p.flags,
+                                          "_tcp.analysed_header" in d)
+                p.stream = d["tcp.stream"] = conv.stream
+                p.completeness = d["tcp.completeness"] = self.tracker.shown_completeness(
+                    conv, count)
             return p
         p.src, p.dst, p.sport, p.dport = seg.src, seg.dst, seg.sport, seg.dport
         p.seq_raw, p.ack_raw, p.flags, p.seglen = seg.seq, seg.ack, seg.flags, seg.seglen
@@ -570,7 +577,11 @@ class Analyzer:
                         except ParseError:
                             fields = None  # the dissector words the damage
                         else:
-                            if opts:
+                            if "SLE=" in opts:
+                                # SACK edges are shown relative to the peer's ISN, which
+                                # the analysis knows: the full dissector rewrites them.
+                                fields = None
+                            elif opts:
                                 opts = " " + opts
                 if fields is None:
                     self.count = count - 1
@@ -616,7 +627,7 @@ class Analyzer:
                             p.fbase = fwd.base_seq
                             p.rbase = rev.base_seq
                             p.scale = fwd.win_scale
-                            p.completeness = conv.completeness | conv.first_bits
+                            p.completeness = conv.before
                         else:
                             p.fbase, p.rbase, p.scale, p.completeness = shown(conv, fwd, rev,
                                                                               count)
@@ -689,6 +700,8 @@ class Analyzer:
         """The TCP analysis fields and the application layer, in Wireshark's field order."""
         aflags = p.aflags
         flags = seg.flags
+        if "tcp.options.sack_le" in d:
+            _dissect.relative_sack(d, seg, p.rbase, absolute=self.absolute)
         if aflags & _ta.DUPLICATE_ACK:
             d["tcp.analysis.duplicate_ack_num"] = p.dup_num
             d["tcp.analysis.duplicate_ack_frame"] = p.dup_frame

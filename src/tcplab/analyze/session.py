@@ -304,8 +304,8 @@ class Run:
     def _final_completeness(self, result: list[_conversations.ConversationSummary]) -> None:
         """Completeness as the two-pass read shows it on each stream's last frame.
 
-        The one read's running value on a stream's last frame is already its end value,
-        except on a stream of one frame: tshark -2 leaves that frame's own bits out.
+        The one read shows on each frame the value before that frame's own bits (as
+        tshark's one pass does), so every stream's value is recomputed from its end state.
         """
         finals = self._analyzer.tracker.final_states()
         for c in result:
