@@ -21,7 +21,6 @@ from __future__ import annotations
 import socket
 import struct
 
-from tcplab.analyze import http
 from tcplab.analyze import tcp_analysis as ta
 from tcplab.packet import ipv6 as _ipv6
 from tcplab.packet import link as _link
@@ -577,14 +576,3 @@ def info_text(tags: str, sport: int, dport: int, flags: int, seq: int, ack: int,
         info += " " + options_text
     return info
 
-
-def app_layer(d: dict, seg: TcpSegment, aflags: int, chat_ports: frozenset[int]) -> bool:
-    """Hand the payload to HTTP/chat recognition unless the segment is a resend or out of order.
-
-    Wireshark does not give retransmitted or out-of-order data to sub-dissectors (the
-    ``tcp.no_subdissector_on_error`` default), so such segments keep the TCP summary.
-    """
-    if not seg.seglen or aflags & (ta.RETRANSMISSION | ta.FAST_RETRANSMISSION | ta.OUT_OF_ORDER
-                                   | ta.SPURIOUS_RETRANSMISSION):
-        return False
-    return http.classify(seg.payload, seg.sport, seg.dport, d, chat_ports)

@@ -102,11 +102,11 @@ class HttpTable:
         if not p.seglen:
             return  # HTTP is only ever recognised in a TCP payload
         s = self.summary
-        message = p.http_message()
+        messages = p.http_messages()
         comment = p.comment
         msg_id = _msg_id(comment) if comment else None
         frame = p.number
-        if message is None:
+        if not messages:
             if msg_id is not None:
                 # Data the analyzer did not take as HTTP (e.g. a retransmission, which
                 # Wireshark does not hand to the HTTP dissector) yet a CSV row produced it.
@@ -114,7 +114,6 @@ class HttpTable:
                 if len(s.msg_ids_other) < MAX_LISTED:
                     s.msg_ids_other.append((msg_id, frame))
             return
-        method, uri, code, phrase = message
         if msg_id is not None:
             s.msg_ids_http += 1
         stream = p.stream
@@ -122,42 +121,45 @@ class HttpTable:
             s.streams.add(int(stream))
         key = stream if stream is not None else ("udp", p.get("ip.src"), p.get("ip.dst"))
         when = p.time_relative
-        if method is not None:
-            method = safe_text(str(method))
-            uri = safe_text(str(uri if uri is not None else ""))
-            s.requests += 1
-            s.requests_by_method[method] += 1
-            if uri in s.uri_counts or len(s.uri_counts) < MAX_URIS:
-                s.uri_counts[uri] += 1
-                methods = s.uri_methods.get(uri)
-                if methods is None:
-                    methods = s.uri_methods[uri] = set()
-                methods.add(method)
+        # A segment may complete several messages (pipelined requests, or a response
+        # followed by the next one): each counts, as in tshark's HTTP statistics.
+        for method, uri, code, phrase in messages:
+            if method is not None:
+                method = safe_text(str(method))
+                uri = safe_text(str(uri if uri is not None else ""))
+                s.requests += 1
+                s.requests_by_method[method] += 1
+                if uri in s.uri_counts or len(s.uri_counts) < MAX_URIS:
+                    s.uri_counts[uri] += 1
+                    methods = s.uri_methods.get(uri)
+                    if methods is None:
+                        methods = s.uri_methods[uri] = set()
+                    methods.add(method)
+                else:
+                    s.uri_counts[OTHER_URIS] += 1
+                queue = self._pending.get(key)
+                if queue is None:
+                    queue = self._pending[key] = deque()
+                if len(queue) >= MAX_PENDING_PER_STREAM:
+                    self._give_up(queue.popleft())
+                queue.append(HttpRequest(frame, stream, method, uri, when, msg_id))
             else:
-                s.uri_counts[OTHER_URIS] += 1
-            queue = self._pending.get(key)
-            if queue is None:
-                queue = self._pending[key] = deque()
-            if len(queue) >= MAX_PENDING_PER_STREAM:
-                self._give_up(queue.popleft())
-            queue.append(HttpRequest(frame, stream, method, uri, when, msg_id))
-        else:
-            code = int(code)  # type: ignore[arg-type]
-            phrase = safe_text(str(phrase if phrase is not None else ""))
-            s.responses += 1
-            s.responses_by_code[code] += 1
-            if code not in s.phrases:
-                s.phrases[code] = phrase
-            queue = self._pending.get(key)
-            if queue:
-                request = queue.popleft()
-                s.pairs_total += 1
-                if len(s.pairs) < MAX_PAIRS:
-                    s.pairs.append(HttpPair(request, frame, code, phrase, msg_id, when - request.time))
-            else:
-                s.unmatched_total += 1
-                if len(s.unmatched_responses) < MAX_LISTED:
-                    s.unmatched_responses.append(frame)
+                code = int(code)  # type: ignore[arg-type]
+                phrase = safe_text(str(phrase if phrase is not None else ""))
+                s.responses += 1
+                s.responses_by_code[code] += 1
+                if code not in s.phrases:
+                    s.phrases[code] = phrase
+                queue = self._pending.get(key)
+                if queue:
+                    request = queue.popleft()
+                    s.pairs_total += 1
+                    if len(s.pairs) < MAX_PAIRS:
+                        s.pairs.append(HttpPair(request, frame, code, phrase, msg_id, when - request.time))
+                else:
+                    s.unmatched_total += 1
+                    if len(s.unmatched_responses) < MAX_LISTED:
+                        s.unmatched_responses.append(frame)
 
     def _give_up(self, request: HttpRequest) -> None:
         s = self.summary

@@ -31,6 +31,7 @@ from typing import Any
 
 from tcplab.analyze import dissect as _dissect
 from tcplab.analyze import http as _http
+from tcplab.analyze import reassembly as _reassembly
 from tcplab.analyze import tcp_analysis as _ta
 from tcplab.analyze.http import CHAT_PORTS
 from tcplab.errors import InputError
@@ -42,7 +43,8 @@ _M32 = 0xFFFFFFFF
 _FIN, _SYN, _RST, _ACK, _URG = 0x001, 0x002, 0x004, 0x010, 0x020
 #: Analysis flags Wireshark also files under ``tcp.analysis.retransmission``.
 RETRANSMITTED = _ta.RETRANSMISSION | _ta.FAST_RETRANSMISSION | _ta.SPURIOUS_RETRANSMISSION
-# Retransmitted or out-of-order data is not handed to sub-dissectors (dissect.app_layer).
+# Retransmitted or out-of-order data is not handed to sub-dissectors (Wireshark's
+# tcp.no_subdissector_on_error behaviour as tshark 4.0 shows it): no HTTP, no chat.
 _NO_SUBDISSECTOR = RETRANSMITTED | _ta.OUT_OF_ORDER
 
 
@@ -77,8 +79,6 @@ class CaptureDamage(InputError):
 _LINE = "%6d %11.6f %s %-8s %6d %s"
 _TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
 _FLAGS_TEXT = _dissect._FLAGS_TEXT
-_columns = _http.columns
-_message = _http.message
 _chat_info = _http.chat_info
 
 
@@ -103,7 +103,7 @@ class Packet:
         "comment", "interface", "src", "dst", "sport", "dport", "flags", "seglen", "seq_raw",
         "ack_raw", "window_value", "urgent", "payload_start", "payload_end", "stream",
         "aflags", "fbase", "rbase", "scale", "completeness", "dup_num", "dup_frame",
-        "_addrs", "_ports", "_opts", "_http", "_fields", "_ctx",
+        "_addrs", "_ports", "_opts", "_http", "_pdu", "_fields", "_ctx",
     )
 
     # -- shown values ----------------------------------------------------------------------
@@ -150,8 +150,10 @@ class Packet:
         h = self._http
         if h is None:
             h = self._http = {}
-            if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
-                _http.classify(self.payload, self.sport, self.dport, h, self._ctx.chat_ports)
+            view = self._pdu
+            if view is not None:
+                h.update(_pdu_fields(view, self._ctx))
+                h["_ws.col.Protocol"], h["_ws.col.Info"] = self.columns()
         return h
 
     def http_message(self) -> tuple[str | None, str | None, int | None, str | None] | None:
@@ -166,11 +168,29 @@ class Packet:
             if method is None and code is None:
                 return None
             return method, d.get("http.request.uri"), code, d.get("http.response.phrase")
-        if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
-            entry = _message(self.data, self.payload_start, self.payload_end)
-            if entry is not None:
-                return entry[1:]
+        view = self._pdu
+        if view is not None and view.messages:
+            return view.messages[0].entry[1:]
         return None
+
+    def http_messages(self) -> list[tuple[str | None, str | None, int | None, str | None]]:
+        """``(method, uri, code, phrase)`` of every HTTP message this frame completes.
+
+        Two pipelined requests in one segment are two entries (tshark dissects both);
+        a message carried by several segments counts on the segment completing it.
+        """
+        d = self._fields
+        if d is not None:
+            methods = d.get("http.request.method")
+            codes = d.get("http.response.code")
+            if isinstance(methods, list) or isinstance(codes, list):
+                return _listed_messages(d)
+            one = self.http_message()
+            return [] if one is None else [one]
+        view = self._pdu
+        if view is None:
+            return []
+        return [m.entry[1:] for m in view.messages]
 
     def columns(self) -> tuple[str, str]:
         """The Protocol and Info columns."""
@@ -179,8 +199,13 @@ class Packet:
             return d["_ws.col.Protocol"], d["_ws.col.Info"]
         cols = None
         if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
-            cols = _columns(self.data[self.payload_start : self.payload_end], self.sport,
-                            self.dport, self._ctx.chat_ports)
+            view = self._pdu
+            if view is not None:
+                return _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info)
+            ports = self._ctx.chat_ports
+            if self.sport in ports or self.dport in ports:
+                cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
+                                           to_server=self.dport in ports))
         return cols or ("TCP", self._tcp_info())
 
     def _tcp_info(self) -> str:
@@ -203,10 +228,12 @@ class Packet:
         seglen = self.seglen
         aflags = self.aflags
         if seglen and not aflags & _NO_SUBDISSECTOR:
-            # http.columns(), without its call: the HTTP line first, then chat.
-            entry = _message(self.data, self.payload_start, self.payload_end)
-            cols = entry[0] if entry is not None else None
-            if cols is None:
+            # columns(), without its call: HTTP (as the reassembly placed it), then chat.
+            view = self._pdu
+            cols = None
+            if view is not None:
+                cols = _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info)
+            else:
                 ports = self._ctx.chat_ports
                 if self.sport in ports or self.dport in ports:
                     cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
@@ -266,6 +293,75 @@ class Packet:
 
 _MISSING = object()
 _packet_line: Callable[[dict], str]  # render.packet_line, bound below (render imports nothing of ours)
+
+
+def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
+                 tcp_info: Callable[[], str]) -> tuple[str, str]:
+    """Protocol and Info of a segment the HTTP reassembly placed (tshark 4.0's texts).
+
+    A segment completing messages is HTTP, its Info their first lines (and that of a
+    message it begins); one that only carries part of a message is TCP with the note. In
+    one pass tshark writes the first line of a message a segment begins before the note
+    (the HTTP dissector ran on it); its second pass shows the TCP summary there instead.
+    """
+    cols = view.cols
+    if cols is not None:
+        return cols
+    if view.messages:
+        lines = [m.entry[0][1] for m in view.messages]
+        if view.opens and view.started is not None:
+            lines.append(view.started[0][1])
+        return "HTTP", " ".join(lines)
+    if view.opens and view.started is not None and not second_pass:
+        return "TCP", view.started[0][1] + " " + _reassembly.SEGMENT_NOTE
+    return "TCP", tcp_info() + _reassembly.SEGMENT_NOTE
+
+
+def _pdu_fields(view: _reassembly.SegmentView, ctx: Analyzer) -> dict:
+    """The ``http.*`` and ``tcp.segment*``/``tcp.reassembled*`` fields of a placed segment.
+
+    Several messages in one segment give each ``http.*`` field as a list (tshark shows
+    every occurrence); one message gives plain values.
+    """
+    fields: dict[str, Any] = {}
+    if view.reassembled_in is not None and (view.opens or view.part):
+        fields["tcp.reassembled_in"] = view.reassembled_in
+    messages = view.messages
+    if not messages:
+        return fields
+    first = messages[0]
+    if first.segments is not None:
+        fields["tcp.segment"] = list(first.segments)
+        fields["tcp.segment.count"] = first.count
+        fields["tcp.reassembled.length"] = first.length
+    per = []
+    for m in messages:
+        h: dict[str, Any] = {}
+        _http.classify(m.head, 0, 0, h, frozenset())
+        h.pop("_ws.col.Protocol", None)
+        h.pop("_ws.col.Info", None)
+        per.append(h)
+    if len(per) == 1:
+        fields.update(per[0])
+        return fields
+    for h in per:
+        for k, v in h.items():
+            fields.setdefault(k, []).append(v)
+    return fields
+
+
+def _listed_messages(d: dict) -> list[tuple[str | None, str | None, int | None, str | None]]:
+    """Every message of a field dict whose ``http.*`` fields are lists (requests first)."""
+    def listed(name: str) -> list:
+        v = d.get(name)
+        return [] if v is None else v if isinstance(v, list) else [v]
+
+    methods, uris = listed("http.request.method"), listed("http.request.uri")
+    codes, phrases = listed("http.response.code"), listed("http.response.phrase")
+    out: list[tuple[str | None, str | None, int | None, str | None]] = [
+        (m, uris[i] if i < len(uris) else None, None, None) for i, m in enumerate(methods)]
+    out += [(None, None, c, phrases[i] if i < len(phrases) else None) for i, c in enumerate(codes)]
+    return out
 
 
 def _flag_field(bits: int) -> Callable[[Packet], Any]:
@@ -380,7 +476,7 @@ def _fill_from_fields(p: Packet, d: dict) -> None:
     p.dup_num = d.get("tcp.analysis.duplicate_ack_num")
     p.dup_frame = d.get("tcp.analysis.duplicate_ack_frame")
     p._addrs = p._ports = p._opts = None
-    p._http = None
+    p._http = p._pdu = None
     p._fields = d
     p._ctx = None
 
@@ -438,6 +534,8 @@ class Analyzer:
         chat_ports: frozenset[int] = CHAT_PORTS,
         interfaces: list[Any] | None = None,
         final: list[_ta.FinalState] | None = None,
+        reassemble: bool = True,
+        reassembly_index: dict | None = None,
     ) -> None:
         self.linktype = linktype
         self.checksums = checksums
@@ -446,6 +544,10 @@ class Analyzer:
         self.chat_ports = chat_ports
         self.interfaces = interfaces
         self.tracker = _ta.TcpTracker(final)
+        #: HTTP over several segments, as Wireshark reassembles it (``reassemble=False``:
+        #: each segment on its own, ``--no-reassemble``); ``reassembly_index`` is a first
+        #: pass's :meth:`~tcplab.analyze.reassembly.Reassembler.completions` (``-2``).
+        self.reassembler = _reassembly.Reassembler(carry=reassemble, index=reassembly_index)
         self.count = 0
         self._first_ns: int | None = None
         self._if_names: list[str | None] = []
@@ -500,6 +602,7 @@ class Analyzer:
         p.window_value = seg.window
         p.payload_start = seg.payload_offset
         p.payload_end = seg.payload_offset + len(seg.payload)
+        p._pdu = None
         self._analyse(p, seg.wscale)
         self._write_analysis(d, p, seg)
         return p
@@ -528,6 +631,10 @@ class Analyzer:
         options = _dissect._options
         nop_nop_ts = _dissect._NOP_NOP_TS
         dup_ack = _ta.DUPLICATE_ACK
+        no_sub = _NO_SUBDISSECTOR
+        http_first = _HTTP_FIRST
+        reassemble = self._reassemble
+        segment = self.reassembler.segment
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
         count = self.count
@@ -599,6 +706,13 @@ class Analyzer:
                     seglen = end - l4 - thl
                     aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack,
                                                   flags, seglen, window, wscale)
+                    view = None
+                    if seglen and not aflags & no_sub:
+                        st = fwd.http
+                        if st is not None:
+                            view = segment(st, count, seq, data, l4 + thl, end)
+                        elif data[l4 + thl] in http_first:
+                            view = reassemble(conv, fwd, rev, count, seq, data, l4 + thl, end)
                     if not skim:
                         p = new(Packet)
                         p.number = count
@@ -640,6 +754,7 @@ class Analyzer:
                         p._ports = ports
                         p._opts = opts
                         p._http = p._fields = None
+                        p._pdu = view
                         p._ctx = self
                         yield p
                 self.count = count
@@ -656,6 +771,9 @@ class Analyzer:
         aflags, conv, fwd, rev = self.tracker.step(p.number, p.ts_ns, p.src, p.dst, p.sport,
                                                    p.dport, p.seq_raw, p.ack_raw, p.flags,
                                                    p.seglen, p.window_value, wscale)
+        if p.seglen and not aflags & _NO_SUBDISSECTOR and p.payload_end > p.payload_start:
+            p._pdu = self._reassemble(conv, fwd, rev, p.number, p.seq_raw, p.data,
+                                      p.payload_start, p.payload_end)
         p.stream = conv.stream
         p.aflags = aflags
         p.fbase, p.rbase, p.scale, p.completeness = self.tracker.shown(conv, fwd, rev, p.number)
@@ -663,6 +781,20 @@ class Analyzer:
             p.dup_num, p.dup_frame = fwd.dupacknum, fwd.lastnondupack
         else:
             p.dup_num = p.dup_frame = None
+
+    def _reassemble(self, conv: _ta.Conversation, fwd: _ta.Flow, rev: _ta.Flow, frame: int,
+                    seq: int, data: bytes, start: int,
+                    end: int) -> _reassembly.SegmentView | None:
+        """Place one in-order segment's payload in its direction's HTTP byte stream.
+
+        Only directions that ever carried something starting like HTTP keep state.
+        """
+        st = fwd.http
+        if st is None:
+            if data[start] not in _HTTP_FIRST:
+                return None
+            st = fwd.http = self.reassembler.direction((conv.stream, fwd is conv.a), rev.http)
+        return self.reassembler.segment(st, frame, seq, data, start, end)
 
     def _frame_fields(self, number: int, ts: int, first: int, orig_len: int | None, data: bytes,
                       lt: int, comment: str | None, interface: int | None) -> dict:
@@ -722,8 +854,17 @@ class Analyzer:
                 # Wireshark files fast and spurious retransmissions under
                 # tcp.analysis.retransmission too (the Info column shows only the specific tag).
                 d["tcp.analysis.retransmission"] = True
-        if seg.seglen and _dissect.app_layer(d, seg, aflags, self.chat_ports):
-            d["frame.protocols"] += ":" + d["_ws.col.Protocol"].lower()
+        view = p._pdu
+        if view is not None:
+            d.update(_pdu_fields(view, self))
+            proto, info = _pdu_columns(view, self.tracker.final is not None,
+                                       lambda: _dissect.tcp_info(d, seg, aflags,
+                                                                 absolute=self.absolute))
+            d["_ws.col.Protocol"], d["_ws.col.Info"] = proto, info
+            if proto == "HTTP":
+                d["frame.protocols"] += ":http"
+        elif seg.seglen and _chat(d, seg, aflags, self.chat_ports):
+            d["frame.protocols"] += ":chat"
         else:
             d["_ws.col.Protocol"] = "TCP"
             d["_ws.col.Info"] = _dissect.tcp_info(d, seg, aflags, absolute=self.absolute)
@@ -745,6 +886,18 @@ class Analyzer:
             self._if_names[:] = [getattr(i, "name", None) for i in self.interfaces or ()]
             self._any_name = any(self._if_names)
         return self._any_name
+
+
+_HTTP_FIRST = _reassembly._FIRST_BYTES
+
+
+def _chat(d: dict, seg: _dissect.TcpSegment, aflags: int, chat_ports: frozenset[int]) -> bool:
+    """Chat lines on the chat ports (HTTP is the reassembly's, :func:`_pdu_columns`)."""
+    if aflags & _NO_SUBDISSECTOR or not (seg.sport in chat_ports or seg.dport in chat_ports):
+        return False
+    d["_ws.col.Protocol"] = "CHAT"
+    d["_ws.col.Info"] = _chat_info(seg.payload, to_server=seg.dport in chat_ports)
+    return True
 
 
 def _bind() -> None:

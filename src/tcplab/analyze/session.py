@@ -76,7 +76,7 @@ class AnalysisSession:
                  display_filter: str | Callable[[Any], bool] | None = None,
                  checksums: bool = True, absolute: bool = False, payload: bool = False,
                  chat_ports: frozenset[int] = CHAT_PORTS,
-                 max_packets: int | None = None) -> None:
+                 max_packets: int | None = None, reassemble: bool = True) -> None:
         self.path = path
         self.two_pass = two_pass
         if isinstance(display_filter, str):
@@ -89,6 +89,7 @@ class AnalysisSession:
         self.payload = payload
         self.chat_ports = chat_ports
         self.max_packets = max_packets
+        self.reassemble = reassemble
 
     def run(self, *, conversations: bool = False, http: bool = False, explain: bool = False,
             flows: Iterable[int] = (), frames: Iterable[int] = (),
@@ -113,21 +114,26 @@ class AnalysisSession:
         final_needed = (per_packet or keep is not None or explain or bool(flows)
                         or bool(frames))
         two_pass = self.two_pass and os.path.isfile(self.path)
-        final = (self._skim() if two_pass and final_needed else None)
+        final, index = (self._skim() if two_pass and final_needed else (None, None))
         reader = _open(self.path)
         analyzer = Analyzer(
             reader.linktype, checksums=self.checksums, absolute=self.absolute,
             payload=self.payload or bool(frames) or filter_payload,
-            chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final)
+            chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final,
+            reassemble=self.reassemble, reassembly_index=index)
         return Run(self, reader, analyzer, conversations=conversations, http=http,
                    explain=explain, flows=flows, frames=frames,
                    fix_completeness=two_pass and final is None)
 
-    def _skim(self) -> list[FinalState]:
-        """``tshark -2``'s first pass: each stream's end state, from headers alone."""
+    def _skim(self) -> tuple[list[FinalState], dict | None]:
+        """``tshark -2``'s first pass: each stream's end state, from headers alone.
+
+        Also the HTTP reassembly's record of which frame completes each message that
+        spans several segments (``tcp.reassembled_in`` on the earlier ones).
+        """
         reader = _open(self.path)
         analyzer = Analyzer(reader.linktype, checksums=False, payload=False,
-                            chat_ports=self.chat_ports)
+                            chat_ports=self.chat_ports, reassemble=self.reassemble)
         try:
             for _ in analyzer.packets(reader, self.max_packets, skim=True):
                 pass
@@ -135,7 +141,8 @@ class AnalysisSession:
             pass  # reported by the second pass, after its good packets
         finally:
             reader.close()
-        return analyzer.tracker.final_states()
+        index = analyzer.reassembler.completions() if self.reassemble else None
+        return analyzer.tracker.final_states(), index
 
     # -- one view per read -----------------------------------------------------------------
     def packets(self) -> Iterator[Packet]:

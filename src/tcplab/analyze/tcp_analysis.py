@@ -132,7 +132,7 @@ class Flow:
     __slots__ = (
         "base_seq", "base_set", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked",
         "lastack", "lastacktime", "lastnondupack", "dupacknum", "window", "win_scale",
-        "lastsegmentflags", "packets", "bytes", "addr", "port",
+        "lastsegmentflags", "packets", "bytes", "addr", "port", "http",
     )
 
     def __init__(self, addr: str, port: int) -> None:
@@ -153,6 +153,9 @@ class Flow:
         self.lastsegmentflags = 0
         self.packets = 0
         self.bytes = 0
+        #: This direction's HTTP reassembly state (tcplab.analyze.reassembly), kept by the
+        #: analyzer; None until the direction carries something that starts like HTTP.
+        self.http: object | None = None
 
 
 class Conversation:

@@ -35,6 +35,8 @@ EXAMPLES = """\
       one ladder, three lanes: sender → server → recipient across two TCP streams
   tcplab analyze capture.pcap --json | jq 'select(."tcp.analysis.retransmission")'
       JSON Lines keyed by Wireshark field names, for scripts and tshark users
+  tcplab analyze download.pcap --http --no-reassemble
+      HTTP counted per segment, without reassembling messages split across segments
 """
 
 DESCRIPTION = """\
@@ -90,7 +92,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(the default for --json, --packet and summaries)")
     passes.add_argument("--one-pass", action="store_true",
                         help="read the file once, like 'tshark -r' (the default for the plain "
-                             "list): completeness is then the value so far, as in a live capture")
+                             "list): completeness is then the value before each packet, as "
+                             "tshark's one pass shows it")
+    opts.add_argument("--no-reassemble", action="store_true",
+                      help="do not reassemble HTTP messages carried by several TCP segments "
+                           "(like tshark -o tcp.desegment_tcp_streams:FALSE): each segment "
+                           "shows the messages it starts; by default a message is shown on "
+                           "the segment that completes it and the earlier ones say "
+                           "[TCP segment of a reassembled PDU]")
     opts.add_argument("--chat-port", metavar="PORT", type=port_number, action="append",
                       help=f"port whose payload is shown as chat lines (default {min(CHAT_PORTS)}; "
                            "repeatable)")
@@ -138,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         display_filter=args.filter, checksums=not args.no_checksums, absolute=args.absolute,
         payload=args.payload or args.packet is not None,
         chat_ports=frozenset(args.chat_port) if args.chat_port else CHAT_PORTS,
-        max_packets=args.count)
+        max_packets=args.count, reassemble=not args.no_reassemble)
     stream = args.flow if args.flow is not None else 0
     lines = show_list or args.json or args.packet is not None
     analysis = session.run(conversations=args.conversations, http=args.http,
