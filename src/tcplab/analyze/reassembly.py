@@ -19,7 +19,8 @@ completed, so its remaining segments are only marked, never dissected.
 Memory is bounded per direction, whatever the capture (the limits below are part of
 ``docs/analyze.md``): message bodies are counted, never buffered; only a message's
 header block is kept until it is complete, up to :data:`MAX_HEADER_BYTES`; a message
-lists at most :data:`MAX_LISTED_SEGMENTS` frames (its count stays exact). For ``-2`` the
+lists at most :data:`MAX_LISTED_SEGMENTS` frames (its count stays exact); a direction
+remembers one request method (a response to HEAD has no body). For ``-2`` the
 first pass keeps one 4-byte frame number per message that spanned several segments, up
 to :data:`MAX_INDEX_ENTRIES` in all. What it must never do: I/O, or keep a segment's
 bytes once the message's header block is complete.
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections import deque
 
 from tcplab.analyze import http as _http
 
@@ -38,9 +38,6 @@ from tcplab.analyze import http as _http
 MAX_HEADER_BYTES = 64 * 1024
 #: Frames listed in ``tcp.segment`` for one message; more are counted, not listed.
 MAX_LISTED_SEGMENTS = 4096
-#: Request methods remembered per connection to know which responses have no body
-#: (answers to HEAD); older ones are forgotten.
-MAX_PENDING_METHODS = 1000
 #: Messages (over all directions) whose completing frame a first pass records for
 #: ``tcp.reassembled_in`` in the second; beyond it the field is left out.
 MAX_INDEX_ENTRIES = 1_000_000
@@ -127,7 +124,7 @@ class _Pdu:
 class Direction:
     """One direction of one TCP conversation, as the HTTP reassembly sees it."""
 
-    __slots__ = ("key", "next_seq", "pdu", "broken_end", "methods", "peer", "completions",
+    __slots__ = ("key", "next_seq", "pdu", "broken_end", "method", "peer", "completions",
                  "expected", "taken")
 
     def __init__(self, key: tuple[int, bool]) -> None:
@@ -136,7 +133,9 @@ class Direction:
         self.pdu: _Pdu | None = None
         #: After a hole: where the message that can no longer complete would have ended.
         self.broken_end: int | None = None
-        self.methods: deque[str] = deque()  # requests sent this way, oldest first
+        #: The method of the latest request sent this way: a response to HEAD has no body.
+        #: tshark 4.0 judges by the latest request, not by pairing pipelined ones.
+        self.method: str | None = None
         self.peer: Direction | None = None
         self.completions: array | None = None  # first pass: completing frame per message
         self.expected: array | None = None  # second pass: the first pass's completions
@@ -204,15 +203,11 @@ class Reassembler:
                     if body == end - hend or (body < 0 and (hend == end
                                                              or data[hend] not in _FIRST_BYTES)):
                         if method is not None:
-                            if len(st.methods) >= MAX_PENDING_METHODS:
-                                st.methods.popleft()
-                            st.methods.append(method)
+                            st.method = method
                             st.next_seq = (seq + end - start) & _M32
                             return view
                         peer = st.peer
-                        if peer is None or not peer.methods or peer.methods[0] != "HEAD":
-                            if peer is not None and peer.methods and body != -2:
-                                peer.methods.popleft()
+                        if peer is None or peer.method != "HEAD" or body == -2:
                             st.next_seq = (seq + end - start) & _M32
                             return view
         if nxt is not None and seq != nxt:
@@ -402,15 +397,11 @@ class Reassembler:
         entry = pdu.entry
         method = entry[1] if entry else None
         if method is not None:
-            if len(st.methods) >= MAX_PENDING_METHODS:
-                st.methods.popleft()
-            st.methods.append(method)
+            st.method = method
         else:
             code = entry[3] if entry else None
-            asked = None
             peer = st.peer
-            if code is not None and (code >= 200 or code == 101) and peer is not None and peer.methods:
-                asked = peer.methods.popleft()
+            asked = peer.method if peer is not None else None
             if code is None or code < 200 or code in (204, 304) or asked == "HEAD":
                 pdu.framing = _NONE
                 return

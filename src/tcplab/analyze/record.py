@@ -201,12 +201,17 @@ class Packet:
         if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
             view = self._pdu
             if view is not None:
-                return _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info)
+                return _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
+                                    self._tags())
             ports = self._ctx.chat_ports
             if self.sport in ports or self.dport in ports:
                 cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
                                            to_server=self.dport in ports))
         return cols or ("TCP", self._tcp_info())
+
+    def _tags(self) -> str:
+        aflags = self.aflags
+        return _dissect.tags_text(aflags, self.dup_frame, self.dup_num) if aflags else ""
 
     def _tcp_info(self) -> str:
         aflags = self.aflags
@@ -232,7 +237,9 @@ class Packet:
             view = self._pdu
             cols = None
             if view is not None:
-                cols = _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info)
+                cols = _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
+                                    _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
+                                    if aflags else "")
             else:
                 ports = self._ctx.chat_ports
                 if self.sport in ports or self.dport in ports:
@@ -296,24 +303,26 @@ _packet_line: Callable[[dict], str]  # render.packet_line, bound below (render i
 
 
 def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
-                 tcp_info: Callable[[], str]) -> tuple[str, str]:
+                 tcp_info: Callable[[], str], tags: str) -> tuple[str, str]:
     """Protocol and Info of a segment the HTTP reassembly placed (tshark 4.0's texts).
 
     A segment completing messages is HTTP, its Info their first lines (and that of a
     message it begins); one that only carries part of a message is TCP with the note. In
     one pass tshark writes the first line of a message a segment begins before the note
     (the HTTP dissector ran on it); its second pass shows the TCP summary there instead.
+    ``tags`` (the analysis tags, :func:`~tcplab.analyze.dissect.tags_text`) open the HTTP
+    texts too, as in tshark.
     """
     cols = view.cols
     if cols is not None:
-        return cols
+        return (cols[0], tags + cols[1]) if tags else cols
     if view.messages:
         lines = [m.entry[0][1] for m in view.messages]
         if view.opens and view.started is not None:
             lines.append(view.started[0][1])
-        return "HTTP", " ".join(lines)
+        return "HTTP", tags + " ".join(lines)
     if view.opens and view.started is not None and not second_pass:
-        return "TCP", view.started[0][1] + " " + _reassembly.SEGMENT_NOTE
+        return "TCP", tags + view.started[0][1] + " " + _reassembly.SEGMENT_NOTE
     return "TCP", tcp_info() + _reassembly.SEGMENT_NOTE
 
 
@@ -857,9 +866,10 @@ class Analyzer:
         view = p._pdu
         if view is not None:
             d.update(_pdu_fields(view, self))
-            proto, info = _pdu_columns(view, self.tracker.final is not None,
-                                       lambda: _dissect.tcp_info(d, seg, aflags,
-                                                                 absolute=self.absolute))
+            proto, info = _pdu_columns(
+                view, self.tracker.final is not None,
+                lambda: _dissect.tcp_info(d, seg, aflags, absolute=self.absolute),
+                _dissect.tags_text(aflags, p.dup_frame, p.dup_num) if aflags else "")
             d["_ws.col.Protocol"], d["_ws.col.Info"] = proto, info
             if proto == "HTTP":
                 d["frame.protocols"] += ":http"
