@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_chat.py              # full run (about 6 minutes)
     python benchmarks/bench_chat.py --quick      # seconds: small sizes, smoke test
     python benchmarks/bench_chat.py --clients 1000 --servers tcplab,thread --procs 2
+    python benchmarks/bench_chat.py --cluster    # one server beside 2 nodes on Redis
 
 Scenarios, each run against every server in turn in this one process run:
 
@@ -21,6 +22,13 @@ design, ``baselines/thread_chat_server.py``) and ``bare`` (a minimal selectors
 relay, ``baselines/bare_relay.py``: no validation, no limits — a reference point
 for what a plain selectors loop costs per message, and a check that the load
 generator can drive a server that does almost nothing).
+
+``--cluster`` compares instead one ``tcplab server`` with two ``tcplab server --cluster``
+nodes on a private ``redis-server``, the same pairs load placed four ways (``single``,
+``local``: every pair on one node, ``cross``: every pair across nodes, ``half``: half of
+each, the cluster issue's load) and reports **CPU seconds of the servers plus Redis per
+100,000 delivered messages** beside msg/s, p50/p99 and loss: on a machine where the load
+generator shares the cores, that efficiency figure is what scales, not msg/s.
 
 The load runs in separate ``chat_loadgen.py`` processes (``--procs``); each
 reports its own CPU time so a reader can see whether it, rather than the
@@ -570,6 +578,215 @@ def check_targets(rows: list[Row]) -> None:
             print(f"  {'PASS' if ok else 'FAIL'}  {label}: {got}")
 
 
+# -- cluster mode (--cluster): one server beside two --cluster nodes on Redis ---------------
+#: The runs of ``--cluster``; every one has the same load (N clients in N/2 pairs), placed
+#: differently: ``single`` one plain server (the reference), ``local`` two nodes with every
+#: pair on one node, ``cross`` every pair across the nodes (every message crosses Redis),
+#: ``half`` half the pairs across nodes (the issue's load).
+CLUSTER_RUNS = ("single", "local", "cross", "half")
+CLUSTER_NODES = 2
+TARGET_CLUSTER_P99_MS = 50.0
+TARGET_CROSS_RATIO = 2.0
+
+
+class RedisServer:
+    """A private ``redis-server``: 127.0.0.1 only, a free port, no persistence."""
+
+    def __init__(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise BenchError("redis-server is not installed (sudo apt-get install redis-server)")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--loglevel", "warning"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=bool(NICE), preexec_fn=die_with_parent)
+        prioritize(self.proc.pid)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), \
+                    socket.create_connection(("127.0.0.1", self.port), 0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise BenchError("redis-server did not answer PING within 10 s")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def run_cluster_pairs(name: str, ports: list[int], pids: list[int], redis_pid: int | None,
+                      opts: argparse.Namespace) -> Row:
+    """One ``--cluster`` run: the pairs load over ``ports`` in layout ``name``; CPU of the
+    servers (and Redis) from /proc over the measured window."""
+    pairs = opts.clients[0] // 2
+    row = Row("cluster", name, 2 * pairs)
+    args = ["--port", str(ports[0]), "--mode", "pairs", "--pairs", str(pairs),
+            "--window", str(opts.window), "--phase-timeout", str(opts.phase_timeout)]
+    if len(ports) > 1:
+        args += ["--ports", ",".join(map(str, ports)), "--layout", name]
+    gen = Generator(args)
+    try:
+        ready = gen.expect("ready", 3 * opts.phase_timeout)
+        if ready["logged_in"] != 2 * pairs:
+            raise BenchError(f"{name}: only {ready['logged_in']} of {2 * pairs} clients logged "
+                             f"in: {ready['errors']}")
+        gen.send(f"go {opts.warmup} {opts.duration} {opts.drain}")
+        time.sleep(opts.warmup)
+        watched = pids + ([redis_pid] if redis_pid else [])
+        cpu0 = [proc_cpu_seconds(p) for p in watched]
+        t0 = time.monotonic()
+        time.sleep(opts.duration)
+        elapsed = time.monotonic() - t0
+        cpu = [proc_cpu_seconds(p) - c for p, c in zip(watched, cpu0, strict=True)]
+        result = gen.expect("result", opts.duration + opts.drain + opts.phase_timeout)
+    finally:
+        gen.stop()
+    delivered = result["msg_per_s"] * elapsed
+    nodes_cpu = sum(cpu[:len(pids)])
+    redis_cpu = cpu[len(pids)] if redis_pid else 0.0
+    row.values.update(
+        msg_per_s=round(result["msg_per_s"]), **merged_quantiles([result]),
+        sent=result["sent"], received=result["received"], lost=result["lost"],
+        misattributed=result["misattributed"], errors=result["errors"],
+        system_samples=result["system_samples"],
+        nodes_cpu=round(nodes_cpu / elapsed, 3), redis_cpu=round(redis_cpu / elapsed, 3),
+        loadgen_cpu=result["loadgen_cpu_share"],
+        # What a deployment pays per message whatever the machine: CPU seconds of every
+        # server process plus Redis per 100,000 delivered messages.
+        cpu_s_per_100k=round((nodes_cpu + redis_cpu) / delivered * 100_000, 3) if delivered else None,
+        redis_cpu_s_per_100k=round(redis_cpu / delivered * 100_000, 4) if delivered else None)
+    return row
+
+
+def start_cluster_nodes(redis: RedisServer, extra: list[str], command: list[str],
+                        logdir: Path) -> list[Server]:
+    nodes: list[Server] = []
+    try:
+        for i in range(1, CLUSTER_NODES + 1):
+            node = Server("tcplab", [*extra, "--cluster", redis.url, "--node-name", f"bench{i}"],
+                          None, command)
+            node.start(logdir)
+            nodes.append(node)
+    except BenchError:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes
+
+
+def median_cluster_runs(rows: list[Row]) -> list[Row]:
+    """One row per run name: the repeat with the median CPU per message (one coherent
+    repeat, not a mix of figures); losses are summed over every repeat."""
+    out: list[Row] = []
+    for name in dict.fromkeys(r.server for r in rows):
+        repeats = sorted((r for r in rows if r.server == name),
+                         key=lambda r: r.values["cpu_s_per_100k"] or 0.0)
+        kept = repeats[(len(repeats) - 1) // 2]
+        values = dict(kept.values)
+        values["lost_all_runs"] = sum(r.values["lost"] for r in repeats)
+        values["cpu_all_runs"] = [r.values["cpu_s_per_100k"] for r in rows if r.server == name]
+        out.append(Row(kept.scenario, name, kept.clients, values))
+    return out
+
+
+def cluster_ratio(by: dict[str, dict], a: str, b: str) -> float | None:
+    x, y = by.get(a, {}).get("cpu_s_per_100k"), by.get(b, {}).get("cpu_s_per_100k")
+    return x / y if x and y else None
+
+
+def print_cluster_report(rows: list[Row], opts: argparse.Namespace) -> None:
+    print(f"\nCluster: {opts.clients[0]} clients in pairs, {CLUSTER_NODES} nodes on one Redis, "
+          f"window {opts.window}, {opts.duration:g} s measured; median of {opts.repeat} "
+          "interleaved repeat(s) by CPU per message; 'lost' sums all repeats")
+    print(f"  {'run':<7} {'msg/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'lost':>5} {'nodes CPU':>9} "
+          f"{'Redis CPU':>9} {'loadgen':>7} {'CPU s/100k msg':>14}  all repeats")
+    for r in rows:
+        v = r.values
+        print(f"  {r.server:<7} {v['msg_per_s']:>8,} {fmt(v['p50_ms']):>7} {fmt(v['p99_ms']):>7} "
+              f"{v['lost_all_runs']:>5} {v['nodes_cpu']:>9.2f} {v['redis_cpu']:>9.2f} "
+              f"{v['loadgen_cpu']:>7.2f} {fmt(v['cpu_s_per_100k']):>14}  "
+              + "/".join(fmt(x) for x in v["cpu_all_runs"]))
+        if v.get("errors") or v.get("system_samples") or v.get("misattributed"):
+            print(f"    note [{r.server}]: errors {v.get('errors')}, server said "
+                  f"{v.get('system_samples')}, {v.get('misattributed')} with the wrong sender")
+    by = {r.server: r.values for r in rows}
+    print("\nRatios of CPU seconds per 100k delivered messages (servers + Redis):")
+    for a, b in (("cross", "local"), ("half", "single"), ("local", "single"), ("cross", "single")):
+        ratio = cluster_ratio(by, a, b)
+        if ratio is not None:
+            print(f"  {a} / {b}: {ratio:.2f}")
+    print("\nTargets (issue 13) for the cluster:")
+    for r in rows:
+        if r.server == "single":
+            continue
+        v = r.values
+        print(f"  {'PASS' if v['lost_all_runs'] == 0 else 'FAIL'}  {r.server}: zero loss "
+              f"({v['lost_all_runs']})")
+        p99 = v["p99_ms"]
+        print(f"  {'PASS' if p99 is not None and p99 < TARGET_CLUSTER_P99_MS else 'FAIL'}  "
+              f"{r.server}: p99 < {TARGET_CLUSTER_P99_MS:g} ms ({fmt(p99)})")
+    ratio = cluster_ratio(by, "cross", "local")
+    if ratio is not None:
+        print(f"  {'PASS' if ratio <= TARGET_CROSS_RATIO else 'FAIL'}  a cross-node message costs "
+              f"≤ {TARGET_CROSS_RATIO:g}× the CPU of a local one, Redis included ({ratio:.2f}×)")
+
+
+def cluster_main(opts: argparse.Namespace, command: list[str], extra: list[str],
+                 logdir: Path) -> tuple[int, list[Row]]:
+    """``--cluster``: every run of ``opts.runs`` ``opts.repeat`` times, interleaved, each on
+    a fresh Redis and fresh processes so no run inherits another's state."""
+    if shutil.which("redis-server") is None:
+        print("bench_chat: error: --cluster needs redis-server "
+              "(sudo apt-get install redis-server)", file=sys.stderr)
+        return 2, []
+    rows: list[Row] = []
+    for _ in range(opts.repeat):
+        for name in opts.runs:
+            print(f"  cluster {opts.clients[0]:>6} clients  {name:<7}", end=" ", flush=True)
+            started = time.monotonic()
+            redis: RedisServer | None = None
+            servers: list[Server] = []
+            try:
+                if name == "single":
+                    servers = [Server("tcplab", extra, None, command)]
+                    servers[0].start(logdir)
+                else:
+                    redis = RedisServer()
+                    servers = start_cluster_nodes(redis, extra, command, logdir)
+                row = run_cluster_pairs(name, [s.port for s in servers], [s.pid for s in servers],
+                                        redis.pid if redis else None, opts)
+                for s in servers:
+                    if not s.alive():
+                        raise BenchError(f"a server of the {name} run died:\n{s.log_tail()}")
+            finally:
+                for s in servers:
+                    s.stop()
+                if redis is not None:
+                    redis.stop()
+            rows.append(row)
+            print(f"done in {time.monotonic() - started:.1f} s, {row.values['msg_per_s']:,} msg/s, "
+                  f"{fmt(row.values['cpu_s_per_100k'])} CPU s/100k", flush=True)
+    return 0, rows
+
+
 # -- main --------------------------------------------------------------------------------
 def raise_fd_limit() -> None:
     """Children inherit this: 10,000 connections need 10,000+ descriptors on each side."""
@@ -618,12 +835,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="niceness of the servers and generators, each in its own "
                              "session/autogroup; negative (root only) keeps other work on a "
                              "shared machine from distorting the figures")
+    parser.add_argument("--cluster", action="store_true",
+                        help="instead of the servers above: one tcplab server beside two "
+                             "'tcplab server --cluster' nodes on a private redis-server, the "
+                             "pairs placed as --runs says; CPU of nodes + Redis per 100k "
+                             "delivered messages [clients 1000; quick 100]")
+    parser.add_argument("--runs", default=",".join(CLUSTER_RUNS),
+                        help="with --cluster: which runs, from "
+                             f"{', '.join(CLUSTER_RUNS)} (single server; pairs on one node; "
+                             "every pair across nodes; half the pairs across nodes)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
     parser.add_argument("--logdir", type=Path, default=None,
                         help="keep the servers' output here [a temporary directory, "
                              "removed after a successful run]")
     opts = parser.parse_args(argv)
     quick = opts.quick
+    if opts.cluster:
+        if opts.clients is None:
+            opts.clients = [100] if quick else [1000]
+        if len(opts.clients) != 1 or opts.clients[0] < 4:
+            parser.error("--cluster takes one --clients count of at least 4")
+        if opts.procs != 1 or opts.profile:
+            parser.error("--cluster runs one load generator and no --profile")
+        if opts.idle is not None or opts.servers != parser.get_default("servers"):
+            parser.error("--cluster runs its own servers (see --runs): leave out --servers and --idle")
+        opts.runs = [r.strip() for r in opts.runs.split(",") if r.strip()]
+        for name in opts.runs:
+            if name not in CLUSTER_RUNS:
+                parser.error(f"unknown --runs entry {name!r}; choose from {', '.join(CLUSTER_RUNS)}")
+        opts.idle = []
+        opts.servers = "tcplab"
     if opts.clients is None:
         opts.clients = [20] if quick else [100, 1000]
     if opts.idle is None:
@@ -664,6 +905,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = tcplab_flags(command) + shlex.split(opts.tcplab_args)
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[0]
+    if opts.cluster:
+        return main_cluster(opts, command, extra, load)
     print(f"bench_chat: servers {', '.join(opts.servers)}; pairs {opts.clients}; "
           f"idle {opts.idle}; tcplab server flags: {' '.join(extra) or '(defaults)'}; "
           f"{os.cpu_count()} CPUs, load average {load}, nice {opts.nice}",
@@ -717,6 +960,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncProfile of tcplab's server (last scenario), top functions by own time "
               f"({opts.profile}):")
         pstats.Stats(str(opts.profile)).sort_stats("tottime").print_stats(20)
+    return 0
+
+
+def main_cluster(opts: argparse.Namespace, command: list[str], extra: list[str], load: str) -> int:
+    print(f"bench_chat --cluster: runs {', '.join(opts.runs)} x {opts.repeat}; "
+          f"{opts.clients[0]} clients; tcplab server flags: {' '.join(extra) or '(defaults)'}; "
+          f"{os.cpu_count()} CPUs, load average {load}, nice {opts.nice}", flush=True)
+    keep_logs = opts.logdir is not None
+    logdir = opts.logdir or Path(tempfile.mkdtemp(prefix="bench_chat_cluster_"))
+    logdir.mkdir(parents=True, exist_ok=True)
+    try:
+        status, rows = cluster_main(opts, command, extra, logdir)
+    except BenchError as exc:
+        print(f"\nbench_chat: error: {exc}\n(server output kept in {logdir})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nbench_chat: interrupted (server output kept in {logdir})", file=sys.stderr)
+        return 130
+    if status:
+        return status
+    if not keep_logs:
+        shutil.rmtree(logdir, ignore_errors=True)
+    print_cluster_report(median_cluster_runs(rows), opts)
+    if opts.json:
+        opts.json.write_text(json.dumps([r.__dict__ for r in rows], indent=2))
     return 0
 
 

@@ -4,7 +4,8 @@ Usage: python benchmarks/run_all.py [--quick]
 
 Each ``bench_*.py`` is a standalone script that runs tcplab beside its peers in one run
 and prints rates and ratios; this runner only sequences them (never in parallel: they
-would compete for the machine's two cores and distort each other's figures).
+would compete for the machine's two cores and distort each other's figures). Some scripts
+have a second mode run as its own step (:data:`EXTRA_RUNS`): ``bench_chat.py --cluster``.
 """
 
 from __future__ import annotations
@@ -14,18 +15,24 @@ import sys
 import time
 from pathlib import Path
 
+#: Further invocations of a script, each a step of its own after the plain one.
+EXTRA_RUNS = {"bench_chat.py": [["--cluster"]]}
+
 
 def main() -> int:
     here = Path(__file__).resolve().parent
     extra = [a for a in sys.argv[1:] if a == "--quick"]
     failed = []
-    for script in sorted(here.glob("bench_*.py")):
-        print(f"\n===== {script.name} {' '.join(extra)} =====", flush=True)
+    steps = [(script, args) for script in sorted(here.glob("bench_*.py"))
+             for args in ([], *EXTRA_RUNS.get(script.name, []))]
+    for script, args in steps:
+        label = " ".join([script.name, *args])
+        print(f"\n===== {label} {' '.join(extra)} =====", flush=True)
         started = time.monotonic()
-        status = subprocess.call([sys.executable, str(script), *extra])
-        print(f"----- {script.name}: exit {status} after {time.monotonic() - started:.0f} s", flush=True)
+        status = subprocess.call([sys.executable, str(script), *args, *extra])
+        print(f"----- {label}: exit {status} after {time.monotonic() - started:.0f} s", flush=True)
         if status != 0:
-            failed.append(script.name)
+            failed.append(label)
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
         return 1

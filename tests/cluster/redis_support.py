@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import selectors
+import signal
 import socket
 import subprocess
 import time
@@ -57,6 +58,11 @@ class RedisProcess:
             (self.proc.kill if kill else self.proc.terminate)()
             self.proc.wait(10)
         self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: Redis holds its connections open and answers nothing (a hung server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
 
     def command(self, *args: str | bytes | int) -> object:
         """One blocking command (a test oracle independent of the engine's socket code)."""

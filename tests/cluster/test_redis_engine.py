@@ -249,3 +249,32 @@ def test_a_hostile_server_costs_a_reconnect_not_a_crash() -> None:
         stop.set()
         loop.close()
         listener.close()
+
+
+def test_direct_messages_wait_with_the_deltas_while_a_snapshot_is_in_flight(redis: RedisProcess) -> None:
+    """A message from a user whose join is held behind the snapshot must not overtake it:
+    the core drops messages from senders it does not know."""
+    loop = started(redis.url, "n1", "n2")
+    n1, n2 = loop.engines
+    try:
+        bob = member("n2", 2, "Bob")
+        n2.claim(bob)
+        loop.until(lambda: n1.locate("bob") == bob)
+        n2._syncing = True  # as while n2 re-reads the presence after a reconnect
+        received = n2.stats["received"]
+        alice = member("n1", 1, "Alice")
+        n1.claim(alice)
+        loop.until(lambda: "alice" in n1.holds)
+        assert n1.send(bob, b"Alice", 1, b"first words") is None
+        loop.until(lambda: n2.stats["received"] >= received + 2, what="join and message at n2")
+        assert not loop.of("n2", Deliveries) and not loop.of("n2", Joined)  # both held, in order
+        n2.cmd.command(("SMEMBERS", n2.nodes_key), n2._on_nodes, force=True)
+        loop.until(lambda: not n2._syncing, what="snapshot")
+        events = loop.events["n2"]
+        known = next(i for i, e in enumerate(events) if isinstance(e, Roster)
+                     and alice in e.members)
+        delivered = next(i for i, e in enumerate(events) if isinstance(e, Deliveries))
+        assert known < delivered
+        assert events[delivered] == Deliveries("n1", [(b"1", b"Alice", b"Bob", b"first words")])
+    finally:
+        loop.close()

@@ -616,7 +616,9 @@ class ChatServer:
             elif cls is Close:
                 self._close(conn, item.reason)  # type: ignore[union-attr]
             elif self.cluster is not None:
-                self._apply(self.cluster.act(cid, item))
+                more = self.cluster.act(cid, item)
+                if more:  # a relay usually answers nothing: skip the worklist round trip
+                    self._apply(more)
 
     def _list_unsent(self, conn: _Conn) -> int:
         """Bytes of the queued ONLINE_USERS list not yet sent (0 when none is queued)."""

@@ -110,12 +110,25 @@ class Broadcast:
 
 @dataclass(frozen=True, slots=True)
 class Undelivered:
-    """Messages from local user ``conn`` to ``target`` were lost (node gone, user gone)."""
+    """Messages from local user ``conn`` to ``target`` were lost (node gone, user gone), or
+    — ``certain`` False — may have been: the link dropped before Redis confirmed them."""
 
     conn: int
     target: str
     count: int
     why: str
+    certain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastUndelivered:
+    """``count`` ``*:`` messages of local user ``conn`` reached this node's users only (or,
+    ``certain`` False, may have: the link dropped before Redis confirmed them)."""
+
+    conn: int
+    count: int
+    why: str
+    certain: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +145,17 @@ class LinkChanged:
     reason: str
 
 
-Event = Claimed | Joined | Left | Roster | Deliveries | Broadcast | Undelivered | Revoked | LinkChanged
+Event = (Claimed | Joined | Left | Roster | Deliveries | Broadcast | Undelivered
+         | BroadcastUndelivered | Revoked | LinkChanged)
 
 #: Why a cross-node operation could not even be attempted (returned by send/broadcast).
 LINK_DOWN = "the cluster link (Redis) is down"
 LINK_BUSY = "the cluster link (Redis) is overloaded"
+#: Why messages already handed to the engine may be lost: the link to Redis dropped before
+#: Redis confirmed them (still queued, or written and unanswered: Redis may have published
+#: them just before dying, or after a hang the node gave up on), so the sender is told
+#: they *may* not have been delivered.
+LINK_LOST_IN_FLIGHT = "the cluster link (Redis) dropped while it was in flight"
 
 
 class Engine:
@@ -165,8 +184,9 @@ class Engine:
         """Publish a private message to ``target``'s node; None, or why it was not sent."""
         raise NotImplementedError
 
-    def broadcast(self, sender: bytes, text: bytes) -> str | None:
-        """Publish a ``*:`` message to every other node; None, or why it was not sent."""
+    def broadcast(self, sender: bytes, text: bytes, sender_conn: int = 0) -> str | None:
+        """Publish a ``*:`` message to every other node; None, or why it was not sent. If it
+        is lost after that, local user ``sender_conn`` gets a :class:`BroadcastUndelivered`."""
         raise NotImplementedError
 
     def flush(self) -> None:
@@ -274,7 +294,7 @@ class MemoryEngine(Engine):
             self._queue.append(Undelivered(sender_conn, target.nick, 1, "its node is gone"))
         return None
 
-    def broadcast(self, sender: bytes, text: bytes) -> str | None:
+    def broadcast(self, sender: bytes, text: bytes, sender_conn: int = 0) -> str | None:
         if not self.up:
             return LINK_DOWN
         self.hub.publish(self.node, Broadcast(sender, text, self.node))

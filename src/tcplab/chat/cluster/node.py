@@ -1,10 +1,12 @@
 """The cluster shell of one node: between the sans-IO chat core and a cluster engine.
 
 The core decides everything about the chat as it does on a single server; in cluster mode
-it additionally emits four actions — :class:`~tcplab.chat.protocol.Claim` (may this user
+it additionally emits five actions — :class:`~tcplab.chat.protocol.Claim` (may this user
 take the name cluster-wide?), :class:`~tcplab.chat.protocol.Release` (a user left),
-:class:`~tcplab.chat.protocol.Relay` (deliver to a user not held here) and
-:class:`~tcplab.chat.protocol.RelayAll` (deliver to everyone elsewhere) — and accepts what
+:class:`~tcplab.chat.protocol.Relay` (deliver to a user not held here),
+:class:`~tcplab.chat.protocol.RelayAll` (deliver to everyone elsewhere) and
+:class:`~tcplab.chat.protocol.Bounce` (tell a remote sender its messages to a dropped local
+user were lost) — and accepts what
 the cluster reports (logins answered, remote users joining and leaving, messages arriving
 for local users, losses). This module only translates between the two: it holds no chat
 rules, and the core holds no notion of nodes, Redis or sockets.
@@ -17,6 +19,7 @@ from collections.abc import Callable
 
 from tcplab.chat.cluster.engine import (
     Broadcast,
+    BroadcastUndelivered,
     Claimed,
     Deliveries,
     Engine,
@@ -41,6 +44,9 @@ class ClusterNode:
         self.members: dict[int, Member] = {}  # conn -> this node's user (claimed or claiming)
         self._claiming: set[int] = set()
         self._orphans: dict[int, Member] = {}  # left while their claim was in flight
+        # Bound once: a relay is the per-message path of cross-node traffic.
+        self._locate = engine.locate
+        self._send = engine.send
 
     @property
     def node(self) -> str:
@@ -52,18 +58,18 @@ class ClusterNode:
         """Carry out one cluster action the core emitted for connection ``conn``."""
         cls = action.__class__
         if cls is Relay:
-            target = self.engine.locate(action.key)  # type: ignore[attr-defined]
+            target = self._locate(action.key)  # type: ignore[attr-defined]
             if target is None:  # left between the core's lookup and now
                 return self.core.notice(conn, Code.NO_SUCH_NICK,
                                         f"User '{action.nick}' is not connected.")  # type: ignore[attr-defined]
-            why = self.engine.send(target, action.sender, conn, action.text)  # type: ignore[attr-defined]
+            why = self._send(target, action.sender, conn, action.text)  # type: ignore[attr-defined]
             if why is not None:
                 return self.core.notice(conn, Code.NOT_DELIVERED, (
                     f"1 message(s) to '{target.nick}' not delivered: {why}; "
                     "users on this server can still be reached."))
             return []
         if cls is RelayAll:
-            why = self.engine.broadcast(action.sender, action.text)  # type: ignore[attr-defined]
+            why = self.engine.broadcast(action.sender, action.text, conn)  # type: ignore[attr-defined]
             if why is not None:
                 return self.core.notice(conn, Code.NOT_DELIVERED, (
                     f"Broadcast reached this server's users only: {why}."))
@@ -78,6 +84,9 @@ class ClusterNode:
         if cls is Release:
             member = self.members.pop(conn, None)
             if member is not None:
+                # What this user sent in this loop iteration leaves first: the receiving
+                # node must see the messages before the leave that makes their sender unknown.
+                self.engine.flush()
                 if conn in self._claiming:
                     self._orphans[conn] = member  # released when the claim is answered
                 else:
@@ -121,8 +130,14 @@ class ClusterNode:
             elif cls is Claimed:
                 out += self._claimed(ev, now)
             elif cls is Undelivered:
+                verdict = "not delivered" if ev.certain else "may not have been delivered"
                 out += core.notice(ev.conn, Code.NOT_DELIVERED,
-                                   f"{ev.count} message(s) to '{ev.target}' not delivered: {ev.why}.")
+                                   f"{ev.count} message(s) to '{ev.target}' {verdict}: {ev.why}.")
+            elif cls is BroadcastUndelivered:
+                verdict = "reached" if ev.certain else "may have reached"
+                out += core.notice(ev.conn, Code.NOT_DELIVERED, (
+                    f"Broadcast {verdict} this server's users only: {ev.why}"
+                    + (f" ({ev.count} messages)." if ev.count > 1 else ".")))
             elif cls is Revoked:
                 member = self.members.get(ev.conn)
                 if member is not None and member.key == ev.key:

@@ -36,7 +36,9 @@ from tcplab.chat.cluster import scripts
 from tcplab.chat.cluster.engine import (
     LINK_BUSY,
     LINK_DOWN,
+    LINK_LOST_IN_FLIGHT,
     Broadcast,
+    BroadcastUndelivered,
     Claimed,
     Deliveries,
     Engine,
@@ -330,6 +332,7 @@ class RedisEngine(Engine):
         self.prefix = "tcplab:"
         ns = f"tcplab:{self.addr.db}:"  # pub/sub channels are global, not per database
         self.all_channel = ns + "all"
+        self._all_channel_bytes = self.all_channel.encode()
         self.node_prefix = ns + "to:"
         self.my_channel = self.node_prefix + node
         self.presence_key = f"{self.prefix}presence:{node}"  # this node's users
@@ -342,7 +345,10 @@ class RedisEngine(Engine):
         self._up = False
         self._subscribed = 0
         self._syncing = False
-        self._buffered: list[bytes] = []
+        #: Pub/sub input held while a presence snapshot is in flight, in arrival order:
+        #: (from the all channel?, payload). Direct messages wait too, or a message from a
+        #: user whose join is held would reach the core from an unknown sender and be dropped.
+        self._buffered: list[tuple[bool, bytes]] = []
         self._sel: selectors.BaseSelector | None = None
         self._backoff = BACKOFF_MIN
         self._retry_at = 0.0
@@ -353,8 +359,9 @@ class RedisEngine(Engine):
         self._closed = False
         self._failing = False
         # Cross-node messages of the current loop iteration, published together by flush().
-        self._direct: dict[str, tuple[list[bytes], list[tuple[int, str]]]] = {}
+        self._direct: dict[str, list[bytes]] = {}  # target node -> formatted messages
         self._bcast: list[bytes] = []
+        self._bcast_conns: list[int] = []  # the sender of each batched broadcast
         self._batched = 0
         self._ever_up = False
         self._early: list[Member] = []
@@ -500,9 +507,11 @@ class RedisEngine(Engine):
         early, self._early = self._early, []
         for m in early:
             self._queue.append(Claimed(m.conn, m.key, False, LINK_DOWN))
-        for _, meta in self._direct.values():
-            self._publish_done(meta)(LINK_LOST)
-        self._direct, self._bcast, self._batched = {}, [], 0
+        for parts in self._direct.values():
+            self._publish_done(parts)(LINK_LOST)
+        if self._bcast_conns:
+            self._broadcast_done(self._bcast_conns)(LINK_LOST)
+        self._direct, self._bcast, self._bcast_conns, self._batched = {}, [], [], 0
         if self._up:
             self._up = False
             self._queue.append(LinkChanged(False, reason))
@@ -564,8 +573,8 @@ class RedisEngine(Engine):
         self._queue.append(Roster(tuple(members.values())))
         self._syncing = False
         buffered, self._buffered = self._buffered, []
-        for payload in buffered:
-            self._on_all(payload)
+        for to_all, payload in buffered:
+            (self._on_all if to_all else self._on_direct)(payload)
         self._up = True
         self._ever_up = True
         early, self._early = self._early, []
@@ -718,31 +727,42 @@ class RedisEngine(Engine):
     def locate(self, key: str) -> Member | None:
         return self.roster.get(key)
 
-    def send(self, target: Member, sender: bytes, sender_conn: int, text: bytes) -> str | None:
+    def _refusal(self) -> str | None:
+        """Why nothing can be relayed now, or None. Checked only when a batch starts: the
+        link goes down only through :meth:`_link_down`, which empties the batch, and the
+        output toward Redis grows only when a batch is flushed."""
         if not self._up:
             return LINK_DOWN
         if self.cmd.busy:
             self.stats["busy"] += 1
             return LINK_BUSY
-        batch = self._direct.get(target.node)
-        if batch is None:
-            batch = self._direct[target.node] = ([], [])
-        part = b"%d\n%s\n%s\n%s" % (sender_conn, sender, target.nick.encode(), text)
-        batch[0].append(part)
-        batch[1].append((sender_conn, target.nick))
+        return None
+
+    def send(self, target: Member, sender: bytes, sender_conn: int, text: bytes) -> str | None:
+        # The hot path of cross-node traffic: one formatted part per message, nothing else
+        # (who sent what is parsed back out of the parts only if the batch is lost).
+        if not self._batched:
+            why = self._refusal()
+            if why is not None:
+                return why
+        parts = self._direct.get(target.node)
+        if parts is None:
+            parts = self._direct[target.node] = []
+        part = b"%d\n%b\n%b\n%b" % (sender_conn, sender, target.nick.encode(), text)
+        parts.append(part)
         self._batched += len(part)
         if self._batched > BATCH_BYTES:
             self.flush()
         return None
 
-    def broadcast(self, sender: bytes, text: bytes) -> str | None:
-        if not self._up:
-            return LINK_DOWN
-        if self.cmd.busy:
-            self.stats["busy"] += 1
-            return LINK_BUSY
+    def broadcast(self, sender: bytes, text: bytes, sender_conn: int = 0) -> str | None:
+        if not self._batched:
+            why = self._refusal()
+            if why is not None:
+                return why
         part = sender + b"\n" + text
         self._bcast.append(part)
+        self._bcast_conns.append(sender_conn)
         self._batched += len(part)
         if self._batched > BATCH_BYTES:
             self.flush()
@@ -756,29 +776,49 @@ class RedisEngine(Engine):
         self._batched = 0
         node = self.node.encode()
         direct, self._direct = self._direct, {}
-        for target, (parts, meta) in direct.items():
+        for target, parts in direct.items():
             payload = b"M\n" + node + b"\n" + b"\n".join(parts)
-            self.cmd.command(("PUBLISH", self.node_prefix + target, payload), self._publish_done(meta),
-                             force=True)
+            self.cmd.command(("PUBLISH", self.node_prefix + target, payload),
+                             self._publish_done(parts), force=True)
             self.stats["published"] += 1
             self.stats["messages"] += len(parts)
         if self._bcast:
             payload = b"B\n" + node + b"\n" + b"\n".join(self._bcast)
             self.stats["messages"] += len(self._bcast)
-            self._bcast = []
-            self.cmd.command(("PUBLISH", self.all_channel, payload), _ignore, force=True)
+            conns, self._bcast, self._bcast_conns = self._bcast_conns, [], []
+            self.cmd.command(("PUBLISH", self.all_channel, payload), self._broadcast_done(conns),
+                             force=True)
             self.stats["published"] += 1
 
-    def _publish_done(self, meta: list[tuple[int, str]]) -> Callable[[object], None]:
+    def _publish_done(self, parts: list[bytes]) -> Callable[[object], None]:
+        """The answer to one batch's PUBLISH: its senders are told of every message lost
+        (no subscriber on the target node's channel, or the link to Redis dropped first)."""
         def done(reply: object) -> None:
             if isinstance(reply, int) and reply > 0:
                 return
-            why = "its server is gone" if reply == 0 else LINK_DOWN
-            counts: dict[tuple[int, str], int] = {}
-            for key in meta:
-                counts[key] = counts.get(key, 0) + 1
-            for (conn, nick), n in counts.items():
-                self._queue.append(Undelivered(conn, nick, n, why))
+            why = "its server is gone" if reply == 0 else _lost_because(reply)
+            counts: dict[tuple[bytes, bytes], int] = {}
+            for part in parts:  # b"<conn>\n<sender>\n<target>\n<text>", as send() made it
+                conn, _, target, _ = part.split(b"\n", 3)
+                counts[conn, target] = counts.get((conn, target), 0) + 1
+            certain = reply is not LINK_LOST
+            for (conn, target), n in counts.items():
+                self._queue.append(Undelivered(int(conn), target.decode(), n, why, certain))
+        return done
+
+    def _broadcast_done(self, conns: list[int]) -> Callable[[object], None]:
+        """The answer to a batch of broadcasts: on a failure each sender is told its ``*:``
+        reached this node's users only (any count of subscribers is success: this node's
+        own counts too, and with no other node there was nobody else to reach)."""
+        def done(reply: object) -> None:
+            if isinstance(reply, int):
+                return
+            counts: dict[int, int] = {}
+            for conn in conns:
+                counts[conn] = counts.get(conn, 0) + 1
+            why, certain = _lost_because(reply), reply is not LINK_LOST
+            for conn, n in counts.items():
+                self._queue.append(BroadcastUndelivered(conn, n, why, certain))
         return done
 
     def undeliverable(self, origin_node: str, origin_conn: int, target: str, why: str,
@@ -801,14 +841,16 @@ class RedisEngine(Engine):
         kind = reply[0]
         if kind == b"message" and len(reply) == 3 and isinstance(reply[2], bytes):
             self.stats["received"] += 1
-            channel, payload = reply[1], reply[2]
-            if channel == self.all_channel.encode():
-                if self._syncing:
-                    self._buffered.append(payload)
-                else:
-                    self._on_all(payload)
+            to_all = reply[1] == self._all_channel_bytes
+            if self._syncing:
+                if len(self._buffered) >= MAX_PENDING:
+                    self.sub.fail("too much pub/sub input during the presence snapshot")
+                    return
+                self._buffered.append((to_all, reply[2]))
+            elif to_all:
+                self._on_all(reply[2])
             else:
-                self._on_direct(payload)
+                self._on_direct(reply[2])
         elif kind == b"subscribe":
             self._subscribed += 1
             if self._subscribed == 2 and self.cmd.state == "open":
@@ -883,6 +925,15 @@ class RedisEngine(Engine):
 
 def _ignore(reply: object) -> None:
     return None
+
+
+def _lost_because(reply: object) -> str:
+    """Why a PUBLISH that did not succeed lost its messages, for their senders."""
+    if reply is LINK_LOST:
+        return LINK_LOST_IN_FLIGHT
+    if isinstance(reply, RespError):
+        return f"Redis refused it ({reply.kind})"
+    return LINK_DOWN
 
 
 def _member(field: object, value: object) -> Member | None:
