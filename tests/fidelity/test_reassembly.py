@@ -326,3 +326,20 @@ def test_the_ooo_capture_is_what_it_claims(tmp_path):
     held = reassembly.MAX_HEADER_BYTES // 500
     assert all(reassembly.SEGMENT_NOTE in info for info in endless[: held - 1])
     assert not any(reassembly.SEGMENT_NOTE in info for info in endless[held + 2 :])
+
+
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("scenario", ["split_messages", "with_a_hole", "ooo_small",
+                                      "sack_and_spurious", "damaged"])
+def test_fast_records_and_the_full_dissector_agree(tmp_path, scenario, two_pass):
+    """Both kinds of record (tcplab.analyze.record) show the same on these captures."""
+    from tests.analyze.test_record import assert_identical
+    from tests.fidelity import test_tcp_fidelity
+
+    path = str(tmp_path / f"{scenario}.pcap")
+    if scenario == "ooo_small":
+        ooo_capture(path, segments=600)
+    else:
+        builder = globals().get(scenario) or getattr(test_tcp_fidelity, scenario)
+        builder().write(path)
+    assert_identical(path, two_pass=two_pass)

@@ -4,7 +4,9 @@ What this module is for: speed without a second copy of the analysis. For the fr
 make up almost every capture — Ethernet, Null/Loopback or raw IP carrying IPv4 (no IP
 options, not fragmented, fully captured) carrying TCP — :meth:`Analyzer.packets` unpacks
 link, IPv4 and TCP headers with one precompiled ``struct`` straight from the record bytes
-and runs the shared TCP analysis step (:meth:`TcpTracker.step`). The result is a small
+and runs the shared TCP analysis step (:meth:`TcpTracker.step`), and a data segment of a direction
+carrying HTTP goes through the reassembly (:mod:`~tcplab.analyze.reassembly`), whose
+verdict the record keeps for its HTTP columns and fields. The result is a small
 slotted :class:`Packet`: frame number, times, addresses, ports, flags, lengths, the
 analysis flags and the stream's shown bases. Every other frame (IPv6, UDP, ARP, IP options,
 damaged or cut packets…) goes through the full dissector (:mod:`~tcplab.analyze.dissect`),
@@ -531,6 +533,9 @@ class Analyzer:
     (``tcp.seq`` stays relative); ``payload`` keeps ``tcp.payload`` bytes in the fields;
     ``final`` holds each stream's end state from a first pass
     (:meth:`TcpTracker.final_states`), making the shown values those of ``tshark -2``.
+    ``reassemble`` places every in-order data segment in its direction's HTTP byte
+    stream (:mod:`~tcplab.analyze.reassembly`; False: each segment on its own), with
+    ``reassembly_index`` (that first pass's record of completing frames) for ``-2``.
     """
 
     def __init__(

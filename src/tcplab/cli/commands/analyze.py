@@ -41,7 +41,8 @@ EXAMPLES = """\
 
 DESCRIPTION = """\
 Dissect every packet of a capture (classic pcap or pcapng, as written by Wireshark,
-tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, HTTP and chat lines.
+tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, HTTP (reassembled
+across TCP segments, like Wireshark) and chat lines.
 TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
 sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
 analysis tags, and conversation completeness. For JSON, the detail view and summaries the
