@@ -44,6 +44,11 @@ MAX_INDEX_ENTRIES = 1_000_000
 #: A chunk-size line longer than this is not chunked encoding: the message ends there.
 MAX_CHUNK_LINE = 1024
 
+#: tshark 4.0's default HTTP ports (``http.tcp.port``): there it takes even the first bytes
+#: of a request line ("PO") for HTTP. Elsewhere tcplab waits for one whole message on a
+#: direction before it does, so a stray letter on another port starts nothing.
+HTTP_PORTS = frozenset({80, 3128, 3132, 5985, 8080, 8088, 11371, 1900, 2869, 2710})
+
 #: The Info note tshark gives a segment whose bytes belong to a message completed later.
 SEGMENT_NOTE = " [TCP segment of a reassembled PDU]"
 
@@ -51,8 +56,8 @@ _M32 = 0xFFFFFFFF
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LENGTH = re.compile(rb"\nContent-Length:[ \t]*(\d{1,18})[ \t]*\r?\n", re.IGNORECASE)
 _CHUNKED = re.compile(rb"\nTransfer-Encoding:[^\r\n]*\bchunked\b", re.IGNORECASE)
-# The start of a request line that has not arrived whole yet ("GET /very-lo…").
-_PARTIAL_REQUEST = re.compile(rb"(?:GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT|TRACE) \S")
+# What a request or status line starts with: a segment may end inside it ("PO", "GET /ve").
+_LINE_STARTS = tuple(m + b" " for m in _http._METHODS) + (b"HTTP/",)
 _FIRST_BYTES = _http._FIRST_BYTES
 
 # Body framing of a message whose header block is complete.
@@ -61,10 +66,15 @@ _NONE, _LENGTH_BODY, _CHUNKS, _TO_END = 0, 1, 2, 3
 _SIZE, _DATA, _DATA_END, _TRAILER = 0, 1, 2, 3
 
 
+def _could_start(fragment: bytes) -> bool:
+    """Whether ``fragment`` (a segment's last bytes) may begin a request or status line."""
+    return any(fragment.startswith(s) or s.startswith(fragment) for s in _LINE_STARTS)
+
+
 class Message:
     """One HTTP message a segment completes: its first line and header block."""
 
-    __slots__ = ("entry", "head", "segments", "count", "length")
+    __slots__ = ("entry", "head", "segments", "count", "length", "final_length")
 
     def __init__(self, entry: tuple, head: bytes, segments: list[int] | None = None,
                  count: int = 1, length: int = 0) -> None:
@@ -74,6 +84,9 @@ class Message:
         self.segments = segments  # frames, when the message spanned several segments
         self.count = count
         self.length = length
+        #: The length tshark's second pass shows: the reassembled buffer stops where a
+        #: message still incomplete at the segment's end begins (its first pass keeps it).
+        self.final_length = length
 
 
 class SegmentView:
@@ -125,10 +138,12 @@ class Direction:
     """One direction of one TCP conversation, as the HTTP reassembly sees it."""
 
     __slots__ = ("key", "next_seq", "pdu", "broken_end", "method", "peer", "completions",
-                 "expected", "taken")
+                 "expected", "taken", "partial")
 
-    def __init__(self, key: tuple[int, bool]) -> None:
+    def __init__(self, key: tuple[int, bool], partial: bool = False) -> None:
         self.key = key  # (stream index, is the conversation's first direction)
+        #: A message may begin with a request line cut short (see HTTP_PORTS).
+        self.partial = partial
         self.next_seq: int | None = None
         self.pdu: _Pdu | None = None
         #: After a hole: where the message that can no longer complete would have ended.
@@ -161,9 +176,11 @@ class Reassembler:
         # repeat. Bounded: cleared when full.
         self._whole: dict[bytes, tuple[SegmentView, str | None, int] | None] = {}
 
-    def direction(self, key: tuple[int, bool], peer: Direction | None) -> Direction:
-        """A new direction's state (the caller stores it on its TCP flow)."""
-        d = Direction(key)
+    def direction(self, key: tuple[int, bool], peer: Direction | None,
+                  http_port: bool = False) -> Direction:
+        """A new direction's state (the caller stores it on its TCP flow); ``http_port``:
+        one of the conversation's ports is in :data:`HTTP_PORTS`."""
+        d = Direction(key, http_port)
         d.peer = peer
         if peer is not None:
             peer.peer = d
@@ -199,6 +216,7 @@ class Reassembler:
                 whole = self._whole
                 hit = whole[head] if head in whole else self._learn(head)
                 if hit is not None:
+                    st.partial = True
                     view, method, body = hit
                     if body == end - hend or (body < 0 and (hend == end
                                                              or data[hend] not in _FIRST_BYTES)):
@@ -241,8 +259,17 @@ class Reassembler:
         if pdu is not None:
             start = self._continue(st, pdu, view, frame, data, start, end)
             if start >= end or st.pdu is not None:
-                return view
-        self._parse(st, view, frame, data, start, end, carry=True)
+                # (nothing to show when the message in progress was given up here)
+                return view if view.messages or view.opens or view.part else None
+        self._parse(st, view, frame, data, start, end, carry=True, first=pdu is None)
+        if pdu is not None and view.opens and view.messages and st.pdu is not None:
+            first = view.messages[0]
+            nxt_pdu = st.pdu
+            # Seen from tshark's second pass: when the message begun after it asked for an
+            # exact length, the reassembled buffer was cut where that message starts.
+            if (first.segments is not None and first.length >= nxt_pdu.length
+                    and nxt_pdu.head is None and nxt_pdu.framing == _LENGTH_BODY):
+                first.final_length = first.length - nxt_pdu.length
         if not view.messages and not view.opens and not view.part:
             return None
         return view
@@ -293,14 +320,21 @@ class Reassembler:
             pdu.frames.append(frame)
         pdu.count += 1
         pos = start
+        before = pdu.length
+        headed = False  # the header block ends in this segment
+        # tshark's reassembly takes a segment whole while HTTP asks for "one more segment"
+        # (headers, chunks), and only the bytes it asked for once a length is known.
+        whole = pdu.head is not None or pdu.framing == _CHUNKS
         if pdu.head is not None:
             head = pdu.head
             old = len(head)
             head += data[start:end]
             if pdu.entry is None:
-                pdu.entry = _http.message(bytes(head))
-                if pdu.entry is None and b"\n" in head:  # its first line is not HTTP
-                    st.pdu = None
+                # The first line counts once its line end is here (tshark waits for it).
+                if b"\n" in head:
+                    pdu.entry = _http.message(bytes(head))
+                if pdu.entry is None and (b"\n" in head or not _could_start(bytes(head[:16]))):
+                    st.pdu = None  # its first line is not HTTP after all
                     self._record(st, pdu, 0)
                     return end
             m = _HEAD_END.search(head, max(0, old - 3))
@@ -311,36 +345,43 @@ class Reassembler:
                     return end
                 pdu.length += end - start
                 view.part = True
+                # tshark's one pass runs HTTP again on the headers so far: its first line
+                # shows before the note once it is whole.
+                view.started = pdu.entry
                 view.reassembled_in = pdu.reassembled_in
                 return end
             pos = start + m.end() - old
             pdu.head = None
             pdu.block = bytes(head[: m.end()])
             self._frame_body(st, pdu, pdu.block)
+            headed = True
         pos = self._body(pdu, data, pos, end)
         pdu.length += pos - start
         if pdu.framing == _NONE:
             st.pdu = None
-            msg = Message(pdu.entry, pdu.block, pdu.frames, pdu.count, pdu.length)
+            msg = Message(pdu.entry, pdu.block, pdu.frames, pdu.count,
+                          before + (end if whole else pos) - start)
             view.messages.append(msg)
             self._record(st, pdu, frame)
             return pos
         view.part = True
+        if headed or pdu.framing == _CHUNKS:  # HTTP ran on it: its first line shows
+            view.started = pdu.entry
         view.reassembled_in = pdu.reassembled_in
         return end
 
     def _parse(self, st: Direction, view: SegmentView, frame: int, data: bytes, pos: int,
-               end: int, *, carry: bool) -> None:
-        """Messages that begin in this segment, one after the other."""
+               end: int, *, carry: bool, first: bool = True) -> None:
+        """Messages that begin in this segment, one after the other (``first``: the first
+        of them starts the segment)."""
         while pos < end and data[pos] in _FIRST_BYTES:
             entry = _http.message(data, pos, end)
-            if entry is None and (data.find(b"\n", pos, end) >= 0 or not (
-                    _PARTIAL_REQUEST.match(data, pos, end)
-                    or data.startswith(b"HTTP/", pos, end))):
+            if entry is None and (data.find(b"\n", pos, end) >= 0 or not st.partial
+                                  or not _could_start(data[pos : pos + 16])):
                 return  # not (the start of) an HTTP message: the rest is not ours
             m = _HEAD_END.search(data, pos, min(end, pos + MAX_HEADER_BYTES))
             if m is None:  # the header block goes on in later segments
-                if entry is not None and data.find(b"\n", pos, end) < 0:
+                if first and entry is not None and data.find(b"\n", pos, end) < 0:
                     # A bare request or status line filling the segment, no line end: the
                     # encapsulator's seed messages. Shown as a message on its own (real
                     # clients end the line; a split inside it is not reassembled).
@@ -362,10 +403,12 @@ class Reassembler:
             pdu.head = None
             self._frame_body(st, pdu, head)
             after = self._body(pdu, data, m.end(), end)
+            st.partial = True  # this direction carries HTTP
             if pdu.framing == _NONE or not carry:
                 view.messages.append(Message(entry, head))
             if pdu.framing == _NONE:
                 pos = after
+                first = False
                 continue
             if not carry:
                 return  # shown as far as this segment goes

@@ -320,10 +320,14 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
         return (cols[0], tags + cols[1]) if tags else cols
     if view.messages:
         lines = [m.entry[0][1] for m in view.messages]
-        if view.opens and view.started is not None:
+        # A message begun after them shows too, except in tshark's second pass when the
+        # reassembled buffer of the first one was cut where it begins (Message.final_length).
+        first = view.messages[0]
+        if view.opens and view.started is not None and not (
+                second_pass and first.segments is not None):
             lines.append(view.started[0][1])
         return "HTTP", tags + " ".join(lines)
-    if view.opens and view.started is not None and not second_pass:
+    if view.started is not None and not second_pass:
         return "TCP", tags + view.started[0][1] + " " + _reassembly.SEGMENT_NOTE
     return "TCP", tcp_info() + _reassembly.SEGMENT_NOTE
 
@@ -344,7 +348,8 @@ def _pdu_fields(view: _reassembly.SegmentView, ctx: Analyzer) -> dict:
     if first.segments is not None:
         fields["tcp.segment"] = list(first.segments)
         fields["tcp.segment.count"] = first.count
-        fields["tcp.reassembled.length"] = first.length
+        fields["tcp.reassembled.length"] = (first.final_length if ctx.tracker.final is not None
+                                            else first.length)
     per = []
     for m in messages:
         h: dict[str, Any] = {}
@@ -807,7 +812,9 @@ class Analyzer:
         if st is None:
             if data[start] not in _HTTP_FIRST:
                 return None
-            st = fwd.http = self.reassembler.direction((conv.stream, fwd is conv.a), rev.http)
+            st = fwd.http = self.reassembler.direction(
+                (conv.stream, fwd is conv.a), rev.http,
+                fwd.port in _reassembly.HTTP_PORTS or rev.port in _reassembly.HTTP_PORTS)
         return self.reassembler.segment(st, frame, seq, data, start, end)
 
     def _frame_fields(self, number: int, ts: int, first: int, orig_len: int | None, data: bytes,
