@@ -411,3 +411,19 @@ def test_fast_records_and_the_full_dissector_agree(tmp_path, scenario, two_pass)
         builder = globals().get(scenario) or getattr(test_tcp_fidelity, scenario)
         builder().write(path)
     assert_identical(path, two_pass=two_pass)
+
+
+@pytest.mark.parametrize("expression", [
+    "tcp.reassembled_in", "tcp.reassembled_in == 10", "tcp.segment == 4",
+    "tcp.segment.count > 1", "tcp.reassembled.length >= 59", "http.request",
+    'http.request.method == "GET"', "http.response.code == 200", "http",
+    'http.request.uri == "/b"',
+])
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
+def test_display_filters_on_reassembled_fields(tmp_path, expression, two_pass):
+    require_tshark()
+    path = Path(split_messages().write(str(tmp_path / "split.pcap")))
+    extra = ("-2",) if two_pass else ()
+    theirs = [r["frame.number"] for r in tshark_fields(path, extra=(*extra, "-Y", expression))]
+    session = AnalysisSession(path, two_pass=two_pass, display_filter=expression)
+    assert [str(p.number) for p in session.run()] == theirs
