@@ -68,7 +68,7 @@ def full_records(path: str, final=None, **kw) -> list[Packet]:
 
 
 def assert_identical(path: str, *, two_pass: bool = False, **kw) -> None:
-    final = AnalysisSession(path)._skim()[0] if two_pass else None
+    final = AnalysisSession(path)._skim() if two_pass else None
     fast = fast_records(path, final, **kw)
     full = full_records(path, final, **kw)
     assert len(fast) == len(full)
@@ -225,5 +225,5 @@ def test_cli_plain_list_and_two_pass(tmp_path, capsys):
     # --two-pass shows tshark -2's final values.
     assert main(["analyze", path, "--two-pass"]) == 0
     out = capsys.readouterr().out.splitlines()
-    final = AnalysisSession(path)._skim()[0]
+    final = AnalysisSession(path)._skim()
     assert out == [render.LIST_HEADER, *(p.list_line() for p in full_records(path, final))]

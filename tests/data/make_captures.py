@@ -12,7 +12,22 @@ fragments large datagrams: no host interface, no other process and no address ou
   query split across two segments, answered by a tiny server built on tcplab.packet.dns.
 * ``http-any-sll2.pcap`` — ``tcpdump -i any`` (Linux cooked v2) of an HTTP/1.1 exchange.
 
-Usage: ``sudo .venv/bin/python tests/data/make_captures.py`` (then commit the files).
+Two more are crafted with tcplab.packet's builders (no root needed: ``--crafted``), for
+what loopback cannot produce:
+
+* ``network-crafted.pcap`` — unanswered, duplicate and orphan echoes, and echoes carrying
+  Linux ping's send time in their data; a Time Exceeded
+  quoting a TCP header; IPv4 fragments out of order and overlapping (one arriving after
+  its datagram completed); IPv6 fragments in reverse order; Neighbor Solicitation and
+  Advertisement (with and without link-layer address options), Router Solicitation and
+  Advertisement, MLDv2, Redirect; ICMPv6 Destination Unreachable, Packet Too Big, Time
+  Exceeded and Parameter Problem.
+* ``pppoe-http.pcap`` — three HTTP/1.1 exchanges (full handshakes) inside PPPoE session
+  frames, two over IPv4 and one over IPv6, with an LCP echo between them: the shape of
+  the DSL captures (Wireshark's ``nb6-http.pcap``) whose streams were lost before.
+
+Usage: ``sudo .venv/bin/python tests/data/make_captures.py`` (then commit the files), or
+``.venv/bin/python tests/data/make_captures.py --crafted`` for the crafted two only.
 """
 
 from __future__ import annotations
@@ -161,7 +176,143 @@ def http_any() -> None:
     server.wait(10)
 
 
+def _eth(ethertype: int) -> bytes:
+    return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!H", ethertype)
+
+
+def _icmpv6_frame(src: bytes, dst: bytes, message: bytes) -> bytes:
+    from tcplab.packet import ipv6
+    from tcplab.packet.checksum import internet_checksum, pseudo_header
+
+    message = message[:2] + b"\x00\x00" + message[4:]
+    csum = internet_checksum(pseudo_header(src, dst, 58, len(message)) + message)
+    message = message[:2] + csum.to_bytes(2, "big") + message[4:]
+    return _eth(0x86DD) + ipv6.build_header(src, dst, len(message), next_header=58, hop_limit=255) + message
+
+
+def network_crafted() -> None:
+    from tcplab.packet import icmp, icmpv6, ipv4, ipv6, stack, udp
+    from tcplab.pcap import PcapWriter
+
+    a, b = ipv4.addr("192.0.2.1"), ipv4.addr("192.0.2.2")
+    a6, b6 = ipv6.addr("fe80::1"), ipv6.addr("fe80::2")
+    v4 = _eth(0x0800)
+    frames = [
+        v4 + stack.ip_packet(a, b, 1, icmp.build_echo(0x11, 5, b"abcdefgh")),  # never answered
+        v4 + stack.ip_packet(a, b, 1, icmp.build_echo(0x11, 6, b"abcdefgh")),
+        v4 + stack.ip_packet(b, a, 1, icmp.build_echo(0x11, 6, b"abcdefgh", reply=True)),
+        v4 + stack.ip_packet(b, a, 1, icmp.build_echo(0x11, 9, b"abcdefgh", reply=True)),  # orphan
+        v4 + stack.ip_packet(b, a, 1, icmp.build_error(11, 0, stack.tcp_packet(a, b, 1234, 80, b"hi", seq=1000)[:28])),
+    ]
+    dgram = udp.build_datagram(a, b, 5000, 6000, bytes(range(200)) * 8)
+
+    def frag4(ident: int, offset: int, more: bool, data: bytes) -> bytes:
+        return v4 + ipv4.build_header(a, b, len(data), protocol=17, identification=ident, mf=more,
+                                      fragment_offset=offset // 8) + data
+
+    # Last first; the first overlaps it by 8 bytes and completes the datagram; a middle
+    # piece then comes too late (a new, never-completed datagram for tshark and for us).
+    frames += [frag4(9, 800, False, dgram[800:]), frag4(9, 0, True, dgram[:808]),
+               frag4(9, 400, True, dgram[400:800])]
+    dgram6 = udp.build_datagram(a6, b6, 5000, 6000, bytes(range(100)) * 20)
+
+    def frag6(offset: int, more: bool, data: bytes) -> bytes:
+        return (_eth(0x86DD) + ipv6.build_header(a6, b6, 8 + len(data), next_header=44)
+                + ipv6.build_fragment_header(17, offset, more, 0xABC) + data)
+
+    frames += [frag6(1000, False, dgram6[1000:]), frag6(0, True, dgram6[:1000])]
+    tail: list[bytes] = []  # appended after the frames below, so earlier numbers stay put
+    # Overlaps tshark reassembles all the same: IPv6 pieces sharing 8 identical bytes (RFC
+    # 5722 would drop the datagram), and IPv4 whose middle piece disagrees with the first
+    # on 8 bytes before the last piece completes it (the conflict shows on the last frame).
+    tail += [(_eth(0x86DD) + ipv6.build_header(a6, b6, 8 + 1008, next_header=44)
+              + ipv6.build_fragment_header(17, 0, True, 0xDEF) + dgram6[:1008]),
+             (_eth(0x86DD) + ipv6.build_header(a6, b6, 8 + len(dgram6) - 1000, next_header=44)
+              + ipv6.build_fragment_header(17, 1000, False, 0xDEF) + dgram6[1000:])]
+    tail += [frag4(10, 0, True, dgram[:512]), frag4(10, 504, True, b"\xee" * 8 + dgram[512:1024]),
+             frag4(10, 1024, False, dgram[1024:])]
+    quoted = stack.udp_packet(a6, b6, 999, 9, b"query")
+    frames += [
+        _icmpv6_frame(a6, b6, struct.pack("!BBHI16s", 135, 0, 0, 0, b6)),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI16s", 136, 0, 0, 0x60000000, b6)),
+        _icmpv6_frame(a6, b6, icmpv6.build_echo(a6, b6, 7, 1, b"x")),
+        _icmpv6_frame(b6, a6, icmpv6.build_echo(b6, a6, 7, 1, b"x", reply=True)),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI", 1, 4, 0, 0) + quoted),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI", 2, 0, 0, 1280) + quoted),
+        v4 + stack.ip_packet(a, b, 1, icmp.build_echo(0x11, 6, b"abcdefgh")),  # repeats frame 2
+    ]
+    t0 = 1_700_000_000_000_000_000
+    # Linux ping's data: a 16-byte struct timeval (the send time, little-endian), then
+    # 0x10, 0x11, … (iputils ping's fill pattern), 56 bytes in all.
+    for seq in (1, 2):
+        sent = t0 + len(frames) * 1_000_000 - 7_000
+        body = struct.pack("<qq", sent // 10**9, sent // 1000 % 10**6) + bytes(range(0x10, 0x38))
+        frames.append(v4 + stack.ip_packet(a, b, 1, icmp.build_echo(0x4321, seq, body)))
+        frames.append(v4 + stack.ip_packet(b, a, 1, icmp.build_echo(0x4321, seq, body, reply=True)))
+    # Neighbor Discovery as hosts send it: link-layer address options (NS/RS "from", NA/RA
+    # "is at"), an MLDv2 report, a Redirect, and the errors with lower-case code names.
+    mac_a, mac_b = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+    slla, tlla = bytes([1, 1]) + mac_a, bytes([2, 1]) + mac_b
+    routers, nodes = ipv6.addr("ff02::2"), ipv6.addr("ff02::1")
+    no_next = ipv6.build_header(a6, b6, 0, next_header=59)
+    tail += [
+        _icmpv6_frame(a6, b6, struct.pack("!BBHI16s", 135, 0, 0, 0, b6) + slla),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI16s", 136, 0, 0, 0xE0000000, b6) + tlla),
+        _icmpv6_frame(a6, routers, struct.pack("!BBHI", 133, 0, 0, 0) + slla),
+        _icmpv6_frame(a6, routers, struct.pack("!BBHI", 133, 0, 0, 0)),
+        _icmpv6_frame(b6, nodes, struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0) + tlla),
+        _icmpv6_frame(a6, ipv6.addr("ff02::16"), struct.pack("!BBHHH", 143, 0, 0, 0, 1)
+                      + struct.pack("!BBH16s", 4, 0, 0, ipv6.addr("ff02::1:ff00:1"))),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI16s16s", 137, 0, 0, 0, b6, a6)),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI", 3, 0, 0, 0) + no_next),
+        _icmpv6_frame(b6, a6, struct.pack("!BBHI", 4, 1, 0, 40) + no_next),
+    ]
+    frames += tail
+    with PcapWriter(HERE / "network-crafted.pcap", 1) as w:
+        for i, f in enumerate(frames):
+            w.write(f, t0 + i * 1_000_000)
+
+
+def pppoe_http() -> None:
+    from tcplab.packet import ipv4, ipv6, pppoe, stack, tcp
+    from tcplab.pcap import PcapWriter
+
+    frames = []
+    client4, server4 = ipv4.addr("10.1.1.2"), ipv4.addr("198.51.100.80")
+    client6, server6 = ipv6.addr("2001:db8::2"), ipv6.addr("2001:db8::80")
+    for sport, (cli, srv), path in ((40001, (client4, server4), "/a"), (40002, (client4, server4), "/b"),
+                                    (40003, (client6, server6), "/c")):
+        req = f"GET {path} HTTP/1.1\r\nHost: example.test\r\n\r\n".encode()
+        resp = b"HTTP/1.1 204 No Content\r\n\r\n"
+        c, s = 1000 * sport, 7000
+        syn = tcp.SYN
+        segs = [
+            (cli, srv, sport, 80, b"", c, 0, syn),
+            (srv, cli, 80, sport, b"", s, c + 1, syn | tcp.ACK),
+            (cli, srv, sport, 80, b"", c + 1, s + 1, tcp.ACK),
+            (cli, srv, sport, 80, req, c + 1, s + 1, tcp.PSH | tcp.ACK),
+            (srv, cli, 80, sport, resp, s + 1, c + 1 + len(req), tcp.PSH | tcp.ACK),
+            (cli, srv, sport, 80, b"", c + 1 + len(req), s + 1 + len(resp), tcp.FIN | tcp.ACK),
+            (srv, cli, 80, sport, b"", s + 1 + len(resp), c + 2 + len(req), tcp.FIN | tcp.ACK),
+            (cli, srv, sport, 80, b"", c + 2 + len(req), s + 2 + len(resp), tcp.ACK),
+        ]
+        for src, dst, sp, dp, data, seq, ack, flags in segs:
+            packet = stack.tcp_packet(src, dst, sp, dp, data, seq=seq, ack=ack, flags=flags, window=29200)
+            proto = pppoe.PPP_IPV4 if len(src) == 4 else pppoe.PPP_IPV6
+            frames.append(_eth(pppoe.ETHERTYPE_SESSION) + pppoe.build_session(0x2A, proto, packet))
+        frames.append(_eth(pppoe.ETHERTYPE_SESSION)
+                      + pppoe.build_session(0x2A, 0xC021, b"\x09\x01\x00\x08\x12\x34\x56\x78"))
+    with PcapWriter(HERE / "pppoe-http.pcap", 1) as w:
+        for i, f in enumerate(frames):
+            w.write(f, 1_700_000_000_000_000_000 + i * 2_000_000)
+
+
 def main() -> None:
+    if "--crafted" in sys.argv:
+        sys.path.insert(0, str(HERE.parent.parent / "src"))
+        network_crafted()
+        pppoe_http()
+        return
     if "--inside" not in sys.argv:
         if os.geteuid() != 0:
             sys.exit("needs root (network namespace, raw sockets, tcpdump)")

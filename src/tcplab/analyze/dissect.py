@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from tcplab.analyze import network as _network
 from tcplab.analyze import tcp_analysis as ta
 from tcplab.packet import ipv6 as _ipv6
 from tcplab.packet import link as _link
@@ -39,8 +40,6 @@ _NOP_NOP_TS = 0x0101080A
 _TS_WORDS = struct.Struct("!III")
 
 _PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP"}
-_ICMP_TYPES = {0: "Echo (ping) reply", 3: "Destination unreachable", 5: "Redirect",
-               8: "Echo (ping) request", 11: "Time-to-live exceeded"}
 
 # Address → text caches: captures repeat a handful of addresses, and inet_ntoa/MAC
 # formatting is a measurable share of the per-packet cost. Bounded: cleared when full.
@@ -169,8 +168,12 @@ def _link_layer(data: bytes, linktype: int, d: dict) -> tuple[int, str | None, s
             return 14, "IPv4", "eth:ethertype"
         if ethertype == 0x86DD:
             return 14, "IPv6", "eth:ethertype"
-        hdr = _link.parse(linktype, data)  # VLAN tags and other types
+        hdr = _link.parse(linktype, data)  # VLAN tags, PPPoE and other types
         d["eth.type"] = hdr.fields.get("Type")
+        if "PPPoE Session ID" in hdr.fields:  # RFC 2516 session stage: PPP inside
+            d["pppoe.session_id"] = hdr.fields["PPPoE Session ID"]
+            d["ppp.protocol"] = hdr.fields["PPP Protocol"]
+            return hdr.header_len, hdr.network, "eth:ethertype:pppoes:ppp"
         return hdr.header_len, hdr.network, "eth:ethertype"
     if linktype in (101, 12, 14, 228, 229):
         if not data:
@@ -183,13 +186,16 @@ def _link_layer(data: bytes, linktype: int, d: dict) -> tuple[int, str | None, s
 
 
 def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
-            checksums: bool = True, payload: bool = True) -> TcpSegment | None:
+            checksums: bool = True, payload: bool = True,
+            net: _network.NetworkLayers | None = None) -> TcpSegment | None:
     """Dissect one frame into ``d``; return the TCP segment's values when the frame is TCP.
 
     ``orig_len`` (the length on the wire) tells a snapshot-length cut from a damaged
     packet. With ``checksums`` the IP and TCP/UDP checksums are verified
     (``*.checksum.status`` "good"/"bad"), as Wireshark does with validation enabled.
-    ``payload`` keeps the TCP payload bytes in ``d`` (``tcp.payload``).
+    ``payload`` keeps the TCP payload bytes in ``d`` (``tcp.payload``). ``net`` is the
+    capture's state for fragments and ICMP echo pairing (:mod:`~tcplab.analyze.network`);
+    without it a frame is dissected on its own, as with ``--no-defrag``.
     """
     cut = orig_len is not None and orig_len > len(data)
     # Fast path for the two commonest frames: Ethernet carrying IPv4 (Linux lo, every LAN)
@@ -202,9 +208,9 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
                 _mac_pairs.clear()
             pair = _mac_pairs[macs] = (_mac(data[0:6]), _mac(data[6:12]))
         d["eth.dst"], d["eth.src"] = pair
-        return _dissect_ipv4(data, 14, "eth:ethertype", d, cut, checksums, payload)
+        return _dissect_ipv4(data, 14, "eth:ethertype", d, cut, checksums, payload, net)
     if linktype == 0 and data[0:4] == b"\x02\x00\x00\x00":
-        return _dissect_ipv4(data, 4, "null", d, cut, checksums, payload)
+        return _dissect_ipv4(data, 4, "null", d, cut, checksums, payload, net)
     try:
         off, network, protos = _link_layer(data, linktype, d)
     except ParseError as err:
@@ -215,10 +221,13 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
         d["frame.protocols"] = "frame"
         return None
     if network == "IPv4":
-        return _dissect_ipv4(data, off, protos, d, cut, checksums, payload)
+        return _dissect_ipv4(data, off, protos, d, cut, checksums, payload, net)
     if network == "IPv6":
-        return _dissect_ipv6(data, off, protos, d, cut, checksums, payload)
+        return _dissect_ipv6(data, off, protos, d, cut, checksums, payload, net)
     d["frame.protocols"] = protos
+    if "ppp.protocol" in d:  # PPP's own control protocols (LCP echo, IPCP...) inside PPPoE
+        _network.ppp_control(data, off, d)
+        return None
     d["_ws.col.Protocol"] = protos.split(":")[0].upper()
     d["_ws.col.Info"] = "Non-IP frame"
     if "eth.type" in d and d["eth.type"] == _link.ETHERTYPE_ARP:
@@ -227,8 +236,9 @@ def dissect(data: bytes, linktype: int, d: dict, *, orig_len: int | None = None,
     return None
 
 
-def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
-                  checksums: bool, payload: bool = True) -> TcpSegment | None:
+def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool, checksums: bool,
+                  payload: bool = True,
+                  net: _network.NetworkLayers | None = None) -> TcpSegment | None:
     n = len(data)
     protos += ":ip"
     d["frame.protocols"] = protos
@@ -246,7 +256,7 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
     d["ip.len"] = total
     d["ip.id"] = ident
     d["ip.flags"] = frag >> 13
-    d["ip.frag_offset"] = (frag & 0x1FFF) * 8
+    d["ip.frag_offset"] = frag & 0x1FFF  # in 8-byte units, as the field is (and tshark 4.0)
     d["ip.ttl"] = ttl
     d["ip.proto"] = proto
     d["ip.checksum"] = csum
@@ -280,11 +290,9 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
                               f"{total} bytes but only {n - off} captured"))
         total = n - off
         d["_ip.short"] = True
-    if frag & 0x3FFF:  # MF set or a non-zero offset: a fragment, not reassembled here
-        d["_ws.col.Protocol"] = "IPv4"
-        name = protocol_name(proto)
-        d["_ws.col.Info"] = (f"Fragmented IP protocol (proto={name} {proto}, "
-                             f"off={(frag & 0x1FFF) * 8}, ID={ident:04x})")
+    if frag & 0x3FFF:  # MF set or a non-zero offset: a fragment (network.py reassembles)
+        (net or _network.NetworkLayers(defragment=False)).ipv4_fragment(
+            data, off, ihl, total, d, protos, checksums)
         return None
     l4 = off + ihl
     end = off + total
@@ -294,20 +302,18 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool,
     if proto == 17:
         _dissect_udp(data, l4, end, rsrc, rdst, protos, d, cut, checksums)
         return None
-    if proto == 1 and end - l4 >= 4:
-        d["frame.protocols"] = protos + ":icmp"
-        d["icmp.type"] = data[l4]
-        d["icmp.code"] = data[l4 + 1]
-        d["_ws.col.Protocol"] = "ICMP"
-        d["_ws.col.Info"] = _ICMP_TYPES.get(data[l4], f"Type {data[l4]}") + f" (code {data[l4 + 1]})"
+    if proto == 1:
+        (net or _network.NetworkLayers(defragment=False)).icmp(data, l4, end, d, protos,
+                                                               checksums and not cut)
         return None
     d["_ws.col.Protocol"] = "IPv4"
     d["_ws.col.Info"] = f"{protocol_name(proto)} ({proto})"
     return None
 
 
-def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool,
-                  checksums: bool, payload: bool = True) -> TcpSegment | None:
+def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool, checksums: bool,
+                  payload: bool = True,
+                  net: _network.NetworkLayers | None = None) -> TcpSegment | None:
     protos += ":ipv6"
     d["frame.protocols"] = protos
     try:
@@ -316,6 +322,10 @@ def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool,
         _truncated(d, "IPv6") if cut else _malformed(d, err)
         return None
     src, dst = h.src_str, h.dst_str
+    # tshark 4.0 files the version under ip.version too, so 'ip.version == 6' selects IPv6.
+    d["ip.version"] = d["ipv6.version"] = 6
+    d["ipv6.tclass"] = h.traffic_class
+    d["ipv6.flow"] = h.flow_label
     d["ipv6.src"] = src
     d["ipv6.dst"] = dst
     d["ipv6.plen"] = h.payload_length
@@ -330,6 +340,9 @@ def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool,
                               f"{h.payload_length} bytes but only {len(data) - off - 40} captured"))
         end = len(data)
         d["_ip.short"] = True
+    if h.fragment is not None or h.upper_protocol == 58:
+        return (net or _network.NetworkLayers(defragment=False)).ipv6(data, off, h, end, d, protos,
+                                                                      cut, checksums)
     if h.upper_protocol == 6:
         return _dissect_tcp(data, l4, end, h.src, h.dst, src, dst, protos, d, cut, checksums,
                             payload)
@@ -517,6 +530,9 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
             d["udp.checksum.status"] = "good" if ok else "bad"
     d["_ws.col.Protocol"] = "UDP"
     d["_ws.col.Info"] = f"{sport} → {dport} Len={length - 8}"
+    if length > 8 and 53 not in (sport, dport):  # no dissector for the payload: tshark's "data"
+        d["frame.protocols"] += ":data"
+        d["data.len"] = length - 8
 
 
 def relative_sack(d: dict, seg: TcpSegment, base: int, *, absolute: bool = False) -> None:

@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from tcplab.analyze import network as _network
+from tcplab.analyze import record as _record
 from tcplab.errors import InputError
 
 Packet = dict
@@ -172,6 +175,9 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "http.content_length": (UINT, None),
 }
 
+# The fragment, ICMP/ICMPv6 and PPPoE fields, declared beside the code that writes them.
+FIELDS.update(_network.FILTER_FIELDS)
+
 #: One-bit fields read from their flags word when the packet dict has only the word
 #: (``ip.flags`` holds the 3 IPv4 flag bits, ``tcp.flags`` the 9 TCP ones).
 DERIVED_BITS: dict[str, tuple[str, int]] = {
@@ -208,7 +214,7 @@ VIRTUAL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
 #: Presence-only names: protocol layers and Wireshark's umbrella items.
 PROTOCOLS = (
     "frame", "eth", "null", "sll", "ip", "ipv6", "tcp", "udp", "icmp", "icmpv6", "arp",
-    "http", "dns", "data", "chat", "_ws.malformed", "tcp.analysis.flags", "http.request",
+    "http", "dns", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "ppp", "tcp.analysis.flags", "http.request",
     "http.response",
 )
 
@@ -344,7 +350,10 @@ def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
         keys = VIRTUAL_FIELDS[name][1]
 
         def get_many(d: Packet) -> tuple:
-            return tuple(v for k in keys if (v := d.get(k)) is not None)
+            out = tuple(v for k in keys if (v := d.get(k)) is not None)
+            if any(type(v) is list for v in out):  # an ICMP error's two IP layers
+                return tuple(x for v in out for x in (v if type(v) is list else (v,)))
+            return out
 
         return get_many
 
@@ -363,6 +372,8 @@ def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
             if v is not None:
                 return (v,)
             w = d.get(word)
+            if type(w) is list:  # an ICMP error's two IP headers
+                return tuple(1 if x & mask else 0 for x in w)
             return (1 if w & mask else 0,) if type(w) is int else ()
 
         return get_bit
@@ -641,6 +652,18 @@ class _Compiler:
         if ftype == PROTO:
             return _protocol_present(name)
         getter = _field_getter(name, ftype)
+        bits = _record.analysis_bits(name) if ftype == FLAG else None
+        if bits is not None:
+            record = _record.Packet
+
+            def flag_set(d: Packet) -> bool:
+                # An analyzer record answers from its analysis bits (the common case, -Y
+                # 'tcp.analysis.retransmission'); anything else through the mapping.
+                if type(d) is record and d._fields is None:  # type: ignore[attr-defined]
+                    return bool(d.aflags & bits)  # type: ignore[attr-defined]
+                return bool(getter(d))
+
+            return flag_set
         return lambda d: bool(getter(d))
 
     def membership(self, getter: Callable[[Packet], tuple], ftype: str, name: str) -> Predicate:
@@ -886,26 +909,37 @@ def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate
         keys = VIRTUAL_FIELDS[name][1]
     else:
         return None
+    # An analyzer record without its dictionary answers a held field with one call of the
+    # record's own getter (record.held_field), not through its mapping methods.
+    record = _record.Packet
     if len(keys) == 1:
         (key,) = keys
+        held = _record.held_field(key)
+        if held is None:
+            held = operator.methodcaller("get", key)
         if op == "==":
             def one_eq(d: Packet) -> bool:
-                v = d.get(key)
+                v = held(d) if type(d) is record and d._fields is None else d.get(key)  # type: ignore[attr-defined]
                 return v == value if type(v) is kind else slow(d)
 
             return one_eq
         test = _FAST_OPS[op]
 
         def one(d: Packet) -> bool:
-            v = d.get(key)
+            v = held(d) if type(d) is record and d._fields is None else d.get(key)  # type: ignore[attr-defined]
             return test(v, value) if type(v) is kind else slow(d)
 
         return one
     if len(keys) == 2:
         k1, k2 = keys
+        h1 = _record.held_field(k1) or operator.methodcaller("get", k1)
+        h2 = _record.held_field(k2) or operator.methodcaller("get", k2)
         if op == "==":
             def two_eq(d: Packet) -> bool:
-                a, b = d.get(k1), d.get(k2)
+                if type(d) is record and d._fields is None:  # type: ignore[attr-defined]
+                    a, b = h1(d), h2(d)
+                else:
+                    a, b = d.get(k1), d.get(k2)
                 if type(a) is kind and type(b) is kind:
                     return a == value or b == value
                 return slow(d)
@@ -915,7 +949,10 @@ def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate
         combine_all = op == "!="  # Wireshark 3.6+: "!=" means every value differs
 
         def two(d: Packet) -> bool:
-            a, b = d.get(k1), d.get(k2)
+            if type(d) is record and d._fields is None:  # type: ignore[attr-defined]
+                a, b = h1(d), h2(d)
+            else:
+                a, b = d.get(k1), d.get(k2)
             if type(a) is kind and type(b) is kind:
                 if combine_all:
                     return test(a, value) and test(b, value)

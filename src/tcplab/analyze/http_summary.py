@@ -89,11 +89,21 @@ class HttpSummary:
 
 
 class HttpTable:
-    """Incremental form: ``add`` each packet in capture order, then ``finish()``."""
+    """Incremental form: ``add`` each packet in capture order, then ``finish()``.
+
+    A request waiting for its response is a plain tuple (frame, stream, method, uri, time,
+    msg_id); the :class:`HttpRequest` object is made only for the requests the summary
+    lists (paired within :data:`MAX_PAIRS`, or unanswered within :data:`MAX_LISTED`), not
+    for each of the hundreds of thousands a large capture holds.
+    """
+
+    #: :meth:`add` ignores a packet without TCP payload: a read feeding only this table
+    #: may skip making records for those (:meth:`Analyzer.packets` ``payload_only``).
+    payload_only = True
 
     def __init__(self) -> None:
         self.summary = HttpSummary()
-        self._pending: dict[object, deque[HttpRequest]] = {}
+        self._pending: dict[object, deque[tuple]] = {}
 
     def add(self, p: Packet | dict) -> None:
         """Take one packet (an analyzer record, or a Wireshark field dict such as tshark's)."""
@@ -101,51 +111,56 @@ class HttpTable:
             p = from_fields(p)  # type: ignore[arg-type]
         if not p.seglen:
             return  # HTTP is only ever recognised in a TCP payload
-        s = self.summary
         messages = p.http_messages()
         comment = p.comment
         msg_id = _msg_id(comment) if comment else None
-        frame = p.number
         if not messages:
             if msg_id is not None:
                 # Data the analyzer did not take as HTTP (e.g. a retransmission, which
                 # Wireshark does not hand to the HTTP dissector) yet a CSV row produced it.
+                s = self.summary
                 s.msg_ids_other_total += 1
                 if len(s.msg_ids_other) < MAX_LISTED:
-                    s.msg_ids_other.append((msg_id, frame))
+                    s.msg_ids_other.append((msg_id, p.number))
             return
+        s = self.summary
+        # A record's own texts were escaped when its payload was parsed (http.message);
+        # a field dict's (tshark's, a test's) are escaped here.
+        escaped = p._fields is None
         if msg_id is not None:
             s.msg_ids_http += 1
         stream = p.stream
         if stream is not None and len(s.streams) < MAX_URIS:
-            s.streams.add(int(stream))
+            s.streams.add(stream if type(stream) is int else int(stream))
         key = stream if stream is not None else ("udp", p.get("ip.src"), p.get("ip.dst"))
-        when = p.time_relative
         # A segment may complete several messages (pipelined requests, or a response
         # followed by the next one): each counts, as in tshark's HTTP statistics.
         for method, uri, code, phrase in messages:
             if method is not None:
-                method = safe_text(str(method))
-                uri = safe_text(str(uri if uri is not None else ""))
+                if not escaped:
+                    method = safe_text(str(method))
+                    uri = safe_text(str(uri if uri is not None else ""))
                 s.requests += 1
                 s.requests_by_method[method] += 1
-                if uri in s.uri_counts or len(s.uri_counts) < MAX_URIS:
-                    s.uri_counts[uri] += 1
+                uri_counts = s.uri_counts
+                if uri in uri_counts or len(uri_counts) < MAX_URIS:
+                    uri_counts[uri] += 1
                     methods = s.uri_methods.get(uri)
                     if methods is None:
                         methods = s.uri_methods[uri] = set()
                     methods.add(method)
                 else:
-                    s.uri_counts[OTHER_URIS] += 1
+                    uri_counts[OTHER_URIS] += 1
                 queue = self._pending.get(key)
                 if queue is None:
                     queue = self._pending[key] = deque()
                 if len(queue) >= MAX_PENDING_PER_STREAM:
                     self._give_up(queue.popleft())
-                queue.append(HttpRequest(frame, stream, method, uri, when, msg_id))
+                queue.append((p.number, stream, method, uri, p.time_relative, msg_id))
             else:
                 code = int(code)  # type: ignore[arg-type]
-                phrase = safe_text(str(phrase if phrase is not None else ""))
+                if not escaped:
+                    phrase = safe_text(str(phrase if phrase is not None else ""))
                 s.responses += 1
                 s.responses_by_code[code] += 1
                 if code not in s.phrases:
@@ -155,17 +170,18 @@ class HttpTable:
                     request = queue.popleft()
                     s.pairs_total += 1
                     if len(s.pairs) < MAX_PAIRS:
-                        s.pairs.append(HttpPair(request, frame, code, phrase, msg_id, when - request.time))
+                        s.pairs.append(HttpPair(HttpRequest(*request), p.number, code, phrase, msg_id,
+                                                p.time_relative - request[4]))
                 else:
                     s.unmatched_total += 1
                     if len(s.unmatched_responses) < MAX_LISTED:
-                        s.unmatched_responses.append(frame)
+                        s.unmatched_responses.append(p.number)
 
-    def _give_up(self, request: HttpRequest) -> None:
+    def _give_up(self, request: tuple) -> None:
         s = self.summary
         s.unanswered_total += 1
         if len(s.unanswered) < MAX_LISTED:
-            s.unanswered.append(request)
+            s.unanswered.append(HttpRequest(*request))
 
     def finish(self) -> HttpSummary:
         for queue in self._pending.values():

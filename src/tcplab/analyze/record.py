@@ -33,6 +33,7 @@ from typing import Any
 
 from tcplab.analyze import dissect as _dissect
 from tcplab.analyze import http as _http
+from tcplab.analyze import network as _network
 from tcplab.analyze import reassembly as _reassembly
 from tcplab.analyze import tcp_analysis as _ta
 from tcplab.analyze.http import CHAT_PORTS
@@ -80,6 +81,10 @@ class CaptureDamage(InputError):
 # commonest TCP segment (ACK set, no URG, no tags) in a single format.
 _LINE = "%6d %11.6f %s %-8s %6d %s"
 _TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
+# The kernel's NOP,NOP,Timestamps options are kept as their unpacked words (``_opts`` is
+# then a tuple) and put into text only by the views that print them.
+_TS_TEXT = "TSval=%d TSecr=%d"
+_TCP_TS_LINE = _TCP_LINE[:-2] + " " + _TS_TEXT
 _FLAGS_TEXT = _dissect._FLAGS_TEXT
 _chat_info = _http.chat_info
 
@@ -224,8 +229,10 @@ class Packet:
         else:
             seq = (self.seq_raw - self.fbase) & _M32
             ack = (self.ack_raw - self.rbase) & _M32 if flags & _ACK else self.ack_raw
+        opts = self._opts
+        text = _TS_TEXT % (opts[1], opts[2]) if type(opts) is tuple else opts.lstrip(" ")
         return _dissect.info_text(tags, self.sport, self.dport, flags, seq, ack, self.window,
-                                  self.urgent, self.seglen, self._opts.lstrip(" "))
+                                  self.urgent, self.seglen, text)
 
     def list_line(self) -> str:
         """The packet-list line (No. Time Source Destination Protocol Length Info)."""
@@ -258,10 +265,16 @@ class Packet:
                 seq = (self.seq_raw - self.fbase) & _M32
                 ack = (self.ack_raw - self.rbase) & _M32
             scale = self.scale
+            opts = self._opts
+            if type(opts) is tuple:  # NOP,NOP,Timestamps: its two numbers in the same format
+                return _TCP_TS_LINE % (self.number, self.time_relative, self._addrs,
+                                       self.frame_len, self._ports, _FLAGS_TEXT[flags], seq, ack,
+                                       self.window_value if flags & _SYN or scale < 0
+                                       else self.window_value << scale, seglen, opts[1], opts[2])
             return _TCP_LINE % (self.number, self.time_relative, self._addrs, self.frame_len,
                                 self._ports, _FLAGS_TEXT[flags], seq, ack,
                                 self.window_value if flags & _SYN or scale < 0
-                                else self.window_value << scale, seglen, self._opts)
+                                else self.window_value << scale, seglen, opts)
         return _LINE % (self.number, self.time_relative, self._addrs, "TCP", self.frame_len,
                         self._tcp_info())
 
@@ -384,6 +397,13 @@ def _flag_field(bits: int) -> Callable[[Packet], Any]:
     return lambda p: True if p.aflags & bits else None
 
 
+# The analysis flag fields and the ``aflags`` bits each one tests.
+_FLAG_BITS: dict[str, int] = {
+    **{field: bit for bit, field in _ta.FIELD_OF_FLAG.items()},
+    "tcp.analysis.retransmission": RETRANSMITTED,
+}
+
+
 def _http_field(name: str) -> Callable[[Packet], Any]:
     return lambda p: p.http_fields().get(name)
 
@@ -409,6 +429,7 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
     "_raw": lambda p: p.data,
     "ip.src": lambda p: p.src,
     "ip.dst": lambda p: p.dst,
+    "ip.version": lambda p: 4,
     "_ws.col.Source": lambda p: p.src,
     "_ws.col.Destination": lambda p: p.dst,
     "_ws.col.Protocol": lambda p: p.columns()[0],
@@ -436,17 +457,33 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
     "tcp.analysis.duplicate_ack_num": lambda p: p.dup_num if p.aflags & _ta.DUPLICATE_ACK else None,
     "tcp.analysis.duplicate_ack_frame": lambda p: (p.dup_frame if p.aflags & _ta.DUPLICATE_ACK
                                                    else None),
-    **{field: _flag_field(bit) for bit, field in _ta.FIELD_OF_FLAG.items()},
-    "tcp.analysis.retransmission": _flag_field(RETRANSMITTED),
+    **{field: _flag_field(bits) for field, bits in _FLAG_BITS.items()},
     **{name: _http_field(name) for name in (
         "http.request", "http.response", "http.request.method", "http.request.uri",
         "http.request.version", "http.response.code", "http.response.phrase",
         "http.response.version", "http.host", "http.content_length")},
     # Fast-path frames are IPv4 TCP with sound headers: these layers and marks are absent.
     **{name: _none for name in (
-        "ipv6.src", "ipv6.dst", "udp.srcport", "udp.dstport", "_ws.malformed", "_ws.short",
-        "_ws.expert", "_ws.expert.message", "icmp.type", "icmp.code")},
+        "ipv6.src", "ipv6.dst", "ipv6.version", "udp.srcport", "udp.dstport", "_ws.malformed",
+        "_ws.short", "_ws.expert", "_ws.expert.message", "icmp.type", "icmp.code")},
 }
+
+
+def held_field(name: str) -> Callable[[Packet], Any] | None:
+    """How a record whose dictionary is not made answers field ``name``, or None if it cannot.
+
+    The getter returns the field's value, or None where the field is absent; it is only
+    valid for a record made by the fast path whose dictionary is not made yet
+    (``type(p) is Packet and p._fields is None``): such a record's ``get`` answers from it.
+    Display filters compile against it, so that a test on a held field is one call, not a
+    mapping lookup and then the call.
+    """
+    return _HELD.get(name)
+
+
+def analysis_bits(name: str) -> int | None:
+    """The ``aflags`` bits an analysis flag field (``tcp.analysis.*``) is set by, or None."""
+    return _FLAG_BITS.get(name)
 
 
 def from_fields(d: dict) -> Packet:
@@ -476,8 +513,9 @@ def _fill_from_fields(p: Packet, d: dict) -> None:
     p.linktype = d.get("_linktype")
     p.comment = d.get("frame.comment")
     p.interface = None
-    p.src = d.get("ip.src") or d.get("ipv6.src")
-    p.dst = d.get("ip.dst") or d.get("ipv6.dst")
+    # An ICMP error holds two IP layers (a list per field): the record names the outer one.
+    p.src = _network._first(d.get("ip.src") or d.get("ipv6.src"))
+    p.dst = _network._first(d.get("ip.dst") or d.get("ipv6.dst"))
     p.sport = d.get("tcp.srcport")
     p.dport = d.get("tcp.dstport")
     p.flags = int(d.get("tcp.flags", 0) or 0)
@@ -537,7 +575,9 @@ class Analyzer:
     validation on); ``absolute`` shows raw sequence numbers in the Info column
     (``tcp.seq`` stays relative); ``payload`` keeps ``tcp.payload`` bytes in the fields;
     ``final`` holds each stream's end state from a first pass
-    (:meth:`TcpTracker.final_states`), making the shown values those of ``tshark -2``.
+    (:meth:`TcpTracker.final_states`), making the shown values those of ``tshark -2``;
+    ``network`` is the state of fragments and ICMP pairing (:mod:`~tcplab.analyze.network`;
+    by default one that reassembles, or not when ``defragment`` is false).
     ``reassemble`` places every in-order data segment in its direction's HTTP byte
     stream (:mod:`~tcplab.analyze.reassembly`; False: each segment on its own), with
     ``reassembly_index`` (that first pass's record of completing frames) for ``-2``.
@@ -555,6 +595,8 @@ class Analyzer:
         final: list[_ta.FinalState] | None = None,
         reassemble: bool = True,
         reassembly_index: dict | None = None,
+        defragment: bool = True,
+        network: _network.NetworkLayers | None = None,
     ) -> None:
         self.linktype = linktype
         self.checksums = checksums
@@ -567,6 +609,7 @@ class Analyzer:
         #: each segment on its own, ``--no-reassemble``); ``reassembly_index`` is a first
         #: pass's :meth:`~tcplab.analyze.reassembly.Reassembler.completions` (``-2``).
         self.reassembler = _reassembly.Reassembler(carry=reassemble, index=reassembly_index)
+        self.network = network or _network.NetworkLayers(defragment=defragment)
         self.count = 0
         self._first_ns: int | None = None
         self._if_names: list[str | None] = []
@@ -596,8 +639,10 @@ class Analyzer:
             raise ValueError("no link type: pass linktype to Analyzer() or feed_frame()")
         d = self._frame_fields(count, timestamp_ns, first, orig_len, data, lt, comment,
                                interface)
+        net = self.network
+        net.number, net.ts_ns = count, timestamp_ns
         seg = _dissect.dissect(data, lt, d, orig_len=orig_len, checksums=self.checksums,
-                               payload=self.payload)
+                               payload=self.payload, net=net)
         p = Packet.__new__(Packet)
         _fill_from_fields(p, d)
         p.time_relative = (timestamp_ns - first) / 1e9
@@ -628,12 +673,14 @@ class Analyzer:
 
     # -- a whole capture -------------------------------------------------------------------
     def packets(self, reader: Any, max_packets: int | None = None, *,
-                skim: bool = False) -> Iterator[Packet]:
+                skim: bool = False, payload_only: bool = False) -> Iterator[Packet]:
         """Every frame of ``reader`` as a record, in order; ``skim`` only runs the analysis.
 
         A skim yields nothing: it is the first pass of ``tshark -2``, which needs only each
         stream's end state (:meth:`TcpTracker.final_states`) — headers, no payload, no
-        formatting. Damage raises :class:`CaptureDamage` after every good record.
+        formatting. ``payload_only`` analyses every frame but makes no record for a
+        fast-path segment without payload, for a reader that looks at payload alone (the
+        HTTP summary). Damage raises :class:`CaptureDamage` after every good record.
         """
         from tcplab.pcap import CaptureFormatError
 
@@ -656,6 +703,7 @@ class Analyzer:
         segment = self.reassembler.segment
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
+        empty = not payload_only  # records for segments without payload too
         count = self.count
         first = self._first_ns
         try:
@@ -694,9 +742,8 @@ class Analyzer:
                     elif thl == 20:
                         opts = ""
                         wscale = None
-                    elif thl == 32 and (word_ts := ts_unpack(data, l4 + 20))[0] == nop_nop_ts:
-                        opts = " TSval=%d TSecr=%d" % word_ts[1:]  # noqa: UP031
-                        wscale = None
+                    elif thl == 32 and (opts := ts_unpack(data, l4 + 20))[0] == nop_nop_ts:
+                        wscale = None  # opts: the words, formatted by a view that prints them
                     else:
                         try:
                             wscale, opts, _ = options(data[l4 + 20 : l4 + thl], l4 + 20)
@@ -732,7 +779,7 @@ class Analyzer:
                             view = segment(st, count, seq, data, l4 + thl, end)
                         elif data[l4 + thl] in http_first:
                             view = reassemble(conv, fwd, rev, count, seq, data, l4 + thl, end)
-                    if not skim:
+                    if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
                         p.ts_ns = ts
@@ -776,13 +823,13 @@ class Analyzer:
                         p._pdu = view
                         p._ctx = self
                         yield p
-                self.count = count
                 if count == limit:
                     break
         except CaptureFormatError as exc:
             # Raised by the reader, before the damaged record was counted.
-            self.count = count
             raise CaptureDamage.after(exc, count) from None
+        finally:
+            self.count = count  # once, not per frame (also when the caller stops early)
 
     # -- shared by both kinds of record ----------------------------------------------------
     def _analyse(self, p: Packet, wscale: int | None) -> None:

@@ -20,9 +20,7 @@ bytes unescaped — :func:`safe_text` strips terminal control sequences first.
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tcplab.packet import checksum as _checksum
 from tcplab.packet import link as _link
@@ -74,7 +72,16 @@ def _payload_hex(raw: bytes) -> str:
     return raw.hex(":")
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _make_encoder(obj: object) -> str:
+    """Build the JSON encoder on first use: :mod:`json` is imported only by views that print it."""
+    global _encode
+    import json
+
+    _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    return _encode(obj)
+
+
+_encode: Callable[[object], str] = _make_encoder
 _LAYOUTS_MAX = 512
 _private_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
 
@@ -134,6 +141,8 @@ def _arrival_time(epoch: float) -> str:
     """The detail pane's arrival time; a capture may hold any 64-bit time stamp (year 401704
     included), which :mod:`datetime` cannot represent, so those fall back to calendar
     arithmetic on integers."""
+    import datetime as _dt  # only the detail view needs it (start-up time)
+
     try:
         return f"{_dt.datetime.fromtimestamp(epoch, _dt.UTC):%b %d, %Y %H:%M:%S.%f} UTC"
     except (ValueError, OverflowError, OSError):
@@ -196,7 +205,7 @@ def _ipv4_section(d: dict, data: bytes) -> list[str]:
              f"{_IND}Identification: 0x{d['ip.id']:04x} ({d['ip.id']})",
              f"{_IND}Flags: 0x{d['ip.flags']:x}" + (" (Don't fragment)" if d["ip.flags"] & 2 else "")
              + (" (More fragments)" if d["ip.flags"] & 1 else ""),
-             f"{_IND}Fragment Offset: {d['ip.frag_offset']}",
+             f"{_IND}Fragment Offset: {d['ip.frag_offset'] * 8}",  # the field is 8-byte units
              f"{_IND}Time to Live: {d['ip.ttl']}",
              f"{_IND}Protocol: {protocol_name(d['ip.proto'])} ({d['ip.proto']})"]
     status = d.get("ip.checksum.status")
@@ -227,6 +236,9 @@ def _tcp_section(d: dict, data: bytes) -> list[str]:
 
     if "tcp.srcport" not in d:
         return []
+    if "tcp.hdr_len" not in d:  # the start of a TCP header quoted in an ICMP error
+        return [f"Transmission Control Protocol, Src Port: {d['tcp.srcport']}, Dst Port: "
+                f"{d['tcp.dstport']}" + (f", Seq: {d['tcp.seq']}" if "tcp.seq" in d else "")]
     seg = d.get("tcp.len", 0)
     head = (f"Transmission Control Protocol, Src Port: {d['tcp.srcport']}, Dst Port: "
             f"{d['tcp.dstport']}, Seq: {d.get('tcp.seq', d['tcp.seq_raw'])}")
@@ -345,11 +357,15 @@ def _app_section(d: dict) -> list[str]:
 
 def detail_tree(d: dict) -> str:
     """The packet-detail pane: Frame, link layer, IP, TCP/UDP, application, as Wireshark lays it out."""
+    from tcplab.analyze import network as _network
+
     data = d.get("_raw", b"")
     lines = _frame_section(d) + _link_section(d, data)
+    outer = _network.outer_fields(d)  # an ICMP error's fields hold two IP layers' values
     if "ipv6.src" in d:
-        lines += [f"Internet Protocol Version 6, Src: {d['ipv6.src']}, Dst: {d['ipv6.dst']}"]
-    lines += _ipv4_section(d, data)
+        lines += [f"Internet Protocol Version 6, Src: {outer['ipv6.src']}, Dst: {outer['ipv6.dst']}"]
+    lines += _ipv4_section(outer, data)
+    lines += _network.detail_lines(d)
     if "udp.srcport" in d:
         lines += [f"User Datagram Protocol, Src Port: {d['udp.srcport']}, Dst Port: {d['udp.dstport']}",
                   f"{_IND}Length: {d['udp.length']}"]

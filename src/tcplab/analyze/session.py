@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcplab.analyze import render
 from tcplab.analyze.http import CHAT_PORTS
+from tcplab.analyze.network import FirstPass, NetworkLayers
 from tcplab.analyze.record import Analyzer, CaptureDamage, Packet
 from tcplab.analyze.tcp_analysis import FinalState, displayed_completeness
 from tcplab.errors import InputError
@@ -69,15 +70,20 @@ class AnalysisSession:
     :func:`tcplab.analyze.filter.compile_filter`): only packets it keeps are yielded and
     summarised. ``checksums`` verifies checksums in the field dictionaries;
     ``absolute`` shows raw numbers in Info; ``payload`` keeps ``tcp.payload`` bytes in the
-    fields; ``max_packets`` stops after that many frames (``tshark -c``).
+    fields; ``max_packets`` stops after that many frames (``tshark -c``); ``defragment``
+    reassembles IPv4/IPv6 fragments (Wireshark's default; ``--no-defrag`` turns it off).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, two_pass: bool = True,
                  display_filter: str | Callable[[Any], bool] | None = None,
                  checksums: bool = True, absolute: bool = False, payload: bool = False,
                  chat_ports: frozenset[int] = CHAT_PORTS,
-                 max_packets: int | None = None, reassemble: bool = True) -> None:
+                 max_packets: int | None = None, defragment: bool = True,
+                 reassemble: bool = True) -> None:
         self.path = path
+        self.defragment = defragment
+        self._first_pass: FirstPass | None = None
+        self._reassembly_index: dict | None = None
         self.two_pass = two_pass
         if isinstance(display_filter, str):
             from tcplab.analyze.filter import compile_filter
@@ -114,26 +120,30 @@ class AnalysisSession:
         final_needed = (per_packet or keep is not None or explain or bool(flows)
                         or bool(frames))
         two_pass = self.two_pass and os.path.isfile(self.path)
-        final, index = (self._skim() if two_pass and final_needed else (None, None))
+        final = self._skim() if two_pass and final_needed else None
+        learnt = self._first_pass if final is not None else None
+        index = self._reassembly_index if final is not None else None
         reader = _open(self.path)
         analyzer = Analyzer(
             reader.linktype, checksums=self.checksums, absolute=self.absolute,
             payload=self.payload or bool(frames) or filter_payload,
             chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final,
+            network=NetworkLayers(defragment=self.defragment, first_pass=learnt),
             reassemble=self.reassemble, reassembly_index=index)
         return Run(self, reader, analyzer, conversations=conversations, http=http,
                    explain=explain, flows=flows, frames=frames,
-                   fix_completeness=two_pass and final is None)
+                   fix_completeness=final is None)
 
-    def _skim(self) -> tuple[list[FinalState], dict | None]:
-        """``tshark -2``'s first pass: each stream's end state, from headers alone.
-
-        Also the HTTP reassembly's record of which frame completes each message that
-        spans several segments (``tcp.reassembled_in`` on the earlier ones).
-        """
+    def _skim(self) -> list[FinalState]:
+        """``tshark -2``'s first pass: each stream's end state, from headers alone; also
+        which frames complete which fragmented datagrams and answer which pings (kept in
+        ``_first_pass``), and which frame completes each HTTP message spanning several
+        segments (``_reassembly_index``: ``tcp.reassembled_in`` on the earlier ones)."""
         reader = _open(self.path)
+        network = NetworkLayers(defragment=self.defragment, record=True)
         analyzer = Analyzer(reader.linktype, checksums=False, payload=False,
-                            chat_ports=self.chat_ports, reassemble=self.reassemble)
+                            chat_ports=self.chat_ports, network=network,
+                            reassemble=self.reassemble)
         try:
             for _ in analyzer.packets(reader, self.max_packets, skim=True):
                 pass
@@ -141,8 +151,9 @@ class AnalysisSession:
             pass  # reported by the second pass, after its good packets
         finally:
             reader.close()
-        index = analyzer.reassembler.completions() if self.reassemble else None
-        return analyzer.tracker.final_states(), index
+        self._first_pass = network.learnt
+        self._reassembly_index = analyzer.reassembler.completions() if self.reassemble else None
+        return analyzer.tracker.final_states()
 
     # -- one view per read -----------------------------------------------------------------
     def packets(self) -> Iterator[Packet]:
@@ -269,7 +280,14 @@ class Run:
         wanted = self._wanted_frames
         frames = self.frames
         reader = self._reader
-        packets = self._analyzer.packets(reader, self.session.max_packets)
+        # A read that only feeds summaries which look at payload alone (the HTTP table)
+        # needs no record for a segment without payload: the analysis still sees it.
+        payload_only = (not yielding and keep is None and not wanted and bool(consumers)
+                        and all(getattr(c, "__self__", None) is not None
+                                and getattr(c.__self__, "payload_only", False)
+                                for c in consumers))
+        packets = self._analyzer.packets(reader, self.session.max_packets,
+                                         payload_only=payload_only)
         try:
             if keep is None and not consumers and not wanted:
                 if yielding:
@@ -309,17 +327,24 @@ class Run:
         return self._results["conversations"]
 
     def _final_completeness(self, result: list[_conversations.ConversationSummary]) -> None:
-        """Completeness as the two-pass read shows it on each stream's last frame.
+        """Each stream's completeness from its end state, not from its last frame.
 
         The one read shows on each frame the value before that frame's own bits (as
-        tshark's one pass does), so every stream's value is recomputed from its end state.
+        tshark's one pass does). A summary is about the whole stream: read for two passes,
+        it shows what the two-pass read shows on the stream's last frame; with
+        ``--one-pass``, every bit the stream's frames set.
         """
-        finals = self._analyzer.tracker.final_states()
+        tracker = self._analyzer.tracker
+        finals = tracker.final_states()
+        two_pass = self.session.two_pass
         for c in result:
             if c.stream < len(finals):
                 f = finals[c.stream]
-                c.completeness = displayed_completeness(f.completeness, f.first_bits,
-                                                        f.first_frame == c.last_frame)
+                if two_pass:
+                    c.completeness = displayed_completeness(f.completeness, f.first_bits,
+                                                            f.first_frame == c.last_frame)
+                else:
+                    c.completeness = f.completeness | f.first_bits
 
     @property
     def http(self) -> _http_summary.HttpSummary | None:

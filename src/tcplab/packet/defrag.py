@@ -61,6 +61,9 @@ class Datagram(NamedTuple):
     #: (tag, offset, length) of each fragment as it was sent (overlaps included, exact
     #: duplicates not), in offset order — Wireshark's "[Frame: 4, payload: 0-1031]" list.
     fragments: tuple[tuple[Hashable, int, int], ...]
+    #: Tags of the fragments whose overlapping bytes differ from their neighbour's (of the
+    #: two, the one later in offset order: Wireshark's ``ip.fragment.error``).
+    conflicts: frozenset = frozenset()
 
 
 class Outcome(NamedTuple):
@@ -89,6 +92,9 @@ class _Partial:
     #: (tag, offset, length) of every fragment taken, as sent.
     sent: list[tuple[Hashable, int, int]] = field(default_factory=list)
     size: int = 0
+    #: Whether any overlap so far brought different bytes, and which fragments did.
+    conflict: bool = False
+    conflict_tags: set = field(default_factory=set)
 
     def covered(self) -> bool:
         if self.total is None or self.protocol is None:
@@ -102,10 +108,16 @@ class _Partial:
 
 
 class Defragmenter:
-    """Reassembles fragments fed in capture order; see the module docstring for the rules."""
+    """Reassembles fragments fed in capture order; see the module docstring for the rules.
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    ``rfc5722=False`` treats overlapping IPv6 fragments as IPv4's are treated (kept, the
+    first bytes winning) instead of abandoning the datagram: what Wireshark does, so an
+    analyzer showing a capture as Wireshark does passes it.
+    """
+
+    def __init__(self, limits: Limits | None = None, *, rfc5722: bool = True) -> None:
         self.limits = limits or Limits()
+        self.rfc5722 = rfc5722
         self._partials: OrderedDict[tuple, _Partial] = OrderedDict()
         #: Abandoned IPv6 datagrams → when they may be started again.
         self._abandoned: OrderedDict[tuple, int] = OrderedDict()
@@ -191,18 +203,19 @@ class Defragmenter:
         overlapped = False
         pieces = partial.pieces
         new_pieces: list[tuple[int, bytes]] = [(offset, data)]
-        for o, (d, _t) in sorted(pieces.items()):
+        for o, (d, held_tag) in sorted(pieces.items()):
             e = o + len(d)
             if e <= offset or o >= end:
                 continue
             if o == offset and d == data:
                 return Outcome("duplicate")
-            if version == 6:
+            if version == 6 and self.rfc5722:
                 return self._conflict(key, partial, version, "it overlaps an earlier fragment")
             overlapped = True
             lo, hi = max(o, offset), min(e, end)
             if d[lo - o : hi - o] != data[lo - offset : hi - offset]:
                 overlap_conflict = True
+                partial.conflict_tags.add(tag if offset >= o else held_tag)
             # First bytes win: keep only the parts of the new data no earlier piece covers.
             remaining: list[tuple[int, bytes]] = []
             for no, nd in new_pieces:
@@ -229,6 +242,7 @@ class Defragmenter:
                 pieces[o] = (d, tag)
         partial.sent.append((tag, offset, len(data)))
         partial.size += added
+        partial.conflict = partial.conflict or overlap_conflict
         self.buffered_bytes += added
         if offset == 0:
             partial.protocol = protocol
@@ -240,8 +254,9 @@ class Defragmenter:
             ordered = sorted(pieces.items())
             payload = b"".join(d for _o, (d, _t) in ordered)
             datagram = Datagram(version, partial.protocol or 0, payload,
-                                tuple(sorted(partial.sent, key=lambda f: (f[1], f[2]))))
-            return Outcome("complete", datagram, conflict=overlap_conflict)
+                                tuple(sorted(partial.sent, key=lambda f: (f[1], f[2]))),
+                                frozenset(partial.conflict_tags))
+            return Outcome("complete", datagram, conflict=partial.conflict)
         if overlapped:
             self.stats["overlaps"] += 1
             return Outcome("overlap", conflict=overlap_conflict)

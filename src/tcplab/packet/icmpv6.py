@@ -69,11 +69,12 @@ CODE_NAMES = {
         5: "Source address failed ingress/egress policy",
         6: "Reject route to destination",
     },
-    TIME_EXCEEDED: {0: "Hop limit exceeded in transit", 1: "Fragment reassembly time exceeded"},
+    # packet-icmpv6.c writes these two tables in lower case.
+    TIME_EXCEEDED: {0: "hop limit exceeded in transit", 1: "fragment reassembly time exceeded"},
     PARAMETER_PROBLEM: {
-        0: "Erroneous header field encountered",
-        1: "Unrecognized Next Header type encountered",
-        2: "Unrecognized IPv6 option encountered",
+        0: "erroneous header field encountered",
+        1: "unrecognized Next Header type encountered",
+        2: "unrecognized IPv6 option encountered",
     },
 }
 

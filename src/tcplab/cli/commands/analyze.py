@@ -8,8 +8,8 @@ summary modules (conversations, flow, http_summary, explain).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from itertools import islice
 
 from tcplab.analyze import CHAT_PORTS, Packet, render
 from tcplab.analyze.session import AnalysisSession
@@ -41,8 +41,9 @@ EXAMPLES = """\
 
 DESCRIPTION = """\
 Dissect every packet of a capture (classic pcap or pcapng, as written by Wireshark,
-tcpdump, scapy or 'tcplab encap'): link layer, IPv4/IPv6, TCP/UDP, HTTP (reassembled
-across TCP segments, like Wireshark) and chat lines.
+tcpdump, scapy or 'tcplab encap'): link layer (Ethernet, PPPoE, Linux cooked...), IPv4/IPv6
+with fragments reassembled, ICMP/ICMPv6 (ping pairing, the header quoted in errors),
+TCP/UDP, HTTP (reassembled across TCP segments, like Wireshark) and chat lines.
 TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
 sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
 analysis tags, and conversation completeness. For JSON, the detail view and summaries the
@@ -95,6 +96,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="read the file once, like 'tshark -r' (the default for the plain "
                              "list): completeness is then the value before each packet, as "
                              "tshark's one pass shows it")
+    opts.add_argument("--no-defrag", action="store_true",
+                      help="do not reassemble IPv4/IPv6 fragments (Wireshark's ip.defragment and "
+                           "ipv6.defragment off): each fragment is shown alone, a first one "
+                           "dissected as far as its bytes go")
     opts.add_argument("--no-reassemble", action="store_true",
                       help="do not reassemble HTTP messages carried by several TCP segments "
                            "(like tshark -o tcp.desegment_tcp_streams:FALSE): each segment "
@@ -107,6 +112,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+#: Lines gathered before one write to stdout.
+_BLOCK = 2048
+
+
 class _Output:
     """Buffered stdout writes: one system call per few hundred lines, not per packet."""
 
@@ -116,7 +125,7 @@ class _Output:
 
     def add(self, line: str) -> None:
         self.lines.append(line)
-        if len(self.lines) >= 2048:
+        if len(self.lines) >= _BLOCK:
             self.flush()
 
     def flush(self) -> None:
@@ -148,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         display_filter=args.filter, checksums=not args.no_checksums, absolute=args.absolute,
         payload=args.payload or args.packet is not None,
         chat_ports=frozenset(args.chat_port) if args.chat_port else CHAT_PORTS,
-        max_packets=args.count, reassemble=not args.no_reassemble)
+        max_packets=args.count, defragment=not args.no_defrag,
+        reassemble=not args.no_reassemble)
     stream = args.flow if args.flow is not None else 0
     lines = show_list or args.json or args.packet is not None
     analysis = session.run(conversations=args.conversations, http=args.http,
@@ -173,9 +183,13 @@ def run(args: argparse.Namespace) -> int:
     elif show_list:
         out.add(render.LIST_HEADER)
         out.flush()
-        add = out.add
-        for p in analysis:
-            add(p.list_line())
+        # The list's own loop: lines are made a block at a time by one comprehension and
+        # written with one call, not passed one by one through _Output.add.
+        records = iter(analysis)
+        write = out.write
+        while block := [p.list_line() for p in islice(records, _BLOCK)]:
+            block.append("")
+            write("\n".join(block))
     else:
         analysis.finish()
     damage = analysis.damage
@@ -247,6 +261,8 @@ def _detail(out: _Output, p: Packet, args: argparse.Namespace) -> None:
 
 def _summary(out: _Output, args: argparse.Namespace, as_json: dict, text: str, title: str) -> None:
     if args.json:
+        import json  # only --json prints it (start-up time)
+
         out.add(json.dumps(as_json, ensure_ascii=False, separators=(",", ":")))
         return
     out.add("")
