@@ -100,12 +100,14 @@ class SegmentView:
     frame completing that message (None when not known or never completed).
     """
 
-    __slots__ = ("messages", "started", "opens", "part", "reassembled_in", "cols")
+    __slots__ = ("messages", "started", "opens", "part", "reassembled_in", "cols", "entries")
 
     def __init__(self) -> None:
         #: (Protocol, Info) when the segment is one whole message (views shared by such
         #: segments, never changed once made).
         self.cols: tuple[str, str] | None = None
+        #: (method, uri, code, phrase) of each message, made once for a shared view
+        self.entries: list[tuple] | None = None
         self.messages: list[Message] = []
         self.started: tuple | None = None
         self.opens = False
@@ -301,6 +303,7 @@ class Reassembler:
             view = SegmentView()
             view.messages.append(Message(entry, head))
             view.cols = entry[0]
+            view.entries = [entry[1:]]
             hit = (view, method, body)
         whole[head] = hit
         return hit

@@ -197,7 +197,7 @@ class Packet:
         view = self._pdu
         if view is None:
             return []
-        return [m.entry[1:] for m in view.messages]
+        return view.entries or [m.entry[1:] for m in view.messages]
 
     def columns(self) -> tuple[str, str]:
         """The Protocol and Info columns."""
