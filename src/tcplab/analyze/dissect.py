@@ -23,7 +23,6 @@ import struct
 
 from tcplab.analyze import dhcp as _dhcp
 from tcplab.analyze import dns as _dns
-from tcplab.analyze import http
 from tcplab.analyze import network as _network
 from tcplab.analyze import tcp_analysis as ta
 from tcplab.analyze import wsdata as _wsdata
@@ -118,6 +117,33 @@ def _malformed(d: dict, err: ParseError | str, protocol: str | None = None) -> N
     d["_ws.col.Protocol"] = protocol or (err.protocol if isinstance(err, ParseError) else "Frame")
     d["_ws.col.Info"] = f"[Malformed Packet: {reason}]"
     d["_ws.expert"] = "Malformed Packet"
+
+
+def _expert(d: dict, err: ParseError) -> None:
+    """A fault the dissection survives (tshark's expert info, not a malformed packet).
+
+    The frame keeps every layer and goes through the TCP analysis, as in tshark; the
+    reason (layer, field, byte offset) is kept in ``_ws.expert.message``.
+    """
+    reason = str(err)
+    old = d.get("_ws.expert.message")
+    d["_ws.expert.message"] = reason if old is None else f"{old}; {reason}"
+
+
+def _sound_options(raw: bytes) -> int:
+    """How many leading bytes of an options area parse (the rest holds a bad length)."""
+    i, n = 0, len(raw)
+    while i < n:
+        kind = raw[i]
+        if kind == _tcp.OPT_EOL:
+            return n
+        if kind == _tcp.OPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= n or raw[i + 1] < 2 or i + raw[i + 1] > n:
+            return i
+        i += raw[i + 1]
+    return n
 
 
 def _truncated(d: dict, protocol: str) -> None:
@@ -299,9 +325,12 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
         good = ones_complement_sum(data[off : off + ihl]) == 0xFFFF
         d["ip.checksum.status"] = "good" if good else "bad"
     if not cut and off + total > n:
-        _malformed(d, ParseError("IPv4", "total length", off + 2,
-                                 f"{total} bytes but only {n - off} captured"))
-        return None
+        # tshark goes on with the bytes there are ("IPv4 total length exceeds packet
+        # length") and analyses the TCP segment in them: say so, do not drop the frame.
+        _expert(d, ParseError("IPv4", "total length", off + 2,
+                              f"{total} bytes but only {n - off} captured"))
+        total = n - off
+        d["_ip.short"] = True
     if frag & 0x3FFF:  # MF set or a non-zero offset: a fragment (network.py reassembles)
         return (net or _network.NetworkLayers(defragment=False)).ipv4_fragment(
             data, off, ihl, total, d, protos, checksums, payload)
@@ -347,9 +376,10 @@ def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
     l4 = off + h.upper_offset
     end = off + 40 + h.payload_length
     if not cut and end > len(data):
-        _malformed(d, ParseError("IPv6", "payload length", off + 4,
-                                 f"{h.payload_length} bytes but only {len(data) - off - 40} captured"))
-        return None
+        _expert(d, ParseError("IPv6", "payload length", off + 4,
+                              f"{h.payload_length} bytes but only {len(data) - off - 40} captured"))
+        end = len(data)
+        d["_ip.short"] = True
     if h.fragment is not None or h.upper_protocol == 58:
         return (net or _network.NetworkLayers(defragment=False)).ipv6(data, off, h, end, d, protos,
                                                                       cut, checksums, payload)
@@ -389,8 +419,15 @@ def _options(raw: bytes, base: int) -> tuple[int | None, str, dict]:
     return _walk_options(raw, base)
 
 
-def _walk_options(raw: bytes, base: int) -> tuple[int | None, str, dict]:
-    """:func:`_options` for any layout, through the packet engine's option parser."""
+def _walk_options(raw: bytes, base: int, sack_base: int = 0,
+                  ack: int | None = None) -> tuple[int | None, str, dict]:
+    """:func:`_options` for any layout, through the packet engine's option parser.
+
+    SACK edges are shown relative to ``sack_base`` (the ISN of the direction whose bytes
+    they acknowledge, the peer's), as Wireshark shows them; 0 keeps them raw. ``ack`` (the
+    segment's raw ack number) lets a first block below it be marked as a D-SACK
+    (RFC 2883 §4), as tshark's ``tcp.options.sack.dsack_*`` fields do.
+    """
     fields: dict = {}
     parts = []
     wscale = None
@@ -413,9 +450,20 @@ def _walk_options(raw: bytes, base: int) -> tuple[int | None, str, dict]:
             fields["tcp.options.timestamp.tsecr"] = value[1]
             parts.append(f"TSval={value[0]} TSecr={value[1]}")
         elif kind == _tcp.OPT_SACK and isinstance(value, list) and value:
-            fields["tcp.options.sack_le"] = [le for le, _ in value]
-            fields["tcp.options.sack_re"] = [re for _, re in value]
-            parts.append(" ".join(f"SLE={le} SRE={re}" for le, re in value))
+            edges = [((le - sack_base) & 0xFFFFFFFF, (re - sack_base) & 0xFFFFFFFF)
+                     for le, re in value]
+            fields["tcp.options.sack_le"] = [le for le, _ in edges]
+            fields["tcp.options.sack_re"] = [re for _, re in edges]
+            fields["tcp.options.sack.count"] = len(edges)
+            first_le, first_re = value[0]
+            if ack is not None and (
+                    (first_le - ack) & 0xFFFFFFFF >= 0x80000000  # LT_SEQ(le, ack)
+                    or (len(value) > 1 and (first_le - value[1][0]) & 0xFFFFFFFF < 0x80000000
+                        and (value[1][1] - first_re) & 0xFFFFFFFF < 0x80000000)):
+                fields["tcp.options.sack.dsack_le"] = edges[0][0]
+                fields["tcp.options.sack.dsack_re"] = edges[0][1]
+                fields["tcp.options.sack.dsack"] = True
+            parts.append(" ".join(f"SLE={le} SRE={re}" for le, re in edges))
     return wscale, " ".join(parts), fields
 
 
@@ -447,6 +495,9 @@ def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: 
     if l4 + thl > end:
         _malformed(d, ParseError("TCP", "data offset", l4 + 12,
                                  f"header of {thl} bytes but the IP payload holds {end - l4}"))
+        # tshark runs the sequence analysis on the fixed header before the options fail
+        # to fit: the segment's SYN still counts towards its stream's completeness.
+        d["_tcp.analysed_header"] = True
         return None
     if l4 + thl > n:
         err = ParseError("TCP", "data offset", l4 + 12, f"header of {thl} bytes but only {n - l4} captured")
@@ -468,15 +519,19 @@ def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: 
             try:
                 wscale, options_text, fields = _options(raw_opts, l4 + 20)
             except ParseError as err:
-                _malformed(d, err)
-                return None
+                # tshark reports an option whose length overruns as expert info and keeps
+                # the segment (and its stream): the options before the bad one still count.
+                _expert(d, err)
+                wscale, options_text, fields = _walk_options(
+                    raw_opts[: _sound_options(raw_opts)], l4 + 20)
             d.update(fields)
         d["_tcp.options_summary"] = options_text
+        d["_tcp.options_offset"] = l4 + 20
     payload = data[l4 + thl : end]
     if seglen and keep_payload:
         d["tcp.payload"] = payload
     if checksums:
-        if cut or end > n:
+        if cut or end > n or "_ip.short" in d:
             d["tcp.checksum.status"] = "unverified"
         else:
             total = ones_complement_sum(data[l4:end], _pseudo_sum(rsrc, rdst, 6, end - l4))
@@ -524,6 +579,28 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
         d["data.len"] = length - 8
 
 
+def relative_sack(d: dict, seg: TcpSegment, base: int, *, absolute: bool = False) -> None:
+    """Rewrite a segment's SACK fields and Info summary relative to ``base`` (the peer's ISN).
+
+    The dissector reads options before the conversation is known, so the edges it wrote
+    are raw; once the analysis has the peer's base (the one ``tcp.ack`` is relative to),
+    the fields, the option summary and the detail tree show what tshark shows. With
+    ``absolute`` the Info column keeps raw edges, as tshark without relative numbers does.
+    """
+    raw = d.get("_tcp.options")
+    if not raw or "tcp.options.sack_le" not in d:
+        return
+    try:
+        _, text, fields = _walk_options(raw, d["_tcp.options_offset"], base, seg.ack)
+    except ParseError:
+        return  # the damage was worded when the options were first read
+    d.update(fields)
+    d["_tcp.sack_base"] = base
+    if not absolute:
+        seg.options_text = text
+        d["_tcp.options_summary"] = text
+
+
 def tags_text(aflags: int, dup_frame: int | None, dup_num: int | None) -> str:
     """The analysis tags that open the Info column, in Wireshark's order, each with a space."""
     parts = []
@@ -559,14 +636,3 @@ def info_text(tags: str, sport: int, dport: int, flags: int, seq: int, ack: int,
         info += " " + options_text
     return info
 
-
-def app_layer(d: dict, seg: TcpSegment, aflags: int, chat_ports: frozenset[int]) -> bool:
-    """Hand the payload to HTTP/chat recognition unless the segment is a resend or out of order.
-
-    Wireshark does not give retransmitted or out-of-order data to sub-dissectors (the
-    ``tcp.no_subdissector_on_error`` default), so such segments keep the TCP summary.
-    """
-    if not seg.seglen or aflags & (ta.RETRANSMISSION | ta.FAST_RETRANSMISSION | ta.OUT_OF_ORDER
-                                   | ta.SPURIOUS_RETRANSMISSION):
-        return False
-    return http.classify(seg.payload, seg.sport, seg.dport, d, chat_ports)

@@ -1,10 +1,9 @@
 """Recognise application payloads in one TCP segment: HTTP/1.x and the tcplab chat lines.
 
-What this module is for: the Protocol and Info columns and the ``http.*`` fields. It
-looks at one segment's payload only (no reassembly across segments), which is what the
-encapsulator's captures and short chat lines need: an HTTP request or status line at the
-start of the payload, plus ``Host`` and ``Content-Length`` when those headers are in the
-same segment.
+What this module is for: the Protocol and Info columns and the ``http.*`` fields of one
+message: its request or status line, plus ``Host`` and ``Content-Length``. Which bytes make
+up a message — across segments, or several in one segment — is decided by
+:mod:`tcplab.analyze.reassembly`, which hands each message's header block here.
 
 HTTP is recognised by content, on any port (Wireshark would need port 80 or "Decode
 As"), because captures made by ``tcplab encap`` use the course's ports 5074/12345.

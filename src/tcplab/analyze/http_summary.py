@@ -111,10 +111,10 @@ class HttpTable:
             p = from_fields(p)  # type: ignore[arg-type]
         if not p.seglen:
             return  # HTTP is only ever recognised in a TCP payload
-        message = p.http_message()
+        messages = p.http_messages()
         comment = p.comment
         msg_id = _msg_id(comment) if comment else None
-        if message is None:
+        if not messages:
             if msg_id is not None:
                 # Data the analyzer did not take as HTTP (e.g. a retransmission, which
                 # Wireshark does not hand to the HTTP dissector) yet a CSV row produced it.
@@ -127,7 +127,6 @@ class HttpTable:
         # A record's own texts were escaped when its payload was parsed (http.message);
         # a field dict's (tshark's, a test's) are escaped here.
         escaped = p._fields is None
-        method, uri, code, phrase = message
         if msg_id is not None:
             s.msg_ids_http += 1
         stream = p.stream
@@ -135,47 +134,50 @@ class HttpTable:
         if stream not in streams and stream is not None and len(streams) < MAX_URIS:
             streams.add(stream if type(stream) is int else int(stream))
         key = stream if stream is not None else ("udp", p.get("ip.src"), p.get("ip.dst"))
-        if method is not None:
-            if not escaped:
-                method = safe_text(str(method))
-                uri = safe_text(str(uri if uri is not None else ""))
-            s.requests += 1
-            s.requests_by_method[method] += 1
-            uri_counts = s.uri_counts
-            if uri in uri_counts or len(uri_counts) < MAX_URIS:
-                uri_counts[uri] += 1
-                methods = s.uri_methods.get(uri)
-                if methods is None:
-                    methods = s.uri_methods[uri] = set()
-                methods.add(method)
+        # A segment may complete several messages (pipelined requests, or a response
+        # followed by the next one): each counts, as in tshark's HTTP statistics.
+        for method, uri, code, phrase in messages:
+            if method is not None:
+                if not escaped:
+                    method = safe_text(str(method))
+                    uri = safe_text(str(uri if uri is not None else ""))
+                s.requests += 1
+                s.requests_by_method[method] += 1
+                uri_counts = s.uri_counts
+                if uri in uri_counts or len(uri_counts) < MAX_URIS:
+                    uri_counts[uri] += 1
+                    methods = s.uri_methods.get(uri)
+                    if methods is None:
+                        methods = s.uri_methods[uri] = set()
+                    methods.add(method)
+                else:
+                    uri_counts[OTHER_URIS] += 1
+                queue = self._pending.get(key)
+                if queue is None:
+                    queue = self._pending[key] = deque()
+                if len(queue) >= MAX_PENDING_PER_STREAM:
+                    self._give_up(queue.popleft())
+                queue.append((p.number, stream, method, uri, p.time_relative, msg_id))
             else:
-                uri_counts[OTHER_URIS] += 1
-            queue = self._pending.get(key)
-            if queue is None:
-                queue = self._pending[key] = deque()
-            if len(queue) >= MAX_PENDING_PER_STREAM:
-                self._give_up(queue.popleft())
-            queue.append((p.number, stream, method, uri, p.time_relative, msg_id))
-        else:
-            if type(code) is not int:
-                code = int(code)  # type: ignore[arg-type]
-            if not escaped:
-                phrase = safe_text(str(phrase if phrase is not None else ""))
-            s.responses += 1
-            s.responses_by_code[code] += 1
-            if code not in s.phrases:
-                s.phrases[code] = phrase
-            queue = self._pending.get(key)
-            if queue:
-                request = queue.popleft()
-                s.pairs_total += 1
-                if len(s.pairs) < MAX_PAIRS:
-                    s.pairs.append(HttpPair(HttpRequest(*request), p.number, code, phrase, msg_id,
-                                            p.time_relative - request[4]))
-            else:
-                s.unmatched_total += 1
-                if len(s.unmatched_responses) < MAX_LISTED:
-                    s.unmatched_responses.append(p.number)
+                if type(code) is not int:
+                    code = int(code)  # type: ignore[arg-type]
+                if not escaped:
+                    phrase = safe_text(str(phrase if phrase is not None else ""))
+                s.responses += 1
+                s.responses_by_code[code] += 1
+                if code not in s.phrases:
+                    s.phrases[code] = phrase
+                queue = self._pending.get(key)
+                if queue:
+                    request = queue.popleft()
+                    s.pairs_total += 1
+                    if len(s.pairs) < MAX_PAIRS:
+                        s.pairs.append(HttpPair(HttpRequest(*request), p.number, code, phrase, msg_id,
+                                                p.time_relative - request[4]))
+                else:
+                    s.unmatched_total += 1
+                    if len(s.unmatched_responses) < MAX_LISTED:
+                        s.unmatched_responses.append(p.number)
 
     def _give_up(self, request: tuple) -> None:
         s = self.summary

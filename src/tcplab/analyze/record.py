@@ -4,7 +4,9 @@ What this module is for: speed without a second copy of the analysis. For the fr
 make up almost every capture — Ethernet, Null/Loopback or raw IP carrying IPv4 (no IP
 options, not fragmented, fully captured) carrying TCP — :meth:`Analyzer.packets` unpacks
 link, IPv4 and TCP headers with one precompiled ``struct`` straight from the record bytes
-and runs the shared TCP analysis step (:meth:`TcpTracker.step`). The result is a small
+and runs the shared TCP analysis step (:meth:`TcpTracker.step`), and a data segment of a direction
+carrying HTTP goes through the reassembly (:mod:`~tcplab.analyze.reassembly`), whose
+verdict the record keeps for its HTTP columns and fields. The result is a small
 slotted :class:`Packet`: frame number, times, addresses, ports, flags, lengths, the
 analysis flags and the stream's shown bases. Every other frame (IPv6, UDP, ARP, IP options,
 damaged or cut packets…) goes through the full dissector (:mod:`~tcplab.analyze.dissect`),
@@ -32,6 +34,7 @@ from typing import Any
 from tcplab.analyze import dissect as _dissect
 from tcplab.analyze import http as _http
 from tcplab.analyze import network as _network
+from tcplab.analyze import reassembly as _reassembly
 from tcplab.analyze import tcp_analysis as _ta
 from tcplab.analyze.http import CHAT_PORTS
 from tcplab.analyze.tls_dns import DNS_PORTS, TLS_HEURISTIC_TYPES, TLS_PORTS, AppLayer
@@ -45,7 +48,8 @@ _M32 = 0xFFFFFFFF
 _FIN, _SYN, _RST, _ACK, _URG = 0x001, 0x002, 0x004, 0x010, 0x020
 #: Analysis flags Wireshark also files under ``tcp.analysis.retransmission``.
 RETRANSMITTED = _ta.RETRANSMISSION | _ta.FAST_RETRANSMISSION | _ta.SPURIOUS_RETRANSMISSION
-# Retransmitted or out-of-order data is not handed to sub-dissectors (dissect.app_layer).
+# Retransmitted or out-of-order data is not handed to sub-dissectors (Wireshark's
+# tcp.no_subdissector_on_error behaviour as tshark 4.0 shows it): no HTTP, no chat.
 _NO_SUBDISSECTOR = RETRANSMITTED | _ta.OUT_OF_ORDER
 
 
@@ -84,8 +88,6 @@ _TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=
 _TS_TEXT = "TSval=%d TSecr=%d"
 _TCP_TS_LINE = _TCP_LINE[:-2] + " " + _TS_TEXT
 _FLAGS_TEXT = _dissect._FLAGS_TEXT
-_columns = _http.columns
-_message = _http.message
 _chat_info = _http.chat_info
 
 
@@ -110,7 +112,7 @@ class Packet:
         "comment", "interface", "src", "dst", "sport", "dport", "flags", "seglen", "seq_raw",
         "ack_raw", "window_value", "urgent", "payload_start", "payload_end", "stream",
         "aflags", "fbase", "rbase", "scale", "completeness", "dup_num", "dup_frame",
-        "_addrs", "_ports", "_opts", "_http", "_app", "_fields", "_ctx",
+        "_addrs", "_ports", "_opts", "_http", "_app", "_pdu", "_fields", "_ctx",
     )
 
     # -- shown values ----------------------------------------------------------------------
@@ -157,8 +159,10 @@ class Packet:
         h = self._http
         if h is None:
             h = self._http = {}
-            if self.seglen and not self.aflags & _NO_SUBDISSECTOR and self._app is None:
-                _http.classify(self.payload, self.sport, self.dport, h, self._ctx.chat_ports)
+            view = self._pdu
+            if view is not None and self._app is None:
+                h.update(_pdu_fields(view, self._ctx))
+                h["_ws.col.Protocol"], h["_ws.col.Info"] = self.columns()
         return h
 
     def http_message(self) -> tuple[str | None, str | None, int | None, str | None] | None:
@@ -173,11 +177,29 @@ class Packet:
             if method is None and code is None:
                 return None
             return method, d.get("http.request.uri"), code, d.get("http.response.phrase")
-        if self.seglen and not self.aflags & _NO_SUBDISSECTOR and self._app is None:
-            entry = _message(self.data, self.payload_start, self.payload_end)
-            if entry is not None:
-                return entry[1:]
+        view = self._pdu
+        if view is not None and view.messages and self._app is None:
+            return view.messages[0].entry[1:]
         return None
+
+    def http_messages(self) -> list[tuple[str | None, str | None, int | None, str | None]]:
+        """``(method, uri, code, phrase)`` of every HTTP message this frame completes.
+
+        Two pipelined requests in one segment are two entries (tshark dissects both);
+        a message carried by several segments counts on the segment completing it.
+        """
+        d = self._fields
+        if d is not None:
+            methods = d.get("http.request.method")
+            codes = d.get("http.response.code")
+            if isinstance(methods, list) or isinstance(codes, list):
+                return _listed_messages(d)
+            one = self.http_message()
+            return [] if one is None else [one]
+        view = self._pdu
+        if view is None or self._app is not None:
+            return []
+        return view.entries or [m.entry[1:] for m in view.messages]
 
     def columns(self) -> tuple[str, str]:
         """The Protocol and Info columns."""
@@ -188,9 +210,19 @@ class Packet:
             return self._app.columns(self._tcp_info)
         cols = None
         if self.seglen and not self.aflags & _NO_SUBDISSECTOR:
-            cols = _columns(self.data[self.payload_start : self.payload_end], self.sport,
-                            self.dport, self._ctx.chat_ports)
+            view = self._pdu
+            if view is not None:
+                return _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
+                                    self._tags())
+            ports = self._ctx.chat_ports
+            if self.sport in ports or self.dport in ports:
+                cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
+                                           to_server=self.dport in ports))
         return cols or ("TCP", self._tcp_info())
+
+    def _tags(self) -> str:
+        aflags = self.aflags
+        return _dissect.tags_text(aflags, self.dup_frame, self.dup_num) if aflags else ""
 
     def _tcp_info(self) -> str:
         aflags = self.aflags
@@ -220,10 +252,14 @@ class Packet:
         seglen = self.seglen
         aflags = self.aflags
         if seglen and not aflags & _NO_SUBDISSECTOR:
-            # http.columns(), without its call: the HTTP line first, then chat.
-            entry = _message(self.data, self.payload_start, self.payload_end)
-            cols = entry[0] if entry is not None else None
-            if cols is None:
+            # columns(), without its call: HTTP (as the reassembly placed it), then chat.
+            view = self._pdu
+            cols = None
+            if view is not None:
+                cols = _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
+                                    _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
+                                    if aflags else "")
+            else:
                 ports = self._ctx.chat_ports
                 if self.sport in ports or self.dport in ports:
                     cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
@@ -289,6 +325,82 @@ class Packet:
 
 _MISSING = object()
 _packet_line: Callable[[dict], str]  # render.packet_line, bound below (render imports nothing of ours)
+
+
+def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
+                 tcp_info: Callable[[], str], tags: str) -> tuple[str, str]:
+    """Protocol and Info of a segment the HTTP reassembly placed (tshark 4.0's texts).
+
+    A segment completing messages is HTTP, its Info their first lines (and that of a
+    message it begins); one that only carries part of a message is TCP with the note. In
+    one pass tshark writes the first line of a message a segment begins before the note
+    (the HTTP dissector ran on it); its second pass shows the TCP summary there instead.
+    ``tags`` (the analysis tags, :func:`~tcplab.analyze.dissect.tags_text`) open the HTTP
+    texts too, as in tshark.
+    """
+    cols = view.cols
+    if cols is not None:
+        return (cols[0], tags + cols[1]) if tags else cols
+    if view.messages:
+        lines = [m.entry[0][1] for m in view.messages]
+        # A message begun after them shows too, except in tshark's second pass when the
+        # reassembled buffer of the first one was cut where it begins (Message.final_length).
+        first = view.messages[0]
+        if view.opens and view.started is not None and not (
+                second_pass and first.segments is not None):
+            lines.append(view.started[0][1])
+        return "HTTP", tags + " ".join(lines)
+    if view.started is not None and not second_pass:
+        return "TCP", tags + view.started[0][1] + " " + _reassembly.SEGMENT_NOTE
+    return "TCP", tcp_info() + _reassembly.SEGMENT_NOTE
+
+
+def _pdu_fields(view: _reassembly.SegmentView, ctx: Analyzer) -> dict:
+    """The ``http.*`` and ``tcp.segment*``/``tcp.reassembled*`` fields of a placed segment.
+
+    Several messages in one segment give each ``http.*`` field as a list (tshark shows
+    every occurrence); one message gives plain values.
+    """
+    fields: dict[str, Any] = {}
+    if view.reassembled_in is not None and (view.opens or view.part):
+        fields["tcp.reassembled_in"] = view.reassembled_in
+    messages = view.messages
+    if not messages:
+        return fields
+    first = messages[0]
+    if first.segments is not None:
+        fields["tcp.segment"] = list(first.segments)
+        fields["tcp.segment.count"] = first.count
+        fields["tcp.reassembled.length"] = (first.final_length if ctx.tracker.final is not None
+                                            else first.length)
+    per = []
+    for m in messages:
+        h: dict[str, Any] = {}
+        _http.classify(m.head, 0, 0, h, frozenset())
+        h.pop("_ws.col.Protocol", None)
+        h.pop("_ws.col.Info", None)
+        per.append(h)
+    if len(per) == 1:
+        fields.update(per[0])
+        return fields
+    for h in per:
+        for k, v in h.items():
+            fields.setdefault(k, []).append(v)
+    return fields
+
+
+def _listed_messages(d: dict) -> list[tuple[str | None, str | None, int | None, str | None]]:
+    """Every message of a field dict whose ``http.*`` fields are lists (requests first)."""
+    def listed(name: str) -> list:
+        v = d.get(name)
+        return [] if v is None else v if isinstance(v, list) else [v]
+
+    methods, uris = listed("http.request.method"), listed("http.request.uri")
+    codes, phrases = listed("http.response.code"), listed("http.response.phrase")
+    out: list[tuple[str | None, str | None, int | None, str | None]] = [
+        (m, uris[i] if i < len(uris) else None, None, None) for i, m in enumerate(methods)]
+    out += [(None, None, c, phrases[i] if i < len(phrases) else None) for i, c in enumerate(codes)]
+    return out
 
 
 def _flag_field(bits: int) -> Callable[[Packet], Any]:
@@ -364,7 +476,7 @@ _HELD: dict[str, Callable[[Packet], Any]] = {
     # except the marks TLS or DNS put on a payload they find damaged.
     **{name: _none for name in (
         "ipv6.src", "ipv6.dst", "ipv6.version", "udp.srcport", "udp.dstport", "_ws.short",
-        "icmp.type", "icmp.code")},
+        "_ws.expert.message", "icmp.type", "icmp.code")},
     "_ws.malformed": lambda p: p._app.malformed if p._app is not None else None,
     "_ws.expert": lambda p: ("Malformed Packet" if p._app is not None and p._app.malformed
                              else None),
@@ -432,7 +544,7 @@ def _fill_from_fields(p: Packet, d: dict) -> None:
     p.dup_num = d.get("tcp.analysis.duplicate_ack_num")
     p.dup_frame = d.get("tcp.analysis.duplicate_ack_frame")
     p._addrs = p._ports = p._opts = None
-    p._http = p._app = None
+    p._http = p._app = p._pdu = None
     p._fields = d
     p._ctx = None
 
@@ -486,6 +598,9 @@ class Analyzer:
     (:meth:`TcpTracker.final_states`), making the shown values those of ``tshark -2``;
     ``network`` is the state of fragments and ICMP pairing (:mod:`~tcplab.analyze.network`;
     by default one that reassembles, or not when ``defragment`` is false).
+    ``reassemble`` places every in-order data segment in its direction's HTTP byte
+    stream (:mod:`~tcplab.analyze.reassembly`; False: each segment on its own), with
+    ``reassembly_index`` (that first pass's record of completing frames) for ``-2``.
     """
 
     def __init__(
@@ -498,6 +613,8 @@ class Analyzer:
         chat_ports: frozenset[int] = CHAT_PORTS,
         interfaces: list[Any] | None = None,
         final: list[_ta.FinalState] | None = None,
+        reassemble: bool = True,
+        reassembly_index: dict | None = None,
         defragment: bool = True,
         network: _network.NetworkLayers | None = None,
         tls_versions: dict[int, int] | None = None,
@@ -509,6 +626,10 @@ class Analyzer:
         self.chat_ports = chat_ports
         self.interfaces = interfaces
         self.tracker = _ta.TcpTracker(final)
+        #: HTTP over several segments, as Wireshark reassembles it (``reassemble=False``:
+        #: each segment on its own, ``--no-reassemble``); ``reassembly_index`` is a first
+        #: pass's :meth:`~tcplab.analyze.reassembly.Reassembler.completions` (``-2``).
+        self.reassembler = _reassembly.Reassembler(carry=reassemble, index=reassembly_index)
         self.network = network or _network.NetworkLayers(defragment=defragment)
         #: TLS and DNS-over-TCP state; ``tls_versions`` are a first pass's final_versions().
         self.app = AppLayer(two_pass=final is not None, final_versions=tls_versions)
@@ -556,6 +677,13 @@ class Analyzer:
             p.stream = p.completeness = None
             p.aflags = 0
             p._app = None
+            if "_ws.malformed" in d and "tcp.srcport" in d and p.src is not None:
+                # A TCP header too damaged to analyse still belongs to its stream (tshark).
+                conv = self.tracker.touch(count, p.src, p.sport, p.dst, p.dport, p.flags,
+                                          "_tcp.analysed_header" in d)
+                p.stream = d["tcp.stream"] = conv.stream
+                p.completeness = d["tcp.completeness"] = self.tracker.shown_completeness(
+                    conv, count)
             return p
         p.src, p.dst, p.sport, p.dport = seg.src, seg.dst, seg.sport, seg.dport
         p.seq_raw, p.ack_raw, p.flags, p.seglen = seg.seq, seg.ack, seg.flags, seg.seglen
@@ -564,6 +692,7 @@ class Analyzer:
         p.payload_end = seg.payload_offset + len(seg.payload)
         if seg.payload_offset < 0:  # reassembled from IP fragments: not the frame's bytes
             p.payload_start = p.payload_end = 0
+        p._pdu = None
         self._analyse(p, seg.wscale)
         p._app = (self.app.feed(count, p.stream, seg.src, seg.sport, seg.dport, seg.seq, data,
                                 p.payload_start, p.payload_end, p.aflags)
@@ -602,6 +731,10 @@ class Analyzer:
         # theirs, a TLS/DNS port, or a first byte the TLS heuristic could match.
         app_streams = self.app.streams
         tls_first = _TLS_FIRST_BYTES
+        no_sub = _NO_SUBDISSECTOR
+        http_first = _HTTP_FIRST
+        reassemble = self._reassemble
+        segment = self.reassembler.segment
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
         empty = not payload_only  # records for segments without payload too
@@ -651,7 +784,11 @@ class Analyzer:
                         except ParseError:
                             fields = None  # the dissector words the damage
                         else:
-                            if opts:
+                            if "SLE=" in opts:
+                                # SACK edges are shown relative to the peer's ISN, which
+                                # the analysis knows: the full dissector rewrites them.
+                                fields = None
+                            elif opts:
                                 opts = " " + opts
                 if fields is None:
                     self.count = count - 1
@@ -674,6 +811,13 @@ class Analyzer:
                            if seglen and (app_port or data[l4 + thl] in tls_first
                                           or (app_streams and conv.stream in app_streams))
                            else None)
+                    view = None
+                    if app is None and seglen and not aflags & no_sub:
+                        st = fwd.http
+                        if st is not None:
+                            view = segment(st, count, seq, data, l4 + thl, end)
+                        elif data[l4 + thl] in http_first:
+                            view = reassemble(conv, fwd, rev, count, seq, data, l4 + thl, end)
                     if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
@@ -702,7 +846,7 @@ class Analyzer:
                             p.fbase = fwd.base_seq
                             p.rbase = rev.base_seq
                             p.scale = fwd.win_scale
-                            p.completeness = conv.completeness | conv.first_bits
+                            p.completeness = conv.before
                         else:
                             p.fbase, p.rbase, p.scale, p.completeness = shown(conv, fwd, rev,
                                                                               count)
@@ -716,6 +860,7 @@ class Analyzer:
                         p._opts = opts
                         p._http = p._fields = None
                         p._app = app
+                        p._pdu = view
                         p._ctx = self
                         yield p
                 if count == limit:
@@ -732,6 +877,9 @@ class Analyzer:
         aflags, conv, fwd, rev = self.tracker.step(p.number, p.ts_ns, p.src, p.dst, p.sport,
                                                    p.dport, p.seq_raw, p.ack_raw, p.flags,
                                                    p.seglen, p.window_value, wscale)
+        if p.seglen and not aflags & _NO_SUBDISSECTOR and p.payload_end > p.payload_start:
+            p._pdu = self._reassemble(conv, fwd, rev, p.number, p.seq_raw, p.data,
+                                      p.payload_start, p.payload_end)
         p.stream = conv.stream
         p.aflags = aflags
         p.fbase, p.rbase, p.scale, p.completeness = self.tracker.shown(conv, fwd, rev, p.number)
@@ -739,6 +887,22 @@ class Analyzer:
             p.dup_num, p.dup_frame = fwd.dupacknum, fwd.lastnondupack
         else:
             p.dup_num = p.dup_frame = None
+
+    def _reassemble(self, conv: _ta.Conversation, fwd: _ta.Flow, rev: _ta.Flow, frame: int,
+                    seq: int, data: bytes, start: int,
+                    end: int) -> _reassembly.SegmentView | None:
+        """Place one in-order segment's payload in its direction's HTTP byte stream.
+
+        Only directions that ever carried something starting like HTTP keep state.
+        """
+        st = fwd.http
+        if st is None:
+            if data[start] not in _HTTP_FIRST:
+                return None
+            st = fwd.http = self.reassembler.direction(
+                (conv.stream, fwd is conv.a), rev.http,
+                fwd.port in _reassembly.HTTP_PORTS or rev.port in _reassembly.HTTP_PORTS)
+        return self.reassembler.segment(st, frame, seq, data, start, end)
 
     def _frame_fields(self, number: int, ts: int, first: int, orig_len: int | None, data: bytes,
                       lt: int, comment: str | None, interface: int | None) -> dict:
@@ -779,6 +943,8 @@ class Analyzer:
         """The TCP analysis fields and the application layer, in Wireshark's field order."""
         aflags = p.aflags
         flags = seg.flags
+        if "tcp.options.sack_le" in d:
+            _dissect.relative_sack(d, seg, p.rbase, absolute=self.absolute)
         if aflags & _ta.DUPLICATE_ACK:
             d["tcp.analysis.duplicate_ack_num"] = p.dup_num
             d["tcp.analysis.duplicate_ack_frame"] = p.dup_frame
@@ -800,10 +966,20 @@ class Analyzer:
                 # tcp.analysis.retransmission too (the Info column shows only the specific tag).
                 d["tcp.analysis.retransmission"] = True
         app = p._app
+        view = p._pdu
         if app is not None:  # TLS or DNS over TCP (tls_dns.AppLayer)
             app.write(d, lambda: _dissect.tcp_info(d, seg, aflags, absolute=self.absolute))
-        elif seg.seglen and _dissect.app_layer(d, seg, aflags, self.chat_ports):
-            d["frame.protocols"] += ":" + d["_ws.col.Protocol"].lower()
+        elif view is not None:
+            d.update(_pdu_fields(view, self))
+            proto, info = _pdu_columns(
+                view, self.tracker.final is not None,
+                lambda: _dissect.tcp_info(d, seg, aflags, absolute=self.absolute),
+                _dissect.tags_text(aflags, p.dup_frame, p.dup_num) if aflags else "")
+            d["_ws.col.Protocol"], d["_ws.col.Info"] = proto, info
+            if proto == "HTTP":
+                d["frame.protocols"] += ":http"
+        elif seg.seglen and _chat(d, seg, aflags, self.chat_ports):
+            d["frame.protocols"] += ":chat"
         else:
             d["_ws.col.Protocol"] = "TCP"
             d["_ws.col.Info"] = _dissect.tcp_info(d, seg, aflags, absolute=self.absolute)
@@ -825,6 +1001,18 @@ class Analyzer:
             self._if_names[:] = [getattr(i, "name", None) for i in self.interfaces or ()]
             self._any_name = any(self._if_names)
         return self._any_name
+
+
+_HTTP_FIRST = _reassembly._FIRST_BYTES
+
+
+def _chat(d: dict, seg: _dissect.TcpSegment, aflags: int, chat_ports: frozenset[int]) -> bool:
+    """Chat lines on the chat ports (HTTP is the reassembly's, :func:`_pdu_columns`)."""
+    if aflags & _NO_SUBDISSECTOR or not (seg.sport in chat_ports or seg.dport in chat_ports):
+        return False
+    d["_ws.col.Protocol"] = "CHAT"
+    d["_ws.col.Info"] = _chat_info(seg.payload, to_server=seg.dport in chat_ports)
+    return True
 
 
 def _bind() -> None:

@@ -380,11 +380,25 @@ def _tcp_section(d: dict, data: bytes) -> list[str]:
     raw_opts = d.get("_tcp.options")
     if raw_opts:
         lines.append(f"{_IND}Options: ({len(raw_opts)} bytes), {d.get('_tcp.options_summary', '')}")
+        # Offsets in the frame, as the dissector words a fault: one fault, one byte offset.
+        base = d.get("_tcp.options_offset", 20)
+        sack_base = d.get("_tcp.sack_base", 0)
         try:
-            for opt in _tcp.parse_options(raw_opts):
+            for opt in _tcp.parse_options(raw_opts, base):
                 value = opt.value
                 if opt.kind == _tcp.OPT_TIMESTAMP and isinstance(value, tuple):
                     text = f"TSval {value[0]}, TSecr {value[1]}"
+                elif opt.kind == _tcp.OPT_SACK and isinstance(value, list):
+                    edges = [((le - sack_base) & 0xFFFFFFFF, (re - sack_base) & 0xFFFFFFFF)
+                             for le, re in value]
+                    word = " (relative)" if sack_base else ""
+                    lines.append(f"{_IND * 2}TCP Option - SACK "
+                                 + " ".join(f"{le}-{re}" for le, re in edges))
+                    for le, re in edges:
+                        lines.append(f"{_IND * 3}left edge = {le}{word}")
+                        lines.append(f"{_IND * 3}right edge = {re}{word}")
+                    lines.append(f"{_IND * 3}[TCP SACK Count: {len(edges)}]")
+                    continue
                 elif opt.kind in (_tcp.OPT_EOL, _tcp.OPT_NOP, _tcp.OPT_SACK_PERMITTED):
                     text = ""
                 elif opt.kind == _tcp.OPT_WSCALE and isinstance(value, int):
@@ -393,7 +407,9 @@ def _tcp_section(d: dict, data: bytes) -> list[str]:
                     text = str(value)
                 lines.append(f"{_IND * 2}TCP Option - {opt.name}{': ' + text if text else ''}")
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
-            lines.append(f"{_IND * 2}[Malformed options: {exc}]")
+            known = (d.get("_ws.malformed") or "", d.get("_ws.expert.message") or "")
+            if not any(str(exc) in text for text in known):  # said once, below
+                lines.append(f"{_IND * 2}[Malformed options: {exc}]")
     tags = [(field, text) for bit, field, text in ta.TAGS if d.get("tcp.analysis." + field)]
     if tags:
         lines.append(f"{_IND}[SEQ/ACK analysis]")
@@ -455,6 +471,9 @@ def detail_tree(d: dict) -> str:
         from tcplab.analyze.tls_dns import detail_lines
 
         lines += detail_lines(d)
+    for message in (d.get("_ws.expert.message") or "").split("; "):
+        if message:  # faults the dissection went on after (tshark's expert infos)
+            lines.append(f"[Expert Info (Warning/Protocol): {message}]")
     if "_ws.malformed" in d:
         lines.append(f"[Malformed Packet: {d['_ws.malformed']}]")
         lines.append(f"{_IND}[Expert Info (Error/Malformed): {d['_ws.malformed']}]")

@@ -79,7 +79,8 @@ class AnalysisSession:
                  display_filter: str | Callable[[Any], bool] | None = None,
                  checksums: bool = True, absolute: bool = False, payload: bool = False,
                  chat_ports: frozenset[int] = CHAT_PORTS,
-                 max_packets: int | None = None, defragment: bool = True) -> None:
+                 max_packets: int | None = None, defragment: bool = True,
+                 reassemble: bool = True) -> None:
         self.path = path
         self.defragment = defragment
         self._first_pass: FirstPass | None = None
@@ -88,6 +89,7 @@ class AnalysisSession:
         #: A stream (``tcplab analyze -`` reads stdin) can be read once: no skim, one run.
         self._stream = not isinstance(path, str | os.PathLike)
         self._runs = 0
+        self._reassembly_index: dict | None = None
         self.two_pass = two_pass
         if isinstance(display_filter, str):
             from tcplab.analyze.filter import compile_filter
@@ -99,6 +101,7 @@ class AnalysisSession:
         self.payload = payload
         self.chat_ports = chat_ports
         self.max_packets = max_packets
+        self.reassemble = reassemble
 
     @property
     def _name(self) -> str:
@@ -136,26 +139,30 @@ class AnalysisSession:
         final = self._skim() if two_pass and final_needed else None
         learnt = self._first_pass if final is not None else None
         tls_versions = self._tls_versions if final is not None else None
+        index = self._reassembly_index if final is not None else None
         reader = _open(self.path)
         analyzer = Analyzer(
             reader.linktype, checksums=self.checksums, absolute=self.absolute,
             payload=self.payload or bool(frames) or filter_payload,
             chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final,
             network=NetworkLayers(defragment=self.defragment, first_pass=learnt),
-            tls_versions=tls_versions)
+            tls_versions=tls_versions, reassemble=self.reassemble, reassembly_index=index)
         return Run(self, reader, analyzer, conversations=conversations, http=http,
                    explain=explain, flows=flows, frames=frames,
-                   fix_completeness=two_pass and final is None)
+                   fix_completeness=final is None)
 
     def _skim(self) -> list[FinalState]:
         """``tshark -2``'s first pass: each stream's end state, from headers alone; also
         which frames complete which fragmented datagrams and answer which pings (kept in
-        ``_first_pass`` for the second pass), and each TLS stream's final session version
-        (``_tls_versions``: its records are read, as every frame of the second pass names it)."""
+        ``_first_pass`` for the second pass), each TLS stream's final session version
+        (``_tls_versions``: its records are read, as every frame of the second pass names it),
+        and which frame completes each HTTP message spanning several segments
+        (``_reassembly_index``: ``tcp.reassembled_in`` on the earlier ones)."""
         reader = _open(self.path)
         network = NetworkLayers(defragment=self.defragment, record=True)
         analyzer = Analyzer(reader.linktype, checksums=False, payload=False,
-                            chat_ports=self.chat_ports, network=network)
+                            chat_ports=self.chat_ports, network=network,
+                            reassemble=self.reassemble)
         try:
             for _ in analyzer.packets(reader, self.max_packets, skim=True):
                 pass
@@ -165,6 +172,7 @@ class AnalysisSession:
             reader.close()
         self._first_pass = network.learnt
         self._tls_versions = analyzer.app.final_versions()
+        self._reassembly_index = analyzer.reassembler.completions() if self.reassemble else None
         return analyzer.tracker.final_states()
 
     # -- one view per read -----------------------------------------------------------------
@@ -339,17 +347,24 @@ class Run:
         return self._results["conversations"]
 
     def _final_completeness(self, result: list[_conversations.ConversationSummary]) -> None:
-        """Completeness as the two-pass read shows it on each stream's last frame.
+        """Each stream's completeness from its end state, not from its last frame.
 
-        The one read's running value on a stream's last frame is already its end value,
-        except on a stream of one frame: tshark -2 leaves that frame's own bits out.
+        The one read shows on each frame the value before that frame's own bits (as
+        tshark's one pass does). A summary is about the whole stream: read for two passes,
+        it shows what the two-pass read shows on the stream's last frame; with
+        ``--one-pass``, every bit the stream's frames set.
         """
-        finals = self._analyzer.tracker.final_states()
+        tracker = self._analyzer.tracker
+        finals = tracker.final_states()
+        two_pass = self.session.two_pass
         for c in result:
             if c.stream < len(finals):
                 f = finals[c.stream]
-                c.completeness = displayed_completeness(f.completeness, f.first_bits,
-                                                        f.first_frame == c.last_frame)
+                if two_pass:
+                    c.completeness = displayed_completeness(f.completeness, f.first_bits,
+                                                            f.first_frame == c.last_frame)
+                else:
+                    c.completeness = f.completeness | f.first_bits
 
     @property
     def http(self) -> _http_summary.HttpSummary | None:

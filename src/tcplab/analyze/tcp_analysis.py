@@ -132,7 +132,7 @@ class Flow:
     __slots__ = (
         "base_seq", "base_set", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked",
         "lastack", "lastacktime", "lastnondupack", "dupacknum", "window", "win_scale",
-        "lastsegmentflags", "packets", "bytes", "addr", "port",
+        "lastsegmentflags", "packets", "bytes", "addr", "port", "http",
     )
 
     def __init__(self, addr: str, port: int) -> None:
@@ -153,13 +153,16 @@ class Flow:
         self.lastsegmentflags = 0
         self.packets = 0
         self.bytes = 0
+        #: This direction's HTTP reassembly state (tcplab.analyze.reassembly), kept by the
+        #: analyzer; None until the direction carries something that starts like HTTP.
+        self.http: object | None = None
 
 
 class Conversation:
     """One TCP stream: two flows, completeness bits and the handshake RTT."""
 
-    __slots__ = ("stream", "a", "b", "completeness", "first_bits", "syn_time", "first_rtt",
-                 "first_frame", "last_frame")
+    __slots__ = ("stream", "a", "b", "completeness", "before", "first_bits", "syn_time",
+                 "first_rtt", "first_frame", "last_frame")
 
     def __init__(self, stream: int, src: str, sport: int, dst: str, dport: int, frame: int) -> None:
         self.stream = stream
@@ -167,6 +170,9 @@ class Conversation:
         self.b = Flow(dst, dport)
         #: Bits from every frame but the first (tshark 4.0's first-pass value).
         self.completeness = 0
+        #: ``completeness`` before the latest frame's bits: what tshark's one pass shows on
+        #: that frame (it fills the field before the frame's own flags are counted).
+        self.before = 0
         #: What the first frame would add by the general rule (tshark adds it in pass two).
         self.first_bits = 0
         self.syn_time = 0
@@ -230,7 +236,7 @@ class TcpTracker:
             if fwd is conv.a:
                 return f.a_base, f.b_base, f.a_scale, comp
             return f.b_base, f.a_base, f.b_scale, comp
-        return fwd.base_seq, rev.base_seq, fwd.win_scale, conv.completeness | conv.first_bits
+        return fwd.base_seq, rev.base_seq, fwd.win_scale, conv.before
 
     def step(
         self,
@@ -268,7 +274,8 @@ class TcpTracker:
             if (seq == nextseq and nextseq and window and rwindow and fwd.base_set
                     and rev.base_set and (conv.first_rtt or not conv.syn_time)):
                 conv.last_frame = frame
-                conv.completeness |= COMPLETENESS_DATA if seglen else COMPLETENESS_ACK
+                conv.before = comp = conv.completeness
+                conv.completeness = comp | (COMPLETENESS_DATA if seglen else COMPLETENESS_ACK)
                 aflags = 0
                 lastack = fwd.lastack
                 rlastack = rev.lastack
@@ -370,10 +377,15 @@ class TcpTracker:
         # docs/analyze.md): the frame that opens a conversation counts only if it is a
         # SYN; every later frame adds its bits.
         bits = _COMPLETENESS_BITS[flags | 512] if seglen else _COMPLETENESS_BITS[flags]
+        conv.before = conv.completeness
         if conv.first_frame == frame:
             conv.first_bits = bits
             if syn and not ackf:
                 conv.completeness |= COMPLETENESS_SYN
+                if aflags & REUSED_PORTS:
+                    # tshark's one pass shows a port-reusing SYN's new stream with its SYN
+                    # bit already counted (it renews the conversation before display).
+                    conv.before = conv.completeness
         else:
             conv.completeness |= bits
 
@@ -457,12 +469,16 @@ class TcpTracker:
                 if t < 0:
                     t = _NEVER
                 thres = conv.first_rtt or DEFAULT_OOO_THRESHOLD_NS
-                if (seq_not_advanced and t < thres
+                if seglen and rlastack and (rlastack - seq - seglen) & _M32 < _HALF:
+                    # not GT_SEQ(seq + seglen, rev.lastack): a resend of acknowledged data.
+                    # Checked before out-of-order, as tshark 4.0 does: data the peer has
+                    # already acknowledged is spurious even when it arrives within the
+                    # reordering threshold (a fast retransmission starts at the peer's
+                    # ack, so it can never be spurious and its test may come first).
+                    aflags |= SPURIOUS_RETRANSMISSION
+                elif (seq_not_advanced and t < thres
                         and nextseq != (seq + seglen + (1 if synfin else 0)) & _M32):
                     aflags |= OUT_OF_ORDER
-                elif seglen and rlastack and (rlastack - seq - seglen) & _M32 < _HALF:
-                    # not GT_SEQ(seq + seglen, rev.lastack): a resend of acknowledged data
-                    aflags |= SPURIOUS_RETRANSMISSION
                 elif seq_not_advanced:
                     aflags |= RETRANSMISSION
 
@@ -483,6 +499,35 @@ class TcpTracker:
         fwd.packets += 1
         fwd.bytes += seglen
         return aflags, conv, fwd, rev
+
+    def touch(self, frame: int, src: str, sport: int, dst: str, dport: int, flags: int = 0,
+              count_flags: bool = False) -> Conversation:
+        """The stream of a segment whose TCP header is too damaged to analyse.
+
+        tshark still numbers such a segment's conversation (so a damaged SYN does not
+        make its stream vanish, and the handshake's next frame is not the stream's first);
+        no sequence analysis comes from it. ``count_flags``: the fault lies past the fixed
+        header (tshark analysed that much), so its flags count towards completeness as
+        those of a segment without payload.
+        """
+        entry = self._table.get((src, sport, dst, dport))
+        conv = self._new(src, sport, dst, dport, frame) if entry is None else entry[0]
+        conv.before = conv.completeness
+        if count_flags:
+            if conv.first_frame != frame:
+                conv.completeness |= _COMPLETENESS_BITS[flags & 0x1FF]
+            elif flags & (SYN | ACK) == SYN:
+                conv.completeness |= COMPLETENESS_SYN
+        conv.last_frame = frame
+        return conv
+
+    def shown_completeness(self, conv: Conversation, frame: int) -> int:
+        """The ``tcp.completeness`` a frame shows (one pass: before its bits; -2: final)."""
+        final = self.final
+        if final is not None and conv.stream < len(final):
+            f = final[conv.stream]
+            return displayed_completeness(f.completeness, f.first_bits, f.first_frame == frame)
+        return conv.before
 
     def _new(self, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
         conv = Conversation(len(self.conversations), src, sport, dst, dport, frame)

@@ -6,6 +6,10 @@ byte-identical to them. Re-run this only for a deliberate change of output, and 
 in the commit:
 
     python -m tests.analyze.golden.make_golden
+    python -m tests.analyze.golden.make_golden --outputs-only   # keep the captures
+
+(``--outputs-only`` re-records the views on the committed captures: the encapsulator's
+captures carry the time they were made, so rebuilding them changes their bytes.)
 """
 
 from __future__ import annotations
@@ -111,8 +115,11 @@ def _cut(path: Path, linktype: int) -> None:
     path.write_bytes(data[:-10])
 
 
-def captures() -> dict[str, Path]:
-    """Build the golden captures (once) and return them by name."""
+def captures(build: bool = True) -> dict[str, Path]:
+    """Build the golden captures (once) and return them by name (``build=False``: the
+    committed ones)."""
+    if not build:
+        return {p.stem: p for p in sorted(HERE.iterdir()) if p.suffix in (".pcap", ".pcapng")}
     from tests.analyze import scenarios
     from tests.analyze_extras import captures as extras
 
@@ -163,7 +170,7 @@ def run_view(path: Path, args: list[str], svg: Path) -> dict:
 def main() -> None:
     import tempfile
 
-    caps = captures()
+    caps = captures(build="--outputs-only" not in sys.argv[1:])
     views: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         svg = Path(tmp) / "flow.svg"

@@ -39,6 +39,8 @@ EXAMPLES = """\
       JSON Lines keyed by Wireshark field names, for scripts and tshark users
   tcpdump -i lo -w - | tcplab analyze -Y 'dns || tls.handshake' -
       read a capture from standard input (pcap, pcapng or gzip), one pass
+  tcplab analyze download.pcap --http --no-reassemble
+      HTTP counted per segment, without reassembling messages split across segments
 """
 
 DESCRIPTION = """\
@@ -46,7 +48,8 @@ Dissect every packet of a capture (classic pcap or pcapng, as written by Wiresha
 tcpdump, scapy or 'tcplab encap'): link layer (Ethernet, PPPoE, Linux cooked...), IPv4/IPv6
 with fragments reassembled, ICMP/ICMPv6 (ping pairing, the header quoted in errors),
 TCP/UDP, TLS records (on tshark's TLS ports and by its record heuristic), DNS (UDP 53,
-TCP 53/5353), HTTP and chat lines, with tshark's Info text and field names.
+TCP 53/5353), HTTP (reassembled across TCP segments, like Wireshark) and chat lines, with
+tshark's Info text and field names.
 TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
 sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
 analysis tags, and conversation completeness. For JSON, the detail view and summaries the
@@ -100,11 +103,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(the default for --json, --packet and summaries)")
     passes.add_argument("--one-pass", action="store_true",
                         help="read the file once, like 'tshark -r' (the default for the plain "
-                             "list): completeness is then the value so far, as in a live capture")
+                             "list): completeness is then the value before each packet, as "
+                             "tshark's one pass shows it")
     opts.add_argument("--no-defrag", action="store_true",
                       help="do not reassemble IPv4/IPv6 fragments (Wireshark's ip.defragment and "
                            "ipv6.defragment off): each fragment is shown alone, a first one "
                            "dissected as far as its bytes go")
+    opts.add_argument("--no-reassemble", action="store_true",
+                      help="do not reassemble HTTP messages carried by several TCP segments "
+                           "(like tshark -o tcp.desegment_tcp_streams:FALSE): each segment "
+                           "shows the messages it starts; by default a message is shown on "
+                           "the segment that completes it and the earlier ones say "
+                           "[TCP segment of a reassembled PDU]")
     opts.add_argument("--chat-port", metavar="PORT", type=port_number, action="append",
                       help=f"port whose payload is shown as chat lines (default {min(CHAT_PORTS)}; "
                            "repeatable)")
@@ -162,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
         display_filter=args.filter, checksums=not args.no_checksums, absolute=args.absolute,
         payload=args.payload or args.packet is not None,
         chat_ports=frozenset(args.chat_port) if args.chat_port else CHAT_PORTS,
-        max_packets=args.count, defragment=not args.no_defrag)
+        max_packets=args.count, defragment=not args.no_defrag,
+        reassemble=not args.no_reassemble)
     stream = args.flow if args.flow is not None else 0
     lines = show_list or args.json or args.packet is not None
     analysis = session.run(conversations=args.conversations, http=args.http,
