@@ -693,7 +693,7 @@ class Analyzer:
         if seg.payload_offset < 0:  # reassembled from IP fragments: not the frame's bytes
             p.payload_start = p.payload_end = 0
         p._pdu = None
-        self._analyse(p, seg.wscale)
+        self._analyse(p, seg.wscale, bytes(seg.payload) if seg.payload_offset < 0 else None)
         p._app = (self.app.feed(count, p.stream, seg.src, seg.sport, seg.dport, seg.seq, data,
                                 p.payload_start, p.payload_end, p.aflags)
                   if seg.seglen else None)
@@ -872,14 +872,23 @@ class Analyzer:
             self.count = count  # once, not per frame (also when the caller stops early)
 
     # -- shared by both kinds of record ----------------------------------------------------
-    def _analyse(self, p: Packet, wscale: int | None) -> None:
-        """Run the TCP analysis step for a record the full dissector made."""
+    def _analyse(self, p: Packet, wscale: int | None, payload: bytes | None = None) -> None:
+        """Run the TCP analysis step for a record the full dissector made.
+
+        ``payload`` is a segment's payload that is not in the frame's own bytes (a segment
+        rebuilt from IP fragments): HTTP reassembly reads it from there.
+        """
         aflags, conv, fwd, rev = self.tracker.step(p.number, p.ts_ns, p.src, p.dst, p.sport,
                                                    p.dport, p.seq_raw, p.ack_raw, p.flags,
                                                    p.seglen, p.window_value, wscale)
-        if p.seglen and not aflags & _NO_SUBDISSECTOR and p.payload_end > p.payload_start:
-            p._pdu = self._reassemble(conv, fwd, rev, p.number, p.seq_raw, p.data,
-                                      p.payload_start, p.payload_end)
+        if p.seglen and not aflags & _NO_SUBDISSECTOR:
+            if payload is not None:
+                if payload:
+                    p._pdu = self._reassemble(conv, fwd, rev, p.number, p.seq_raw, payload,
+                                              0, len(payload))
+            elif p.payload_end > p.payload_start:
+                p._pdu = self._reassemble(conv, fwd, rev, p.number, p.seq_raw, p.data,
+                                          p.payload_start, p.payload_end)
         p.stream = conv.stream
         p.aflags = aflags
         p.fbase, p.rbase, p.scale, p.completeness = self.tracker.shown(conv, fwd, rev, p.number)
