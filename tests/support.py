@@ -7,9 +7,15 @@ failure, never a silent skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +68,29 @@ def tshark(*args: str, check: bool = True) -> str:
     if check and proc.returncode != 0:
         raise AssertionError(f"tshark failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
     return proc.stdout
+
+
+@contextlib.contextmanager
+def dumpcap_on_lo(bpf: str, out: Path, *, settle: float = 0.3) -> Iterator[subprocess.Popen]:
+    """dumpcap on ``lo`` writing ``out``: the body runs once dumpcap says it is capturing
+    (plus ``settle`` seconds), and dumpcap is stopped with SIGINT afterwards so the file
+    ends complete, as an interrupted capture would not."""
+    dumpcap = require_program("dumpcap")
+    proc = subprocess.Popen([dumpcap, "-i", "lo", "-f", bpf, "-w", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        line = ""
+        while "Capturing on" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                pytest.fail("dumpcap exited before capturing")
+        time.sleep(settle)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -10,7 +10,6 @@ incomplete, then the bounded-memory check: 100,000 out-of-order segments.
 from __future__ import annotations
 
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from tcplab.analyze import reassembly
 from tcplab.analyze.session import AnalysisSession
 from tests.analyze.scenarios import AK, PA, SA, SYN_OPTIONS, SYNACK_OPTIONS, A, B, Builder, S
 from tests.fidelity.oracle import tshark_fields
-from tests.support import require_program, require_root, require_tshark
+from tests.support import dumpcap_on_lo, require_root, require_tshark
 
 FIELDS = ("tcp.stream", "tcp.len", "tcp.seq", "tcp.reassembled_in", "tcp.segment",
           "tcp.segment.count", "tcp.reassembled.length", "http.request.method",
@@ -300,35 +299,20 @@ def _client(address: tuple[str, int]) -> None:
 def test_real_http_on_lo_agrees_with_tshark(tmp_path):
     require_tshark()
     require_root()
-    dumpcap = require_program("dumpcap")
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
     out = tmp_path / "http-lo.pcapng"
-    proc = subprocess.Popen([dumpcap, "-i", "lo", "-f", f"tcp port {port}", "-w", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        line = ""
-        while "Capturing on" not in line and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line and proc.poll() is not None:
-                pytest.fail("dumpcap exited before capturing")
-        time.sleep(0.3)
-        t = threading.Thread(target=_serve, args=(server,), daemon=True)
-        t.start()
-        _client(server.getsockname())
-        t.join(10)
-        time.sleep(0.3)
+        with dumpcap_on_lo(f"tcp port {port}", out):
+            t = threading.Thread(target=_serve, args=(server,), daemon=True)
+            t.start()
+            _client(server.getsockname())
+            t.join(10)
+            time.sleep(0.3)
     finally:
         server.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
     decode = ("-d", f"tcp.port=={port},http")
     for two_pass in (False, True):
         problems = _disagreements(out, two_pass=two_pass, decode_as=decode)

@@ -284,14 +284,13 @@ def _wait_until_stable(path: Path, quiet: float = 1.5, limit: float = 30) -> Non
 
 def test_live_tls_on_a_port_only_the_heuristic_knows(tmp_path: Path) -> None:
     """curl against openssl s_server on an ephemeral port, captured on lo: TLS 1.2 and 1.3."""
-    import signal
     import time
 
-    from tests.support import require_program, require_root
+    from tests.support import dumpcap_on_lo, require_program, require_root
 
     require_tshark()
     require_root()
-    dumpcap = require_program("dumpcap")
+    require_program("dumpcap")
     openssl = require_program("openssl")
     curl = require_program("curl")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
@@ -311,29 +310,22 @@ def test_live_tls_on_a_port_only_the_heuristic_knows(tmp_path: Path) -> None:
             server.kill()
             pytest.fail(f"openssl s_server did not listen on port {port} within 60 s")
         time.sleep(0.1)
-    cap = subprocess.Popen([dumpcap, "-i", "lo", "-f", f"tcp port {port}", "-w", str(out)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        line = ""
-        while "Capturing on" not in line:  # readline blocks: dumpcap's own start-up has no timeout
-            line = cap.stderr.readline()
-            if not line and cap.poll() is not None:
-                pytest.fail("dumpcap exited before capturing")
-        time.sleep(1)
-        for extra in (["--tls-max", "1.2"], ["--tlsv1.3"]):
-            done = subprocess.run([curl, "-sk", "--max-time", "60", *extra, "-o", "/dev/null",
-                                   f"https://localhost:{port}/"], timeout=90, check=False)
-            assert done.returncode == 0, f"curl {' '.join(extra)} failed with exit {done.returncode}"
-        _wait_until_stable(out)
+        with dumpcap_on_lo(f"tcp port {port}", out, settle=1):
+            for extra in (["--tls-max", "1.2"], ["--tlsv1.3"]):
+                done = subprocess.run([curl, "-sk", "--max-time", "60", *extra, "-o",
+                                       "/dev/null", f"https://localhost:{port}/"],
+                                      timeout=90, check=False)
+                assert done.returncode == 0, \
+                    f"curl {' '.join(extra)} failed with exit {done.returncode}"
+            _wait_until_stable(out)
     finally:
-        cap.send_signal(signal.SIGINT)
         server.terminate()
-        for proc in (cap, server):
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
     for two_pass in (False, True):
         theirs = _tshark(out, ("_ws.col.Protocol", "_ws.col.Info"), *(["-2"] if two_pass else []))
         ours = [[d["_ws.col.Protocol"], d["_ws.col.Info"]] for d in analyze(out, two_pass=two_pass)]

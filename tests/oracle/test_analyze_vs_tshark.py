@@ -10,7 +10,6 @@ kernel TCP session captured on ``lo`` during the test.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,13 +17,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tcplab.analyze import analyze
 from tcplab.packet import link
 from tests.analyze import scenarios
 from tests.analyze.differential import compare
-from tests.support import require_program, require_root, require_tshark
+from tests.support import dumpcap_on_lo, require_root, require_tshark
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CSV = ROOT / "examples" / "http_ecommerce.csv"
@@ -128,33 +125,17 @@ def _session(server: socket.socket, closed_port: int) -> None:
 def test_live_kernel_session_captured_on_lo(tmp_path):
     require_tshark()
     require_root()
-    dumpcap = require_program("dumpcap")
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
     port = server.getsockname()[1]
     closed = _free_port()
     out = tmp_path / "live.pcapng"
-    proc = subprocess.Popen([dumpcap, "-i", "lo", "-f", f"tcp port {port} or tcp port {closed}",
-                             "-w", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
     try:
-        deadline = time.monotonic() + 20
-        line = ""
-        while "Capturing on" not in line and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line and proc.poll() is not None:
-                pytest.fail("dumpcap exited before capturing")
-        time.sleep(0.3)
-        _session(server, closed)
+        with dumpcap_on_lo(f"tcp port {port} or tcp port {closed}", out):
+            _session(server, closed)
     finally:
         server.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
     assert out.exists() and os.path.getsize(out) > 0
     packets = list(analyze(str(out)))
     assert len(packets) >= 12, [d["_ws.col.Info"] for d in packets]
