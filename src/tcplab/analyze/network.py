@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab.analyze import dns as _dns
+from tcplab.analyze.render import add_field as _add
 from tcplab.packet import defrag as _defrag
 from tcplab.packet import icmp as _icmp
 from tcplab.packet import icmpv6 as _icmpv6
@@ -804,17 +805,6 @@ def _overlap(d: dict, layer: str, dg: _defrag.Datagram, conflict: bool) -> None:
 def _first(value: Any) -> Any:
     """The outer value of a field an ICMP error may have doubled."""
     return value[0] if isinstance(value, list) else value
-
-
-def _add(d: dict, name: str, value: Any) -> None:
-    """Add a second value (the quoted header's) to a field: tshark's repeated field."""
-    old = d.get(name)
-    if old is None:
-        d[name] = value
-    elif isinstance(old, list):
-        old.append(value)
-    else:
-        d[name] = [old, value]
 
 
 def _malformed(d: dict, err: ParseError, protocol: str) -> None:

@@ -35,6 +35,19 @@ _UNSAFE.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066
                                             0x200E, 0x200F, 0x061C)})
 
 
+def add_field(d: dict, name: str, value: object) -> None:
+    """Add a value to a field, making it a list when the frame repeats the field (a second
+    TLS record, the IP header quoted in an ICMP error): tshark's repeated fields, which
+    ``--json`` writes as lists and filters match value by value."""
+    old = d.get(name)
+    if old is None:
+        d[name] = value
+    elif isinstance(old, list):
+        old.append(value)
+    else:
+        d[name] = [old, value]
+
+
 def safe_text(text: str) -> str:
     """``text`` with every control character shown as an escape, safe to print on a terminal."""
     # Every character escaped is non-printable (Cc or Cf), and most text has none: the

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import struct
 
+from tcplab.analyze.render import add_field as _add
 from tcplab.packet import tls as _tls
 
 #: A handshake message Wireshark would rather call encrypted (is_encrypted_handshake_message).
@@ -333,14 +334,3 @@ class TlsSession:
                     self.version = chosen
         else:
             words.append(name)
-
-
-def _add(fields: dict, name: str, value: object) -> None:
-    """Set a field, or make it a list when a second record or message repeats it."""
-    old = fields.get(name)
-    if old is None:
-        fields[name] = value
-    elif isinstance(old, list):
-        old.append(value)
-    else:
-        fields[name] = [old, value]
