@@ -649,6 +649,7 @@ class Analyzer:
         defragment: bool = True,
         network: _network.NetworkLayers | None = None,
         tls_versions: dict[int, int] | None = None,
+        app_index: dict[int, int] | None = None,
     ) -> None:
         self.linktype = linktype
         self.checksums = checksums
@@ -662,8 +663,10 @@ class Analyzer:
         #: pass's :meth:`~tcplab.analyze.reassembly.Reassembler.completions` (``-2``).
         self.reassembler = _reassembly.Reassembler(carry=reassemble, index=reassembly_index)
         self.network = network or _network.NetworkLayers(defragment=defragment)
-        #: TLS and DNS-over-TCP state; ``tls_versions`` are a first pass's final_versions().
-        self.app = AppLayer(two_pass=final is not None, final_versions=tls_versions)
+        #: TLS and DNS-over-TCP state; ``tls_versions`` are a first pass's final_versions(),
+        #: ``app_index`` its completions() (``tcp.reassembled_in`` of cut TLS/DNS messages).
+        self.app = AppLayer(two_pass=final is not None, final_versions=tls_versions,
+                            index=app_index)
         self.count = 0
         self._first_ns: int | None = None
         self._if_names: list[str | None] = []
