@@ -75,7 +75,8 @@ def _could_start(fragment: bytes) -> bool:
 class Message:
     """One HTTP message a segment completes: its first line and header block."""
 
-    __slots__ = ("entry", "head", "segments", "count", "length", "final_length", "body")
+    __slots__ = ("entry", "head", "segments", "count", "length", "final_length", "body",
+                 "whole")
 
     def __init__(self, entry: tuple, head: bytes, segments: list[int] | None = None,
                  count: int = 1, length: int = 0, body: tuple[int, bytes] | None = None) -> None:
@@ -92,6 +93,9 @@ class Message:
         #: dissector; None for the shared views of one whole message in one segment, whose
         #: body is the rest of the segment after ``head``.
         self.body = body
+        #: its reassembled buffer took the completing segment whole (the header block or a
+        #: chunked body ended there): ``length`` runs to the segment's end
+        self.whole = False
 
 
 class SegmentView:
@@ -285,10 +289,9 @@ class Reassembler:
         if pdu is not None and view.opens and view.messages and st.pdu is not None:
             first = view.messages[0]
             nxt_pdu = st.pdu
-            # Seen from tshark's second pass: when the message begun after it asked for an
-            # exact length, the reassembled buffer was cut where that message starts.
-            if (first.segments is not None and first.length >= nxt_pdu.length
-                    and nxt_pdu.head is None and nxt_pdu.framing == _LENGTH_BODY):
+            # Seen from tshark's second pass: a buffer that took the segment whole was cut
+            # where the message begun after it (and continued later) starts.
+            if first.segments is not None and first.whole and first.length >= nxt_pdu.length:
                 first.final_length = first.length - nxt_pdu.length
         if not view.messages and not view.opens and not view.part:
             return None
@@ -384,6 +387,7 @@ class Reassembler:
             st.pdu = None
             msg = Message(pdu.entry, pdu.block, pdu.frames, pdu.count,
                           before + (end if whole else pos) - start, pdu.body())
+            msg.whole = whole
             view.messages.append(msg)
             self._record(st, pdu, frame)
             return pos

@@ -358,8 +358,12 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
         # A message begun after them shows too, except in tshark's second pass when the
         # reassembled buffer of the first one was cut where it begins (Message.final_length).
         first = view.messages[0]
+        # (In tshark's second pass a message begun right after the reassembled one is not
+        # dissected there, nor one its cut buffer left out; one begun after further whole
+        # messages is.)
         if view.opens and view.started is not None and not (
-                second_pass and first.segments is not None):
+                second_pass and first.segments is not None
+                and (len(lines) == 1 or first.final_length < first.length)):
             lines.append(view.started[0][1])
         return proto, tags + " ".join(lines)
     if view.started is not None and not second_pass:
