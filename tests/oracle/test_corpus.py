@@ -133,7 +133,7 @@ THRESHOLDS: dict[str, dict[str, float]] = {
         "http-methods-lo.pcapng": 0.999, "http6-curl-lo.pcapng": 0.999,
         "python-pcapng-test006-fixed.pcapng": 0.351, "python-pcapng-test006.pcapng": 0.351,
         "python-pcapng-test007.pcapng": 0.239, "rst-lo.pcap": 0.998, "tcp-oddities-lo.pcap": 0.998,
-        "udp-dns-lo.pcap.gz": 0.999, "zerowin-lo.pcap": 0.998, "dns-tcp-lo.pcap": 0.998,
+        "udp-dns-lo.pcap.gz": 0.999, "zerowin-lo.pcap": 0.998, "dns-tcp-lo.pcap": 0.999,
         "http-any-sll2.pcap": 0.999, "icmp-lo.pcap": 0.999, "tls12-lo.pcap": 0.999,
         "tls13-lo.pcap": 0.999,
     },
