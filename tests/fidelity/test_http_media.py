@@ -172,3 +172,16 @@ def test_hostile_media_type_is_bounded():
     assert layer is not None and layer[0] == ":media" and len(layer[2]) < 300
     assert http.body_layer(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n", 3,
                            b"\x1f\x8b\x08") == (":data", "", "", None)
+
+
+def test_body_layer_filters_agree_with_tshark(tmp_path, capsys):
+    """``-Y`` on each body layer (data-text-lines that went on to XML is not found there)."""
+    exe = require_tshark()
+    path = media_capture(tmp_path / "media.pcap")
+    for expr in ("data-text-lines", "xml", "json", "media", "urlencoded-form", "data",
+                 "data.len > 5", "http && !data-text-lines"):
+        assert main(["analyze", str(path), "-2", "-Y", expr]) == 0
+        mine = [int(line.split()[0]) for line in capsys.readouterr().out.splitlines()[1:]]
+        proc = subprocess.run([exe, "-2", "-r", str(path), "-Y", expr, "-T", "fields", "-e",
+                               "frame.number"], capture_output=True, text=True, timeout=60)
+        assert mine == [int(n) for n in proc.stdout.split()], expr
