@@ -231,7 +231,8 @@ _media_cache: dict[bytes, tuple[str | None, str | None]] = {}
 
 def _media(head: bytes) -> tuple[str | None, str | None]:
     """``(media type, content coding)`` of a header block, lower case, parameters cut
-    (tshark's lookup key); None where the header is absent. Cached per header block."""
+    (tshark's lookup key); None where the header is absent. Cached per header block (the
+    blocks of one capture repeat), bounded in entries and in each entry's size."""
     hit = _media_cache.get(head)
     if hit is not None:
         return hit
@@ -242,9 +243,11 @@ def _media(head: bytes) -> tuple[str | None, str | None]:
     coding = None if m is None else m.group(1).strip().decode("latin-1").lower()
     if coding in ("", "identity"):
         coding = None
-    if len(_media_cache) >= _CACHE_MAX:
-        _media_cache.clear()
-    hit = _media_cache[head] = (kind, coding)
+    hit = (kind, coding)
+    if len(head) <= _HEAD_MAX:  # (the cache holds at most _CACHE_MAX such blocks)
+        if len(_media_cache) >= _CACHE_MAX:
+            _media_cache.clear()
+        _media_cache[head] = hit
     return hit
 
 
