@@ -264,6 +264,8 @@ PROTOCOLS = (
     "http", "dns", "tls", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "pppoed", "ppp",
     "tcp.analysis.flags", "http.request",
     "http.response",
+    # an HTTP body's layer (tcplab.analyze.http.body_layer)
+    "data-text-lines", "xml", "json", "media", "urlencoded-form",
 )
 
 # A key that is always there when the layer is (fast path instead of scanning every key).
@@ -458,6 +460,14 @@ def _protocol_present(name: str) -> Predicate:
     marker = _PROTOCOL_MARKER.get(name)
     if marker is not None:
         return lambda d: marker in d
+    if name == "data-text-lines":
+        # Text that is an XML document goes on to XML before the text layer adds its tree
+        # item: tshark lists the layer in frame.protocols, but -Y does not find it.
+        def text(d: Packet) -> bool:
+            layers = d.get("frame.protocols")
+            return isinstance(layers, str) and ":data-text-lines" in layers and (
+                ":data-text-lines:xml" not in layers)
+        return text
     prefix = name + "."
 
     def layered(d: Packet) -> bool:

@@ -15,6 +15,7 @@ shown goes through :func:`tcplab.analyze.render.safe_text`; no I/O here.
 from __future__ import annotations
 
 import re
+import zlib
 
 from tcplab.analyze.render import safe_text
 
@@ -189,3 +190,113 @@ def chat_info(payload: bytes, *, to_server: bool = True) -> str:
     if len(info) > CHAT_INFO_MAX:
         info = info[: CHAT_INFO_MAX - 1] + "…"
     return info
+
+
+# -- the body's dissector (tshark 4.0's media_type dissector table) ---------------------------
+#
+# tshark hands a message body to the dissector its Content-Type names in the "media_type"
+# table, and each of those leaves its own trace: the protocol it adds to frame.protocols,
+# what it writes in Protocol/Info. These sets are the entries of that table tshark 4.0 has
+# for the dissectors below (tests/fidelity/test_http_media.py asks tshark's own table); a
+# type in no set and in none of _OTHER_TYPES has no entry there, so tshark's "media"
+# dissector shows it.
+_TEXT_LINES = frozenset({
+    "text/html", "text/plain", "text/css", "text/javascript", "application/x-javascript",
+    "text/richtext", "text/enriched", "text/parameters", "text/vnd.sun.j2me.app-descriptor",
+    "application/vnd.poc.refer-to", "application/vnd.drm.message",
+    "application/x-rtsp-udp-packetpair", "text/xml-external-parsed-entity"})
+_XML = frozenset({
+    "application/xml", "text/xml", "application/soap+xml", "application/atom+xml",
+    "application/rss+xml", "image/svg+xml", "text/vnd.wap.wml", "application/x-wms-logplaystats",
+    "application/xml-dtd", "application/rdf+xml", "application/xslt+xml",
+    "application/mathml+xml", "application/vnd.wv.csp.xml", "application/xcap-el+xml",
+    "application/pidf+xml", "application/reginfo+xml", "application/simple-filter+xml"})
+_JSON = frozenset({"application/json", "application/problem+json", "application/x-ndjson",
+                   "application/jsonrequest"})
+_FORM = frozenset({"application/x-www-form-urlencoded"})
+_DATA = frozenset({"application/octet-stream"})
+#: Types tshark 4.0 hands to dissectors tcplab does not have (images, multipart, OCSP,
+#: certificates, DNS, gRPC, SDP …): their bodies are left as they are shown now, no layer.
+_OTHER_TYPES = frozenset({
+    "image/png", "image/jpeg", "image/gif", "application/ocsp-response", "application/pkix-cert",
+    "application/dns-message", "message/http", "application/grpc", "video/mp4",
+    "application/sdp"})
+
+_CONTENT_TYPE = re.compile(rb"\nContent-Type:[ \t]*([^\r\n]{0,256})", re.IGNORECASE)
+_CONTENT_ENCODING = re.compile(rb"\nContent-Encoding:[ \t]*([^\r\n]{0,64})", re.IGNORECASE)
+#: Body bytes a message keeps for its dissector (the XML check reads the first 38).
+BODY_PREFIX = 64
+_media_cache: dict[bytes, tuple[str | None, str | None]] = {}
+
+
+def _media(head: bytes) -> tuple[str | None, str | None]:
+    """``(media type, content coding)`` of a header block, lower case, parameters cut
+    (tshark's lookup key); None where the header is absent. Cached per header block (the
+    blocks of one capture repeat), bounded in entries and in each entry's size."""
+    hit = _media_cache.get(head)
+    if hit is not None:
+        return hit
+    block = head[: _HEAD_MAX]
+    m = _CONTENT_TYPE.search(block)
+    kind = None if m is None else m.group(1).split(b";", 1)[0].strip().decode("latin-1").lower()
+    m = _CONTENT_ENCODING.search(block)
+    coding = None if m is None else m.group(1).strip().decode("latin-1").lower()
+    if coding in ("", "identity"):
+        coding = None
+    hit = (kind, coding)
+    if len(head) <= _HEAD_MAX:  # (the cache holds at most _CACHE_MAX such blocks)
+        if len(_media_cache) >= _CACHE_MAX:
+            _media_cache.clear()
+        _media_cache[head] = hit
+    return hit
+
+
+def _decoded_prefix(prefix: bytes, coding: str) -> bytes | None:
+    """The first bytes of a gzip/deflate body, decoded; None when tshark could not decode it."""
+    wbits = {"gzip": 31, "x-gzip": 31, "deflate": 15}.get(coding)
+    if wbits is None:
+        return None
+    try:
+        return zlib.decompressobj(wbits).decompress(prefix, BODY_PREFIX)
+    except zlib.error:
+        return None
+
+
+def body_layer(head: bytes, length: int, prefix: bytes,
+               ) -> tuple[str, str, str, int | None] | None:
+    """What tshark 4.0's dissector of a message body adds, or None (no body, or a type
+    handed to a dissector tcplab lacks).
+
+    ``(frame.protocols suffix, Protocol suffix, Info suffix, data.len)``: text types are
+    ``data-text-lines`` (``:xml`` too when the text is an XML document), XML and JSON types
+    add ``/XML``/``/JSON`` to Protocol, types without a dissector are ``media``, a body
+    without a type (or ``application/octet-stream``) is ``data`` with its length. Info names
+    the media type (escaped: it is the sender's text) as tshark's dissectors append it.
+    ``length`` is the body's (de-chunked) size, ``prefix`` its first bytes.
+    """
+    if length <= 0:
+        return None
+    kind, coding = _media(head)
+    if coding is not None:
+        decoded = _decoded_prefix(prefix, coding)
+        if decoded is None:  # tshark shows a body it cannot decode as data, as it came
+            return ":data", "", "", length
+        prefix = decoded
+        length = -1  # its decoded length is not known here
+    if kind is None or kind in _DATA:
+        return ":data", "", "", length if length >= 0 else None
+    shown = safe_text(kind)
+    if kind in _TEXT_LINES:
+        # (the text dissector hands a document of more than 38 bytes opening "<?xml" on)
+        if len(prefix) > 38 and prefix[:5].lower() == b"<?xml":
+            return ":data-text-lines:xml", "/XML", "", None
+        return ":data-text-lines", "", f"  ({shown})", None
+    if kind in _XML:
+        return ":xml", "/XML", "", None
+    if kind in _JSON:
+        return ":json", "/JSON", f" , JavaScript Object Notation ({shown})", None
+    if kind in _FORM:
+        return ":urlencoded-form", "", f"  ({shown})", None
+    if kind in _OTHER_TYPES or kind.startswith("multipart/"):
+        return None
+    return ":media", "", f"  ({shown})", None

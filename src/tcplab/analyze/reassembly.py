@@ -59,6 +59,7 @@ _CHUNKED = re.compile(rb"\nTransfer-Encoding:[^\r\n]*\bchunked\b", re.IGNORECASE
 # What a request or status line starts with: a segment may end inside it ("PO", "GET /ve").
 _LINE_STARTS = tuple(m + b" " for m in _http._METHODS) + (b"HTTP/",)
 _FIRST_BYTES = _http._FIRST_BYTES
+_BODY_PREFIX = _http.BODY_PREFIX
 
 # Body framing of a message whose header block is complete.
 _NONE, _LENGTH_BODY, _CHUNKS, _TO_END = 0, 1, 2, 3
@@ -74,10 +75,11 @@ def _could_start(fragment: bytes) -> bool:
 class Message:
     """One HTTP message a segment completes: its first line and header block."""
 
-    __slots__ = ("entry", "head", "segments", "count", "length", "final_length")
+    __slots__ = ("entry", "head", "segments", "count", "length", "final_length", "body",
+                 "whole")
 
     def __init__(self, entry: tuple, head: bytes, segments: list[int] | None = None,
-                 count: int = 1, length: int = 0) -> None:
+                 count: int = 1, length: int = 0, body: tuple[int, bytes] | None = None) -> None:
         #: :func:`tcplab.analyze.http.message`'s parse: ((Protocol, Info), method, uri, code, phrase)
         self.entry = entry
         self.head = head  # request/status line and headers (no body)
@@ -87,6 +89,13 @@ class Message:
         #: The length tshark's second pass shows: the reassembled buffer stops where a
         #: message still incomplete at the segment's end begins (its first pass keeps it).
         self.final_length = length
+        #: (de-chunked body length, its first http.BODY_PREFIX bytes), for the body's
+        #: dissector; None for the shared views of one whole message in one segment, whose
+        #: body is the rest of the segment after ``head``.
+        self.body = body
+        #: its reassembled buffer took the completing segment whole (the header block or a
+        #: chunked body ended there): ``length`` runs to the segment's end
+        self.whole = False
 
 
 class SegmentView:
@@ -119,7 +128,7 @@ class _Pdu:
     """A message in progress across segments."""
 
     __slots__ = ("frames", "count", "length", "head", "block", "entry", "framing", "left",
-                 "chunk", "line", "slot", "reassembled_in")
+                 "chunk", "line", "slot", "reassembled_in", "blen", "bprefix", "to_end")
 
     def __init__(self, frame: int) -> None:
         self.frames = [frame]
@@ -134,6 +143,19 @@ class _Pdu:
         self.line = bytearray()  # the chunk-size / trailer line being read
         self.slot = -1  # index of this message in its direction's completion record
         self.reassembled_in: int | None = None
+        self.blen = 0  # body bytes so far (chunk data only, for a chunked body)
+        self.bprefix = b""  # their first http.BODY_PREFIX bytes
+        self.to_end = False  # a response without a length: its body runs to the end
+
+    def took(self, data: bytes, pos: int, take: int) -> None:
+        """Count ``take`` body bytes at ``data[pos:]`` (bounded: only a prefix is kept)."""
+        self.blen += take
+        have = len(self.bprefix)
+        if have < _BODY_PREFIX:
+            self.bprefix += data[pos : pos + min(take, _BODY_PREFIX - have)]
+
+    def body(self) -> tuple[int, bytes]:
+        return self.blen, self.bprefix
 
 
 class Direction:
@@ -267,10 +289,9 @@ class Reassembler:
         if pdu is not None and view.opens and view.messages and st.pdu is not None:
             first = view.messages[0]
             nxt_pdu = st.pdu
-            # Seen from tshark's second pass: when the message begun after it asked for an
-            # exact length, the reassembled buffer was cut where that message starts.
-            if (first.segments is not None and first.length >= nxt_pdu.length
-                    and nxt_pdu.head is None and nxt_pdu.framing == _LENGTH_BODY):
+            # Seen from tshark's second pass: a buffer that took the segment whole was cut
+            # where the message begun after it (and continued later) starts.
+            if first.segments is not None and first.whole and first.length >= nxt_pdu.length:
                 first.final_length = first.length - nxt_pdu.length
         if not view.messages and not view.opens and not view.part:
             return None
@@ -359,11 +380,14 @@ class Reassembler:
             self._frame_body(st, pdu, pdu.block)
             headed = True
         pos = self._body(pdu, data, pos, end)
+        if pdu.to_end and whole:  # the rest of this segment is the body it shows
+            pdu.took(data, pos, end - pos)
         pdu.length += pos - start
         if pdu.framing == _NONE:
             st.pdu = None
             msg = Message(pdu.entry, pdu.block, pdu.frames, pdu.count,
-                          before + (end if whole else pos) - start)
+                          before + (end if whole else pos) - start, pdu.body())
+            msg.whole = whole
             view.messages.append(msg)
             self._record(st, pdu, frame)
             return pos
@@ -388,11 +412,11 @@ class Reassembler:
                     # A bare request or status line filling the segment, no line end: the
                     # encapsulator's seed messages. Shown as a message on its own (real
                     # clients end the line; a split inside it is not reassembled).
-                    view.messages.append(Message(entry, data[pos:end]))
+                    view.messages.append(Message(entry, data[pos:end], body=(0, b"")))
                     return
                 if not carry:
                     if entry is not None:
-                        view.messages.append(Message(entry, data[pos:end]))
+                        view.messages.append(Message(entry, data[pos:end], body=(0, b"")))
                     return
                 pdu = _Pdu(frame)
                 pdu.entry = entry
@@ -407,8 +431,12 @@ class Reassembler:
             self._frame_body(st, pdu, head)
             after = self._body(pdu, data, m.end(), end)
             st.partial = True  # this direction carries HTTP
+            if pdu.to_end:  # the rest of the segment is its body (as in the shortcut)
+                pdu.took(data, after, end - after)
             if pdu.framing == _NONE or not carry:
-                view.messages.append(Message(entry, head))
+                view.messages.append(Message(entry, head, body=pdu.body()))
+            if pdu.to_end:
+                return
             if pdu.framing == _NONE:
                 pos = after
                 first = False
@@ -464,12 +492,14 @@ class Reassembler:
         # A response without a length runs to the connection's end: tshark shows its
         # first segment and calls the rest continuation; so does tcplab (as plain TCP).
         pdu.framing = _NONE
+        pdu.to_end = method is None and m is None
 
     def _body(self, pdu: _Pdu, data: bytes, pos: int, end: int) -> int:
         """Consume body bytes; ``pdu.framing`` becomes _NONE when the body is complete."""
         if pdu.framing == _LENGTH_BODY:
             take = min(pdu.left, end - pos)
             pdu.left -= take
+            pdu.took(data, pos, take)
             if not pdu.left:
                 pdu.framing = _NONE
             return pos + take
@@ -484,6 +514,7 @@ class Reassembler:
             if state == _DATA:
                 take = min(pdu.left, end - pos)
                 pdu.left -= take
+                pdu.took(data, pos, take)
                 pos += take
                 if not pdu.left:
                     pdu.chunk = _DATA_END

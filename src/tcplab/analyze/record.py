@@ -213,7 +213,8 @@ class Packet:
             view = self._pdu
             if view is not None:
                 return _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
-                                    self._tags())
+                                    self._tags(), self.data[: self.payload_end],
+                                    self.payload_start)
             ports = self._ctx.chat_ports
             if self.sport in ports or self.dport in ports:
                 cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
@@ -258,7 +259,8 @@ class Packet:
             if view is not None:
                 cols = _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
                                     _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
-                                    if aflags else "")
+                                    if aflags else "", self.data[: self.payload_end],
+                                    self.payload_start)
             else:
                 ports = self._ctx.chat_ports
                 if self.sport in ports or self.dport in ports:
@@ -328,7 +330,8 @@ _packet_line: Callable[[dict], str]  # render.packet_line, bound below (render i
 
 
 def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
-                 tcp_info: Callable[[], str], tags: str) -> tuple[str, str]:
+                 tcp_info: Callable[[], str], tags: str, data: bytes = b"",
+                 start: int = 0) -> tuple[str, str]:
     """Protocol and Info of a segment the HTTP reassembly placed (tshark 4.0's texts).
 
     A segment completing messages is HTTP, its Info their first lines (and that of a
@@ -336,23 +339,55 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
     one pass tshark writes the first line of a message a segment begins before the note
     (the HTTP dissector ran on it); its second pass shows the TCP summary there instead.
     ``tags`` (the analysis tags, :func:`~tcplab.analyze.dissect.tags_text`) open the HTTP
-    texts too, as in tshark.
+    texts too, as in tshark. Each message's body dissector adds its part
+    (:func:`_body_layers`; ``data[start:]`` is the segment's payload).
     """
-    cols = view.cols
-    if cols is not None:
-        return (cols[0], tags + cols[1]) if tags else cols
     if view.messages:
-        lines = [m.entry[0][1] for m in view.messages]
+        layers = _body_layers(view, data, start)
+        cols = view.cols
+        if cols is not None and layers[0] is None:
+            return (cols[0], tags + cols[1]) if tags else cols
+        proto = "HTTP"
+        lines = []
+        for m, layer in zip(view.messages, layers, strict=True):
+            line = m.entry[0][1]
+            if layer is not None:
+                line += layer[2]
+                proto = "HTTP" + layer[1] if layer[1] and proto == "HTTP" else proto
+            lines.append(line)
         # A message begun after them shows too, except in tshark's second pass when the
         # reassembled buffer of the first one was cut where it begins (Message.final_length).
         first = view.messages[0]
+        # (In tshark's second pass a message begun right after the reassembled one is not
+        # dissected there, nor one its cut buffer left out; one begun after further whole
+        # messages is.)
         if view.opens and view.started is not None and not (
-                second_pass and first.segments is not None):
+                second_pass and first.segments is not None
+                and (len(lines) == 1 or first.final_length < first.length)):
             lines.append(view.started[0][1])
-        return "HTTP", tags + " ".join(lines)
+        return proto, tags + " ".join(lines)
     if view.started is not None and not second_pass:
         return "TCP", tags + view.started[0][1] + " " + _reassembly.SEGMENT_NOTE
     return "TCP", tcp_info() + _reassembly.SEGMENT_NOTE
+
+
+def _body_layers(view: _reassembly.SegmentView, data: bytes,
+                 start: int) -> list[tuple[str, str, str, int | None] | None]:
+    """:func:`~tcplab.analyze.http.body_layer` of each message the segment completes.
+
+    Work per message, not per segment: a message over several segments brings its body's
+    length and first bytes (:attr:`~tcplab.analyze.reassembly.Message.body`); one whole
+    message alone in its segment (a view shared by such segments) has its body right after
+    its header block, to the segment's end.
+    """
+    out = []
+    for m in view.messages:
+        body = m.body
+        if body is None:
+            at = start + len(m.head)
+            body = (len(data) - at, data[at : at + _http.BODY_PREFIX]) if data else (0, b"")
+        out.append(_http.body_layer(m.head, body[0], body[1]) if body[0] > 0 else None)
+    return out
 
 
 def _pdu_fields(view: _reassembly.SegmentView, ctx: Analyzer) -> dict:
@@ -618,6 +653,7 @@ class Analyzer:
         defragment: bool = True,
         network: _network.NetworkLayers | None = None,
         tls_versions: dict[int, int] | None = None,
+        app_index: dict[int, int] | None = None,
     ) -> None:
         self.linktype = linktype
         self.checksums = checksums
@@ -631,8 +667,10 @@ class Analyzer:
         #: pass's :meth:`~tcplab.analyze.reassembly.Reassembler.completions` (``-2``).
         self.reassembler = _reassembly.Reassembler(carry=reassemble, index=reassembly_index)
         self.network = network or _network.NetworkLayers(defragment=defragment)
-        #: TLS and DNS-over-TCP state; ``tls_versions`` are a first pass's final_versions().
-        self.app = AppLayer(two_pass=final is not None, final_versions=tls_versions)
+        #: TLS and DNS-over-TCP state; ``tls_versions`` are a first pass's final_versions(),
+        #: ``app_index`` its completions() (``tcp.reassembled_in`` of cut TLS/DNS messages).
+        self.app = AppLayer(two_pass=final is not None, final_versions=tls_versions,
+                            index=app_index)
         self.count = 0
         self._first_ns: int | None = None
         self._if_names: list[str | None] = []
@@ -980,20 +1018,33 @@ class Analyzer:
             app.write(d, lambda: _dissect.tcp_info(d, seg, aflags, absolute=self.absolute))
         elif view is not None:
             d.update(_pdu_fields(view, self))
+            payload = p.data[: p.payload_end]
             proto, info = _pdu_columns(
                 view, self.tracker.final is not None,
                 lambda: _dissect.tcp_info(d, seg, aflags, absolute=self.absolute),
-                _dissect.tags_text(aflags, p.dup_frame, p.dup_num) if aflags else "")
+                _dissect.tags_text(aflags, p.dup_frame, p.dup_num) if aflags else "",
+                payload, p.payload_start)
             d["_ws.col.Protocol"], d["_ws.col.Info"] = proto, info
-            if proto == "HTTP":
+            if proto.startswith("HTTP"):
                 d["frame.protocols"] += ":http"
+                lengths = []
+                for layer in _body_layers(view, payload, p.payload_start):
+                    if layer is not None:
+                        d["frame.protocols"] += layer[0]
+                        if layer[3] is not None:
+                            lengths.append(layer[3])
+                if lengths:
+                    d["data.len"] = lengths[0] if len(lengths) == 1 else lengths
         elif seg.seglen and _chat(d, seg, aflags, self.chat_ports):
             d["frame.protocols"] += ":chat"
         else:
             d["_ws.col.Protocol"] = "TCP"
             d["_ws.col.Info"] = _dissect.tcp_info(d, seg, aflags, absolute=self.absolute)
-            if seg.seglen:
+            if seg.seglen and not aflags & _NO_SUBDISSECTOR:
+                # tshark hands payload no dissector claims to "data" (retransmitted or
+                # out-of-order data it hands to nobody: no data layer there).
                 d["frame.protocols"] += ":data"
+                d["data.len"] = seg.seglen
 
     def _interface_name(self, index: int) -> str | None:
         names = self._if_names

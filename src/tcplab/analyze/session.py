@@ -86,6 +86,7 @@ class AnalysisSession:
         self._first_pass: FirstPass | None = None
         #: TLS streams' final session versions, learnt by the first pass (see _skim).
         self._tls_versions: dict[int, int] | None = None
+        self._app_index: dict[int, int] | None = None
         #: A stream (``tcplab analyze -`` reads stdin) can be read once: no skim, one run.
         self._stream = not isinstance(path, str | os.PathLike)
         self._runs = 0
@@ -139,6 +140,7 @@ class AnalysisSession:
         final = self._skim() if two_pass and final_needed else None
         learnt = self._first_pass if final is not None else None
         tls_versions = self._tls_versions if final is not None else None
+        app_index = self._app_index if final is not None else None
         index = self._reassembly_index if final is not None else None
         reader = _open(self.path)
         analyzer = Analyzer(
@@ -146,7 +148,8 @@ class AnalysisSession:
             payload=self.payload or bool(frames) or filter_payload,
             chat_ports=self.chat_ports, interfaces=reader.interfaces, final=final,
             network=NetworkLayers(defragment=self.defragment, first_pass=learnt),
-            tls_versions=tls_versions, reassemble=self.reassemble, reassembly_index=index)
+            tls_versions=tls_versions, reassemble=self.reassemble, reassembly_index=index,
+            app_index=app_index)
         return Run(self, reader, analyzer, conversations=conversations, http=http,
                    explain=explain, flows=flows, frames=frames,
                    fix_completeness=final is None)
@@ -156,6 +159,8 @@ class AnalysisSession:
         which frames complete which fragmented datagrams and answer which pings (kept in
         ``_first_pass`` for the second pass), each TLS stream's final session version
         (``_tls_versions``: its records are read, as every frame of the second pass names it),
+        which frame completes each TLS record or DNS message cut across segments
+        (``_app_index``),
         and which frame completes each HTTP message spanning several segments
         (``_reassembly_index``: ``tcp.reassembled_in`` on the earlier ones)."""
         reader = _open(self.path)
@@ -172,6 +177,7 @@ class AnalysisSession:
             reader.close()
         self._first_pass = network.learnt
         self._tls_versions = analyzer.app.final_versions()
+        self._app_index = analyzer.app.completions()
         self._reassembly_index = analyzer.reassembler.completions() if self.reassemble else None
         return analyzer.tracker.final_states()
 

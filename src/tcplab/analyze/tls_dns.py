@@ -48,6 +48,9 @@ TLS_HEURISTIC_TYPES = (22, 23)
 #: Bytes of cut records and messages kept over all connections (each direction holds at
 #: most one): a capture of many half-sent records cannot grow memory past this.
 MAX_PENDING_BYTES = 64 * 1024 * 1024
+#: Frames a first pass records as carrying part of a message completed later (for ``-2``'s
+#: ``tcp.reassembled_in``); past it the rest go without the field.
+MAX_INDEX_ENTRIES = 1 << 20
 
 NOTE = "[TCP segment of a reassembled PDU]"
 _NO_SUBDISSECTOR = (_ta.RETRANSMISSION | _ta.FAST_RETRANSMISSION | _ta.OUT_OF_ORDER
@@ -100,11 +103,12 @@ class AppFrame:
 class _Direction:
     """One side's byte stream: the cut record/message waiting for its next segment."""
 
-    __slots__ = ("buf", "next_seq")
+    __slots__ = ("buf", "next_seq", "frames")
 
     def __init__(self) -> None:
         self.buf: bytearray | None = None
         self.next_seq = 0
+        self.frames: list[int] = []  # the frames that carried ``buf`` (its message so far)
 
 
 class _Stream:
@@ -121,13 +125,20 @@ class AppLayer:
 
     ``two_pass`` words the first segment of a cut TLS record as ``tshark -2`` does;
     ``final_versions`` (stream → TLS version, from :meth:`final_versions` of a first pass)
-    makes every frame of a stream name its final version, as ``tshark -2`` does.
+    makes every frame of a stream name its final version, as ``tshark -2`` does;
+    ``index`` (a first pass's :meth:`completions`) gives the segments carrying the first
+    part of a message the frame completing it (``tcp.reassembled_in``).
     """
 
     def __init__(self, *, two_pass: bool = False,
-                 final_versions: dict[int, int] | None = None) -> None:
+                 final_versions: dict[int, int] | None = None,
+                 index: dict[int, int] | None = None) -> None:
         self.two_pass = two_pass
         self._final = final_versions or {}
+        self._index = index
+        #: frame → the frame completing the message it carries part of (recorded here).
+        self._completions: dict[int, int] = {}
+        self._first_end = 0  # end of the first whole message in the last joined buffer
         #: Stream index → its TLS/DNS state, for the streams that are TLS or DNS.
         self.streams: dict[int, _Stream] = {}
         self._plain: set[int] = set()  # streams on no TLS/DNS port (the heuristic may still match)
@@ -137,6 +148,10 @@ class AppLayer:
         """Each TLS stream's session version at the end of the read (0 = never learned)."""
         return {n: s.tls.version for n, s in self.streams.items()
                 if s.tls is not None and s.tls.version}
+
+    def completions(self) -> dict[int, int]:
+        """Each frame carrying part of a message completed by a later one → that frame."""
+        return self._completions
 
     def feed(self, frame: int, stream: int, src: str, sport: int, dport: int, seq: int,
              data: bytes, start: int, end: int, aflags: int) -> AppFrame | None:
@@ -166,9 +181,38 @@ class AppLayer:
             self._pending -= len(buf)
             side.buf = None
         joined = bytes(buf) + payload if continuing else payload  # type: ignore[arg-type]
+        prior = side.frames if continuing else []
+        self._first_end = 0
         if st.kind == _DNS:
-            return self._dns(side, seq, payload, joined, continuing)
-        return self._tls(st.tls, side, frame, seq, payload, joined, continuing)  # type: ignore[arg-type]
+            out = self._dns(side, seq, payload, joined, continuing)
+        else:
+            out = self._tls(st.tls, side, frame, seq, payload, joined, continuing)  # type: ignore[arg-type]
+        done = continuing and self._first_end > 0  # completes the message begun before
+        if side.buf is not None:  # a message goes on in the next segment
+            side.frames = [*prior, frame] if continuing and not done else [frame]
+        else:
+            side.frames = []
+        if out is not None:
+            self._reassembly_fields(out, frame, prior if done else None, side.buf is not None)
+        return out
+
+    def _reassembly_fields(self, out: AppFrame, frame: int, prior: list[int] | None,
+                           opens: bool) -> None:
+        """TCP's reassembly fields, as tshark writes them for a PDU over several segments:
+        on the completing segment the frames and the length, on the others (``-2``) the
+        frame completing it."""
+        if prior is not None:
+            out.fields = {**out.fields, "tcp.segment": [*prior, frame],
+                          "tcp.segment.count": len(prior) + 1,
+                          "tcp.reassembled.length": self._first_end}
+            completions = self._completions
+            if len(completions) < MAX_INDEX_ENTRIES:
+                for f in prior:
+                    completions[f] = frame
+        if self._index is not None and (opens or prior is None and out.note != SHOWN):
+            done = self._index.get(frame)
+            if done is not None:
+                out.fields = {**out.fields, "tcp.reassembled_in": done}
 
     @staticmethod
     def _new_stream(sport: int, dport: int) -> _Stream | None:
@@ -206,6 +250,7 @@ class AppLayer:
             if not first_end:
                 first_end = stop
             pos = stop
+        self._first_end = first_end
         rest = n - pos
         if rest and (rest < 5 or record_header_ok(buf, pos)):
             self._keep(side, buf[pos:], seq, len(payload))
@@ -237,6 +282,8 @@ class AppLayer:
             info, malformed = text, bad
             count += 1
             pos += 2 + length
+            if count == 1:
+                self._first_end = pos
         if pos < n:
             self._keep(side, buf[pos:], seq, len(payload))
         if not count:
