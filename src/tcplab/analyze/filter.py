@@ -89,6 +89,7 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "ip.proto": (UINT, _U8),
     "ip.checksum": (UINT, _U16),
     "ip.checksum.status": (STATUS, None),
+    "ip.checksum_calculated": (UINT, _U16),
     "ip.src": (IPV4, None),
     "ip.dst": (IPV4, None),
     "ipv6.src": (IPV6, None),
@@ -101,6 +102,7 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "udp.length": (UINT, _U16),
     "udp.checksum": (UINT, _U16),
     "udp.checksum.status": (STATUS, None),
+    "udp.checksum_calculated": (UINT, _U16),
     "tcp.stream": (UINT, _U32),
     "tcp.srcport": (UINT, _U16),
     "tcp.dstport": (UINT, _U16),
@@ -276,7 +278,7 @@ _PROTOCOL_MARKER = {
     "http.response": "http.response.code",
 }
 
-_STATUS_WORDS = {"bad": 0, "good": 1, "unverified": 2, "not present": 3}
+_STATUS_WORDS = {"bad": 0, "good": 1, "unverified": 2, "not present": 3, "illegal": 4}
 
 
 def known_field_names() -> list[str]:
@@ -788,7 +790,7 @@ class _Compiler:
                 return _Literal(_STATUS_WORDS[text.lower()])
             value = _parse_int(text) if tok.kind == "word" else None
             if value is None:
-                raise self.err(tok, f"{text!r} is not a checksum status (use Good, Bad or 0–3)")
+                raise self.err(tok, f"{text!r} is not a checksum status (use Good, Bad or 0–4)")
             return _Literal(value)
         if ftype in (IPV4, IPV6):
             return self.address_literal(tok, text, ftype, name)
