@@ -104,37 +104,28 @@ FILTERS = [
 #: to its first dot); ``file``: per file, the mean of its views (files not listed: 1.0).
 THRESHOLDS: dict[str, dict[str, float]] = {
     "view": {
-        "list": 0.853, "list-2": 0.853, "json": 0.966, "conv": 0.969, "http": 0.576,
-        "filter": 0.99,
+        "list": 0.853, "list-2": 0.853, "json": 0.983, "conv": 0.969, "http": 0.576, "filter": 0.994,
     },
     "layer": {
-        "_ws": 0.911, "data": 0.507, "dns": 1.0, "eth": 1.0, "frame": 0.972, "http": 0.386,
-        "icmp": 1.0, "icmpv6": 0.966, "ip": 1.0, "ipv6": 0.886, "ppp": 1.0, "pppoe": 1.0,
-        "tcp": 0.976, "tls": 1.0, "udp": 0.934,
+        "_ws": 0.966, "data": 0.507, "dns": 1.0, "eth": 1.0, "frame": 0.983, "http": 0.386, "icmp": 1.0,
+        "icmpv6": 0.966, "ip": 1.0, "ipv6": 0.886, "ppp": 1.0, "pppoe": 1.0, "tcp": 0.981, "tls": 1.0,
+        "udp": 0.989,
     },
     "file": {
-        "any-sll-lo.pcap": 0.879, "dpkt-http.pcap": 0.783, "dpkt-nb6-http.pcap": 0.748,
-        "dpkt-truncated_dns.pcap": 0.995, "gopacket-ng-be-test004.pcapng": 0.992,
-        "gopacket-ng-be-test005.pcapng": 0.992, "gopacket-ng-be-test006.pcapng": 0.886,
-        "gopacket-ng-be-test007.pcapng": 0.992, "gopacket-ng-be-test008.pcapng": 0.992,
-        "gopacket-ng-be-test009.pcapng": 0.997, "gopacket-ng-be-test012.pcapng": 0.995,
-        "gopacket-ng-be-test017.pcapng": 0.954, "gopacket-ng-be-test018.pcapng": 0.987,
-        "gopacket-ng-be-test100.pcapng": 0.893, "gopacket-ng-be-test101.pcapng": 0.86,
-        "gopacket-ng-be-test102.pcapng": 0.921, "gopacket-ng-be-test201.pcapng": 0.856,
-        "gopacket-ng-be-test202.pcapng": 0.891, "gopacket-ng-le-test004.pcapng": 0.992,
-        "gopacket-ng-le-test005.pcapng": 0.992, "gopacket-ng-le-test006.pcapng": 0.886,
-        "gopacket-ng-le-test007.pcapng": 0.992, "gopacket-ng-le-test008.pcapng": 0.992,
-        "gopacket-ng-le-test009.pcapng": 0.997, "gopacket-ng-le-test012.pcapng": 0.995,
-        "gopacket-ng-le-test017.pcapng": 0.954, "gopacket-ng-le-test018.pcapng": 0.987,
-        "gopacket-ng-le-test100.pcapng": 0.893, "gopacket-ng-le-test101.pcapng": 0.86,
-        "gopacket-ng-le-test102.pcapng": 0.921, "gopacket-ng-le-test201.pcapng": 0.856,
-        "gopacket-ng-le-test202.pcapng": 0.891, "gopacket-test_ethernet.pcap": 0.84,
-        "gopacket-test_loopback.pcap": 0.878, "http-keepalive-lo.pcap": 0.799,
-        "http-methods-lo.pcapng": 0.867, "http6-curl-lo.pcapng": 0.805,
-        "python-pcapng-test006-fixed.pcapng": 0.351, "python-pcapng-test006.pcapng": 0.351,
-        "python-pcapng-test007.pcapng": 0.239, "rst-lo.pcap": 0.998, "tcp-oddities-lo.pcap": 0.998,
-        "udp-dns-lo.pcap.gz": 0.999, "zerowin-lo.pcap": 0.992, "dns-tcp-lo.pcap": 0.998,
-        "http-any-sll2.pcap": 0.846, "icmp-lo.pcap": 0.999, "tls12-lo.pcap": 0.999,
+        "any-sll-lo.pcap": 0.982, "dpkt-http.pcap": 0.983, "dpkt-nb6-http.pcap": 0.751,
+        "gopacket-ng-be-test006.pcapng": 0.893, "gopacket-ng-be-test009.pcapng": 0.997,
+        "gopacket-ng-be-test100.pcapng": 0.893, "gopacket-ng-be-test101.pcapng": 0.866,
+        "gopacket-ng-be-test102.pcapng": 0.931, "gopacket-ng-be-test201.pcapng": 0.862,
+        "gopacket-ng-be-test202.pcapng": 0.897, "gopacket-ng-le-test006.pcapng": 0.893,
+        "gopacket-ng-le-test009.pcapng": 0.997, "gopacket-ng-le-test100.pcapng": 0.893,
+        "gopacket-ng-le-test101.pcapng": 0.866, "gopacket-ng-le-test102.pcapng": 0.931,
+        "gopacket-ng-le-test201.pcapng": 0.862, "gopacket-ng-le-test202.pcapng": 0.897,
+        "gopacket-test_ethernet.pcap": 0.965, "gopacket-test_loopback.pcap": 0.985,
+        "http-keepalive-lo.pcap": 0.966, "http-methods-lo.pcapng": 0.984, "http6-curl-lo.pcapng": 0.948,
+        "python-pcapng-test006-fixed.pcapng": 0.393, "python-pcapng-test006.pcapng": 0.393,
+        "python-pcapng-test007.pcapng": 0.302, "rst-lo.pcap": 0.998, "tcp-oddities-lo.pcap": 0.998,
+        "udp-dns-lo.pcap.gz": 0.999, "zerowin-lo.pcap": 0.997, "dns-tcp-lo.pcap": 0.998,
+        "http-any-sll2.pcap": 0.973, "icmp-lo.pcap": 0.999, "tls12-lo.pcap": 0.999,
         "tls13-lo.pcap": 0.999,
     },
 }
@@ -325,6 +316,10 @@ def same_value(ours: object, theirs: str, name: str) -> bool:
     """
     if ours is None:
         return theirs == ""
+    if ours == "":  # an empty text (a column of a frame with no address): tshark's is empty too
+        return theirs == ""
+    if name in UNESCAPED:
+        theirs = UNESCAPED[name](theirs)
     values = theirs.split(AGG) if theirs else []
     if isinstance(ours, bool):
         return bool(values) if ours else (not values or values == ["0"])
@@ -351,6 +346,13 @@ def same_value(ours: object, theirs: str, name: str) -> bool:
     if name == "_ws.col.Info":  # tshark's column keeps a trailing blank after some protocols
         first = first.rstrip()
     return str(ours) == first or str(ours) == theirs.replace(AGG, ",")
+
+
+#: ``-T fields`` writes a string field's CR, LF, tab and backslash as two characters (``\\r``…);
+#: tcplab's JSON keeps the text itself. Undone only for the fields where the corpus has them.
+_FIELD_ESCAPES = re.compile(r"\\([\\rnt])")
+UNESCAPED = {"frame.interface_name": lambda text: _FIELD_ESCAPES.sub(
+    lambda m: {"\\": "\\", "r": "\r", "n": "\n", "t": "\t"}[m[1]], text)}
 
 
 ABSOLUTE_TIME = re.compile(r"^(\w{3} +\d+, \d{4} \d\d:\d\d:\d\d)(\.\d+)? UTC$")
