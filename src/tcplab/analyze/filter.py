@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from tcplab.analyze import expert as _expert
 from tcplab.analyze import network as _network
 from tcplab.analyze import record as _record
 from tcplab.errors import InputError
@@ -69,6 +70,8 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "_ws.col.Destination": (STR, None),
     "_ws.expert": (STR, None),
     "_ws.expert.message": (STR, None),
+    "_ws.expert.severity": (UINT, None),
+    "_ws.expert.group": (UINT, None),
     "frame.interface_name": (STR, None),
     "icmp.type": (UINT, _U8),
     "icmp.code": (UINT, _U8),
@@ -396,6 +399,8 @@ def _ip_int(text: str) -> int | None:
 
 def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
     """A function returning the field's values in a packet as a tuple (empty = absent)."""
+    if name in _expert.FIELDS:  # derived from the other fields only when a filter asks
+        return lambda d: _expert.values(d, name)
     if name in VIRTUAL_FIELDS:
         keys = VIRTUAL_FIELDS[name][1]
 
@@ -934,7 +939,7 @@ def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate
     always the general path's answer; this only saves time on every ordinary packet.
     """
     value = lit.value
-    if op not in _FAST_OPS or lit.network is not None:
+    if op not in _FAST_OPS or lit.network is not None or name in _expert.FIELDS:
         return None
     if ftype in (UINT, INT, BOOL) and type(value) is int:
         kind: type = int
