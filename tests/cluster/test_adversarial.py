@@ -335,10 +335,10 @@ def test_irc_users_on_two_nodes_talk_across_nodes(redis: RedisProcess) -> None:
         dup.expect(r" 433 ")
         assert_consistent(redis, {n1: {"ircA": None, "Nat One": nat1},
                                   n2: {"ircB": None, "Nat Two": nat2}})
-        # An IRC user quitting on node 2 leaves node 1's #lobby and every list (its QUIT
-        # reason stays on node 2: a leave crosses nodes without one).
+        # An IRC user quitting on node 2 leaves node 1's #lobby and every list, with its
+        # QUIT message (a leave crosses nodes with its reason).
         irc_b.send("QUIT :bye")
-        irc_a.expect(r"^:ircB!\S+ QUIT :")
+        assert irc_a.expect(r"^:ircB!\S+ QUIT :").endswith(" QUIT :Quit: bye")
         assert_consistent(redis, {n1: {"ircA": None, "Nat One": nat1}, n2: {"Nat Two": nat2}})
     finally:
         for c in made:

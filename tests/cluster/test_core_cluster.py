@@ -235,3 +235,49 @@ def test_every_node_lists_everyone_in_cluster_login_order() -> None:
     members = [m for m in net.hub.leases.values() if m.node != "n3"]
     core.remote_roster([(m.key, m.nick, m.rank) for m in reversed(members)])
     assert net.online("n3") == want
+
+
+def _irc_login(net: Net, node: str, conn: int, nick: str, irc) -> None:
+    net.apply(node, net.nodes[node].core.connect(conn, net.now, dialect=irc))
+    net.send(node, conn, f"NICK {nick}\r\nUSER {nick.lower()} 0 * :{nick}\r\n".encode())
+    assert any(" 001 " in ln for ln in net.take(node, conn)), nick
+
+
+def test_a_leave_crosses_nodes_with_its_reason() -> None:
+    """An IRC user of one node sees another node's users leave as local ones do: with their
+    QUIT message, or why their connection ended — and what comes from the cluster as a
+    reason is cleaned and bounded like any network text."""
+    from tcplab.chat.irc import IrcDialect
+
+    irc = IrcDialect("today")
+    net = Net()
+    _irc_login(net, "n1", 1, "watcher", irc)
+    _irc_login(net, "n2", 1, "quitter", irc)
+    net.login("n2", 2, "Native")
+    _irc_login(net, "n2", 3, "sneaky", irc)
+    net.take("n1", 1)
+    # A QUIT message crosses as typed ("Quit: " is the IRC dialect's, as on one server).
+    net.send("n2", 1, b"QUIT :off to lunch\r\n")
+    net.apply("n2", net.nodes["n2"].core.disconnect(1, "closed by client"))
+    net.settle()
+    assert [ln for ln in net.take("n1", 1) if " QUIT " in ln] == [
+        ":quitter!native@native.tcplab QUIT :Quit: off to lunch"]
+    # A native user whose connection was reset: the core's reason, in IRC's words.
+    net.apply("n2", net.nodes["n2"].core.disconnect(2, "connection reset"))
+    net.settle()
+    assert [ln for ln in net.take("n1", 1) if " QUIT " in ln] == [
+        ":Native!native@native.tcplab QUIT :Connection reset by peer"]
+    # A reason forged by a hostile node: escapes, line breaks and length do not survive.
+    stand_in = net.nodes["n1"].core.remote
+    assert "sneaky" in stand_in
+    forged = "\x1b[2Jpwned\r\nPRIVMSG watcher :fake" + "x" * 5000
+    out = net.nodes["n1"].core.remote_leave("sneaky", forged)
+    lines = b"".join(item for _, item in out if isinstance(item, bytes)).split(b"\r\n")
+    assert len(lines) == 2 and lines[1] == b"", lines  # one line only
+    assert b"\x1b" not in lines[0] and b"PRIVMSG watcher :fake" in lines[0]
+    assert len(lines[0]) < 300
+    # An empty or blank reason falls back to the plain one.
+    _irc_login(net, "n2", 4, "blank", irc)
+    net.take("n1", 1)
+    out = net.nodes["n1"].core.remote_leave("blank", "   ")
+    assert b"QUIT :" in out[0][1] and out[0][1].rstrip().endswith(b"QUIT :Connection closed")

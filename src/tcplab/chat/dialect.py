@@ -86,6 +86,11 @@ class Dialect:
         """``who`` went offline."""
         raise NotImplementedError
 
+    def leave_reason(self, who: Session, reason: str) -> str:
+        """Why ``who`` left, for users of other cluster nodes, whose dialects get it as
+        ``reason`` of :meth:`left`: the core's ``reason`` unless this dialect knows better."""
+        return reason
+
     def renamed(self, who: Session, old_nick: str) -> bytes:
         """``who`` changed its nickname from ``old_nick`` (already updated in ``who``)."""
         raise NotImplementedError

@@ -988,6 +988,12 @@ class IrcDialect(Dialect):
             text = _QUIT_REASONS.get(reason, reason)
         return server_line("QUIT", text, source=self.source(who).decode())
 
+    def leave_reason(self, who: Session, reason: str) -> str:
+        st = who.state
+        if isinstance(st, IrcState) and st.quit_message:
+            return st.quit_message  # what the user typed after QUIT, already cleaned
+        return reason
+
     def renamed(self, who: Session, old_nick: str) -> bytes:
         user, host = self._user_host(who)
         old = f"{irc_form(old_nick)}!{user}@{host}"

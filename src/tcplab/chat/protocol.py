@@ -34,7 +34,7 @@ from itertools import islice
 from tcplab.chat.dialect import Dialect
 from tcplab.chat.nickmap import fold
 from tcplab.chat.nickname import MAX_NICK_CHARS, nick_problem, skeleton
-from tcplab.chat.sanitize import strip_escapes
+from tcplab.chat.sanitize import sanitize, strip_escapes
 
 # --- limits -------------------------------------------------------------------------------
 
@@ -318,6 +318,13 @@ class Note:
     fields: dict = field(default_factory=dict)
 
 
+#: Why a user left when nothing more is known (the connection just closed).
+LEAVE_REASON = "closed by client"
+#: A leave reason from another node is cut to this many characters (IRC clients cut a QUIT
+#: message near 200 too; the IRC dialect's own are at most 206 with their "Quit: ").
+MAX_LEAVE_REASON = 220
+
+
 class Close:
     """Output action: close this connection after what is queued has been sent."""
 
@@ -344,15 +351,18 @@ class Claim:
 
 
 class Release:
-    """Cluster action: this connection's user left; give the name back."""
+    """Cluster action: this connection's user left; give the name back. ``reason`` is why,
+    in the words the user's own dialect chose (an IRC ``QUIT`` message, or the core's reason
+    such as ``closed by client``), so users of other nodes see the same leave as local ones."""
 
-    __slots__ = ("key",)
+    __slots__ = ("key", "reason")
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, reason: str = LEAVE_REASON) -> None:
         self.key = key
+        self.reason = reason
 
     def __repr__(self) -> str:
-        return f"Release({self.key!r})"
+        return f"Release({self.key!r}, {self.reason!r})"
 
 
 class Relay:
@@ -614,7 +624,7 @@ class ChatCore:
         self.notes.append(Note("leave", conn, {"nick": sess.nick, "reason": reason,
                                                "online": len(self.users)}))
         if self.clustered:
-            out.append((conn, Release(key)))
+            out.append((conn, Release(key, sess.dialect.leave_reason(sess, reason))))
         return out
 
     def _forget(self, sess: Session, reason: str) -> list[Output]:
@@ -1329,17 +1339,20 @@ class ChatCore:
         self._presence(stand_in, Code.JOINED, f"{nick} joined.", lambda d: d.joined(stand_in), out)
         return out
 
-    def remote_leave(self, key: str) -> list[Output]:
-        """A user on another node left (or its node died)."""
+    def remote_leave(self, key: str, reason: str = LEAVE_REASON) -> list[Output]:
+        """A user on another node left (or its node died); ``reason`` as that node's
+        :class:`Release` gave it. It crossed the network: control characters and escapes
+        are neutralised and its length bounded before any dialect shows it."""
         stand_in = self.remote.pop(key, None)
         if stand_in is None:
             return []
+        reason = sanitize(reason)[:MAX_LEAVE_REASON].strip() or LEAVE_REASON
         self._remote_bytes.pop(stand_in.prefix[:-2], None)
         self._list_bytes -= len(stand_in.prefix) - 1
         self.roster_gen += 1
         out: list[Output] = []
         self._presence(stand_in, Code.LEFT, f"{stand_in.nick} left.",
-                       lambda d: d.left(stand_in, "closed by client"), out)
+                       lambda d: d.left(stand_in, reason), out)
         return out
 
     def remote_roster(self, users: Iterable[tuple[str, str, tuple]]) -> list[Output]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tcplab.chat.protocol import LEAVE_REASON
+
 #: Node names end up in Redis keys, channel names and lease tokens (``node:conn``).
 NODE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -79,6 +81,7 @@ class Joined:
 @dataclass(frozen=True, slots=True)
 class Left:
     member: Member  # a user on another node left (or its node died)
+    reason: str = LEAVE_REASON  # as the leaving user's node said it (Release.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +175,9 @@ class Engine:
         """Try to lease ``member.key`` for this local user; answered by a :class:`Claimed`."""
         raise NotImplementedError
 
-    def release(self, member: Member) -> None:
-        """A local user left: drop its lease and presence (only if still ours) and tell all."""
+    def release(self, member: Member, reason: str = LEAVE_REASON) -> None:
+        """A local user left: drop its lease and presence (only if still ours) and tell all,
+        with ``reason`` (see :class:`~tcplab.chat.protocol.Release`)."""
         raise NotImplementedError
 
     def locate(self, key: str) -> Member | None:
@@ -275,12 +279,12 @@ class MemoryEngine(Engine):
         self._queue.append(Claimed(member.conn, member.key, True))
         self.hub.publish(self.node, Joined(member))
 
-    def release(self, member: Member) -> None:
+    def release(self, member: Member, reason: str = LEAVE_REASON) -> None:
         if not self.up:
             return
         if self.hub.leases.get(member.key) == member:
             del self.hub.leases[member.key]
-            self.hub.publish(self.node, Left(member))
+            self.hub.publish(self.node, Left(member, reason))
 
     def locate(self, key: str) -> Member | None:
         m = self.hub.leases.get(key)

@@ -90,7 +90,7 @@ class ClusterNode:
                 if conn in self._claiming:
                     self._orphans[conn] = member  # released when the claim is answered
                 else:
-                    self.engine.release(member)
+                    self.engine.release(member, action.reason)  # type: ignore[attr-defined]
             return []
         if cls is Bounce:
             sender = self.engine.locate(action.key)  # type: ignore[attr-defined]
@@ -124,7 +124,7 @@ class ClusterNode:
             elif cls is Joined:
                 out += core.remote_join(ev.member.key, ev.member.nick, ev.member.rank)
             elif cls is Left:
-                out += core.remote_leave(ev.member.key)
+                out += core.remote_leave(ev.member.key, ev.reason)
             elif cls is Roster:
                 out += core.remote_roster([(m.key, m.nick, m.rank) for m in ev.members])
             elif cls is Claimed:

@@ -53,6 +53,7 @@ from tcplab.chat.cluster.engine import (
     node_name_problem,
 )
 from tcplab.chat.cluster.resp import RespError, RespParser, RespProtocolError, encode
+from tcplab.chat.protocol import LEAVE_REASON
 from tcplab.errors import EnvironmentProblem, InputError
 
 log = logging.getLogger("tcplab.chat.cluster")
@@ -672,17 +673,19 @@ class RedisEngine(Engine):
         if not ok:
             self._queue.append(Claimed(member.conn, member.key, False, LINK_BUSY))
 
-    def release(self, member: Member) -> None:
+    def release(self, member: Member, reason: str = LEAVE_REASON) -> None:
         if self.holds.get(member.key) == member:
             del self.holds[member.key]
             if self._up:
-                self._release_cmd(member)
+                self._release_cmd(member, reason)
         # While the link is down the entry stays in Redis; the snapshot after reconnect
         # finds it as a stray entry of this node and releases it then.
 
-    def _release_cmd(self, m: Member) -> None:
+    def _release_cmd(self, m: Member, reason: str = LEAVE_REASON) -> None:
+        # The reason is the notice's last field: it may hold anything but a line break.
+        why = reason.replace("\r", " ").replace("\n", " ")
         self._evalsha("release", (self._nick_key(m.key), self.presence_key),
-                      (m.token, m.key, self.all_channel, f"L\n{m.node}\n{m.conn}\n{m.key}"),
+                      (m.token, m.key, self.all_channel, f"L\n{m.node}\n{m.conn}\n{m.key}\n{why}"),
                       None, force=True)
 
     def _hold(self, members: list[Member]) -> None:
@@ -884,14 +887,16 @@ class RedisEngine(Engine):
             self.roster[m.key] = m
             self._queue.append(Joined(m))
         elif kind == b"L\n":
-            f = _split(payload, 4)
-            if not f:
+            # L, node, conn, key[, reason]: the notices the Lua scripts write for a node's
+            # expired users carry no reason.
+            f = payload.split(b"\n", 4)
+            if len(f) < 4:
                 return
             key = f[3].decode("utf-8", "replace")
             old = self.roster.get(key)
             if old is not None and old.token == f"{f[1].decode('utf-8', 'replace')}:{f[2].decode('utf-8', 'replace')}":
                 del self.roster[key]
-                self._queue.append(Left(old))
+                self._queue.append(Left(old, f[4].decode("utf-8", "replace") if len(f) == 5 else LEAVE_REASON))
 
     def _on_direct(self, payload: bytes) -> None:
         kind = payload[:2]
