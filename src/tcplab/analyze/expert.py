@@ -68,8 +68,12 @@ def _set(value: Any) -> bool:
     return value is not None and value is not False
 
 
-def infos(d: Mapping[str, Any]) -> list[Info]:
-    """Every expert item tshark reports for the packet whose fields are ``d``, in its order."""
+def infos(d: Mapping[str, Any], *, faults: bool = True) -> list[Info]:
+    """Every expert item tshark reports for the packet whose fields are ``d``, in its order.
+
+    ``faults=False`` leaves out the damage items (``_ws.expert.message``, a malformed
+    packet), which the detail view writes beside the fault itself.
+    """
     out: list[Info] = []
     for comment in _listed(d.get("frame.comment")):
         out.append(Info(COMMENT, COMMENTS, str(comment)))
@@ -111,6 +115,8 @@ def infos(d: Mapping[str, Any]) -> list[Info]:
         out.append(Info(WARNING, SEQUENCE, "No response seen to ICMP request"))
     if _set(d.get("icmpv6.resp_not_found")):
         out.append(Info(WARNING, SEQUENCE, "No response seen to ICMPv6 request"))
+    if not faults:
+        return out
     for reason in str(d.get("_ws.expert.message") or "").split("; "):
         if reason:
             out.append(Info(ERROR, PROTOCOL, reason))
