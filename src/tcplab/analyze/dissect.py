@@ -322,8 +322,12 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
                                  f"{total} is smaller than the header length {ihl}"))
         return None
     if checksums:
+        # tshark with validation on writes the computed value beside every verdict; when the
+        # sum is good it is the stored checksum, so only a bad header costs a second sum.
         good = ones_complement_sum(data[off : off + ihl]) == 0xFFFF
         d["ip.checksum.status"] = "good" if good else "bad"
+        d["ip.checksum_calculated"] = csum if good else ~ones_complement_sum(
+            data[off : off + 10] + data[off + 12 : off + ihl]) & 0xFFFF
     if not cut and off + total > n:
         # tshark goes on with the bytes there are ("IPv4 total length exceeds packet
         # length") and analyses the TCP segment in them: say so, do not drop the frame.
@@ -343,8 +347,7 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
         _dissect_udp(data, l4, end, rsrc, rdst, protos, d, cut, checksums)
         return None
     if proto == 1:
-        (net or _network.NetworkLayers(defragment=False)).icmp(data, l4, end, d, protos,
-                                                               checksums and not cut)
+        (net or _network.NetworkLayers(defragment=False)).icmp(data, l4, end, d, protos, checksums)
         return None
     d["_ws.col.Protocol"] = "IPv4"
     d["_ws.col.Info"] = f"{protocol_name(proto)} ({proto})"
@@ -537,6 +540,7 @@ def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: 
             total = ones_complement_sum(data[l4:end], _pseudo_sum(rsrc, rdst, 6, end - l4))
             if total == 0xFFFF:
                 d["tcp.checksum.status"] = "good"
+                d["tcp.checksum_calculated"] = csum  # tshark writes it with every verdict
             else:
                 d["tcp.checksum.status"] = "bad"
                 d["tcp.checksum_calculated"] = ~(ones_complement_sum(
@@ -544,6 +548,37 @@ def _dissect_tcp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, src: 
                     _pseudo_sum(rsrc, rdst, 6, end - l4))) & 0xFFFF
     return TcpSegment(src, dst, sport, dport, seq, ack, flags, seglen, window, wscale,
                       options_text, payload, l4 + thl)
+
+
+def _udp_checksum(data: bytes, l4: int, length: int, csum: int, rsrc: bytes, rdst: bytes, d: dict,
+                  cut: bool) -> None:
+    """tshark's UDP checksum verdict (validation on) for the datagram at ``data[l4:l4 + length]``.
+
+    A zero checksum means "none computed" over IPv4 (RFC 768: status "not present") but is
+    forbidden over IPv6 (RFC 8200 §8.1: "illegal", an expert error) — both judged from the field
+    alone, so even on a cut frame; any other checksum needs the whole datagram, and a frame cut
+    short of it is "unverified". The computed value accompanies every good or bad verdict.
+    """
+    if csum == 0:
+        if len(rsrc) == 4:
+            d["udp.checksum.status"] = "not present"
+        else:
+            d["udp.checksum.status"] = "illegal"
+            old = d.get("_ws.expert.message")
+            reason = "UDP checksum: Illegal checksum value (0)"
+            d["_ws.expert.message"] = reason if old is None else f"{old}; {reason}"
+        return
+    if cut or l4 + length > len(data):
+        d["udp.checksum.status"] = "unverified"
+        return
+    pseudo = _pseudo_sum(rsrc, rdst, 17, length)
+    if ones_complement_sum(data[l4 : l4 + length], pseudo) == 0xFFFF:
+        d["udp.checksum.status"] = "good"
+        d["udp.checksum_calculated"] = csum
+    else:
+        d["udp.checksum.status"] = "bad"
+        calc = ~ones_complement_sum(data[l4 : l4 + 6] + data[l4 + 8 : l4 + length], pseudo) & 0xFFFF
+        d["udp.checksum_calculated"] = calc or 0xFFFF  # RFC 768: a computed 0 is sent as 0xFFFF
 
 
 def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, protos: str, d: dict,
@@ -562,12 +597,8 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
         _malformed(d, ParseError("UDP", "length", l4 + 4,
                                  f"{length} does not fit the IP payload of {end - l4} bytes"))
         return
-    if checksums and not cut:
-        if csum == 0 and len(rsrc) == 4:
-            d["udp.checksum.status"] = "unverified"
-        else:
-            ok = ones_complement_sum(data[l4 : l4 + length], _pseudo_sum(rsrc, rdst, 17, length)) == 0xFFFF
-            d["udp.checksum.status"] = "good" if ok else "bad"
+    if checksums:
+        _udp_checksum(data, l4, length, csum, rsrc, rdst, d, cut)
     d["_ws.col.Protocol"] = "UDP"
     d["_ws.col.Info"] = f"{sport} → {dport} Len={length - 8}"
     if (sport in _dns.UDP_PORTS or dport in _dns.UDP_PORTS) and length > 8:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from tcplab.analyze import expert as _expert
 from tcplab.analyze import network as _network
 from tcplab.analyze import record as _record
 from tcplab.errors import InputError
@@ -69,6 +70,8 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "_ws.col.Destination": (STR, None),
     "_ws.expert": (STR, None),
     "_ws.expert.message": (STR, None),
+    "_ws.expert.severity": (UINT, None),
+    "_ws.expert.group": (UINT, None),
     "frame.interface_name": (STR, None),
     "icmp.type": (UINT, _U8),
     "icmp.code": (UINT, _U8),
@@ -89,6 +92,7 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "ip.proto": (UINT, _U8),
     "ip.checksum": (UINT, _U16),
     "ip.checksum.status": (STATUS, None),
+    "ip.checksum_calculated": (UINT, _U16),
     "ip.src": (IPV4, None),
     "ip.dst": (IPV4, None),
     "ipv6.src": (IPV6, None),
@@ -101,6 +105,7 @@ FIELDS: dict[str, tuple[str, int | None]] = {
     "udp.length": (UINT, _U16),
     "udp.checksum": (UINT, _U16),
     "udp.checksum.status": (STATUS, None),
+    "udp.checksum_calculated": (UINT, _U16),
     "tcp.stream": (UINT, _U32),
     "tcp.srcport": (UINT, _U16),
     "tcp.dstport": (UINT, _U16),
@@ -278,7 +283,7 @@ _PROTOCOL_MARKER = {
     "http.response": "http.response.code",
 }
 
-_STATUS_WORDS = {"bad": 0, "good": 1, "unverified": 2, "not present": 3}
+_STATUS_WORDS = {"bad": 0, "good": 1, "unverified": 2, "not present": 3, "illegal": 4}
 
 
 def known_field_names() -> list[str]:
@@ -396,6 +401,8 @@ def _ip_int(text: str) -> int | None:
 
 def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
     """A function returning the field's values in a packet as a tuple (empty = absent)."""
+    if name in _expert.FIELDS:  # derived from the other fields only when a filter asks
+        return lambda d: _expert.values(d, name)
     if name in VIRTUAL_FIELDS:
         keys = VIRTUAL_FIELDS[name][1]
 
@@ -798,7 +805,7 @@ class _Compiler:
                 return _Literal(_STATUS_WORDS[text.lower()])
             value = _parse_int(text) if tok.kind == "word" else None
             if value is None:
-                raise self.err(tok, f"{text!r} is not a checksum status (use Good, Bad or 0–3)")
+                raise self.err(tok, f"{text!r} is not a checksum status (use Good, Bad or 0–4)")
             return _Literal(value)
         if ftype in (IPV4, IPV6):
             return self.address_literal(tok, text, ftype, name)
@@ -942,7 +949,7 @@ def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate
     always the general path's answer; this only saves time on every ordinary packet.
     """
     value = lit.value
-    if op not in _FAST_OPS or lit.network is not None:
+    if op not in _FAST_OPS or lit.network is not None or name in _expert.FIELDS:
         return None
     if ftype in (UINT, INT, BOOL) and type(value) is int:
         kind: type = int

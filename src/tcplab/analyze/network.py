@@ -295,7 +295,9 @@ class NetworkLayers:
         d["icmp.type"] = msg.icmp_type
         d["icmp.code"] = msg.code
         d["icmp.checksum"] = msg.checksum
-        if checksums:
+        if checksums and end > len(data):  # cut by the snapshot length: tshark cannot judge
+            d["icmp.checksum.status"] = "unverified"
+        elif checksums:
             good = ones_complement_sum(data[l4:end]) == 0xFFFF
             d["icmp.checksum.status"] = "good" if good else "bad"
         if msg.identifier is not None and msg.sequence is not None:
@@ -311,7 +313,7 @@ class NetworkLayers:
             d["_ws.col.Info"] = info
             if msg.icmp_type in (_icmp.ECHO_REQUEST, _icmp.ECHO_REPLY):  # others: fields, no data
                 data_at = l4 + 8
-                if end - data_at >= 8:
+                if min(end, len(data)) - data_at >= 8:  # captured: a cut echo may lack them
                     data_at += self._data_time(data, data_at, d)
                 if end > data_at:
                     d["frame.protocols"] = protos + ":data"
@@ -415,7 +417,7 @@ class NetworkLayers:
                 return self._upper6(dg.payload, h, d, protos, True, checksums, keep_payload,
                                     dg.protocol)
         if h.upper_protocol == _icmpv6.PROTOCOL_NUMBER:
-            self.icmpv6(data, off + h.upper_offset, end, h, d, protos, checksums and not cut)
+            self.icmpv6(data, off + h.upper_offset, end, h, d, protos, checksums)
             return None
         l4 = off + h.upper_offset
         if h.upper_protocol == 6:
@@ -464,7 +466,9 @@ class NetworkLayers:
         d["icmpv6.type"] = msg.icmp_type
         d["icmpv6.code"] = msg.code
         d["icmpv6.checksum"] = msg.checksum
-        if checksums:
+        if checksums and end > len(data):  # cut by the snapshot length: tshark cannot judge
+            d["icmpv6.checksum.status"] = "unverified"
+        elif checksums:
             body = data[l4:end]
             good = internet_checksum(pseudo_header(h.src, h.dst, 58, len(body)) + body) == 0
             d["icmpv6.checksum.status"] = "good" if good else "bad"

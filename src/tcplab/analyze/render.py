@@ -484,6 +484,10 @@ def detail_tree(d: dict) -> str:
         from tcplab.analyze.tls_dns import detail_lines
 
         lines += detail_lines(d)
+    from tcplab.analyze import expert as _expert
+
+    # Wireshark's Expert Info items: the handshake, close and analysis findings, HTTP lines.
+    lines += [info.line() for info in _expert.infos(d, faults=False)]
     for message in (d.get("_ws.expert.message") or "").split("; "):
         if message:  # faults the dissection went on after (tshark's expert infos)
             lines.append(f"[Expert Info (Warning/Protocol): {message}]")
