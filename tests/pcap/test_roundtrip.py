@@ -80,8 +80,10 @@ _records = st.lists(
         st.integers(min_value=0, max_value=999_999_999),
         st.integers(min_value=0, max_value=2000),  # extra bytes on the wire beyond caplen
         # Trailing NULs of a pcapng option string are taken as padding (some writers pad
-        # with them) and dropped by the reader, so round-tripped comments are NUL-free text.
-        st.none() | st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=40),
+        # with them) and dropped by the reader, so round-tripped comments are NUL-free text;
+        # and text, so no lone surrogates (a str that has no UTF-8 form).
+        st.none() | st.text(alphabet=st.characters(blacklist_characters="\x00",
+                                                   blacklist_categories=("Cs",)), max_size=40),
     ),
     max_size=30,
 )
