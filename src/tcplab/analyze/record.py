@@ -331,7 +331,7 @@ _packet_line: Callable[[dict], str]  # render.packet_line, bound below (render i
 
 def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
                  tcp_info: Callable[[], str], tags: str, data: bytes = b"",
-                 start: int = 0) -> tuple[str, str]:
+                 start: int = 0, layers: list | None = None) -> tuple[str, str]:
     """Protocol and Info of a segment the HTTP reassembly placed (tshark 4.0's texts).
 
     A segment completing messages is HTTP, its Info their first lines (and that of a
@@ -340,10 +340,12 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
     (the HTTP dissector ran on it); its second pass shows the TCP summary there instead.
     ``tags`` (the analysis tags, :func:`~tcplab.analyze.dissect.tags_text`) open the HTTP
     texts too, as in tshark. Each message's body dissector adds its part
-    (:func:`_body_layers`; ``data[start:]`` is the segment's payload).
+    (:func:`_body_layers`; ``data[start:]`` is the segment's payload, or ``layers`` the
+    caller already worked out).
     """
     if view.messages:
-        layers = _body_layers(view, data, start)
+        if layers is None:
+            layers = _body_layers(view, data, start)
         cols = view.cols
         if cols is not None and layers[0] is None:
             return (cols[0], tags + cols[1]) if tags else cols
@@ -1018,17 +1020,18 @@ class Analyzer:
             app.write(d, lambda: _dissect.tcp_info(d, seg, aflags, absolute=self.absolute))
         elif view is not None:
             d.update(_pdu_fields(view, self))
-            payload = p.data[: p.payload_end]
+            # Each message's body layer once, for the columns and for the fields.
+            layers = _body_layers(view, p.data[: p.payload_end], p.payload_start)
             proto, info = _pdu_columns(
                 view, self.tracker.final is not None,
                 lambda: _dissect.tcp_info(d, seg, aflags, absolute=self.absolute),
                 _dissect.tags_text(aflags, p.dup_frame, p.dup_num) if aflags else "",
-                payload, p.payload_start)
+                layers=layers)
             d["_ws.col.Protocol"], d["_ws.col.Info"] = proto, info
             if proto.startswith("HTTP"):
                 d["frame.protocols"] += ":http"
                 lengths = []
-                for layer in _body_layers(view, payload, p.payload_start):
+                for layer in layers:
                     if layer is not None:
                         d["frame.protocols"] += layer[0]
                         if layer[3] is not None:
