@@ -125,7 +125,11 @@ def _expert(d: dict, err: ParseError) -> None:
     The frame keeps every layer and goes through the TCP analysis, as in tshark; the
     reason (layer, field, byte offset) is kept in ``_ws.expert.message``.
     """
-    reason = str(err)
+    _expert_note(d, str(err))
+
+
+def _expert_note(d: dict, reason: str) -> None:
+    """Add ``reason`` to the frame's ``_ws.expert.message`` (its faults, ``; ``-separated)."""
     old = d.get("_ws.expert.message")
     d["_ws.expert.message"] = reason if old is None else f"{old}; {reason}"
 
@@ -564,9 +568,7 @@ def _udp_checksum(data: bytes, l4: int, length: int, csum: int, rsrc: bytes, rds
             d["udp.checksum.status"] = "not present"
         else:
             d["udp.checksum.status"] = "illegal"
-            old = d.get("_ws.expert.message")
-            reason = "UDP checksum: Illegal checksum value (0)"
-            d["_ws.expert.message"] = reason if old is None else f"{old}; {reason}"
+            _expert_note(d, "UDP checksum: Illegal checksum value (0)")
         return
     if cut or l4 + length > len(data):
         d["udp.checksum.status"] = "unverified"
