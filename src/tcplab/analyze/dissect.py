@@ -44,6 +44,9 @@ _U16BE = struct.Struct("!H")
 _NOP_NOP_TS = 0x0101080A
 _TS_WORDS = struct.Struct("!III")
 
+#: UDP port of Dropbox's LAN sync discovery (tshark's db-lsp-disc).
+_DROPBOX_DISCOVERY_PORT = 17500
+
 _PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP"}
 
 # Address → text caches: captures repeat a handful of addresses, and inet_ntoa/MAC
@@ -608,6 +611,12 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
         _dns.udp_message(data[l4 + 8 : l4 + length], d, cut=cut)
     elif (sport in _dhcp.PORTS and dport in _dhcp.PORTS) and length > 8:
         _dhcp.message(data[l4 + 8 : l4 + length], d, cut)
+    elif _DROPBOX_DISCOVERY_PORT in (sport, dport) and length > 8:
+        # Dropbox's LAN sync discovery broadcasts: a JSON object per datagram, which tshark
+        # names and hands to its JSON dissector (no fields here beyond the layers).
+        d["frame.protocols"] += ":db-lsp-disc:json"
+        d["_ws.col.Protocol"] = "DB-LSP-DISC/JSON"
+        d["_ws.col.Info"] = "Dropbox LAN sync Discovery Protocol, JavaScript Object Notation"
     elif _l2tp.PORT in (sport, dport) and length > 8 and _l2tp.claims(data, l4 + 8, l4 + length):
         return _l2tp.dissect(data, l4 + 8, min(l4 + length, len(data)), d, d["frame.protocols"], cut,
                              checksums, payload, net)
