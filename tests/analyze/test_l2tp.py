@@ -11,6 +11,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tcplab.analyze import filter as display_filter
 from tcplab.analyze import render
 from tcplab.analyze.l2tp import MAX_DEPTH
@@ -113,3 +116,18 @@ def test_hostile_lengths_are_named_and_the_run_goes_on(tmp_path: Path) -> None:
     assert "IPv4: header at byte 52: needs 20 bytes, only 2" in rows[2]["_ws.malformed"]
     assert rows[3]["_ws.col.Protocol"] == "TCP" and rows[3]["tcp.stream"] == 0
     assert all(render.detail_tree(r) for r in rows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from([b"", b"\x00\x02\x00\x07\x00\x05\xff\x03\x00\x21",
+                                                 b"\x00\x02\x00\x07\x00\x05\x00\x57",
+                                                 b"\xc8\x02\x00\x14\x00\x01\x00\x00\x00\x01\x00\x02"]))
+def test_any_bytes_after_udp_1701_are_dissected_without_raising(tail: bytes, head: bytes) -> None:
+    """Whatever a hostile peer puts in an L2TP datagram (a valid-looking header or none), every
+    renderer copes, and a frame's fields stay flat lists."""
+    from tcplab.analyze.record import Analyzer
+
+    packet = stack.udp_packet(LAC, LNS, 1701, 1701, head + tail)
+    d = Analyzer(linktype=1).feed_frame(ETH + packet, 1_700_000_000_000_000_000)
+    assert render.detail_tree(d) and render.json_line(d) and render.packet_line(d)
+    assert d["frame.protocols"].startswith("eth:ethertype:ip:udp")
