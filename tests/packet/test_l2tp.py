@@ -9,13 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tcplab.packet import ParseError, l2tp, ppp
-
-
-def expect(fn, protocol: str, field: str, offset: int, reason: str) -> None:
-    with pytest.raises(ParseError) as info:
-        fn()
-    assert (info.value.protocol, info.value.field, info.value.offset) == (protocol, field, offset)
-    assert reason in info.value.reason
+from tests.support import expect_parse_error as expect
 
 
 def test_control_message_bytes_and_fields() -> None:
