@@ -35,7 +35,8 @@ what loopback cannot produce:
   set-up (SCCRQ … ICCN, ZLB, Hello, CDN, StopCCN), LCP and IPCP inside the session, an HTTP
   exchange over IPv4 and DNS over IPv6 through it (data messages with each optional header
   field, compressed PPP address/control and protocol), the tunnel itself over IPv6 once, and
-  damaged messages (Length past the datagram, an overrunning AVP, no PPP protocol, L2TPv3).
+  damaged messages (Length past the datagram, an overrunning AVP, no PPP protocol, L2TPv3),
+  and messages cut by a snapshot length.
 
 Usage: ``sudo .venv/bin/python tests/data/make_captures.py`` (then commit the files), or
 ``.venv/bin/python tests/data/make_captures.py --crafted`` for the crafted three only, or
@@ -475,9 +476,18 @@ def l2tp_crafted() -> None:
     frames.append(tunnel(struct.pack("!HHI", 0xC003, 12, 0) + b"\x00" * 4))
     frames.append(tunnel(l2tp.build_control(9, 0, 7, 3, avps(14, l2tp.avp(1, b"\x00\x03"))), back=False))
     frames.append(tunnel(l2tp.build_control(7, 0, 3, 8, avps(4, l2tp.avp(1, b"\x00\x01"))), back=True))
+    # Then three messages cut by a snapshot length at every few bytes: the control message's
+    # AVPs, the data message's PPP and LCP headers, the HTTP segment's PPP header.
+    cuts = [(frames[0], (44, 47, 50, 55, 60, 70)), (frames[10], (47, 50, 55, 60)),
+            (frames[16], (50, 56))]
     with PcapWriter(HERE / "l2tp-crafted.pcap", 1) as w:
         for i, f in enumerate(frames):
             w.write(f, 1_700_000_100_000_000_000 + i * 3_000_000)
+        n = len(frames)
+        for f, lengths in cuts:
+            for length in lengths:
+                w.write(f[:length], 1_700_000_100_000_000_000 + n * 3_000_000, orig_len=len(f))
+                n += 1
 
 
 def main() -> None:

@@ -618,7 +618,7 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
         d["_ws.col.Protocol"] = "DB-LSP-DISC/JSON"
         d["_ws.col.Info"] = "Dropbox LAN sync Discovery Protocol, JavaScript Object Notation"
     elif _l2tp.PORT in (sport, dport) and length > 8 and _l2tp.claims(data, l4 + 8, l4 + length):
-        return _l2tp.dissect(data, l4 + 8, min(l4 + length, len(data)), d, d["frame.protocols"], cut,
+        return _l2tp.dissect(data, l4 + 8, l4 + length, d, d["frame.protocols"], cut,
                              checksums, payload, net)
     elif length > 8:  # no dissector for the payload: tshark's "data"
         d["frame.protocols"] += ":data"

@@ -469,6 +469,11 @@ def _protocol_present(name: str) -> Predicate:
         return lambda d: any(d.get(f) not in (None, False) for f in flags)
     if name == "_ws.malformed":
         return lambda d: d.get(name) not in (None, False)
+    if name == "lcp":  # an LCP header the snapshot length cut is named but has no tree item
+        def lcp(d: Packet) -> bool:
+            layers = d.get("frame.protocols")
+            return isinstance(layers, str) and ":lcp" in layers and "ppp.code" in d
+        return lcp
     marker = _PROTOCOL_MARKER.get(name)
     if marker is not None:
         return lambda d: marker in d

@@ -74,23 +74,35 @@ def claims(data: bytes, at: int, end: int) -> bool:
 
 def dissect(data: bytes, at: int, end: int, d: dict, protos: str, cut: bool, checksums: bool,
             payload: bool, net: Any) -> Any:
-    """The L2TP message in ``data[at:end]`` (a UDP payload): returns a tunnelled TCP segment or None."""
+    """The L2TP message in ``data[at:end]`` (a UDP payload): returns a tunnelled TCP segment or None.
+
+    ``end`` is where the datagram ends on the wire; the bytes may stop sooner when the
+    capture's snapshot length cut the frame (``cut``).
+    """
     protos += ":l2tp"
     d["frame.protocols"] = protos
     d["_ws.col.Protocol"] = "L2TP"
+    reported, end = end, min(end, len(data))
+    cut = cut and reported > end  # the snapshot length, not the sender, ended these bytes
     if _l2tp.version_of(data, at, end) == 3:
         _version3(data, at, end, d)
         return None
     try:
-        h = _l2tp.parse(data, at, end)
+        h = _l2tp.parse(data, at, end, reported)
     except ParseError as err:
-        _fault(d, "", err)
+        _fault(d, "", err, cut)
         return None
-    _fields(h, d)
     ids = f"(tunnel id={h.tunnel_id}, session id={h.session_id})"
     start = at + h.header_len
     if h.length is not None:
-        end = at + h.length
+        cut = cut and at + h.length > end
+        end = min(end, at + h.length)
+    if h.is_control and h.length != _l2tp.ZLB_LENGTH and cut and \
+            end - start < _l2tp.AVP_HEADER_LEN + 2:
+        # Wireshark reads the message type for Info before it adds the header's fields.
+        _fault(d, "", None, cut)
+        return None
+    _fields(h, d)
     if h.is_control:
         if h.length == _l2tp.ZLB_LENGTH:
             d["l2tp.zero_length_body_message"] = True
@@ -103,7 +115,10 @@ def dissect(data: bytes, at: int, end: int, d: dict, protos: str, cut: bool, che
         try:
             _avp_fields(_l2tp.parse_avps(data, start, end), d)
         except ParseError as err:
-            _fault(d, info, err)
+            _fault(d, info, err, cut)
+            return None
+        if cut:  # the AVPs go on past the captured bytes
+            _fault(d, info, None, cut)
         return None
     info = d["_ws.col.Info"] = f"{_DATA_MESSAGE}            {ids}"
     if start >= end:
@@ -117,7 +132,7 @@ def dissect(data: bytes, at: int, end: int, d: dict, protos: str, cut: bool, che
             _add(d, "ppp.address", _ppp.ADDRESS_ALL_STATIONS)
             _add(d, "ppp.control", _ppp.CONTROL_UI)
         d["_ws.col.Protocol"] = "PPP"
-        _fault(d, info, err)
+        _fault(d, info, err, cut)
         return None
     if frame.address is not None:
         _add(d, "ppp.address", frame.address)
@@ -125,13 +140,26 @@ def dissect(data: bytes, at: int, end: int, d: dict, protos: str, cut: bool, che
     _add(d, "ppp.protocol", frame.protocol)
     inner = start + frame.header_len
     network = _ppp.NETWORK.get(frame.protocol)
+    if cut and inner >= end:  # the PPP frame's packet was cut away (its layer still named)
+        layer = {"IPv4": "ip", "IPv6": "ipv6"}.get(network or "") or _network.ppp_control_layer(frame.protocol)
+        d["frame.protocols"] = f"{protos}:{layer}" if layer else protos
+        d["_ws.col.Protocol"] = "PPP"
+        _fault(d, info, None, cut)
+        return None
     if network is not None:
         if d.get("_tunnel.depth", 0) >= MAX_DEPTH:
             d["frame.protocols"] = protos + ":data"
             d["data.len"] = end - inner
             return None
         return _tunnelled(data, inner, end, network, d, protos, cut, checksums, payload, net)
+    if cut and frame.protocol in _ppp.CODED and end - inner < 4:  # its header was cut
+        d["_ws.col.Protocol"] = "PPP"
+        d["frame.protocols"] = f"{protos}:{_network.ppp_control_layer(frame.protocol)}"
+        _fault(d, info, None, cut)
+        return None
     _network.ppp_control(data, inner, d, frame.protocol, end=end, tunnelled=True)
+    if cut and "lcp.magic_number" not in d and d.get("ppp.code") in _ppp.LCP_MAGIC_CODES:
+        _fault(d, d["_ws.col.Info"], None, cut)  # the magic number was cut
     return None
 
 
@@ -139,8 +167,13 @@ def _message_name(kind: int) -> str:
     return _l2tp.MESSAGE_TYPES.get(kind, f"Unknown ({kind})")
 
 
-def _fault(d: dict, info: str, err: ParseError) -> None:
-    """Damage past the words already read: Info keeps them, as Wireshark's does."""
+def _fault(d: dict, info: str, err: ParseError | None, cut: bool = False) -> None:
+    """Damage past the words already read: Info keeps them, as Wireshark's does. In a frame the
+    snapshot length cut, running out of bytes is the cut, not damage."""
+    if cut:
+        d["_ws.short"] = True
+        d["_ws.col.Info"] = f"{info}[Packet size limited during capture]"
+        return
     d["_ws.malformed"] = str(err)
     d["_ws.expert"] = "Malformed Packet"
     d["_ws.col.Info"] = f"{info}[Malformed Packet]"

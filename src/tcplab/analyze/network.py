@@ -585,6 +585,12 @@ _PPP_CODES = {1: "Configuration Request", 2: "Configuration Ack", 3: "Configurat
               11: "Discard Request", 12: "Identification", 13: "Time Remaining"}
 
 
+def ppp_control_layer(proto: int) -> str | None:
+    """The ``frame.protocols`` name of a PPP control protocol (``lcp``, ``ipcp``…), if known."""
+    name = _PPP_CONTROL.get(proto)
+    return name.split()[1].lower() if name else None
+
+
 def ppp_control(data: bytes, off: int, d: dict, proto: int | None = None, *,
                 end: int | None = None, tunnelled: bool = False) -> None:
     """A PPP frame that carries no IP (LCP, IPCP…): named as Wireshark lists it.

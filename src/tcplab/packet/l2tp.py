@@ -125,12 +125,15 @@ def version_of(buf: bytes | memoryview, offset: int, end: int) -> int | None:
     return buf[offset + 1] & VERSION_MASK if end - offset >= 2 else None
 
 
-def parse(buf: bytes | memoryview, offset: int, end: int) -> L2TPHeader:
-    """The L2TPv2 header at ``offset`` (the UDP payload ends at ``end``).
+def parse(buf: bytes | memoryview, offset: int, end: int, reported_end: int | None = None) -> L2TPHeader:
+    """The L2TPv2 header at ``offset`` (the captured UDP payload ends at ``end``).
 
-    Errors name the field and the absolute byte offset. A control message's AVPs follow at
-    ``offset + header_len`` (:func:`parse_avps`).
+    ``reported_end`` is where the datagram ends on the wire, past ``end`` when the capture's
+    snapshot length cut it: the Length field is checked against it. Errors name the field and
+    the absolute byte offset. A control message's AVPs follow at ``offset + header_len``
+    (:func:`parse_avps`).
     """
+    reported_end = end if reported_end is None else reported_end
     if end - offset < 2:
         raise ParseError("L2TP", "flags", offset, f"needs 2 bytes, only {max(end - offset, 0)} captured")
     (flags,) = _WORD.unpack_from(buf, offset)
@@ -145,11 +148,12 @@ def parse(buf: bytes | memoryview, offset: int, end: int) -> L2TPHeader:
     length = None
     if flags & FLAG_LENGTH:
         (length,) = _WORD.unpack_from(buf, at)
-        if length < need or length > end - offset:
+        if length < need or length > reported_end - offset:
             raise ParseError("L2TP", "length", at,
                              f"{length} does not fit the header of {need} and the "
-                             f"{end - offset} bytes after UDP")
-        end = offset + length
+                             f"{reported_end - offset} bytes after UDP")
+        end = min(end, offset + length)
+        reported_end = offset + length
         at += 2
     tunnel_id, session_id = struct.unpack_from("!HH", buf, at)
     at += 4
@@ -161,9 +165,9 @@ def parse(buf: bytes | memoryview, offset: int, end: int) -> L2TPHeader:
     if flags & FLAG_OFFSET:
         (offset_size,) = _WORD.unpack_from(buf, at)
         at += 2
-        if at + offset_size > end:
+        if at + offset_size > reported_end:
             raise ParseError("L2TP", "offset size", at - 2,
-                             f"{offset_size} bytes of padding but only {end - at} left")
+                             f"{offset_size} bytes of padding but only {reported_end - at} left")
         at += offset_size
     return L2TPHeader(flags, length, tunnel_id, session_id, ns, nr, offset_size, at - offset)
 
