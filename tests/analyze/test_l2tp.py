@@ -52,6 +52,12 @@ def _exchange() -> list[bytes]:
                              flags=tcp.PSH | tcp.ACK)]
 
 
+def test_the_dissector_looks_for_l2tp_on_its_own_port() -> None:
+    from tcplab.analyze import dissect
+
+    assert dissect._L2TP_PORT == l2tp.PORT == 1701
+
+
 def test_tunnelled_tcp_is_one_conversation_of_the_inner_addresses(tmp_path: Path) -> None:
     path = _write(tmp_path / "t.pcap", [_tunnel(p) for p in _exchange()])
     run = AnalysisSession(path).run(conversations=True, http=True)

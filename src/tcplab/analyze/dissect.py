@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import socket
 import struct
+from types import ModuleType
 
 from tcplab.analyze import dhcp as _dhcp
 from tcplab.analyze import dns as _dns
-from tcplab.analyze import l2tp as _l2tp
 from tcplab.analyze import network as _network
 from tcplab.analyze import tcp_analysis as ta
 from tcplab.analyze import wsdata as _wsdata
@@ -46,6 +46,14 @@ _TS_WORDS = struct.Struct("!III")
 
 #: UDP port of Dropbox's LAN sync discovery (tshark's db-lsp-disc).
 _DROPBOX_DISCOVERY_PORT = 17500
+#: UDP port of L2TP (RFC 2661), whose dissector is imported by the first frame that needs it.
+_L2TP_PORT = 1701
+
+
+def _l2tp() -> ModuleType:
+    from tcplab.analyze import l2tp
+
+    return l2tp
 
 _PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP"}
 
@@ -617,8 +625,8 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
         d["frame.protocols"] += ":db-lsp-disc:json"
         d["_ws.col.Protocol"] = "DB-LSP-DISC/JSON"
         d["_ws.col.Info"] = "Dropbox LAN sync Discovery Protocol, JavaScript Object Notation"
-    elif _l2tp.PORT in (sport, dport) and length > 8 and _l2tp.claims(data, l4 + 8, l4 + length):
-        return _l2tp.dissect(data, l4 + 8, l4 + length, d, d["frame.protocols"], cut,
+    elif _L2TP_PORT in (sport, dport) and length > 8 and _l2tp().claims(data, l4 + 8, l4 + length):
+        return _l2tp().dissect(data, l4 + 8, l4 + length, d, d["frame.protocols"], cut,
                              checksums, payload, net)
     elif length > 8:  # no dissector for the payload: tshark's "data"
         d["frame.protocols"] += ":data"
