@@ -337,7 +337,7 @@ class NetworkLayers:
         if msg.icmp_type == _icmp.DEST_UNREACHABLE and msg.code == 4:
             d["icmp.mtu"] = msg.rest & 0xFFFF
         if msg.is_error and end - l4 >= 8 + 20:
-            self._quoted4(data, l4 + 8, end, d, protos)
+            self._quoted4(data, l4 + 8, end, d, protos, checksums)
 
     def _data_time(self, data: bytes, at: int, d: dict) -> int:
         """The send time ``ping`` writes at the start of its data, read as Wireshark does.
@@ -361,7 +361,7 @@ class NetworkLayers:
         return 0
 
     @staticmethod
-    def _quoted4(data: bytes, at: int, end: int, d: dict, protos: str) -> None:
+    def _quoted4(data: bytes, at: int, end: int, d: dict, protos: str, checksums: bool = False) -> None:
         """The IPv4 header (and transport ports) an ICMP error quotes, as a second ip layer."""
         inner = data[at:end]
         try:
@@ -381,7 +381,8 @@ class NetworkLayers:
         protos += ":ip"
         l4 = ihl
         if ip.fragment_offset == 0:
-            protos = _quoted_transport(inner, l4, len(inner), ip.protocol, d, protos)
+            protos = _quoted_transport(inner, l4, len(inner), ip.protocol, d, protos,
+                                       (inner[12:16], inner[16:20]) if checksums else None)
         d["frame.protocols"] = protos
 
     # -- IPv6 ------------------------------------------------------------------------------
@@ -516,10 +517,10 @@ class NetworkLayers:
             info += _nd_options(data, l4 + options_at, end, d)
         d["_ws.col.Info"] = info
         if msg.is_error and end - l4 >= 8 + _ipv6.HEADER_LEN:
-            self._quoted6(data[l4 + 8 : end], d, protos)
+            self._quoted6(data[l4 + 8 : end], d, protos, checksums)
 
     @staticmethod
-    def _quoted6(inner: bytes, d: dict, protos: str) -> None:
+    def _quoted6(inner: bytes, d: dict, protos: str, checksums: bool = False) -> None:
         """The IPv6 header (and transport ports) an ICMPv6 error quotes, as a second ipv6 layer."""
         try:
             q = _ipv6.parse(inner)
@@ -533,7 +534,7 @@ class NetworkLayers:
         protos += ":ipv6"
         if q.fragment is None or not q.fragment.is_fragment:
             protos = _quoted_transport(inner, q.upper_offset, len(inner), q.upper_protocol, d,
-                                       protos)
+                                       protos, (q.src, q.dst) if checksums else None)
         d["frame.protocols"] = protos
 
     # -- echo pairing ------------------------------------------------------------------------
@@ -737,13 +738,22 @@ def detail_lines(d: dict) -> list[str]:
     return lines
 
 
-def _quoted_transport(inner: bytes, l4: int, n: int, proto: int, d: dict, protos: str) -> str:
-    """Ports (and TCP sequence, UDP length/checksum) of a quoted transport header."""
+def _quoted_transport(inner: bytes, l4: int, n: int, proto: int, d: dict, protos: str,
+                      addresses: tuple[bytes, bytes] | None = None) -> str:
+    """Ports (and TCP sequence, UDP length/checksum) of a quoted transport header.
+
+    With the quoted IP header's ``addresses`` (checksums on), a UDP datagram quoted whole gets
+    its checksum verdict, as tshark gives it with validation on.
+    """
     if proto == 17 and l4 + 8 <= n:
         sport, dport, length, csum = _QUAD.unpack_from(inner, l4)
         d["udp.srcport"], d["udp.dstport"] = sport, dport
         d["udp.length"], d["udp.checksum"] = length, csum
         protos += ":udp"
+        if addresses is not None and length >= 8 and l4 + length <= n:
+            from tcplab.analyze import dissect as _dissect
+
+            _dissect._udp_checksum(inner, l4, length, csum, addresses[0], addresses[1], d, False)
         if n - l4 > 8 and 53 in (sport, dport):
             # tshark dissects the quoted DNS message as far as it was quoted (the fields only:
             # Protocol and Info stay the ICMP error's, and a cut message is no fault here).
