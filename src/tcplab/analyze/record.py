@@ -213,8 +213,8 @@ class Packet:
             view = self._pdu
             if view is not None:
                 return _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
-                                    self._tags(), self.data[: self.payload_end],
-                                    self.payload_start)
+                                    self._tags(), self.data, self.payload_start,
+                                    end=self.payload_end)
             ports = self._ctx.chat_ports
             if self.sport in ports or self.dport in ports:
                 cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
@@ -259,8 +259,8 @@ class Packet:
             if view is not None:
                 cols = _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
                                     _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
-                                    if aflags else "", self.data[: self.payload_end],
-                                    self.payload_start)
+                                    if aflags else "", self.data, self.payload_start,
+                                    end=self.payload_end)
             else:
                 ports = self._ctx.chat_ports
                 if self.sport in ports or self.dport in ports:
@@ -331,7 +331,8 @@ _packet_line: Callable[[dict], str]  # render.packet_line, bound below (render i
 
 def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
                  tcp_info: Callable[[], str], tags: str, data: bytes = b"",
-                 start: int = 0, layers: list | None = None) -> tuple[str, str]:
+                 start: int = 0, layers: list | None = None,
+                 end: int | None = None) -> tuple[str, str]:
     """Protocol and Info of a segment the HTTP reassembly placed (tshark 4.0's texts).
 
     A segment completing messages is HTTP, its Info their first lines (and that of a
@@ -341,12 +342,28 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
     ``tags`` (the analysis tags, :func:`~tcplab.analyze.dissect.tags_text`) open the HTTP
     texts too, as in tshark. Each message's body dissector adds its part
     (:func:`_body_layers`; ``data[start:]`` is the segment's payload, or ``layers`` the
-    caller already worked out).
+    caller already worked out; ``end``, when given, where the payload ends in ``data``).
     """
+    if end is None:
+        end = len(data)
     if view.messages:
-        if layers is None:
-            layers = _body_layers(view, data, start)
         cols = view.cols
+        if cols is not None and layers is None:
+            # A shared view (one whole message, its body the rest of the segment): the
+            # columns of the last body of this length, when its bytes do not matter.
+            shown = view.shown
+            length = end - start - len(view.messages[0].head) if data else 0
+            if shown is not None and shown[0] == length:
+                cols = shown[2]
+                return (cols[0], tags + cols[1]) if tags else cols
+            layers = _body_layers(view, data, start, end)
+            proto, info = cols = _pdu_columns(view, second_pass, tcp_info, "", data, start,
+                                              layers, end)
+            if length <= 0 or _http.prefix_free(view.messages[0].head):
+                view.shown = (length, layers, cols)
+            return (proto, tags + info) if tags else cols
+        if layers is None:
+            layers = _body_layers(view, data, start, end)
         if cols is not None and layers[0] is None:
             return (cols[0], tags + cols[1]) if tags else cols
         proto = "HTTP"
@@ -373,8 +390,8 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
     return "TCP", tcp_info() + _reassembly.SEGMENT_NOTE
 
 
-def _body_layers(view: _reassembly.SegmentView, data: bytes,
-                 start: int) -> list[tuple[str, str, str, int | None] | None]:
+def _body_layers(view: _reassembly.SegmentView, data: bytes, start: int,
+                 end: int | None = None) -> list[tuple[str, str, str, int | None] | None]:
     """:func:`~tcplab.analyze.http.body_layer` of each message the segment completes.
 
     Work per message, not per segment: a message over several segments brings its body's
@@ -382,12 +399,15 @@ def _body_layers(view: _reassembly.SegmentView, data: bytes,
     message alone in its segment (a view shared by such segments) has its body right after
     its header block, to the segment's end.
     """
+    if end is None:
+        end = len(data)
     out = []
     for m in view.messages:
         body = m.body
         if body is None:
             at = start + len(m.head)
-            body = (len(data) - at, data[at : at + _http.BODY_PREFIX]) if data else (0, b"")
+            body = ((end - at, data[at : min(at + _http.BODY_PREFIX, end)]) if data
+                    else (0, b""))
         out.append(_http.body_layer(m.head, body[0], body[1]) if body[0] > 0 else None)
     return out
 
