@@ -769,7 +769,8 @@ class Analyzer:
         stream's end state (:meth:`TcpTracker.final_states`) — headers, no payload, no
         formatting. ``payload_only`` analyses every frame but makes no record for a
         fast-path segment without payload, for a reader that looks at payload alone (the
-        HTTP summary). Damage raises :class:`CaptureDamage` after every good record.
+        HTTP summary), and a fast-path record it makes holds only what that reader reads
+        (number, time_relative, seglen, comment, stream and the HTTP/TLS/DNS views). Damage raises :class:`CaptureDamage` after every good record.
         """
         from tcplab.pcap import CaptureFormatError
 
@@ -881,26 +882,34 @@ class Analyzer:
                     if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
-                        p.ts_ns = ts
                         p.time_relative = (ts - first) / 1e9
+                        p.seglen = seglen
+                        p.comment = comment
+                        p.stream = conv.stream
+                        p._fields = None
+                        p._app = app
+                        p._pdu = view
+                        if not empty:  # the HTTP table reads no more than that
+                            yield p
+                            if count == limit:
+                                break
+                            continue
+                        p.ts_ns = ts
                         p.frame_len = p.cap_len = n
                         p.data = data
                         p.linktype = linktype
-                        p.comment = comment
                         p.interface = interface
                         p.src = src
                         p.dst = dst
                         p.sport = sport
                         p.dport = dport
                         p.flags = flags
-                        p.seglen = seglen
                         p.seq_raw = seq
                         p.ack_raw = ack
                         p.window_value = window
                         p.urgent = urg
                         p.payload_start = l4 + thl
                         p.payload_end = end
-                        p.stream = conv.stream
                         p.aflags = aflags
                         if final is None:  # one pass: the running state (TcpTracker.shown)
                             p.fbase = fwd.base_seq
@@ -918,9 +927,7 @@ class Analyzer:
                         p._addrs = addrs
                         p._ports = ports
                         p._opts = opts
-                        p._http = p._fields = None
-                        p._app = app
-                        p._pdu = view
+                        p._http = None
                         p._ctx = self
                         yield p
                 if count == limit:
