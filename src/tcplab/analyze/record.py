@@ -762,7 +762,8 @@ class Analyzer:
 
     # -- a whole capture -------------------------------------------------------------------
     def packets(self, reader: Any, max_packets: int | None = None, *,
-                skim: bool = False, payload_only: bool = False) -> Iterator[Packet]:
+                skim: bool = False, payload_only: bool = False,
+                payload_views: bool = True) -> Iterator[Packet]:
         """Every frame of ``reader`` as a record, in order; ``skim`` only runs the analysis.
 
         A skim yields nothing: it is the first pass of ``tshark -2``, which needs only each
@@ -770,7 +771,10 @@ class Analyzer:
         formatting. ``payload_only`` analyses every frame but makes no record for a
         fast-path segment without payload, for a reader that looks at payload alone (the
         HTTP summary), and a fast-path record it makes holds only what that reader reads
-        (number, time_relative, seglen, comment, stream and the HTTP/TLS/DNS views). Damage raises :class:`CaptureDamage` after every good record.
+        (number, time_relative, seglen, comment, stream and the HTTP/TLS/DNS views).
+        Not ``payload_views``: a fast-path segment's payload is not offered to HTTP, TLS or
+        DNS (its record has none of their views), for a reader that looks at none of them
+        (the conversation table). Damage raises :class:`CaptureDamage` after every good record.
         """
         from tcplab.pcap import CaptureFormatError
 
@@ -799,6 +803,7 @@ class Analyzer:
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
         empty = not payload_only  # records for segments without payload too
+        views = payload_views
         count = self.count
         first = self._first_ns
         try:
@@ -869,11 +874,11 @@ class Analyzer:
                                                   flags, seglen, window, wscale)
                     app = (app_feed(count, conv.stream, src, sport, dport, seq, data, l4 + thl,
                                     end, aflags)
-                           if seglen and (app_port or data[l4 + thl] in tls_first
+                           if seglen and views and (app_port or data[l4 + thl] in tls_first
                                           or (app_streams and conv.stream in app_streams))
                            else None)
                     view = None
-                    if app is None and seglen and not aflags & no_sub:
+                    if app is None and seglen and views and not aflags & no_sub:
                         st = fwd.http
                         if st is not None:
                             view = segment(st, count, seq, data, l4 + thl, end)
