@@ -1,4 +1,5 @@
-"""Test support: skip-or-fail helpers for tests that need root, raw sockets, tshark or a display.
+"""Test support: skip-or-fail helpers for tests that need root, raw sockets, tshark or a display,
+and the check every header parser's errors go through.
 
 Outside CI such a test is skipped with a reason naming what is missing. In CI
 (``CI=true``) every requirement is installed by ``.ci/run``, so a missing one is a
@@ -94,3 +95,19 @@ def dumpcap_on_lo(bpf: str, out: Path, *, settle: float = 0.3) -> Iterator[subpr
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def expect_parse_error(fn, protocol: str, field: str, offset: int, reason: str):
+    """Call ``fn`` and check the ParseError it raises names ``protocol``, ``field`` and the byte
+    ``offset``, gives a reason containing ``reason``, and is worded as every parse error is."""
+    from tcplab.errors import InputError
+    from tcplab.packet import ParseError
+
+    with pytest.raises(ParseError) as info:
+        fn()
+    err = info.value
+    assert isinstance(err, InputError)
+    assert (err.protocol, err.field, err.offset) == (protocol, field, offset)
+    assert reason in err.reason
+    assert str(err) == f"{protocol}: {field} at byte {offset}: {err.reason}"
+    return err

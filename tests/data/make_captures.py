@@ -15,7 +15,7 @@ fragments large datagrams: no host interface, no other process and no address ou
   query split across two segments, answered by a tiny server built on tcplab.packet.dns.
 * ``http-any-sll2.pcap`` — ``tcpdump -i any`` (Linux cooked v2) of an HTTP/1.1 exchange.
 
-Two more are crafted with tcplab.packet's builders (no root needed: ``--crafted``), for
+Three more are crafted with tcplab.packet's builders (no root needed: ``--crafted``), for
 what loopback cannot produce:
 
 * ``network-crafted.pcap`` — unanswered, duplicate and orphan echoes, and echoes carrying
@@ -31,9 +31,14 @@ what loopback cannot produce:
   frames, two over IPv4 and one over IPv6, with an LCP echo between them, after the
   discovery stage (PADI, PADO, PADR, PADS; PADT at the end): the shape of
   the DSL captures (Wireshark's ``nb6-http.pcap``) whose streams were lost before.
+* ``l2tp-crafted.pcap`` — an L2TPv2 tunnel (UDP 1701): control connection and session
+  set-up (SCCRQ … ICCN, ZLB, Hello, CDN, StopCCN), LCP and IPCP inside the session, an HTTP
+  exchange over IPv4 and DNS over IPv6 through it (data messages with each optional header
+  field, compressed PPP address/control and protocol), the tunnel itself over IPv6 once, and
+  damaged messages (Length past the datagram, an overrunning AVP, no PPP protocol, L2TPv3).
 
 Usage: ``sudo .venv/bin/python tests/data/make_captures.py`` (then commit the files), or
-``.venv/bin/python tests/data/make_captures.py --crafted`` for the crafted two only, or
+``.venv/bin/python tests/data/make_captures.py --crafted`` for the crafted three only, or
 ``sudo … make_captures.py --only udp_fragments`` for one real-traffic scenario.
 """
 
@@ -388,11 +393,99 @@ def pppoe_http() -> None:
             w.write(f, 1_700_000_000_000_000_000 + i * 2_000_000)
 
 
+def l2tp_crafted() -> None:
+    from tcplab.packet import dns, ipv4, ipv6, l2tp, ppp, stack, tcp
+    from tcplab.pcap import PcapWriter
+
+    lac, lns = ipv4.addr("192.0.2.10"), ipv4.addr("192.0.2.20")
+    lac6, lns6 = ipv6.addr("2001:db8:1::10"), ipv6.addr("2001:db8:1::20")
+
+    def tunnel(message: bytes, back: bool = False, six: bool = False) -> bytes:
+        a, b = (lac6, lns6) if six else (lac, lns)
+        src, dst = (b, a) if back else (a, b)
+        return _eth(0x86DD if six else 0x0800) + stack.udp_packet(src, dst, 1701, 1701, message)
+
+    def avps(kind: int, *more: bytes) -> bytes:
+        return l2tp.avp(0, struct.pack("!H", kind)) + b"".join(more)
+
+    version = l2tp.avp(2, b"\x01\x00")
+    frames = [
+        # Control connection and session set-up (RFC 2661 §5.1, §5.2.2), each answered.
+        tunnel(l2tp.build_control(0, 0, 0, 0, avps(1, version, l2tp.avp(7, b"lac"),
+                                                    l2tp.avp(9, b"\x00\x07")))),
+        tunnel(l2tp.build_control(7, 0, 0, 1, avps(2, version, l2tp.avp(9, b"\x00\x09"))), back=True),
+        tunnel(l2tp.build_control(9, 0, 1, 1, avps(3))),
+        tunnel(l2tp.build_control(7, 0, 1, 2), back=True),  # ZLB
+        tunnel(l2tp.build_control(9, 0, 2, 1, avps(10, l2tp.avp(14, b"\x00\x03")))),
+        tunnel(l2tp.build_control(7, 3, 1, 3, avps(11, l2tp.avp(14, b"\x00\x05"))), back=True),
+        tunnel(l2tp.build_control(9, 5, 3, 2, avps(12))),
+        # PPP inside the session: LCP negotiation and echo, IPCP.
+        tunnel(l2tp.build_data(9, 5, ppp.build_frame(ppp.PPP_LCP, b"\x01\x01\x00\x0a\x05\x06\x12\x34\x56\x78"))),
+        tunnel(l2tp.build_data(7, 3, ppp.build_frame(ppp.PPP_LCP, b"\x02\x01\x00\x0a\x05\x06\x12\x34\x56\x78")),
+               back=True),
+        tunnel(l2tp.build_data(9, 5, ppp.build_frame(ppp.PPP_LCP, b"\x09\x02\x00\x08\xca\xfe\xba\xbe"),
+                               sequence=(0, 0))),
+        tunnel(l2tp.build_data(7, 3, ppp.build_frame(ppp.PPP_LCP, b"\x0a\x02\x00\x08\x0b\xad\xf0\x0d"),
+                               length=True), back=True),
+        tunnel(l2tp.build_data(9, 5, ppp.build_frame(0x8021, b"\x01\x01\x00\x0a\x03\x06\x00\x00\x00\x00"))),
+        tunnel(l2tp.build_control(9, 0, 4, 3, avps(6))),  # Hello
+    ]
+    # An HTTP exchange in the session over IPv4 (inner ip.* doubles the outer's), one
+    # segment each with the length, sequence or offset field, compressed address/control
+    # or a one-byte protocol number.
+    cli, srv = ipv4.addr("10.64.0.2"), ipv4.addr("198.51.100.7")
+    req = b"GET /tunnel HTTP/1.1\r\nHost: example.test\r\n\r\n"
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    c, s = 5000, 9000
+    segs = [(cli, srv, 41000, 80, b"", c, 0, tcp.SYN),
+            (srv, cli, 80, 41000, b"", s, c + 1, tcp.SYN | tcp.ACK),
+            (cli, srv, 41000, 80, b"", c + 1, s + 1, tcp.ACK),
+            (cli, srv, 41000, 80, req, c + 1, s + 1, tcp.PSH | tcp.ACK),
+            (srv, cli, 80, 41000, resp, s + 1, c + 1 + len(req), tcp.PSH | tcp.ACK),
+            (cli, srv, 41000, 80, b"", c + 1 + len(req), s + 1 + len(resp), tcp.FIN | tcp.ACK),
+            (srv, cli, 80, 41000, b"", s + 1 + len(resp), c + 2 + len(req), tcp.FIN | tcp.ACK),
+            (cli, srv, 41000, 80, b"", c + 2 + len(req), s + 2 + len(resp), tcp.ACK)]
+    shapes = [{}, {"length": True}, {"sequence": (1, 0)}, {"offset_pad": b"\x00\x00"}, {}, {}, {}, {}]
+    for i, ((src, dst, sp, dp, data, seq, ack, flags), shape) in enumerate(zip(segs, shapes, strict=True)):
+        packet = stack.tcp_packet(src, dst, sp, dp, data, seq=seq, ack=ack, flags=flags, window=29200)
+        if i == 4:
+            body = b"\x21" + packet  # Protocol-Field-Compression, address and control kept
+            pppf = b"\xff\x03" + body
+        elif i == 5:
+            pppf = ppp.build_frame(ppp.PPP_IPV4, packet, compress_address=True)
+        else:
+            pppf = ppp.build_frame(ppp.PPP_IPV4, packet)
+        back = src == srv
+        frames.append(tunnel(l2tp.build_data(7 if back else 9, 3 if back else 5, pppf, **shape), back=back))
+    # DNS over IPv6 in the tunnel (inner udp.* doubles the outer's), the tunnel itself on IPv6.
+    c6, s6 = ipv6.addr("2001:db8:64::2"), ipv6.addr("2001:db8:53::53")
+    query = dns.build_query(0x4242, "example.test", dns.TYPE_A)
+    frames.append(tunnel(l2tp.build_data(9, 5, ppp.build_frame(ppp.PPP_IPV6, stack.udp_packet(c6, s6, 53000, 53, query)))))
+    answer = dns.build_response(0x4242, "example.test", "192.0.2.99")
+    frames.append(tunnel(l2tp.build_data(7, 3, ppp.build_frame(ppp.PPP_IPV6, stack.udp_packet(s6, c6, 53, 53000, answer))),
+                         back=True))
+    frames.append(tunnel(l2tp.build_data(9, 5, ppp.build_frame(ppp.PPP_IPV4, stack.udp_packet(cli, srv, 40000, 9, b"x" * 40))),
+                         six=True))
+    # Damage: a Length field past the datagram, an AVP overrunning its message, an unknown
+    # message type, a PPP frame with no protocol left; then L2TPv3 and the tunnel's end.
+    frames.append(tunnel(struct.pack("!HHHH", 0xC802, 400, 9, 0) + b"\x00" * 8))
+    frames.append(tunnel(l2tp.build_control(9, 0, 5, 3, struct.pack("!HHH", 0x8000 | 40, 0, 0) + b"\x00\x06")))
+    frames.append(tunnel(l2tp.build_control(9, 0, 6, 3, avps(99))))
+    frames.append(tunnel(l2tp.build_data(9, 5, b"\xff\x03")))
+    frames.append(tunnel(struct.pack("!HHI", 0xC003, 12, 0) + b"\x00" * 4))
+    frames.append(tunnel(l2tp.build_control(9, 0, 7, 3, avps(14, l2tp.avp(1, b"\x00\x03"))), back=False))
+    frames.append(tunnel(l2tp.build_control(7, 0, 3, 8, avps(4, l2tp.avp(1, b"\x00\x01"))), back=True))
+    with PcapWriter(HERE / "l2tp-crafted.pcap", 1) as w:
+        for i, f in enumerate(frames):
+            w.write(f, 1_700_000_100_000_000_000 + i * 3_000_000)
+
+
 def main() -> None:
     if "--crafted" in sys.argv:
         sys.path.insert(0, str(HERE.parent.parent / "src"))
         network_crafted()
         pppoe_http()
+        l2tp_crafted()
         return
     if "--inside" not in sys.argv:
         if os.geteuid() != 0:

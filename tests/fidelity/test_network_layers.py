@@ -6,7 +6,9 @@ Captures (tests/data/, made by make_captures.py): ``icmp-lo.pcap`` is real loopb
 a closed port whose ICMP error quotes them);
 ``network-crafted.pcap`` holds what loopback cannot make (unanswered, duplicate and orphan
 echoes, a Time Exceeded quoting TCP, out-of-order and overlapping fragments, Neighbor
-Discovery, Packet Too Big); ``pppoe-http.pcap`` three HTTP exchanges inside PPPoE.
+Discovery, Packet Too Big); ``pppoe-http.pcap`` three HTTP exchanges inside PPPoE;
+``l2tp-crafted.pcap`` an L2TP tunnel: its control messages, PPP control packets, HTTP and DNS
+through it (IPv4 in IPv4, IPv6 in IPv4, IPv4 in IPv6) and damaged messages.
 
 Each is read one pass (``tshark -r``) and two (``tshark -2``); every field below is
 compared on every frame, then 50 display filters. The last test feeds 100,000
@@ -30,7 +32,8 @@ from tcplab.pcap import PcapWriter, open_capture
 from tests.fidelity.oracle import DATA, tshark_fields
 from tests.support import require_tshark
 
-CAPTURES = ("icmp-lo.pcap", "udp-frag-lo.pcap", "network-crafted.pcap", "pppoe-http.pcap")
+CAPTURES = ("icmp-lo.pcap", "udp-frag-lo.pcap", "network-crafted.pcap", "pppoe-http.pcap",
+            "l2tp-crafted.pcap")
 
 FIELDS = (
     "ip.version", "ip.hdr_len", "ip.len", "ip.id", "ip.flags", "ip.frag_offset", "ip.ttl",
@@ -49,6 +52,12 @@ FIELDS = (
     "icmpv6.opt.target_linkaddr", "udp.srcport", "udp.dstport", "udp.length",
     "tcp.srcport", "tcp.dstport", "tcp.seq", "tcp.stream", "pppoe.session_id", "ppp.protocol",
     "pppoe.code", "pppoe.payload_length", "pppoed.tags.ac_name", "pppoed.tags.service_name",
+    "ppp.address", "ppp.control", "ppp.code", "ppp.identifier", "ppp.length", "lcp.magic_number",
+    "l2tp.flags", "l2tp.type", "l2tp.length_bit", "l2tp.seq_bit", "l2tp.offset_bit", "l2tp.priority",
+    "l2tp.version", "l2tp.length", "l2tp.tunnel", "l2tp.session", "l2tp.Ns", "l2tp.Nr", "l2tp.offset",
+    "l2tp.avp.mandatory", "l2tp.avp.hidden", "l2tp.avp.length", "l2tp.avp.vendor_id", "l2tp.avp.type",
+    "l2tp.avp.message_type", "l2tp.zero_length_body_message", "l2tp.ccid",
+    "http.request.uri", "http.response.code", "dns.qry.name",
     "data.len", "frame.protocols", "_ws.col.Protocol", "_ws.col.Info", "_ws.col.Source",
     "_ws.col.Destination",
 )
@@ -147,6 +156,10 @@ FILTERS = (
     "pppoe.session_id == 0x2a", "ppp.protocol == 0x0021", "tcp.port == 80 && ipv6", "http",
     "data", "data.len > 1000", "icmp.resptime < 1", "ipv6.nxt == 44", "ip.fragment.overlap", "ip.fragment.overlap.conflict", "ipv6.fragment.overlap",
     "ip.len > 1000", "tcp.stream == 2", 'frame.protocols contains "icmp"', "!ip && !ipv6",
+    "l2tp", "lcp", "l2tp.type == 1", "l2tp.avp.message_type == 6", "l2tp.tunnel == 7",
+    "l2tp.zero_length_body_message", "l2tp.seq_bit", "ip.src == 10.64.0.2", "ip.version == 4 && ipv6",
+    "ppp.protocol == 0x0057", "lcp.magic_number == 0xcafebabe", "udp.port == 53 && l2tp",
+    "ppp.code == 9", "http.request && l2tp", "_ws.malformed && l2tp",
 )
 
 
@@ -298,10 +311,10 @@ def test_100k_overlapping_out_of_order_fragments_stay_under_the_memory_cap(tmp_p
 
 
 def test_every_view_renders_every_frame_of_these_captures() -> None:
-    """Doubled IP fields (ICMP errors), fragments and PPP control frames in every renderer."""
+    """Doubled IP fields (ICMP errors, tunnels), fragments and PPP control frames in every renderer."""
     from tcplab.analyze import anatomy, render
 
-    seen = 0
+    seen = tunnelled = 0
     for name in CAPTURES:
         for p in AnalysisSession(DATA / name).packets():
             d = p.fields()
@@ -312,10 +325,16 @@ def test_every_view_renders_every_frame_of_these_captures() -> None:
             assert anatomy.nesting_svg(layer_list).startswith("<svg")
             if isinstance(d.get("ip.src"), list):
                 assert [layer.key for layer in layer_list][:2] == ["link", "ip"]
-                seen += 1
+                if "l2tp.version" in d:
+                    tunnelled += 1
+                    assert "Layer 2 Tunneling Protocol" in render.detail_tree(d)
+                else:
+                    seen += 1
     # The port-unreachables of icmp-lo and udp-frag-lo, and the crafted Time Exceeded,
     # Redirect, Source quench, Parameter problem and two Destination unreachables.
     assert seen == 8
+    # The eight segments of the HTTP exchange through the L2TP tunnel (IPv4 in IPv4).
+    assert tunnelled == 8
 
 
 def test_ethernet_type_is_a_field_on_every_ethernet_frame() -> None:

@@ -6,19 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcplab.packet import ParseError, dns, icmp, icmpv6, ipv4, ipv6, link, pppoe, stack, tls, udp
+from tcplab.packet import dns, icmp, icmpv6, ipv4, ipv6, link, pppoe, stack, tls, udp
 from tcplab.pcap import open_capture
 from tests.fidelity.oracle import DATA
+from tests.support import expect_parse_error as expect
 
 LO4 = ipv4.addr("127.0.0.1")
 LO6 = ipv6.addr("::1")
 
-
-def expect(fn, protocol: str, field: str, offset: int, reason: str) -> None:
-    with pytest.raises(ParseError) as info:
-        fn()
-    assert (info.value.protocol, info.value.field, info.value.offset) == (protocol, field, offset)
-    assert reason in info.value.reason
 
 
 # --- PPPoE ----------------------------------------------------------------------------------

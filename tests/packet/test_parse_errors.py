@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tcplab.errors import InputError
 from tcplab.packet import ParseError, ipv4, ipv6, link, stack, tcp, udp
+from tests.support import expect_parse_error as expect
 
 LO = ipv4.addr("127.0.0.1")
 PACKET = stack.tcp_packet(LO, LO, 1000, 80, b"data")
 FRAME = stack.frame(link.LINKTYPE_ETHERNET, PACKET)
 
-
-def expect(fn, protocol: str, field: str, offset: int, reason: str) -> ParseError:
-    with pytest.raises(ParseError) as info:
-        fn()
-    err = info.value
-    assert isinstance(err, InputError)
-    assert (err.protocol, err.field, err.offset) == (protocol, field, offset)
-    assert reason in err.reason
-    assert str(err) == f"{protocol}: {field} at byte {offset}: {err.reason}"
-    return err
 
 
 def test_ipv4_errors() -> None:

@@ -23,6 +23,7 @@ import struct
 
 from tcplab.analyze import dhcp as _dhcp
 from tcplab.analyze import dns as _dns
+from tcplab.analyze import l2tp as _l2tp
 from tcplab.analyze import network as _network
 from tcplab.analyze import tcp_analysis as ta
 from tcplab.analyze import wsdata as _wsdata
@@ -42,6 +43,9 @@ _U16BE = struct.Struct("!H")
 # Linux puts NOP, NOP, Timestamps (kind 8, length 10) in every segment after the handshake.
 _NOP_NOP_TS = 0x0101080A
 _TS_WORDS = struct.Struct("!III")
+
+#: UDP port of Dropbox's LAN sync discovery (tshark's db-lsp-disc).
+_DROPBOX_DISCOVERY_PORT = 17500
 
 _PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP"}
 
@@ -348,8 +352,7 @@ def _dissect_ipv4(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
         return _dissect_tcp(data, l4, end, rsrc, rdst, src, dst, protos, d, cut, checksums,
                             payload)
     if proto == 17:
-        _dissect_udp(data, l4, end, rsrc, rdst, protos, d, cut, checksums)
-        return None
+        return _dissect_udp(data, l4, end, rsrc, rdst, protos, d, cut, checksums, payload, net)
     if proto == 1:
         (net or _network.NetworkLayers(defragment=False)).icmp(data, l4, end, d, protos, checksums)
         return None
@@ -394,8 +397,7 @@ def _dissect_ipv6(data: bytes, off: int, protos: str, d: dict, cut: bool, checks
         return _dissect_tcp(data, l4, end, h.src, h.dst, src, dst, protos, d, cut, checksums,
                             payload)
     if h.upper_protocol == 17:
-        _dissect_udp(data, l4, end, h.src, h.dst, protos, d, cut, checksums)
-        return None
+        return _dissect_udp(data, l4, end, h.src, h.dst, protos, d, cut, checksums, payload, net)
     d["_ws.col.Protocol"] = "IPv6"
     d["_ws.col.Info"] = f"{_PROTO_NAMES.get(h.upper_protocol, 'IP protocol')} ({h.upper_protocol})"
     return None
@@ -584,12 +586,14 @@ def _udp_checksum(data: bytes, l4: int, length: int, csum: int, rsrc: bytes, rds
 
 
 def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, protos: str, d: dict,
-                 cut: bool, checksums: bool) -> None:
+                 cut: bool, checksums: bool, payload: bool = True,
+                 net: _network.NetworkLayers | None = None) -> TcpSegment | None:
+    """A UDP datagram and its payload; returns the TCP segment an L2TP tunnel in it carries."""
     d["frame.protocols"] = protos + ":udp"
     if len(data) - l4 < 8:
         err = ParseError("UDP", "header", l4, f"needs 8 bytes, only {max(len(data) - l4, 0)} captured")
         _truncated(d, "UDP") if cut else _malformed(d, err)
-        return
+        return None
     sport, dport, length, csum = _UDP.unpack_from(data, l4)
     d["udp.srcport"] = sport
     d["udp.dstport"] = dport
@@ -598,7 +602,7 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
     if length < 8 or l4 + length > end:
         _malformed(d, ParseError("UDP", "length", l4 + 4,
                                  f"{length} does not fit the IP payload of {end - l4} bytes"))
-        return
+        return None
     if checksums:
         _udp_checksum(data, l4, length, csum, rsrc, rdst, d, cut)
     d["_ws.col.Protocol"] = "UDP"
@@ -607,9 +611,19 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
         _dns.udp_message(data[l4 + 8 : l4 + length], d, cut=cut)
     elif (sport in _dhcp.PORTS and dport in _dhcp.PORTS) and length > 8:
         _dhcp.message(data[l4 + 8 : l4 + length], d, cut)
+    elif _DROPBOX_DISCOVERY_PORT in (sport, dport) and length > 8:
+        # Dropbox's LAN sync discovery broadcasts: a JSON object per datagram, which tshark
+        # names and hands to its JSON dissector (no fields here beyond the layers).
+        d["frame.protocols"] += ":db-lsp-disc:json"
+        d["_ws.col.Protocol"] = "DB-LSP-DISC/JSON"
+        d["_ws.col.Info"] = "Dropbox LAN sync Discovery Protocol, JavaScript Object Notation"
+    elif _l2tp.PORT in (sport, dport) and length > 8 and _l2tp.claims(data, l4 + 8, l4 + length):
+        return _l2tp.dissect(data, l4 + 8, min(l4 + length, len(data)), d, d["frame.protocols"], cut,
+                             checksums, payload, net)
     elif length > 8:  # no dissector for the payload: tshark's "data"
         d["frame.protocols"] += ":data"
         d["data.len"] = length - 8
+    return None
 
 
 def relative_sack(d: dict, seg: TcpSegment, base: int, *, absolute: bool = False) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tcplab.analyze import expert as _expert
+from tcplab.analyze import l2tp as _l2tp
 from tcplab.analyze import network as _network
 from tcplab.analyze import record as _record
 from tcplab.errors import InputError
@@ -229,6 +230,7 @@ FIELDS.update({
 
 # The fragment, ICMP/ICMPv6 and PPPoE fields, declared beside the code that writes them.
 FIELDS.update(_network.FILTER_FIELDS)
+FIELDS.update(_l2tp.FILTER_FIELDS)
 
 #: One-bit fields read from their flags word when the packet dict has only the word
 #: (``ip.flags`` holds the 3 IPv4 flag bits, ``tcp.flags`` the 9 TCP ones).
@@ -266,7 +268,7 @@ VIRTUAL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
 #: Presence-only names: protocol layers and Wireshark's umbrella items.
 PROTOCOLS = (
     "frame", "eth", "null", "sll", "ip", "ipv6", "tcp", "udp", "icmp", "icmpv6", "arp",
-    "http", "dns", "tls", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "pppoed", "ppp",
+    "http", "dns", "tls", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "pppoed", "ppp", "l2tp", "lcp", "db-lsp-disc",
     "tcp.analysis.flags", "http.request",
     "http.response",
     # an HTTP body's layer (tcplab.analyze.http.body_layer)
@@ -281,6 +283,9 @@ _PROTOCOL_MARKER = {
     "udp": "udp.srcport",
     "http.request": "http.request.method",
     "http.response": "http.response.code",
+    # A Length field past the datagram stops Wireshark before L2TP's tree item: no match,
+    # though frame.protocols names the layer (the header's fields are written with the item).
+    "l2tp": "l2tp.version",
 }
 
 _STATUS_WORDS = {"bad": 0, "good": 1, "unverified": 2, "not present": 3, "illegal": 4}

@@ -115,6 +115,12 @@ FILTER_FIELDS: dict[str, tuple[str, int | None]] = {
     "data.len": ("unsigned integer", 0xFFFFFFFF),
     "pppoe.session_id": ("unsigned integer", 0xFFFF),
     "ppp.protocol": ("unsigned integer", 0xFFFF),
+    "ppp.address": ("unsigned integer", 0xFF),
+    "ppp.control": ("unsigned integer", 0xFF),
+    "ppp.code": ("unsigned integer", 0xFF),
+    "ppp.identifier": ("unsigned integer", 0xFF),
+    "ppp.length": ("unsigned integer", 0xFFFF),
+    "lcp.magic_number": ("unsigned integer", 0xFFFFFFFF),
     "pppoe.code": ("unsigned integer", 0xFF),
     "pppoe.payload_length": ("unsigned integer", 0xFFFF),
     "pppoed.tags.service_name": ("string", None),
@@ -245,7 +251,11 @@ class NetworkLayers:
         elif proto == 17:
             # A first fragment alone (no reassembly): its UDP length speaks for the datagram.
             end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
-            _dissect._dissect_udp(payload, 0, end, rsrc, rdst, protos, d, False, checksums and whole)
+            seg = _dissect._dissect_udp(payload, 0, end, rsrc, rdst, protos, d, False, checksums and whole,
+                                        keep_payload, self)
+            if seg is not None:  # tunnelled in a reassembled datagram: not the frame's bytes
+                seg.payload_offset = -1
+            return seg
         elif proto == 6 and whole:
             return _tcp(payload, rsrc, rdst, d, protos, checksums, keep_payload)
         elif proto == 6:
@@ -424,8 +434,8 @@ class NetworkLayers:
             return _dissect._dissect_tcp(data, l4, end, h.src, h.dst, h.src_str, h.dst_str, protos,
                                          d, cut, checksums, keep_payload)
         if h.upper_protocol == 17:
-            _dissect._dissect_udp(data, l4, end, h.src, h.dst, protos, d, cut, checksums)
-            return None
+            return _dissect._dissect_udp(data, l4, end, h.src, h.dst, protos, d, cut, checksums,
+                                         keep_payload, self)
         d["_ws.col.Protocol"] = "IPv6"
         d["_ws.col.Info"] = f"{_proto_name(h.upper_protocol)} ({h.upper_protocol})"
         return None
@@ -440,7 +450,11 @@ class NetworkLayers:
             self.icmpv6(payload, 0, n, h, d, protos, checksums and whole)
         elif proto == 17:
             end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
-            _dissect._dissect_udp(payload, 0, end, h.src, h.dst, protos, d, False, checksums and whole)
+            seg = _dissect._dissect_udp(payload, 0, end, h.src, h.dst, protos, d, False, checksums and whole,
+                                        keep_payload, self)
+            if seg is not None:  # tunnelled in a reassembled datagram: not the frame's bytes
+                seg.payload_offset = -1
+            return seg
         elif proto == 6 and whole:
             return _tcp(payload, h.src, h.dst, d, protos, checksums, keep_payload)
         elif proto == 6:
@@ -571,27 +585,40 @@ _PPP_CODES = {1: "Configuration Request", 2: "Configuration Ack", 3: "Configurat
               11: "Discard Request", 12: "Identification", 13: "Time Remaining"}
 
 
-def ppp_control(data: bytes, off: int, d: dict) -> None:
+def ppp_control(data: bytes, off: int, d: dict, proto: int | None = None, *,
+                end: int | None = None, tunnelled: bool = False) -> None:
     """A PPP frame that carries no IP (LCP, IPCP…): named as Wireshark lists it.
 
-    Such frames have no IP addresses, so the Source/Destination columns show the
-    Ethernet addresses, as they do in Wireshark.
+    Inside PPPoE such frames have no IP addresses, so the Source/Destination columns show
+    the Ethernet addresses, as they do in Wireshark; inside an L2TP tunnel (``tunnelled``)
+    they keep the tunnel's IP addresses. ``proto`` is the PPP protocol (PPPoE's, when None).
     """
-    proto = d["ppp.protocol"]
+    from tcplab.packet import ppp as _ppp
+
+    proto = d["ppp.protocol"] if proto is None else proto
+    end = len(data) if end is None else end
     name = _PPP_CONTROL.get(proto)
-    d["_ws.col.Source"] = d.get("eth.src", "")
-    d["_ws.col.Destination"] = d.get("eth.dst", "")
-    if name is None:
-        d["_ws.col.Protocol"] = "PPP"
-        d["_ws.col.Info"] = f"Protocol 0x{proto:04x}"
+    if not tunnelled:
+        d["_ws.col.Source"] = d.get("eth.src", "")
+        d["_ws.col.Destination"] = d.get("eth.dst", "")
+    if name is None:  # Wireshark names the number in Protocol and says so in Info
+        d["_ws.col.Protocol"] = f"0x{proto:04x}"
+        d["_ws.col.Info"] = f"PPP Unknown (0x{proto:04x})"
         return
     d["frame.protocols"] += ":" + name.split()[1].lower()
     d["_ws.col.Protocol"] = name
-    code = data[off] if off < len(data) else None
-    if proto in (0xC023, 0xC223) or code is None:
+    if proto not in _ppp.CODED or off >= end:
         d["_ws.col.Info"] = name
-    else:
-        d["_ws.col.Info"] = _PPP_CODES.get(code, f"Unknown (0x{code:02x})")
+        return
+    code = data[off]
+    d["_ws.col.Info"] = _PPP_CODES.get(code, f"Unknown (0x{code:02x})")
+    try:
+        code, ident, length = _ppp.parse_control(data, off, end)
+    except ParseError:
+        return
+    d["ppp.code"], d["ppp.identifier"], d["ppp.length"] = code, ident, length
+    if proto == _ppp.PPP_LCP and code in _ppp.LCP_MAGIC_CODES and length >= 8 and off + 8 <= end:
+        d["lcp.magic_number"] = int.from_bytes(data[off + 4 : off + 8], "big")
 
 
 def pppoe_discovery(data: bytes, off: int, d: dict) -> None:

@@ -464,12 +464,15 @@ def _app_section(d: dict) -> list[str]:
     return lines
 
 
-def detail_tree(d: dict) -> str:
-    """The packet-detail pane: Frame, link layer, IP, TCP/UDP, application, as Wireshark lays it out."""
+def _layers(d: dict, data: bytes) -> list[str]:
+    """The sections from the network layer down; a tunnel's outer layers, then what it carries."""
+    from tcplab.analyze import l2tp as _l2tp
     from tcplab.analyze import network as _network
 
-    data = d.get("_raw", b"")
-    lines = _frame_section(d) + _link_section(d, data)
+    if "_tunnel.outer" in d:
+        outer, inner = _l2tp.views(d)
+        return _layers(outer, data) + _layers(inner, data)
+    lines = []
     outer = _network.outer_fields(d)  # an ICMP error's fields hold two IP layers' values
     if "ipv6.src" in d:
         lines += [f"Internet Protocol Version 6, Src: {outer['ipv6.src']}, Dst: {outer['ipv6.dst']}"]
@@ -478,12 +481,22 @@ def detail_tree(d: dict) -> str:
     if "udp.srcport" in d:
         lines += [f"User Datagram Protocol, Src Port: {d['udp.srcport']}, Dst Port: {d['udp.dstport']}",
                   f"{_IND}Length: {d['udp.length']}"]
+    if "l2tp.flags" in d:
+        lines += _l2tp.detail_lines(d)
     lines += _tcp_section(d, data)
     lines += _app_section(d)
     if "tls.record.version" in d or "dns.id" in d:
         from tcplab.analyze.tls_dns import detail_lines
 
         lines += detail_lines(d)
+    return lines
+
+
+def detail_tree(d: dict) -> str:
+    """The packet-detail pane: Frame, link layer, IP, TCP/UDP, application, as Wireshark lays it out."""
+
+    data = d.get("_raw", b"")
+    lines = _frame_section(d) + _link_section(d, data) + _layers(d, data)
     from tcplab.analyze import expert as _expert
 
     # Wireshark's Expert Info items: the handshake, close and analysis findings, HTTP lines.

@@ -15,6 +15,9 @@ import struct
 from dataclasses import dataclass
 
 from tcplab.packet.errors import ParseError
+from tcplab.packet.ppp import NETWORK, PPP_IPV4, PPP_IPV6, PPP_NAMES
+
+__all__ = ["PPP_IPV4", "PPP_IPV6", "PPP_NAMES", "PPPoEHeader", "build_session", "parse"]
 
 ETHERTYPE_DISCOVERY = 0x8863
 ETHERTYPE_SESSION = 0x8864
@@ -34,20 +37,7 @@ CODE_NAMES = {
     0xA7: "Active Discovery Terminate (PADT)",
 }
 
-# PPP protocol numbers (IANA "PPP DLL Protocol Numbers").
-PPP_IPV4 = 0x0021
-PPP_IPV6 = 0x0057
-PPP_NAMES = {
-    PPP_IPV4: "Internet Protocol version 4",
-    PPP_IPV6: "Internet Protocol version 6",
-    0x8021: "Internet Protocol Control Protocol",
-    0x8057: "IPv6 Control Protocol",
-    0xC021: "Link Control Protocol",
-    0xC023: "Password Authentication Protocol",
-    0xC223: "Challenge Handshake Authentication Protocol",
-}
-_NETWORK = {PPP_IPV4: "IPv4", PPP_IPV6: "IPv6"}
-
+# The PPP protocol numbers live with PPP (tcplab.packet.ppp); PPPoE's callers find them here too.
 
 @dataclass(slots=True, frozen=True)
 class PPPoEHeader:
@@ -62,7 +52,7 @@ class PPPoEHeader:
     @property
     def network(self) -> str | None:
         """"IPv4"/"IPv6" when the PPP frame carries IP, else None (LCP, discovery...)."""
-        return _NETWORK.get(self.ppp_protocol) if self.ppp_protocol is not None else None
+        return NETWORK.get(self.ppp_protocol) if self.ppp_protocol is not None else None
 
     @property
     def code_name(self) -> str:
