@@ -106,6 +106,10 @@ def _endpoint(address: str, port: int) -> str:
 class ConversationTable:
     """Incremental conversation statistics: ``add`` each packet dict, then ``summaries()``."""
 
+    #: :meth:`add` reads no HTTP, TLS or DNS view of a packet: a read feeding only this
+    #: table need not make them (:meth:`Analyzer.packets` ``payload_views``).
+    payload_views = False
+
     def __init__(self) -> None:
         self._streams: dict[int, ConversationSummary] = {}
         self._time_origin: float | None = None

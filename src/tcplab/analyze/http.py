@@ -262,6 +262,13 @@ def _decoded_prefix(prefix: bytes, coding: str) -> bytes | None:
         return None
 
 
+def prefix_free(head: bytes) -> bool:
+    """Whether :func:`body_layer` of a body under ``head`` depends only on its length, not
+    on its first bytes (no content coding to decode, not a text type that may be XML)."""
+    kind, coding = _media(head)
+    return coding is None and kind not in _TEXT_LINES
+
+
 def body_layer(head: bytes, length: int, prefix: bytes,
                ) -> tuple[str, str, str, int | None] | None:
     """What tshark 4.0's dissector of a message body adds, or None (no body, or a type

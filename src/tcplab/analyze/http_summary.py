@@ -97,8 +97,10 @@ class HttpTable:
     for each of the hundreds of thousands a large capture holds.
     """
 
-    #: :meth:`add` ignores a packet without TCP payload: a read feeding only this table
-    #: may skip making records for those (:meth:`Analyzer.packets` ``payload_only``).
+    #: :meth:`add` ignores a packet without TCP payload, and of the others reads only the
+    #: number, time, payload length, comment, stream and HTTP messages: a read feeding only
+    #: this table may skip making records for the first and make the others with just
+    #: those (:meth:`Analyzer.packets` ``payload_only``).
     payload_only = True
 
     def __init__(self) -> None:

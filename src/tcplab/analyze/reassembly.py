@@ -109,7 +109,8 @@ class SegmentView:
     frame completing that message (None when not known or never completed).
     """
 
-    __slots__ = ("messages", "started", "opens", "part", "reassembled_in", "cols", "entries")
+    __slots__ = ("messages", "started", "opens", "part", "reassembled_in", "cols", "entries",
+                 "shown")
 
     def __init__(self) -> None:
         #: (Protocol, Info) when the segment is one whole message (views shared by such
@@ -117,6 +118,10 @@ class SegmentView:
         self.cols: tuple[str, str] | None = None
         #: (method, uri, code, phrase) of each message, made once for a shared view
         self.entries: list[tuple] | None = None
+        #: a shared view's (body length, body layers, (Protocol, Info)) for a body whose
+        #: layer does not depend on its bytes (:func:`tcplab.analyze.http.prefix_free`),
+        #: kept by the record module for the next segment with a body of that length
+        self.shown: tuple | None = None
         self.messages: list[Message] = []
         self.started: tuple | None = None
         self.opens = False

@@ -213,8 +213,8 @@ class Packet:
             view = self._pdu
             if view is not None:
                 return _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
-                                    self._tags(), self.data[: self.payload_end],
-                                    self.payload_start)
+                                    self._tags(), self.data, self.payload_start,
+                                    end=self.payload_end)
             ports = self._ctx.chat_ports
             if self.sport in ports or self.dport in ports:
                 cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
@@ -259,8 +259,8 @@ class Packet:
             if view is not None:
                 cols = _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
                                     _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
-                                    if aflags else "", self.data[: self.payload_end],
-                                    self.payload_start)
+                                    if aflags else "", self.data, self.payload_start,
+                                    end=self.payload_end)
             else:
                 ports = self._ctx.chat_ports
                 if self.sport in ports or self.dport in ports:
@@ -331,7 +331,8 @@ _packet_line: Callable[[dict], str]  # render.packet_line, bound below (render i
 
 def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
                  tcp_info: Callable[[], str], tags: str, data: bytes = b"",
-                 start: int = 0, layers: list | None = None) -> tuple[str, str]:
+                 start: int = 0, layers: list | None = None,
+                 end: int | None = None) -> tuple[str, str]:
     """Protocol and Info of a segment the HTTP reassembly placed (tshark 4.0's texts).
 
     A segment completing messages is HTTP, its Info their first lines (and that of a
@@ -341,12 +342,28 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
     ``tags`` (the analysis tags, :func:`~tcplab.analyze.dissect.tags_text`) open the HTTP
     texts too, as in tshark. Each message's body dissector adds its part
     (:func:`_body_layers`; ``data[start:]`` is the segment's payload, or ``layers`` the
-    caller already worked out).
+    caller already worked out; ``end``, when given, where the payload ends in ``data``).
     """
+    if end is None:
+        end = len(data)
     if view.messages:
-        if layers is None:
-            layers = _body_layers(view, data, start)
         cols = view.cols
+        if cols is not None and layers is None:
+            # A shared view (one whole message, its body the rest of the segment): the
+            # columns of the last body of this length, when its bytes do not matter.
+            shown = view.shown
+            length = end - start - len(view.messages[0].head) if data else 0
+            if shown is not None and shown[0] == length:
+                cols = shown[2]
+                return (cols[0], tags + cols[1]) if tags else cols
+            layers = _body_layers(view, data, start, end)
+            proto, info = cols = _pdu_columns(view, second_pass, tcp_info, "", data, start,
+                                              layers, end)
+            if length <= 0 or _http.prefix_free(view.messages[0].head):
+                view.shown = (length, layers, cols)
+            return (proto, tags + info) if tags else cols
+        if layers is None:
+            layers = _body_layers(view, data, start, end)
         if cols is not None and layers[0] is None:
             return (cols[0], tags + cols[1]) if tags else cols
         proto = "HTTP"
@@ -373,8 +390,8 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
     return "TCP", tcp_info() + _reassembly.SEGMENT_NOTE
 
 
-def _body_layers(view: _reassembly.SegmentView, data: bytes,
-                 start: int) -> list[tuple[str, str, str, int | None] | None]:
+def _body_layers(view: _reassembly.SegmentView, data: bytes, start: int,
+                 end: int | None = None) -> list[tuple[str, str, str, int | None] | None]:
     """:func:`~tcplab.analyze.http.body_layer` of each message the segment completes.
 
     Work per message, not per segment: a message over several segments brings its body's
@@ -382,12 +399,15 @@ def _body_layers(view: _reassembly.SegmentView, data: bytes,
     message alone in its segment (a view shared by such segments) has its body right after
     its header block, to the segment's end.
     """
+    if end is None:
+        end = len(data)
     out = []
     for m in view.messages:
         body = m.body
         if body is None:
             at = start + len(m.head)
-            body = (len(data) - at, data[at : at + _http.BODY_PREFIX]) if data else (0, b"")
+            body = ((end - at, data[at : min(at + _http.BODY_PREFIX, end)]) if data
+                    else (0, b""))
         out.append(_http.body_layer(m.head, body[0], body[1]) if body[0] > 0 else None)
     return out
 
@@ -742,14 +762,19 @@ class Analyzer:
 
     # -- a whole capture -------------------------------------------------------------------
     def packets(self, reader: Any, max_packets: int | None = None, *,
-                skim: bool = False, payload_only: bool = False) -> Iterator[Packet]:
+                skim: bool = False, payload_only: bool = False,
+                payload_views: bool = True) -> Iterator[Packet]:
         """Every frame of ``reader`` as a record, in order; ``skim`` only runs the analysis.
 
         A skim yields nothing: it is the first pass of ``tshark -2``, which needs only each
         stream's end state (:meth:`TcpTracker.final_states`) — headers, no payload, no
         formatting. ``payload_only`` analyses every frame but makes no record for a
         fast-path segment without payload, for a reader that looks at payload alone (the
-        HTTP summary). Damage raises :class:`CaptureDamage` after every good record.
+        HTTP summary), and a fast-path record it makes holds only what that reader reads
+        (number, time_relative, seglen, comment, stream and the HTTP/TLS/DNS views).
+        Not ``payload_views``: a fast-path segment's payload is not offered to HTTP, TLS or
+        DNS (its record has none of their views), for a reader that looks at none of them
+        (the conversation table). Damage raises :class:`CaptureDamage` after every good record.
         """
         from tcplab.pcap import CaptureFormatError
 
@@ -778,6 +803,7 @@ class Analyzer:
         new = Packet.__new__
         limit = max_packets if max_packets is not None else -1
         empty = not payload_only  # records for segments without payload too
+        views = payload_views
         count = self.count
         first = self._first_ns
         try:
@@ -848,11 +874,11 @@ class Analyzer:
                                                   flags, seglen, window, wscale)
                     app = (app_feed(count, conv.stream, src, sport, dport, seq, data, l4 + thl,
                                     end, aflags)
-                           if seglen and (app_port or data[l4 + thl] in tls_first
+                           if seglen and views and (app_port or data[l4 + thl] in tls_first
                                           or (app_streams and conv.stream in app_streams))
                            else None)
                     view = None
-                    if app is None and seglen and not aflags & no_sub:
+                    if app is None and seglen and views and not aflags & no_sub:
                         st = fwd.http
                         if st is not None:
                             view = segment(st, count, seq, data, l4 + thl, end)
@@ -861,26 +887,34 @@ class Analyzer:
                     if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
-                        p.ts_ns = ts
                         p.time_relative = (ts - first) / 1e9
+                        p.seglen = seglen
+                        p.comment = comment
+                        p.stream = conv.stream
+                        p._fields = None
+                        p._app = app
+                        p._pdu = view
+                        if not empty:  # the HTTP table reads no more than that
+                            yield p
+                            if count == limit:
+                                break
+                            continue
+                        p.ts_ns = ts
                         p.frame_len = p.cap_len = n
                         p.data = data
                         p.linktype = linktype
-                        p.comment = comment
                         p.interface = interface
                         p.src = src
                         p.dst = dst
                         p.sport = sport
                         p.dport = dport
                         p.flags = flags
-                        p.seglen = seglen
                         p.seq_raw = seq
                         p.ack_raw = ack
                         p.window_value = window
                         p.urgent = urg
                         p.payload_start = l4 + thl
                         p.payload_end = end
-                        p.stream = conv.stream
                         p.aflags = aflags
                         if final is None:  # one pass: the running state (TcpTracker.shown)
                             p.fbase = fwd.base_seq
@@ -898,9 +932,7 @@ class Analyzer:
                         p._addrs = addrs
                         p._ports = ports
                         p._opts = opts
-                        p._http = p._fields = None
-                        p._app = app
-                        p._pdu = view
+                        p._http = None
                         p._ctx = self
                         yield p
                 if count == limit:

@@ -312,8 +312,13 @@ class Run:
                         and all(getattr(c, "__self__", None) is not None
                                 and getattr(c.__self__, "payload_only", False)
                                 for c in consumers))
+        # Nor HTTP/TLS/DNS views when no summary it feeds reads them (the conversations).
+        payload_views = not (not yielding and keep is None and not wanted and bool(consumers)
+                             and all(getattr(c, "__self__", None) is not None
+                                     and not getattr(c.__self__, "payload_views", True)
+                                     for c in consumers))
         packets = self._analyzer.packets(reader, self.session.max_packets,
-                                         payload_only=payload_only)
+                                         payload_only=payload_only, payload_views=payload_views)
         try:
             if keep is None and not consumers and not wanted:
                 if yielding:

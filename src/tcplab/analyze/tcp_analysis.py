@@ -191,7 +191,7 @@ class FinalState:
     """
 
     __slots__ = ("completeness", "first_bits", "first_frame", "a_base", "a_scale", "b_base",
-                 "b_scale")
+                 "b_scale", "a_shown", "b_shown")
 
     def __init__(self, conv: Conversation) -> None:
         self.completeness = conv.completeness
@@ -201,6 +201,10 @@ class FinalState:
         self.a_scale = conv.a.win_scale
         self.b_base = conv.b.base_seq
         self.b_scale = conv.b.win_scale
+        # TcpTracker.shown() on every frame but the first, from each side
+        comp = displayed_completeness(self.completeness, self.first_bits, False)
+        self.a_shown = (self.a_base, self.b_base, self.a_scale, comp)
+        self.b_shown = (self.b_base, self.a_base, self.b_scale, comp)
 
 
 class TcpTracker:
@@ -232,7 +236,9 @@ class TcpTracker:
         final = self.final
         if final is not None and conv.stream < len(final):
             f = final[conv.stream]
-            comp = displayed_completeness(f.completeness, f.first_bits, f.first_frame == frame)
+            if f.first_frame != frame:
+                return f.a_shown if fwd is conv.a else f.b_shown
+            comp = displayed_completeness(f.completeness, f.first_bits, True)
             if fwd is conv.a:
                 return f.a_base, f.b_base, f.a_scale, comp
             return f.b_base, f.a_base, f.b_scale, comp
