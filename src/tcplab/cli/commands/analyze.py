@@ -48,8 +48,9 @@ Dissect every packet of a capture (classic pcap or pcapng, as written by Wiresha
 tcpdump, scapy or 'tcplab encap'): link layer (Ethernet, PPPoE, Linux cooked...), IPv4/IPv6
 with fragments reassembled, ICMP/ICMPv6 (ping pairing, the header quoted in errors),
 TCP/UDP, L2TP tunnels (UDP 1701: the PPP session and the packet inside it), TLS records
-(on tshark's TLS ports and by its record heuristic), DNS (UDP 53, TCP 53/5353), HTTP (reassembled across TCP segments, like Wireshark) and chat lines, with
-tshark's Info text and field names.
+(on tshark's TLS ports and by its record heuristic), DNS (UDP 53, TCP 53/5353), HTTP
+(reassembled across TCP segments, like Wireshark) and chat lines, with tshark's Info
+text and field names.
 TCP conversations are numbered and analysed with Wireshark 4.0's rules: relative
 sequence numbers, [TCP Retransmission], [TCP Dup ACK], [TCP ZeroWindow] and the other
 analysis tags, and conversation completeness. For JSON, the detail view and summaries the
