@@ -625,9 +625,9 @@ def _dissect_udp(data: bytes, l4: int, end: int, rsrc: bytes, rdst: bytes, proto
         d["frame.protocols"] += ":db-lsp-disc:json"
         d["_ws.col.Protocol"] = "DB-LSP-DISC/JSON"
         d["_ws.col.Info"] = "Dropbox LAN sync Discovery Protocol, JavaScript Object Notation"
-    elif _L2TP_PORT in (sport, dport) and length > 8 and _l2tp().claims(data, l4 + 8, l4 + length):
-        return _l2tp().dissect(data, l4 + 8, l4 + length, d, d["frame.protocols"], cut,
-                             checksums, payload, net)
+    elif _L2TP_PORT in (sport, dport) and length > 8 and (l2tp := _l2tp()).claims(data, l4 + 8, l4 + length):
+        return l2tp.dissect(data, l4 + 8, l4 + length, d, d["frame.protocols"], cut, checksums,
+                            payload, net)
     elif length > 8:  # no dissector for the payload: tshark's "data"
         d["frame.protocols"] += ":data"
         d["data.len"] = length - 8

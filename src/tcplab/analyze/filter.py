@@ -268,7 +268,8 @@ VIRTUAL_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
 #: Presence-only names: protocol layers and Wireshark's umbrella items.
 PROTOCOLS = (
     "frame", "eth", "null", "sll", "ip", "ipv6", "tcp", "udp", "icmp", "icmpv6", "arp",
-    "http", "dns", "tls", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "pppoed", "ppp", "l2tp", "lcp", "db-lsp-disc",
+    "http", "dns", "tls", "data", "chat", "_ws.malformed", "ipv6.fraghdr", "pppoes", "pppoed", "ppp",
+    "l2tp", "lcp", "db-lsp-disc",
     "tcp.analysis.flags", "http.request",
     "http.response",
     # an HTTP body's layer (tcplab.analyze.http.body_layer)

@@ -140,7 +140,8 @@ def dissect(data: bytes, at: int, end: int, d: dict, protos: str, cut: bool, che
     _add(d, "ppp.protocol", frame.protocol)
     inner = start + frame.header_len
     network = _ppp.NETWORK.get(frame.protocol)
-    if cut and inner >= end:  # the PPP frame's packet was cut away (its layer still named)
+    if cut and (inner >= end or (frame.protocol in _ppp.CODED and end - inner < 4)):
+        # The packet, or a control packet's header, was cut away: its layer is still named.
         layer = {"IPv4": "ip", "IPv6": "ipv6"}.get(network or "") or _network.ppp_control_layer(frame.protocol)
         d["frame.protocols"] = f"{protos}:{layer}" if layer else protos
         d["_ws.col.Protocol"] = "PPP"
@@ -152,11 +153,6 @@ def dissect(data: bytes, at: int, end: int, d: dict, protos: str, cut: bool, che
             d["data.len"] = end - inner
             return None
         return _tunnelled(data, inner, end, network, d, protos, cut, checksums, payload, net)
-    if cut and frame.protocol in _ppp.CODED and end - inner < 4:  # its header was cut
-        d["_ws.col.Protocol"] = "PPP"
-        d["frame.protocols"] = f"{protos}:{_network.ppp_control_layer(frame.protocol)}"
-        _fault(d, info, None, cut)
-        return None
     _network.ppp_control(data, inner, d, frame.protocol, end=end, tunnelled=True)
     if cut and "lcp.magic_number" not in d and d.get("ppp.code") in _ppp.LCP_MAGIC_CODES:
         _fault(d, d["_ws.col.Info"], None, cut)  # the magic number was cut

@@ -243,19 +243,11 @@ class NetworkLayers:
 
     def _upper4(self, payload: bytes, rsrc: bytes, rdst: bytes, proto: int, d: dict, protos: str,
                 checksums: bool, *, whole: bool, keep_payload: bool = True) -> Any:
-        from tcplab.analyze import dissect as _dissect
-
         n = len(payload)
         if proto == 1:
             self.icmp(payload, 0, n, d, protos, checksums and whole)
         elif proto == 17:
-            # A first fragment alone (no reassembly): its UDP length speaks for the datagram.
-            end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
-            seg = _dissect._dissect_udp(payload, 0, end, rsrc, rdst, protos, d, False, checksums and whole,
-                                        keep_payload, self)
-            if seg is not None:  # tunnelled in a reassembled datagram: not the frame's bytes
-                seg.payload_offset = -1
-            return seg
+            return _udp(payload, rsrc, rdst, d, protos, checksums, whole, keep_payload, self)
         elif proto == 6 and whole:
             return _tcp(payload, rsrc, rdst, d, protos, checksums, keep_payload)
         elif proto == 6:
@@ -443,19 +435,12 @@ class NetworkLayers:
 
     def _upper6(self, payload: bytes, h: _ipv6.IPv6Header, d: dict, protos: str, whole: bool,
                 checksums: bool, keep_payload: bool = True, proto: int | None = None) -> Any:
-        from tcplab.analyze import dissect as _dissect
-
         proto = h.fragment.next_header if proto is None and h.fragment else proto
         n = len(payload)
         if proto == _icmpv6.PROTOCOL_NUMBER:
             self.icmpv6(payload, 0, n, h, d, protos, checksums and whole)
         elif proto == 17:
-            end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
-            seg = _dissect._dissect_udp(payload, 0, end, h.src, h.dst, protos, d, False, checksums and whole,
-                                        keep_payload, self)
-            if seg is not None:  # tunnelled in a reassembled datagram: not the frame's bytes
-                seg.payload_offset = -1
-            return seg
+            return _udp(payload, h.src, h.dst, d, protos, checksums, whole, keep_payload, self)
         elif proto == 6 and whole:
             return _tcp(payload, h.src, h.dst, d, protos, checksums, keep_payload)
         elif proto == 6:
@@ -612,7 +597,7 @@ def ppp_control(data: bytes, off: int, d: dict, proto: int | None = None, *,
         d["_ws.col.Protocol"] = f"0x{proto:04x}"
         d["_ws.col.Info"] = f"PPP Unknown (0x{proto:04x})"
         return
-    d["frame.protocols"] += ":" + name.split()[1].lower()
+    d["frame.protocols"] += ":" + ppp_control_layer(proto)
     d["_ws.col.Protocol"] = name
     if proto not in _ppp.CODED or off >= end:
         d["_ws.col.Info"] = name
@@ -808,6 +793,22 @@ def _tcp(payload: bytes, rsrc: bytes, rdst: bytes, d: dict, protos: str, checksu
     src, dst = d["_ws.col.Source"], d["_ws.col.Destination"]
     seg = _dissect._dissect_tcp(payload, 0, len(payload), rsrc, rdst, src, dst, protos, d, False,
                                 checksums, keep_payload)
+    if seg is not None:
+        seg.payload_offset = -1
+    return seg
+
+
+def _udp(payload: bytes, rsrc: bytes, rdst: bytes, d: dict, protos: str, checksums: bool,
+         whole: bool, keep_payload: bool, net: NetworkLayers) -> Any:
+    """A UDP datagram reassembled from IP fragments (or, not ``whole``, a first fragment alone);
+    returns the TCP segment a tunnel in it carries, whose bytes are not the frame's."""
+    from tcplab.analyze import dissect as _dissect
+
+    n = len(payload)
+    # A first fragment alone (no reassembly): its UDP length speaks for the datagram.
+    end = n if whole or n < 8 else max(n, (payload[4] << 8) | payload[5])
+    seg = _dissect._dissect_udp(payload, 0, end, rsrc, rdst, protos, d, False, checksums and whole,
+                                keep_payload, net)
     if seg is not None:
         seg.payload_offset = -1
     return seg

@@ -494,7 +494,6 @@ def _layers(d: dict, data: bytes) -> list[str]:
 
 def detail_tree(d: dict) -> str:
     """The packet-detail pane: Frame, link layer, IP, TCP/UDP, application, as Wireshark lays it out."""
-
     data = d.get("_raw", b"")
     lines = _frame_section(d) + _link_section(d, data) + _layers(d, data)
     from tcplab.analyze import expert as _expert
