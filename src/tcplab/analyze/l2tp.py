@@ -29,9 +29,8 @@ from tcplab.packet import l2tp as _l2tp
 from tcplab.packet import ppp as _ppp
 from tcplab.packet.errors import ParseError
 
-__all__ = ["FILTER_FIELDS", "MAX_DEPTH", "PORT", "claims", "detail_lines", "dissect", "merge_inner", "views"]
+__all__ = ["FILTER_FIELDS", "MAX_DEPTH", "claims", "detail_lines", "dissect", "merge_inner", "views"]
 
-PORT = _l2tp.PORT
 #: How many tunnels deep a frame is followed; a deeper packet is shown as data. Each level
 #: costs at least 30 bytes of headers, so without a bound a crafted 256 KB frame would recurse
 #: thousands of times.
