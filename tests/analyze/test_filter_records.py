@@ -38,6 +38,13 @@ EXPRESSIONS = (
     "tcp.completeness == 31",
     "frame.len != 60",
     "udp.srcport == 53 || tcp.dstport == 53",
+    # joined into one generated function: negation, three parts, a part without source
+    "!(tcp.flags.push == 1) && tcp && ip",
+    "tcp.flags.fin == 1 || tcp.flags.syn == 1 || tcp.flags.reset == 1",
+    "tcp.port == 80 && !http.request",
+    "!tcp.analysis.retransmission && tcp.len && frame",
+    "tcp.ack_raw > 1000 || (tcp.nxtseq == 1 && tcp.window_size_value != 0)",
+    "ip.src == 10.0.0.1 || !(tcp.srcport < 1024 || tcp.urgent_pointer != 0)",
 )
 
 
@@ -64,3 +71,32 @@ def test_held_fields_and_flag_bits():
     assert record.held_field("eth.src") is None  # not held: the filter uses the mapping
     assert record.analysis_bits("tcp.analysis.retransmission") == record.RETRANSMITTED
     assert record.analysis_bits("tcp.flags.syn") is None
+
+
+def test_common_filters_compile_to_one_generated_function():
+    keep = display_filter.compile_filter("tcp.flags.reset == 1 || tcp.analysis.retransmission")
+    assert keep.general.on_record[0] == (
+        f"(((p.flags >> 2 & 1) == 1) or (p.aflags & {record.RETRANSMITTED} != 0))")
+    assert keep.expression.startswith("tcp.flags.reset")
+    mixed = display_filter.compile_filter('tcp.len > 0 && http.request.method == "GET"')
+    assert hasattr(mixed, "general")  # the test on text is called from the generated code
+    only_text = display_filter.compile_filter('http.request.method == "GET"')
+    assert not hasattr(only_text, "general")  # nothing to generate: the closure itself
+
+
+def test_deepest_negation_answers_as_over_dicts():
+    deep = "!" * display_filter.MAX_NESTING + "tcp.len == 0"
+    keep = display_filter.compile_filter(deep)
+    assert hasattr(keep, "general")
+    path = next(p for p in CAPTURES if p.stem == "mixed_eth")
+    want = [d["frame.number"] for d in analyze(path, two_pass=False) if keep(d)]
+    got = [p.number for p in AnalysisSession(path, two_pass=False).packets() if keep(p)]
+    assert got == want and got
+
+
+def test_source_python_cannot_compile_keeps_the_closures():
+    def pred(d):
+        return True
+
+    display_filter._on_record(pred, "(" * 300 + "p.seglen" + ")" * 300)
+    assert display_filter._generated(pred) is pred

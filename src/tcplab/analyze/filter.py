@@ -289,6 +289,9 @@ _PROTOCOL_MARKER = {
     "l2tp": "l2tp.version",
 }
 
+# A field a fast-path record always holds (held_source) when it carries the protocol.
+_ALWAYS_HELD = {"ip": "ip.version"}
+
 _STATUS_WORDS = {"bad": 0, "good": 1, "unverified": 2, "not present": 3, "illegal": 4}
 
 
@@ -464,7 +467,7 @@ def _field_getter(name: str, ftype: str) -> Callable[[Packet], tuple]:
 
 def _protocol_present(name: str) -> Predicate:
     if name == "frame":
-        return lambda d: True
+        return _on_record(lambda d: True, "True")
     if name == "tcp.analysis.flags":
         flags = [f for f, (t, _) in FIELDS.items() if t == FLAG and f.startswith("tcp.analysis.")]
         return lambda d: any(d.get(f) not in (None, False) for f in flags)
@@ -477,7 +480,10 @@ def _protocol_present(name: str) -> Predicate:
         return lcp
     marker = _PROTOCOL_MARKER.get(name)
     if marker is not None:
-        return lambda d: marker in d
+        present: Predicate = lambda d: marker in d  # noqa: E731
+        if _record.held_source(_ALWAYS_HELD.get(name, marker)) is not None:
+            _on_record(present, "True")  # ip and tcp: every fast-path record is both
+        return present
     if name == "data-text-lines":
         # Text that is an XML document goes on to XML before the text layer adds its tree
         # item: tshark lists the layer in frame.protocols, but -Y does not find it.
@@ -592,8 +598,8 @@ class _Compiler:
             return parts[0]
         if len(parts) == 2:
             a, b = parts
-            return lambda d: a(d) or b(d)
-        return lambda d: any(p(d) for p in parts)
+            return _joined(lambda d: a(d) or b(d), " or ", parts)
+        return _joined(lambda d: any(p(d) for p in parts), " or ", parts)
 
     def and_expr(self) -> Predicate:
         parts = [self.not_expr()]
@@ -604,8 +610,8 @@ class _Compiler:
             return parts[0]
         if len(parts) == 2:
             a, b = parts
-            return lambda d: a(d) and b(d)
-        return lambda d: all(p(d) for p in parts)
+            return _joined(lambda d: a(d) and b(d), " and ", parts)
+        return _joined(lambda d: all(p(d) for p in parts), " and ", parts)
 
     def nest(self, tok: _Tok) -> None:
         self.depth += 1
@@ -619,7 +625,11 @@ class _Compiler:
             self.nest(tok)
             inner = self.not_expr()
             self.depth -= 1
-            return lambda d: not inner(d)
+            negated: Predicate = lambda d: not inner(d)  # noqa: E731
+            source = _record_source(inner)
+            if source is not None:
+                _on_record(negated, f"(not {source[0]})", source[1])
+            return negated
         return self.primary()
 
     def primary(self) -> Predicate:
@@ -728,8 +738,11 @@ class _Compiler:
                     return bool(d.aflags & bits)  # type: ignore[attr-defined]
                 return bool(getter(d))
 
-            return flag_set
-        return lambda d: bool(getter(d))
+            return _on_record(flag_set, f"(p.aflags & {bits!r} != 0)")
+        present: Predicate = lambda d: bool(getter(d))  # noqa: E731
+        if _record.held_source(name) is not None:  # always there on a fast-path record
+            _on_record(present, "True")
+        return present
 
     def membership(self, getter: Callable[[Packet], tuple], ftype: str, name: str) -> Predicate:
         brace = self.take()
@@ -947,6 +960,69 @@ def _compare(getter: Callable[[Packet], tuple], op: str, lit: _Literal, ftype: s
     return _quantify(getter, "==", ordered)
 
 
+# -- one generated function per filter ---------------------------------------------------------
+# A test on a field every fast-path record holds as an int (record.held_source) also carries
+# its Python source over the record ``p``; '&&', '||' and '!' join those sources, any part
+# without one joining as a call of its own predicate. compile_filter turns the whole into one
+# function, so that -Y on an ordinary TCP frame is one call, not a call per test and field.
+
+
+def _on_record(pred: Predicate, source: str,
+               calls: dict[str, Predicate] | None = None) -> Predicate:
+    """Attach ``source``: what ``pred`` answers on a fast-path record without its fields.
+
+    ``calls`` are the predicates the source calls by name (parts that have no source).
+    """
+    pred.on_record = (source, calls or {})  # type: ignore[attr-defined]
+    return pred
+
+
+def _record_source(pred: Predicate) -> tuple[str, dict[str, Predicate]] | None:
+    return getattr(pred, "on_record", None)
+
+
+def _joined(pred: Predicate, word: str, parts: list[Predicate]) -> Predicate:
+    """``pred`` (the parts joined by ``word``) with the joined sources, if any part has one."""
+    sources = [_record_source(part) for part in parts]
+    if all(source is None for source in sources):
+        return pred
+    texts: list[str] = []
+    calls: dict[str, Predicate] = {}
+    for part, source in zip(parts, sources, strict=True):
+        if source is None:
+            name = f"_call{id(part):x}"
+            calls[name] = part
+            texts.append(f"{name}(p)")
+        else:
+            texts.append(source[0])
+            calls.update(source[1])
+    return _on_record(pred, "(" + word.join(texts) + ")", calls)
+
+
+def _generated(pred: Predicate) -> Predicate:
+    """One function: the joined source on a fast-path record, ``pred`` on anything else.
+
+    The source is made only of attribute reads of ``p``, int literals, comparisons and
+    boolean operators (no text of the expression is pasted in), so compiling it is safe;
+    a source Python will not compile (nested deeper than its parser allows) keeps ``pred``.
+    """
+    source = _record_source(pred)
+    if source is None or source[0] == "True":
+        return pred
+    code = ("def record_filter(p):\n"
+            "    if type(p) is _record and p._fields is None:\n"
+            f"        return {source[0]}\n"
+            "    return _general(p)\n")
+    namespace: dict = {"_record": _record.Packet, "_general": pred, **source[1]}
+    try:
+        exec(compile(code, "<display filter>", "exec"), namespace)  # noqa: S102
+    except (SyntaxError, RecursionError, MemoryError):
+        return pred
+    generated = namespace["record_filter"]
+    generated.general = pred  # the closures' answer, which tests hold equal to it
+    return generated
+
+
 _FAST_OPS = {
     "==": lambda v, w: v == w, "!=": lambda v, w: v != w, ">": lambda v, w: v > w,
     "<": lambda v, w: v < w, ">=": lambda v, w: v >= w, "<=": lambda v, w: v <= w,
@@ -982,23 +1058,31 @@ def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate
         held = _record.held_field(key)
         if held is None:
             held = operator.methodcaller("get", key)
+        source = _record.held_source(key) if kind is int else None
+        code = f"({source} {op} {value!r})" if source is not None else None
         if op == "==":
             def one_eq(d: Packet) -> bool:
                 v = held(d) if type(d) is record and d._fields is None else d.get(key)  # type: ignore[attr-defined]
                 return v == value if type(v) is kind else slow(d)
 
-            return one_eq
+            return _on_record(one_eq, code) if code else one_eq
         test = _FAST_OPS[op]
 
         def one(d: Packet) -> bool:
             v = held(d) if type(d) is record and d._fields is None else d.get(key)  # type: ignore[attr-defined]
             return test(v, value) if type(v) is kind else slow(d)
 
-        return one
+        return _on_record(one, code) if code else one
     if len(keys) == 2:
         k1, k2 = keys
         h1 = _record.held_field(k1) or operator.methodcaller("get", k1)
         h2 = _record.held_field(k2) or operator.methodcaller("get", k2)
+        s1 = _record.held_source(k1) if kind is int else None
+        s2 = _record.held_source(k2) if kind is int else None
+        code = None
+        if s1 is not None and s2 is not None:
+            code = (f"({s1} {op} {value!r} and {s2} {op} {value!r})" if op == "!="
+                    else f"({s1} {op} {value!r} or {s2} {op} {value!r})")
         if op == "==":
             def two_eq(d: Packet) -> bool:
                 if type(d) is record and d._fields is None:  # type: ignore[attr-defined]
@@ -1009,7 +1093,7 @@ def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate
                     return a == value or b == value
                 return slow(d)
 
-            return two_eq
+            return _on_record(two_eq, code) if code else two_eq
         test = _FAST_OPS[op]
         combine_all = op == "!="  # Wireshark 3.6+: "!=" means every value differs
 
@@ -1024,7 +1108,7 @@ def _fast_compare(name: str, ftype: str, op: str, lit: _Literal, slow: Predicate
                 return test(a, value) or test(b, value)
             return slow(d)
 
-        return two
+        return _on_record(two, code) if code else two
     return None
 
 
@@ -1105,7 +1189,7 @@ def compile_filter(
     if len(expr) > MAX_EXPRESSION_LENGTH:
         raise InputError(f"{option}: filter is longer than {MAX_EXPRESSION_LENGTH} characters")
     compiler = _Compiler(expr, option, frozenset(known_fields))
-    predicate = compiler.compile()
+    predicate = _generated(compiler.compile())
     # Callers read these: e.g. the analyzer keeps payload bytes only when a filter needs them.
     predicate.expression = expr  # type: ignore[attr-defined]
     predicate.fields = frozenset(compiler.used)  # type: ignore[attr-defined]

@@ -483,43 +483,51 @@ def _none(p: Packet) -> None:
     return None
 
 
+# Fields a fast-path record holds as an int, never None, as a Python expression over the
+# record ``p``: the record's getters below are made from these, and display filters
+# compile tests on them into one generated function (filter.compile_filter) from the same
+# text, so both read a field the same way.
+_HELD_SOURCE: dict[str, str] = {
+    "frame.number": "p.number",
+    "frame.len": "p.frame_len",
+    "frame.cap_len": "p.cap_len",
+    "ip.version": "4",
+    "tcp.srcport": "p.sport",
+    "tcp.dstport": "p.dport",
+    "tcp.stream": "p.stream",
+    "tcp.len": "p.seglen",
+    "tcp.flags": "p.flags",
+    "tcp.flags.fin": "(p.flags & 1)",
+    "tcp.flags.syn": "(p.flags >> 1 & 1)",
+    "tcp.flags.reset": "(p.flags >> 2 & 1)",
+    "tcp.flags.push": "(p.flags >> 3 & 1)",
+    "tcp.flags.ack": "(p.flags >> 4 & 1)",
+    "tcp.seq_raw": "p.seq_raw",
+    "tcp.ack_raw": "p.ack_raw",
+    "tcp.seq": "p.seq",
+    "tcp.ack": "p.ack",
+    "tcp.nxtseq": "p.nxtseq",
+    "tcp.window_size_value": "p.window_value",
+    "tcp.window_size": "p.window",
+    "tcp.urgent_pointer": "p.urgent",
+    "tcp.completeness": "p.completeness",
+}
+
 # Field names a record made by the fast path answers without rendering its dictionary, and
 # how (None = the field is absent on such a frame). Each equals fields().get(name):
 # tests/analyze/test_record.py checks every one on every golden capture.
 _HELD: dict[str, Callable[[Packet], Any]] = {
-    "frame.number": lambda p: p.number,
-    "frame.len": lambda p: p.frame_len,
-    "frame.cap_len": lambda p: p.cap_len,
+    **{name: eval(f"lambda p: {source}") for name, source in _HELD_SOURCE.items()},  # noqa: S307
     "frame.time_relative": lambda p: p.time_relative,
     "frame.time_epoch": lambda p: p.ts_ns / 1e9,
     "frame.comment": lambda p: p.comment or None,
     "_raw": lambda p: p.data,
     "ip.src": lambda p: p.src,
     "ip.dst": lambda p: p.dst,
-    "ip.version": lambda p: 4,
     "_ws.col.Source": lambda p: p.src,
     "_ws.col.Destination": lambda p: p.dst,
     "_ws.col.Protocol": lambda p: p.columns()[0],
     "_ws.col.Info": lambda p: p.columns()[1],
-    "tcp.srcport": lambda p: p.sport,
-    "tcp.dstport": lambda p: p.dport,
-    "tcp.stream": lambda p: p.stream,
-    "tcp.len": lambda p: p.seglen,
-    "tcp.flags": lambda p: p.flags,
-    "tcp.flags.fin": lambda p: p.flags & 1,
-    "tcp.flags.syn": lambda p: (p.flags >> 1) & 1,
-    "tcp.flags.reset": lambda p: (p.flags >> 2) & 1,
-    "tcp.flags.push": lambda p: (p.flags >> 3) & 1,
-    "tcp.flags.ack": lambda p: (p.flags >> 4) & 1,
-    "tcp.seq_raw": lambda p: p.seq_raw,
-    "tcp.ack_raw": lambda p: p.ack_raw,
-    "tcp.seq": lambda p: p.seq,
-    "tcp.ack": lambda p: p.ack,
-    "tcp.nxtseq": lambda p: p.nxtseq,
-    "tcp.window_size_value": lambda p: p.window_value,
-    "tcp.window_size": lambda p: p.window,
-    "tcp.urgent_pointer": lambda p: p.urgent,
-    "tcp.completeness": lambda p: p.completeness,
     "tcp.payload": _tcp_payload,
     "tcp.analysis.duplicate_ack_num": lambda p: p.dup_num if p.aflags & _ta.DUPLICATE_ACK else None,
     "tcp.analysis.duplicate_ack_frame": lambda p: (p.dup_frame if p.aflags & _ta.DUPLICATE_ACK
@@ -550,6 +558,16 @@ def held_field(name: str) -> Callable[[Packet], Any] | None:
     mapping lookup and then the call.
     """
     return _HELD.get(name)
+
+
+def held_source(name: str) -> str | None:
+    """Field ``name`` of a fast-path record as a Python expression over ``p``, or None.
+
+    Only for fields such a record always holds as an int (never None), so that a display
+    filter can compile a test on them into straight-line code; the same validity rule as
+    :func:`held_field` (``type(p) is Packet and p._fields is None``).
+    """
+    return _HELD_SOURCE.get(name)
 
 
 def analysis_bits(name: str) -> int | None:

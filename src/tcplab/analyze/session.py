@@ -326,6 +326,8 @@ class Run:
                 else:
                     for _ in packets:
                         pass
+            elif not consumers and not wanted and yielding:
+                yield from filter(keep, packets)  # a filtered list: the test is all there is
             elif keep is None and len(consumers) == 1 and not wanted and not yielding:
                 consume = consumers[0]  # one summary and nothing else: the tightest loop
                 for p in packets:
