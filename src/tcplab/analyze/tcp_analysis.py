@@ -130,9 +130,9 @@ class Flow:
     """State for one direction of a conversation (``tcp_flow_t`` + ``tcp_analyze_seq_info``)."""
 
     __slots__ = (
-        "base_seq", "base_set", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked",
+        "base_seq", "base_set", "nextseq", "nextseqtime", "maxseqtobeacked",
         "lastack", "lastacktime", "lastnondupack", "dupacknum", "window", "win_scale",
-        "lastsegmentflags", "packets", "bytes", "addr", "port", "http",
+        "lastsegmentflags", "addr", "port", "http",
     )
 
     def __init__(self, addr: str, port: int) -> None:
@@ -141,7 +141,6 @@ class Flow:
         self.base_seq = 0
         self.base_set = False
         self.nextseq = 0
-        self.nextseqframe = 0
         self.nextseqtime = 0
         self.maxseqtobeacked = 0
         self.lastack = 0
@@ -151,8 +150,6 @@ class Flow:
         self.window = 0xFFFFFFFF  # "never seen": no real 16-bit window equals it
         self.win_scale = WS_UNKNOWN
         self.lastsegmentflags = 0
-        self.packets = 0
-        self.bytes = 0
         #: This direction's HTTP reassembly state (tcplab.analyze.reassembly), kept by the
         #: analyzer; None until the direction carries something that starts like HTTP.
         self.http: object | None = None
@@ -162,7 +159,7 @@ class Conversation:
     """One TCP stream: two flows, completeness bits and the handshake RTT."""
 
     __slots__ = ("stream", "a", "b", "completeness", "before", "first_bits", "syn_time",
-                 "first_rtt", "first_frame", "last_frame")
+                 "first_rtt", "first_frame")
 
     def __init__(self, stream: int, src: str, sport: int, dst: str, dport: int, frame: int) -> None:
         self.stream = stream
@@ -178,7 +175,6 @@ class Conversation:
         self.syn_time = 0
         self.first_rtt = 0
         self.first_frame = frame
-        self.last_frame = frame
 
 
 class FinalState:
@@ -279,7 +275,6 @@ class TcpTracker:
             # tests/analyze/test_tcp_analysis.py holds this shortcut equal to _step.
             if (seq == nextseq and nextseq and window and rwindow and fwd.base_set
                     and rev.base_set and (conv.first_rtt or not conv.syn_time)):
-                conv.last_frame = frame
                 conv.before = comp = conv.completeness
                 conv.completeness = comp | (COMPLETENESS_DATA if seglen else COMPLETENESS_ACK)
                 aflags = 0
@@ -293,7 +288,6 @@ class TcpTracker:
                     if rlastack and (rlastack - seq - seglen) & _M32 < _HALF:
                         aflags |= SPURIOUS_RETRANSMISSION
                     fwd.nextseq = nextseq = (seq + seglen) & _M32
-                    fwd.nextseqframe = frame
                     fwd.nextseqtime = ts_ns
                 elif ack == lastack:
                     if window != fwd.window:
@@ -317,8 +311,6 @@ class TcpTracker:
                 fwd.lastack = ack
                 fwd.lastacktime = ts_ns
                 fwd.lastsegmentflags = aflags
-                fwd.packets += 1
-                fwd.bytes += seglen
                 return aflags, conv, fwd, rev
         return self._step(frame, ts_ns, src, dst, sport, dport, seq, ack, flags, seglen, window,
                           wscale)
@@ -363,7 +355,6 @@ class TcpTracker:
                 # direction's numbering and calls it port reuse.
                 fwd.base_set = False
                 aflags |= REUSED_PORTS
-        conv.last_frame = frame
 
         # Window scaling: the option only counts on SYNs (RFC 7323 §2.2).
         if syn:
@@ -492,7 +483,6 @@ class TcpTracker:
         if not aflags & ZERO_WINDOW_PROBE:
             if not nextseq or (nextseq - nxt) & _M32 >= _HALF:
                 fwd.nextseq = nextseq = nxt
-                fwd.nextseqframe = frame
                 fwd.nextseqtime = ts_ns
             fmax = fwd.maxseqtobeacked
             if seq == fmax or not fmax:
@@ -502,8 +492,6 @@ class TcpTracker:
         fwd.lastack = ack
         fwd.lastacktime = ts_ns
         fwd.lastsegmentflags = aflags
-        fwd.packets += 1
-        fwd.bytes += seglen
         return aflags, conv, fwd, rev
 
     def touch(self, frame: int, src: str, sport: int, dst: str, dport: int, flags: int = 0,
@@ -524,7 +512,6 @@ class TcpTracker:
                 conv.completeness |= _COMPLETENESS_BITS[flags & 0x1FF]
             elif flags & (SYN | ACK) == SYN:
                 conv.completeness |= COMPLETENESS_SYN
-        conv.last_frame = frame
         return conv
 
     def shown_completeness(self, conv: Conversation, frame: int) -> int:
