@@ -106,6 +106,12 @@ class HttpTable:
     def __init__(self) -> None:
         self.summary = HttpSummary()
         self._pending: dict[object, deque[tuple]] = {}
+        # Counted per (method, URI) and per status code, and only folded into the summary's
+        # tables by finish(): one dict update per message instead of one per table. The
+        # URIs counted on their own are the first MAX_URIS seen (the rest under OTHER_URIS).
+        self._requests: dict[tuple[str, str], int] = {}
+        self._uris: set[str] = set()
+        self._codes: dict[int, int] = {}
 
     def add(self, p: Packet | dict) -> None:
         """Take one packet (an analyzer record, or a Wireshark field dict such as tshark's)."""
@@ -143,17 +149,12 @@ class HttpTable:
                 if not escaped:
                     method = safe_text(str(method))
                     uri = safe_text(str(uri if uri is not None else ""))
-                s.requests += 1
-                s.requests_by_method[method] += 1
-                uri_counts = s.uri_counts
-                if uri in uri_counts or len(uri_counts) < MAX_URIS:
-                    uri_counts[uri] += 1
-                    methods = s.uri_methods.get(uri)
-                    if methods is None:
-                        methods = s.uri_methods[uri] = set()
-                    methods.add(method)
+                kind = (method, uri)
+                seen = self._requests.get(kind)
+                if seen is not None:
+                    self._requests[kind] = seen + 1
                 else:
-                    uri_counts[OTHER_URIS] += 1
+                    self._new_kind(method, uri)
                 queue = self._pending.get(key)
                 if queue is None:
                     queue = self._pending[key] = deque()
@@ -165,9 +166,11 @@ class HttpTable:
                     code = int(code)  # type: ignore[arg-type]
                 if not escaped:
                     phrase = safe_text(str(phrase if phrase is not None else ""))
-                s.responses += 1
-                s.responses_by_code[code] += 1
-                if code not in s.phrases:
+                seen = self._codes.get(code)
+                if seen is not None:
+                    self._codes[code] = seen + 1
+                else:
+                    self._codes[code] = 1
                     s.phrases[code] = phrase
                 queue = self._pending.get(key)
                 if queue:
@@ -181,6 +184,16 @@ class HttpTable:
                     if len(s.unmatched_responses) < MAX_LISTED:
                         s.unmatched_responses.append(p.number)
 
+    def _new_kind(self, method: str, uri: str) -> None:
+        """Count the first request of its (method, URI), or one whose URI is past MAX_URIS."""
+        uris = self._uris
+        if uri in uris or len(uris) < MAX_URIS:
+            uris.add(uri)
+            kind = (method, uri)
+        else:
+            kind = (method, OTHER_URIS)  # (looked up again on each: only past the bound)
+        self._requests[kind] = self._requests.get(kind, 0) + 1
+
     def _give_up(self, request: tuple) -> None:
         s = self.summary
         s.unanswered_total += 1
@@ -192,6 +205,18 @@ class HttpTable:
             while queue:
                 self._give_up(queue.popleft())
         self._pending.clear()
+        s = self.summary
+        for (method, uri), count in self._requests.items():
+            s.requests += count
+            s.requests_by_method[method] += count
+            s.uri_counts[uri] += count
+            if uri is not OTHER_URIS:
+                s.uri_methods.setdefault(uri, set()).add(method)
+        for code, count in self._codes.items():
+            s.responses += count
+            s.responses_by_code[code] += count
+        self._requests.clear()
+        self._codes.clear()
         self.summary.unanswered.sort(key=lambda r: r.frame)
         return self.summary
 
