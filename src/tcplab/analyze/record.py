@@ -939,6 +939,9 @@ class Analyzer:
                             p.rbase = rev.base_seq
                             p.scale = fwd.win_scale
                             p.completeness = conv.before
+                        elif fwd.shown is not None and conv.first_frame != count:
+                            # TcpTracker.shown's answer for all frames but a stream's first
+                            p.fbase, p.rbase, p.scale, p.completeness = fwd.shown
                         else:
                             p.fbase, p.rbase, p.scale, p.completeness = shown(conv, fwd, rev,
                                                                               count)

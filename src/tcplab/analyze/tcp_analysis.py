@@ -132,7 +132,7 @@ class Flow:
     __slots__ = (
         "base_seq", "base_set", "nextseq", "nextseqtime", "maxseqtobeacked",
         "lastack", "lastacktime", "lastnondupack", "dupacknum", "window", "win_scale",
-        "lastsegmentflags", "addr", "port", "http",
+        "lastsegmentflags", "addr", "port", "http", "shown",
     )
 
     def __init__(self, addr: str, port: int) -> None:
@@ -153,6 +153,9 @@ class Flow:
         #: This direction's HTTP reassembly state (tcplab.analyze.reassembly), kept by the
         #: analyzer; None until the direction carries something that starts like HTTP.
         self.http: object | None = None
+        #: Given a first pass (``tshark -2``): what every frame of this direction but the
+        #: conversation's first shows (:meth:`TcpTracker.shown`), from the stream's end state.
+        self.shown: tuple[int, int, int, int] | None = None
 
 
 class Conversation:
@@ -229,11 +232,11 @@ class TcpTracker:
         display time from the conversation's current state; with ``final`` (``tshark -2``)
         that is the state at the end of the first pass.
         """
-        final = self.final
-        if final is not None and conv.stream < len(final):
-            f = final[conv.stream]
-            if f.first_frame != frame:
-                return f.a_shown if fwd is conv.a else f.b_shown
+        shown = fwd.shown
+        if shown is not None:
+            if conv.first_frame != frame:
+                return shown
+            f = self.final[conv.stream]  # type: ignore[index]
             comp = displayed_completeness(f.completeness, f.first_bits, True)
             if fwd is conv.a:
                 return f.a_base, f.b_base, f.a_scale, comp
@@ -525,6 +528,10 @@ class TcpTracker:
     def _new(self, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
         conv = Conversation(len(self.conversations), src, sport, dst, dport, frame)
         self.conversations.append(conv)
+        final = self.final
+        if final is not None and conv.stream < len(final):
+            f = final[conv.stream]
+            conv.a.shown, conv.b.shown = f.a_shown, f.b_shown
         self._table[(src, sport, dst, dport)] = (conv, conv.a, conv.b)
         self._table[(dst, dport, src, sport)] = (conv, conv.b, conv.a)
         return conv
