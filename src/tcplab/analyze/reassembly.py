@@ -118,9 +118,10 @@ class SegmentView:
         self.cols: tuple[str, str] | None = None
         #: (method, uri, code, phrase) of each message, made once for a shared view
         self.entries: list[tuple] | None = None
-        #: a shared view's (body length, body layers, (Protocol, Info)) for a body whose
-        #: layer does not depend on its bytes (:func:`tcplab.analyze.http.prefix_free`),
-        #: kept by the record module for the next segment with a body of that length
+        #: a shared view's (body length, body layers, (Protocol, Info), payload length) for
+        #: a body whose layer does not depend on its bytes
+        #: (:func:`tcplab.analyze.http.prefix_free`), kept by the record module for the
+        #: next segment with a body of that length
         self.shown: tuple | None = None
         self.messages: list[Message] = []
         self.started: tuple | None = None
@@ -161,6 +162,9 @@ class _Pdu:
 
     def body(self) -> tuple[int, bytes]:
         return self.blen, self.bprefix
+
+
+_UNSEEN = object()
 
 
 class Direction:
@@ -243,7 +247,9 @@ class Reassembler:
             if 4 <= hend <= end:  # (bare-LF header blocks take the general path)
                 head = data[start:hend]
                 whole = self._whole
-                hit = whole[head] if head in whole else self._learn(head)
+                hit = whole.get(head, _UNSEEN)
+                if hit is _UNSEEN:
+                    hit = self._learn(head)
                 if hit is not None:
                     st.partial = True
                     view, method, body = hit

@@ -257,10 +257,20 @@ class Packet:
             view = self._pdu
             cols = None
             if view is not None:
-                cols = _pdu_columns(view, self._ctx.tracker.final is not None, self._tcp_info,
-                                    _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
-                                    if aflags else "", self.data, self.payload_start,
-                                    end=self.payload_end)
+                shown = view.shown
+                if shown is not None and shown[3] == self.payload_end - self.payload_start:
+                    # _pdu_columns' first answer, without its call: one whole message, its
+                    # body as long as the last one this shared view's columns were made for.
+                    cols = shown[2]
+                    if aflags:
+                        cols = (cols[0], _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
+                                + cols[1])
+                else:
+                    cols = _pdu_columns(view, self._ctx.tracker.final is not None,
+                                        self._tcp_info,
+                                        _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
+                                        if aflags else "", self.data, self.payload_start,
+                                        end=self.payload_end)
             else:
                 ports = self._ctx.chat_ports
                 if self.sport in ports or self.dport in ports:
@@ -360,7 +370,8 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
             proto, info = cols = _pdu_columns(view, second_pass, tcp_info, "", data, start,
                                               layers, end)
             if length <= 0 or _http.prefix_free(view.messages[0].head):
-                view.shown = (length, layers, cols)
+                # (the payload's length too: Packet.list_line compares that one)
+                view.shown = (length, layers, cols, end - start)
             return (proto, tags + info) if tags else cols
         if layers is None:
             layers = _body_layers(view, data, start, end)
