@@ -898,21 +898,22 @@ class Analyzer:
                         texts = directions[key] = _direction(key)
                     src, dst, sport, dport, addrs, ports, app_port = texts
                     flags = offflags & 0x1FF
-                    seglen = end - l4 - thl
+                    start = l4 + thl  # where the payload begins
+                    seglen = end - start
                     aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack,
                                                   flags, seglen, window, wscale)
-                    app = (app_feed(count, conv.stream, src, sport, dport, seq, data, l4 + thl,
-                                    end, aflags)
-                           if seglen and views and (app_port or data[l4 + thl] in tls_first
-                                          or (app_streams and conv.stream in app_streams))
-                           else None)
-                    view = None
-                    if app is None and seglen and views and not aflags & no_sub:
-                        st = fwd.http
-                        if st is not None:
-                            view = segment(st, count, seq, data, l4 + thl, end)
-                        elif data[l4 + thl] in http_first:
-                            view = reassemble(conv, fwd, rev, count, seq, data, l4 + thl, end)
+                    app = view = None
+                    if seglen and views:
+                        if (app_port or data[start] in tls_first
+                                or (app_streams and conv.stream in app_streams)):
+                            app = app_feed(count, conv.stream, src, sport, dport, seq, data,
+                                           start, end, aflags)
+                        if app is None and not aflags & no_sub:
+                            st = fwd.http
+                            if st is not None:
+                                view = segment(st, count, seq, data, start, end)
+                            elif data[start] in http_first:
+                                view = reassemble(conv, fwd, rev, count, seq, data, start, end)
                     if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
@@ -942,7 +943,7 @@ class Analyzer:
                         p.ack_raw = ack
                         p.window_value = window
                         p.urgent = urg
-                        p.payload_start = l4 + thl
+                        p.payload_start = start
                         p.payload_end = end
                         p.aflags = aflags
                         if final is None:  # one pass: the running state (TcpTracker.shown)
