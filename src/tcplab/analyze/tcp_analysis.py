@@ -25,6 +25,8 @@ from __future__ import annotations
 from tcplab.packet.tcp import ACK, FIN, RST, SYN
 
 _M32 = 0xFFFFFFFF
+_CONTROL = SYN | FIN | RST | ACK  # the flags whose absence (but ACK's) marks a plain segment
+_SYN_FIN, _SYN_FIN_RST = SYN | FIN, SYN | FIN | RST
 _HALF = 0x80000000
 
 # Wireshark's analysis flag bits (TCP_A_* in packet-tcp.h), kept as our own small ints.
@@ -266,7 +268,7 @@ class TcpTracker:
         no view can disagree with another on a rule.
         """
         entry = self._table.get((src, sport, dst, dport))
-        if entry is not None and flags & (SYN | FIN | RST | ACK) == ACK:
+        if entry is not None and flags & _CONTROL == ACK:
             conv, fwd, rev = entry
             nextseq = fwd.nextseq
             rwindow = rev.window
@@ -403,8 +405,8 @@ class TcpTracker:
         fwindow = fwd.window
         rwindow = rev.window
         rlastack = rev.lastack
-        synfin = flags & (SYN | FIN)
-        no_sfr = not flags & (SYN | FIN | RST)
+        synfin = flags & _SYN_FIN
+        no_sfr = not flags & _SYN_FIN_RST
         jumped = False  # the "goto finished_fwd" shortcuts of packet-tcp.c
 
         # Zero window probe: one byte at the next expected sequence number into a zero window.
