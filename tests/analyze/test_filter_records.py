@@ -100,3 +100,39 @@ def test_source_python_cannot_compile_keeps_the_closures():
 
     display_filter._on_record(pred, "(" * 300 + "p.seglen" + ")" * 300)
     assert display_filter._generated(pred) is pred
+
+
+# Every held field and analysis flag, so that a record tested inside the analyzer's loop
+# (before the rest of it is made) is shown to hold whatever such a filter can read.
+HELD_ONLY = (
+    *(f"{name} >= 0" for name in record._HELD_SOURCE),
+    *(f"{name}" for name in record._FLAG_BITS),
+)
+
+
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one_pass", "two_pass"])
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.stem)
+def test_filter_in_the_loop_keeps_what_whole_records_keep(path, two_pass):
+    # -c counts frames read, matching or not, on either side of the test (and the first
+    # pass of -2 reads no more than that either)
+    for limit in (None, 7):
+        records = list(AnalysisSession(path, two_pass=two_pass, max_packets=limit).packets())
+        lines = [p.list_line() for p in records]
+        for expr in (*EXPRESSIONS, *HELD_ONLY):
+            keep = display_filter.compile_filter(expr)
+            want = [line for p, line in zip(records, lines, strict=True) if keep(p)]
+            session = AnalysisSession(path, two_pass=two_pass, display_filter=expr,
+                                      max_packets=limit)
+            assert list(session.list_lines()) == want, (expr, limit)
+
+
+def test_only_filters_on_held_fields_run_in_the_loop():
+    held = ("tcp.flags.reset == 1 || tcp.analysis.retransmission", "tcp.port != 80",
+            "!(tcp.flags.push == 1) && tcp && ip", "tcp.seq == 1 && tcp.window_size < 1000")
+    for expr in held:
+        assert display_filter.reads_held_only(display_filter.compile_filter(expr)), expr
+    # a part without source (text, an address, an HTTP field) is a call: whole records
+    for expr in ('http.request.method == "GET"', "ip.src == 10.0.0.1 || tcp.len > 0",
+                 "tcp.port == 80 && !http.request", "udp.srcport == 53"):
+        assert not display_filter.reads_held_only(display_filter.compile_filter(expr)), expr
+    assert not display_filter.reads_held_only(lambda p: True)  # a caller's own predicate

@@ -1020,7 +1020,19 @@ def _generated(pred: Predicate) -> Predicate:
         return pred
     generated = namespace["record_filter"]
     generated.general = pred  # the closures' answer, which tests hold equal to it
+    generated.held_only = not source[1]  # calls no predicate of a part without source
     return generated
+
+
+def reads_held_only(pred: Predicate) -> bool:
+    """Whether ``pred``, on a fast-path record, reads only the ints its analysis gives.
+
+    Such a filter is one generated function whose every test has a source over the
+    record's held fields (:func:`tcplab.analyze.record.held_source`) or analysis bits; the
+    analyzer tests it before the rest of a record is made, so a frame it rejects costs
+    no more than its analysis (:meth:`tcplab.analyze.record.Analyzer.packets`).
+    """
+    return getattr(pred, "held_only", False) is True
 
 
 _FAST_OPS = {

@@ -792,7 +792,8 @@ class Analyzer:
     # -- a whole capture -------------------------------------------------------------------
     def packets(self, reader: Any, max_packets: int | None = None, *,
                 skim: bool = False, payload_only: bool = False,
-                payload_views: bool = True) -> Iterator[Packet]:
+                payload_views: bool = True,
+                keep: Callable[[Packet], bool] | None = None) -> Iterator[Packet]:
         """Every frame of ``reader`` as a record, in order; ``skim`` only runs the analysis.
 
         A skim yields nothing: it is the first pass of ``tshark -2``, which needs only each
@@ -803,7 +804,11 @@ class Analyzer:
         (number, time_relative, seglen, comment, stream and the HTTP/TLS/DNS views).
         Not ``payload_views``: a fast-path segment's payload is not offered to HTTP, TLS or
         DNS (its record has none of their views), for a reader that looks at none of them
-        (the conversation table). Damage raises :class:`CaptureDamage` after every good record.
+        (the conversation table). ``keep``, a display filter that on a fast-path record reads
+        only the numbers its analysis gives (:func:`tcplab.analyze.filter.reads_held_only`),
+        is applied as soon as those are set: a frame it rejects gets no more of a record
+        and is not yielded (a frame the full dissector made is tested whole).
+        Damage raises :class:`CaptureDamage` after every good record.
         """
         from tcplab.pcap import CaptureFormatError
 
@@ -888,7 +893,7 @@ class Analyzer:
                 if fields is None:
                     self.count = count - 1
                     p = full(data, ts, orig_len, linktype, comment, interface)
-                    if not skim:
+                    if not skim and (keep is None or keep(p)):
                         yield p
                 else:
                     texts = directions.get(key)
@@ -917,25 +922,19 @@ class Analyzer:
                     if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
-                        p.time_relative = (ts - first) / 1e9
                         p.seglen = seglen
-                        p.comment = comment
                         p.stream = conv.stream
                         p._fields = None
-                        p._app = app
-                        p._pdu = view
                         if not empty:  # the HTTP table reads no more than that
+                            p.time_relative = (ts - first) / 1e9
+                            p.comment = comment
+                            p._app = app
+                            p._pdu = view
                             yield p
                             if count == limit:
                                 break
                             continue
-                        p.ts_ns = ts
                         p.frame_len = p.cap_len = n
-                        p.data = data
-                        p.linktype = linktype
-                        p.interface = interface
-                        p.src = src
-                        p.dst = dst
                         p.sport = sport
                         p.dport = dport
                         p.flags = flags
@@ -943,8 +942,6 @@ class Analyzer:
                         p.ack_raw = ack
                         p.window_value = window
                         p.urgent = urg
-                        p.payload_start = start
-                        p.payload_end = end
                         p.aflags = aflags
                         if final is None:  # one pass: the running state (TcpTracker.shown)
                             p.fbase = fwd.base_seq
@@ -957,6 +954,23 @@ class Analyzer:
                         else:
                             p.fbase, p.rbase, p.scale, p.completeness = shown(conv, fwd, rev,
                                                                               count)
+                        # All a filter that reads held fields alone can read is set by here.
+                        if keep is not None and not keep(p):
+                            if count == limit:
+                                break
+                            continue
+                        p.time_relative = (ts - first) / 1e9
+                        p.comment = comment
+                        p._app = app
+                        p._pdu = view
+                        p.ts_ns = ts
+                        p.data = data
+                        p.linktype = linktype
+                        p.interface = interface
+                        p.src = src
+                        p.dst = dst
+                        p.payload_start = start
+                        p.payload_end = end
                         if aflags & dup_ack:
                             p.dup_num = fwd.dupacknum
                             p.dup_frame = fwd.lastnondupack

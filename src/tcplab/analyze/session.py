@@ -317,8 +317,17 @@ class Run:
                              and all(getattr(c, "__self__", None) is not None
                                      and not getattr(c.__self__, "payload_views", True)
                                      for c in consumers))
+        # A filter on held fields alone is tested inside the analyzer's loop, before the
+        # rest of a record is made; any other is tested here on whole records.
+        early = None
+        if keep is not None:
+            from tcplab.analyze.filter import reads_held_only
+
+            if reads_held_only(keep):
+                early, keep = keep, None
         packets = self._analyzer.packets(reader, self.session.max_packets,
-                                         payload_only=payload_only, payload_views=payload_views)
+                                         payload_only=payload_only, payload_views=payload_views,
+                                         keep=early)
         try:
             if keep is None and not consumers and not wanted:
                 if yielding:
