@@ -103,29 +103,55 @@ def _make_encoder(obj: object) -> str:
 _encode: Callable[[object], str] = _make_encoder
 _quote: Callable[[str], str] = _make_encoder
 _LAYOUTS_MAX = 512
-_private_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
-# (key layout, value types) → the object as one %-format with each key already encoded,
-# and the positions whose values need a word of their own (see _encode_fields).
-_Template = tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
-_templates: dict[tuple[tuple, tuple], _Template | None] = {}
+# (key layout, value types, payload) → the object as one %-format with each shown key
+# already encoded, and the positions whose values need a word of their own (see _plan).
+_Plan = tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...],
+              tuple[int, ...], tuple[int, ...]]
+_plans: dict[tuple[tuple, tuple, bool], _Plan | None] = {}
+# Values a hidden position may hold and still be passed to "%.0s" as they are (cheap str()).
+_CHEAP = frozenset({int, str, float, bool, type(None)})
 
 
-def _template(out: dict, types: tuple[type, ...]) -> _Template | None:
-    """The %-format of objects with ``out``'s keys and value types (None: use the encoder).
+def _hidden(key: str, untimed: bool) -> bool:
+    """A key --json leaves out: private (``_raw``, ``_linktype``…, not ``_ws.*``), and a
+    frame without a time of its own has no time fields in tshark's JSON either."""
+    return ((key[0] == "_" and not key.startswith("_ws."))
+            or (untimed and key in ("frame.time_epoch", "frame.time_relative")))
+
+
+def _plan(layout: tuple, types: tuple[type, ...], payload: bool) -> _Plan | None:
+    """How to write every dict with these keys and value types (None: use the encoder).
 
     Written as ``json`` writes them: ``"key":value`` joined by commas, ints as ``%d``
     (``int.__repr__``), floats as ``%r`` (``float.__repr__``), strings escaped by the
     encoder's own function, True/False/None as JSON words, anything else by the encoder.
+    A hidden key's value is consumed by ``%.0s``, which writes nothing (``blanks``: the
+    positions whose value is first replaced by "", so that str() of it is not made), and
+    ``tcp.payload`` is hidden or, with ``payload``, written in hex (``hexes``).
     """
+    untimed = "_untimed" in layout
     parts: list[str] = []
     strs: list[int] = []
     bools: list[int] = []
     floats: list[int] = []
     others: list[int] = []
-    for i, (key, kind) in enumerate(zip(out, types, strict=True)):
+    blanks: list[int] = []
+    hexes: list[int] = []
+    shown = 0
+    for i, (key, kind) in enumerate(zip(layout, types, strict=True)):
         if type(key) is not str:
             return None  # json's rules for other keys (numbers, True) are left to it
-        if kind is int:
+        if key == "tcp.payload" and kind in _BYTES and payload:
+            slot = "%s"
+            hexes.append(i)
+        elif _hidden(key, untimed) or key == "tcp.payload" and kind in _BYTES:
+            parts.append("%.0s")
+            if kind not in _CHEAP:
+                blanks.append(i)
+            continue
+        elif kind in _BYTES:
+            return None  # bytes under another name (tls.app_data): the general path
+        elif kind is int:
             slot = "%d"
         elif kind is float:
             slot = "%r"
@@ -133,73 +159,60 @@ def _template(out: dict, types: tuple[type, ...]) -> _Template | None:
         else:
             slot = "%s"
             (strs if kind is str else bools if kind is bool else others).append(i)
-        parts.append(_quote(key).replace("%", "%%") + ":" + slot)
-    return "{" + ",".join(parts) + "}", tuple(strs), tuple(bools), tuple(floats), tuple(others)
-
-
-def _encode_fields(out: dict, layout: tuple[str, ...]) -> str:
-    """``out`` as the JSON encoder writes it, from a format made once per layout and types.
-
-    The C encoder escapes and copies every key of every packet; here the keys of a
-    layout are encoded once, and only the string values are escaped per packet — the
-    same text (tests/analyze/test_json_line.py compares the two on every golden capture).
-    """
-    if _quote is _make_encoder:
-        _make_encoder(None)
-    values = list(out.values())
-    types = tuple(map(type, values))
-    key = (layout, types)
-    template = _templates.get(key, False)
-    if template is False:
-        if len(_templates) >= _LAYOUTS_MAX:
-            _templates.clear()
-        template = _templates[key] = _template(out, types)
-    if template is None:
-        return _encode(out)
-    fmt, strs, bools, floats, others = template  # type: ignore[misc]
-    for i in floats:
-        v = values[i]
-        if v - v:  # NaN or an infinity: the encoder's words for them
-            return _encode(out)
-    quote = _quote
-    for i in strs:
-        values[i] = quote(values[i])
-    for i in bools:
-        values[i] = "true" if values[i] else "false"
-    for i in others:
-        values[i] = _encode(values[i])  # None, lists (SACK edges), subclasses…
-    return fmt % tuple(values)
+        parts.append(("," if shown else "") + _quote(key).replace("%", "%%") + ":" + slot)
+        shown += 1
+    return ("{" + "".join(parts) + "}", tuple(strs), tuple(bools), tuple(floats), tuple(others),
+            tuple(blanks), tuple(hexes))
 
 
 def json_line(d: dict, *, payload: bool = False) -> str:
-    """One JSON object for ``--json``: private keys dropped, bytes only when asked (hex)."""
-    # The dict is copied and trimmed (C-level copy, a few deletions) rather than rebuilt
-    # key by key: this runs for every packet of --json, and a dict holds ~50 fields.
-    out = d.copy()
-    # Packets of one kind share one key layout, and a capture has a few dozen: which keys
-    # are private is worked out once per layout (bounded cache), not once per packet.
-    layout = tuple(out)
-    private = _private_keys.get(layout)
-    if private is None:
-        if len(_private_keys) >= _LAYOUTS_MAX:
-            _private_keys.clear()
-        # A frame without a time of its own has no time fields in tshark's JSON either.
-        untimed = "_untimed" in layout
-        private = _private_keys[layout] = tuple(
-            k for k in layout if (k[0] == "_" and not k.startswith("_ws."))
-            or (untimed and k in ("frame.time_epoch", "frame.time_relative")))
-    for key in private:
-        del out[key]
-    raw = out.get("tcp.payload")
-    if raw is not None:
-        if payload:
-            out["tcp.payload"] = _payload_hex(bytes(raw))
-        else:
-            del out["tcp.payload"]
-    try:
-        return _encode_fields(out, layout)
-    except TypeError:  # bytes under another name (tls.app_data, a caller's own fields)
-        return _encode({k: _hex_values(v) for k, v in out.items() if payload or not _is_bytes(v)})
+    """One JSON object for ``--json``: private keys dropped, bytes only when asked (hex).
+
+    This runs for every packet of --json, and a dict holds ~60 fields. The C encoder
+    escapes and copies every key of every packet; here packets of one kind share one key
+    layout (a capture has a few dozen), whose keys are encoded once and whose hidden keys
+    are found once, and only the string values are escaped per packet — the same text
+    (tests/analyze/test_json_line.py compares the two on every golden capture).
+    """
+    if _quote is _make_encoder:
+        _make_encoder(None)
+    values = list(d.values())
+    types = tuple(map(type, values))
+    key = (tuple(d), types, payload)
+    plan = _plans.get(key, False)
+    if plan is False:
+        if len(_plans) >= _LAYOUTS_MAX:
+            _plans.clear()
+        plan = _plans[key] = _plan(key[0], types, payload)
+    if plan is not None:
+        fmt, strs, bools, floats, others, blanks, hexes = plan
+        for i in floats:
+            v = values[i]
+            if v - v:  # NaN or an infinity: the encoder's words for them
+                return _general(d, payload)
+        quote = _quote
+        for i in strs:
+            values[i] = quote(values[i])
+        for i in bools:
+            values[i] = "true" if values[i] else "false"
+        for i in blanks:
+            values[i] = ""
+        for i in hexes:
+            values[i] = quote(_payload_hex(bytes(values[i])))
+        try:
+            for i in others:
+                values[i] = _encode(values[i])  # None, lists (SACK edges), subclasses…
+        except TypeError:  # bytes inside a list (one tls.app_data per record)
+            return _general(d, payload)
+        return fmt % tuple(values)
+    return _general(d, payload)
+
+
+def _general(d: dict, payload: bool) -> str:
+    """json_line by the encoder itself, for what its plan does not cover."""
+    untimed = "_untimed" in d
+    return _encode({k: _hex_values(v) for k, v in d.items()
+                    if not _hidden(k, untimed) and (payload or not _is_bytes(v))})
 
 
 _BYTES = (bytes, bytearray, memoryview)
