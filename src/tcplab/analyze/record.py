@@ -925,44 +925,41 @@ class Analyzer:
                         p.seglen = seglen
                         p.stream = conv.stream
                         p._fields = None
-                        if not empty:  # the HTTP table reads no more than that
-                            p.time_relative = (ts - first) / 1e9
-                            p.comment = comment
-                            p._app = app
-                            p._pdu = view
-                            yield p
-                            if count == limit:
-                                break
-                            continue
-                        p.frame_len = p.cap_len = n
-                        p.sport = sport
-                        p.dport = dport
-                        p.flags = flags
-                        p.seq_raw = seq
-                        p.ack_raw = ack
-                        p.window_value = window
-                        p.urgent = urg
-                        p.aflags = aflags
-                        if final is None:  # one pass: the running state (TcpTracker.shown)
-                            p.fbase = fwd.base_seq
-                            p.rbase = rev.base_seq
-                            p.scale = fwd.win_scale
-                            p.completeness = conv.before
-                        elif fwd.shown is not None and conv.first_frame != count:
-                            # TcpTracker.shown's answer for all frames but a stream's first
-                            p.fbase, p.rbase, p.scale, p.completeness = fwd.shown
-                        else:
-                            p.fbase, p.rbase, p.scale, p.completeness = shown(conv, fwd, rev,
-                                                                              count)
-                        # All a filter that reads held fields alone can read is set by here.
-                        if keep is not None and not keep(p):
-                            if count == limit:
-                                break
-                            continue
+                        if empty:
+                            p.frame_len = p.cap_len = n
+                            p.sport = sport
+                            p.dport = dport
+                            p.flags = flags
+                            p.seq_raw = seq
+                            p.ack_raw = ack
+                            p.window_value = window
+                            p.urgent = urg
+                            p.aflags = aflags
+                            if final is None:  # one pass: the running state (TcpTracker.shown)
+                                p.fbase = fwd.base_seq
+                                p.rbase = rev.base_seq
+                                p.scale = fwd.win_scale
+                                p.completeness = conv.before
+                            elif fwd.shown is not None and conv.first_frame != count:
+                                # TcpTracker.shown's answer for all frames but a stream's first
+                                p.fbase, p.rbase, p.scale, p.completeness = fwd.shown
+                            else:
+                                p.fbase, p.rbase, p.scale, p.completeness = shown(
+                                    conv, fwd, rev, count)
+                            # All a filter that reads held fields alone can read is set here.
+                            if keep is not None and not keep(p):
+                                if count == limit:
+                                    break
+                                continue
                         p.time_relative = (ts - first) / 1e9
                         p.comment = comment
                         p._app = app
                         p._pdu = view
+                        if not empty:  # the HTTP table reads no more than that
+                            yield p
+                            if count == limit:
+                                break
+                            continue
                         p.ts_ns = ts
                         p.data = data
                         p.linktype = linktype

@@ -141,10 +141,11 @@ def _plan(layout: tuple, types: tuple[type, ...], payload: bool) -> _Plan | None
     for i, (key, kind) in enumerate(zip(layout, types, strict=True)):
         if type(key) is not str:
             return None  # json's rules for other keys (numbers, True) are left to it
-        if key == "tcp.payload" and kind in _BYTES and payload:
+        payload_bytes = key == "tcp.payload" and kind in _BYTES
+        if payload_bytes and payload:
             slot = "%s"
             hexes.append(i)
-        elif _hidden(key, untimed) or key == "tcp.payload" and kind in _BYTES:
+        elif payload_bytes or _hidden(key, untimed):
             parts.append("%.0s")
             if kind not in _CHEAP:
                 blanks.append(i)
