@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,34 @@ def test_a_pipe_is_read_once(capture):
                           input=data, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == 37
+
+
+class _Writes:
+    """A stdout that keeps each write apart, to see how the CLI blocks its output."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("view, most", [(["--json"], 64), ([], 2048 + 1)])
+def test_output_is_written_in_bounded_blocks(monkeypatch, tmp_path, view, most):
+    """--json lines are long: they go out 64 at a time (a block of 2048 would be megabytes
+    of fresh memory per write); the list 2048 at a time. Nothing is lost or reordered."""
+    path = scenarios.random_conversations(3, count=300).write(str(tmp_path / "r.pcap"))
+    monkeypatch.setattr("sys.stdout", _Writes())
+    assert main(["analyze", path, *view]) == 0
+    writes = sys.stdout.writes
+    monkeypatch.undo()
+    lines = "".join(writes).splitlines()
+    assert len(lines) > 3 * 64 and all(w.endswith("\n") for w in writes)
+    assert max(w.count("\n") for w in writes) <= most
+    if view:
+        assert len(writes) > len(lines) // 64 and all(json.loads(line) for line in lines)
+        assert [json.loads(line)["frame.number"] for line in lines] == list(range(1, len(lines) + 1))

@@ -124,23 +124,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 #: Lines gathered before one write to stdout.
 _BLOCK = 2048
+#: The same for --json, whose lines are ~13 times longer: a block of 2048 of them is a
+#: few megabytes of text, which the allocator maps fresh from the kernel for each write
+#: (page faults: a tenth of the view's time); 64 lines (~85 KB) reuse the same memory.
+_JSON_BLOCK = 64
 
 
 class _Output:
     """Buffered stdout writes: one system call per few hundred lines, not per packet."""
 
-    def __init__(self) -> None:
+    def __init__(self, block: int = _BLOCK) -> None:
         self.lines: list[str] = []
+        self.block = block
         self.write = sys.stdout.write
 
     def add(self, line: str) -> None:
         self.lines.append(line)
-        if len(self.lines) >= _BLOCK:
+        if len(self.lines) >= self.block:
             self.flush()
 
     def flush(self) -> None:
         if self.lines:
-            self.write("\n".join(self.lines) + "\n")
+            self.lines.append("")  # the last line's newline, without copying the text again
+            self.write("\n".join(self.lines))
             self.lines.clear()
         sys.stdout.flush()
 
@@ -180,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     analysis = session.run(conversations=args.conversations, http=args.http,
                            explain=args.explain, flows=[stream] if one_flow else [],
                            per_packet=bool(lines))
-    out = _Output()
+    out = _Output(_JSON_BLOCK if args.json else _BLOCK)
     found = False
     if args.packet is not None:
         # The detail view of one frame: the list is not printed beside it.
