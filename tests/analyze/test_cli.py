@@ -161,5 +161,5 @@ def test_output_is_written_in_bounded_blocks(monkeypatch, tmp_path, view, most):
     assert len(lines) > 3 * 64 and all(w.endswith("\n") for w in writes)
     assert max(w.count("\n") for w in writes) <= most
     if view:
-        assert len(writes) > len(lines) // 64 and all(json.loads(line) for line in lines)
+        assert len(writes) > len(lines) // 64
         assert [json.loads(line)["frame.number"] for line in lines] == list(range(1, len(lines) + 1))

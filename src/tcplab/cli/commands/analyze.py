@@ -131,7 +131,7 @@ _JSON_BLOCK = 64
 
 
 class _Output:
-    """Buffered stdout writes: one system call per few hundred lines, not per packet."""
+    """Buffered stdout writes: one per ``block`` lines, not one per packet."""
 
     def __init__(self, block: int = _BLOCK) -> None:
         self.lines: list[str] = []
