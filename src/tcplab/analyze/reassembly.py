@@ -76,7 +76,7 @@ class Message:
     """One HTTP message a segment completes: its first line and header block."""
 
     __slots__ = ("entry", "head", "segments", "count", "length", "final_length", "body",
-                 "whole")
+                 "whole", "_fields")
 
     def __init__(self, entry: tuple, head: bytes, segments: list[int] | None = None,
                  count: int = 1, length: int = 0, body: tuple[int, bytes] | None = None) -> None:
@@ -96,6 +96,22 @@ class Message:
         #: its reassembled buffer took the completing segment whole (the header block or a
         #: chunked body ended there): ``length`` runs to the segment's end
         self.whole = False
+        self._fields: dict | None = None
+
+    def http_fields(self) -> dict:
+        """The ``http.*`` fields of the header block, parsed on first use; read-only.
+
+        The message of a shared view stands for every segment that repeats its header
+        block, so a capture parses each such block once however many frames show it.
+        """
+        fields = self._fields
+        if fields is None:
+            fields = {}
+            _http.classify(self.head, 0, 0, fields, frozenset())
+            fields.pop("_ws.col.Protocol", None)  # the columns are the record's to make
+            fields.pop("_ws.col.Info", None)
+            self._fields = fields
+        return fields
 
 
 class SegmentView:

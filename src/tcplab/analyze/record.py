@@ -427,7 +427,8 @@ def _pdu_fields(view: _reassembly.SegmentView, ctx: Analyzer) -> dict:
     """The ``http.*`` and ``tcp.segment*``/``tcp.reassembled*`` fields of a placed segment.
 
     Several messages in one segment give each ``http.*`` field as a list (tshark shows
-    every occurrence); one message gives plain values.
+    every occurrence); one message gives plain values. Read-only: the fields of one whole
+    message alone in its segment are its shared :meth:`~reassembly.Message.http_fields`.
     """
     fields: dict[str, Any] = {}
     if view.reassembled_in is not None and (view.opens or view.part):
@@ -441,16 +442,12 @@ def _pdu_fields(view: _reassembly.SegmentView, ctx: Analyzer) -> dict:
         fields["tcp.segment.count"] = first.count
         fields["tcp.reassembled.length"] = (first.final_length if ctx.tracker.final is not None
                                             else first.length)
-    per = []
-    for m in messages:
-        h: dict[str, Any] = {}
-        _http.classify(m.head, 0, 0, h, frozenset())
-        h.pop("_ws.col.Protocol", None)
-        h.pop("_ws.col.Info", None)
-        per.append(h)
-    if len(per) == 1:
-        fields.update(per[0])
+    if len(messages) == 1:
+        if not fields:
+            return first.http_fields()
+        fields.update(first.http_fields())
         return fields
+    per = [m.http_fields() for m in messages]
     for h in per:
         for k, v in h.items():
             fields.setdefault(k, []).append(v)
