@@ -135,25 +135,32 @@ def test_a_pipe_is_read_once(capture):
 
 
 class _Writes:
-    """A stdout that keeps each write apart, to see how the CLI blocks its output."""
+    """A stdout that keeps each write apart, to see how the CLI blocks its output; with
+    ``utf8`` it has a bytes layer, which the CLI writes to (the text layer then stays
+    unused)."""
 
-    def __init__(self) -> None:
+    def __init__(self, utf8: bool) -> None:
         self.writes: list[str] = []
+        self.encoding = "utf-8" if utf8 else "ascii"
+        if utf8:
+            self.buffer = self
 
-    def write(self, text: str) -> int:
-        self.writes.append(text)
+    def write(self, text: str | bytes) -> int:
+        self.writes.append(text.decode() if isinstance(text, bytes) else text)
         return len(text)
 
     def flush(self) -> None:
         pass
 
 
+@pytest.mark.parametrize("utf8", [True, False], ids=["bytes-layer", "text-layer"])
 @pytest.mark.parametrize("view, most", [(["--json"], 64), ([], 2048 + 1)])
-def test_output_is_written_in_bounded_blocks(monkeypatch, tmp_path, view, most):
+def test_output_is_written_in_bounded_blocks(monkeypatch, tmp_path, view, most, utf8):
     """--json lines are long: they go out 64 at a time (a block of 2048 would be megabytes
-    of fresh memory per write); the list 2048 at a time. Nothing is lost or reordered."""
+    of fresh memory per write); the list 2048 at a time. Nothing is lost or reordered,
+    through stdout's bytes layer or (another encoding than UTF-8) its text layer."""
     path = scenarios.random_conversations(3, count=300).write(str(tmp_path / "r.pcap"))
-    monkeypatch.setattr("sys.stdout", _Writes())
+    monkeypatch.setattr("sys.stdout", _Writes(utf8))
     assert main(["analyze", path, *view]) == 0
     writes = sys.stdout.writes
     monkeypatch.undo()
@@ -163,3 +170,29 @@ def test_output_is_written_in_bounded_blocks(monkeypatch, tmp_path, view, most):
     if view:
         assert len(writes) > len(lines) // 64
         assert [json.loads(line)["frame.number"] for line in lines] == list(range(1, len(lines) + 1))
+    else:
+        from tcplab.analyze.session import AnalysisSession
+
+        assert lines[1:] == list(AnalysisSession(path, two_pass=False).list_lines())
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize("view", [[], ["--json"], ["--conversations"], ["--packet", "3"]])
+def test_a_stdout_that_is_not_utf8_gets_escapes_not_a_traceback(tmp_path, encoding, view):
+    """The list and JSON lines have arrows (→), which ASCII and Latin-1 lack: every view
+    still prints all it has, the arrow as ``\\u2192``, and exits 0 (the list used to stop
+    at its first packet with a UnicodeEncodeError)."""
+    import os
+    import subprocess
+
+    path = scenarios.anomalies().write(str(tmp_path / "a.pcap"))
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    proc = subprocess.run([sys.executable, "-m", "tcplab", "analyze", path, *view],
+                          capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stderr == b""
+    out = proc.stdout.decode(encoding)  # nothing the encoding lacks was written
+    utf8 = subprocess.run([sys.executable, "-m", "tcplab", "analyze", path, *view],
+                          capture_output=True, timeout=120, check=True).stdout.decode()
+    assert out == utf8.encode(encoding, "backslashreplace").decode(encoding)
+    assert ("\\u2192" in out) == ("→" in utf8) and len(out.splitlines()) >= 5

@@ -134,8 +134,9 @@ class SegmentView:
         self.cols: tuple[str, str] | None = None
         #: (method, uri, code, phrase) of each message, made once for a shared view
         self.entries: list[tuple] | None = None
-        #: a shared view's (body length, body layers, (Protocol, Info), payload length) for
-        #: a body whose layer does not depend on its bytes
+        #: a shared view's (body length, body layers, (Protocol, Info), payload length,
+        #: those columns as the packet list writes them) for a body whose layer does not
+        #: depend on its bytes
         #: (:func:`tcplab.analyze.http.prefix_free`), kept by the record module for the
         #: next segment with a body of that length
         self.shown: tuple | None = None

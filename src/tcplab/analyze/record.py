@@ -80,14 +80,26 @@ class CaptureDamage(InputError):
 
 
 # The packet-list line of a record, in Wireshark's column order, and the one for the
-# commonest TCP segment (ACK set, no URG, no tags) in a single format.
-_LINE = "%6d %11.6f %s %-8s %6d %s"
-_TCP_LINE = "%6d %11.6f %s " + "TCP".ljust(8) + " %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
+# commonest TCP segment (ACK set, no URG, no tags) in a single format. They are bytes
+# (UTF-8, as the list is written): bytes formatting copies the text between fields with
+# one memcpy and writes numbers without a temporary str. The Protocol column comes
+# padded (``_proto``), so that padding counts characters, not bytes.
+_LINE = b"%6d %11.6f %s %s %6d %s"
+_TCP_LINE = b"%6d %11.6f %s " + b"TCP".ljust(8) + b" %6d %s [%s] Seq=%d Ack=%d Win=%d Len=%d%s"
 # The kernel's NOP,NOP,Timestamps options are kept as their unpacked words (``_opts`` is
 # then a tuple) and put into text only by the views that print them.
 _TS_TEXT = "TSval=%d TSecr=%d"
-_TCP_TS_LINE = _TCP_LINE[:-2] + " " + _TS_TEXT
+_TCP_TS_LINE = _TCP_LINE[:-2] + b" " + _TS_TEXT.encode()
 _FLAGS_TEXT = _dissect._FLAGS_TEXT
+_FLAGS_BYTES = tuple(text.encode() for text in _FLAGS_TEXT)
+
+
+def _proto(name: str) -> bytes:
+    """The Protocol column's text, padded to its width."""
+    return ("%-8s" % name).encode()  # noqa: UP031
+
+
+_TCP_PROTO = _proto("TCP")
 _chat_info = _http.chat_info
 
 
@@ -241,14 +253,18 @@ class Packet:
 
     def list_line(self) -> str:
         """The packet-list line (No. Time Source Destination Protocol Length Info)."""
+        return self.list_bytes().decode()
+
+    def list_bytes(self) -> bytes:
+        """:meth:`list_line` in UTF-8, which is what the list view writes."""
         if self._fields is not None:
-            return _packet_line(self._fields)
+            return _packet_line(self._fields).encode()
         if self._app is not None:
             cols = self._app.columns(self._tcp_info)
-            return _LINE % (self.number, self.time_relative, self._addrs, cols[0],
-                            self.frame_len, cols[1])
+            return _LINE % (self.number, self.time_relative, self._addrs, _proto(cols[0]),
+                            self.frame_len, cols[1].encode())
         if type(self.ts_ns) is not int:  # no time of its own (pcap.NoTimestamp): none shown
-            return _packet_line(self.fields())
+            return _packet_line(self.fields()).encode()
         flags = self.flags
         seglen = self.seglen
         aflags = self.aflags
@@ -260,11 +276,15 @@ class Packet:
                 shown = view.shown
                 if shown is not None and shown[3] == self.payload_end - self.payload_start:
                     # _pdu_columns' first answer, without its call: one whole message, its
-                    # body as long as the last one this shared view's columns were made for.
+                    # body as long as the last one this shared view's columns were made for
+                    # (shown[4]: those columns as the line writes them).
+                    if not aflags:
+                        proto, info = shown[4]
+                        return _LINE % (self.number, self.time_relative, self._addrs, proto,
+                                        self.frame_len, info)
                     cols = shown[2]
-                    if aflags:
-                        cols = (cols[0], _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
-                                + cols[1])
+                    cols = (cols[0], _dissect.tags_text(aflags, self.dup_frame, self.dup_num)
+                            + cols[1])
                 else:
                     cols = _pdu_columns(view, self._ctx.tracker.final is not None,
                                         self._tcp_info,
@@ -277,8 +297,8 @@ class Packet:
                     cols = ("CHAT", _chat_info(self.data[self.payload_start : self.payload_end],
                                                to_server=self.dport in ports))
             if cols is not None:
-                return _LINE % (self.number, self.time_relative, self._addrs, cols[0],
-                                self.frame_len, cols[1])
+                return _LINE % (self.number, self.time_relative, self._addrs, _proto(cols[0]),
+                                self.frame_len, cols[1].encode())
         if flags & (_ACK | _URG) == _ACK and not aflags:
             # The commonest segment, in one format: no tags, no Urg, Ack shown.
             if self._ctx.absolute:
@@ -290,15 +310,15 @@ class Packet:
             opts = self._opts
             if type(opts) is tuple:  # NOP,NOP,Timestamps: its two numbers in the same format
                 return _TCP_TS_LINE % (self.number, self.time_relative, self._addrs,
-                                       self.frame_len, self._ports, _FLAGS_TEXT[flags], seq, ack,
-                                       self.window_value if flags & _SYN or scale < 0
+                                       self.frame_len, self._ports, _FLAGS_BYTES[flags], seq,
+                                       ack, self.window_value if flags & _SYN or scale < 0
                                        else self.window_value << scale, seglen, opts[1], opts[2])
             return _TCP_LINE % (self.number, self.time_relative, self._addrs, self.frame_len,
-                                self._ports, _FLAGS_TEXT[flags], seq, ack,
+                                self._ports, _FLAGS_BYTES[flags], seq, ack,
                                 self.window_value if flags & _SYN or scale < 0
-                                else self.window_value << scale, seglen, opts)
-        return _LINE % (self.number, self.time_relative, self._addrs, "TCP", self.frame_len,
-                        self._tcp_info())
+                                else self.window_value << scale, seglen, opts.encode())
+        return _LINE % (self.number, self.time_relative, self._addrs, _TCP_PROTO,
+                        self.frame_len, self._tcp_info().encode())
 
     # -- the mapping of Wireshark field names ------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -370,8 +390,9 @@ def _pdu_columns(view: _reassembly.SegmentView, second_pass: bool,
             proto, info = cols = _pdu_columns(view, second_pass, tcp_info, "", data, start,
                                               layers, end)
             if length <= 0 or _http.prefix_free(view.messages[0].head):
-                # (the payload's length too: Packet.list_line compares that one)
-                view.shown = (length, layers, cols, end - start)
+                # (the payload's length too: Packet.list_bytes compares that one)
+                view.shown = (length, layers, cols, end - start,
+                              (_proto(cols[0]), cols[1].encode()))
             return (proto, tags + info) if tags else cols
         if layers is None:
             layers = _body_layers(view, data, start, end)
@@ -659,16 +680,17 @@ _APP_PORTS = TLS_PORTS | DNS_PORTS
 _TLS_FIRST_BYTES = frozenset(TLS_HEURISTIC_TYPES)
 
 
-def _direction(key: bytes) -> tuple[str, str, int, int, str, str, bool]:
-    """The texts of one directed 4-tuple, formatted once per direction, not per packet.
+def _direction(key: bytes) -> tuple[str, str, int, int, bytes, bytes, bool]:
+    """The texts of one directed 4-tuple, formatted once per direction, not per packet
+    (the packet list's address and port columns in UTF-8).
 
     The last item says whether a port is one TLS or DNS owns (tls_dns.TLS_PORTS, DNS_PORTS).
     """
     src = _dissect._ntoa(key[0:4])
     dst = _dissect._ntoa(key[4:8])
     sport, dport = _PORTS.unpack_from(key, 8)
-    return (src, dst, sport, dport, "%15s → %-15s" % (src, dst), f"{sport} → {dport}",  # noqa: UP031
-            sport in _APP_PORTS or dport in _APP_PORTS)
+    return (src, dst, sport, dport, ("%15s → %-15s" % (src, dst)).encode(),  # noqa: UP031
+            f"{sport} → {dport}".encode(), sport in _APP_PORTS or dport in _APP_PORTS)
 
 
 class Analyzer:
@@ -818,7 +840,7 @@ class Analyzer:
         raw_unpack = _RAW_IP_TCP.unpack_from
         raw_types = _RAW_LINKTYPES
         ts_unpack = _TS_WORDS.unpack_from
-        directions: dict[bytes, tuple[str, str, int, int, str, str, bool]] = {}
+        directions: dict[bytes, tuple[str, str, int, int, bytes, bytes, bool]] = {}
         options = _dissect._options
         nop_nop_ts = _dissect._NOP_NOP_TS
         dup_ack = _ta.DUPLICATE_ACK

@@ -103,13 +103,12 @@ def _make_encoder(obj: object) -> str:
 _encode: Callable[[object], str] = _make_encoder
 _quote: Callable[[str], str] = _make_encoder
 _LAYOUTS_MAX = 512
-# (key layout, value types, payload) → the object as one %-format with each shown key
-# already encoded, and the positions whose values need a word of their own (see _plan).
-_Plan = tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...],
-              tuple[int, ...], tuple[int, ...]]
+# (key layout, value types, payload) → the object as one bytes %-format with each shown
+# key already encoded, the getter of the shown positions' values, and the positions among
+# those whose values need a word of their own (see _plan).
+_Plan = tuple[bytes, Callable[[list], tuple], tuple[int, ...], tuple[int, ...],
+              tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 _plans: dict[tuple[tuple, tuple, bool], _Plan | None] = {}
-# Values a hidden position may hold and still be passed to "%.0s" as they are (cheap str()).
-_CHEAP = frozenset({int, str, float, bool, type(None)})
 
 
 def _hidden(key: str, untimed: bool) -> bool:
@@ -123,51 +122,64 @@ def _plan(layout: tuple, types: tuple[type, ...], payload: bool) -> _Plan | None
     """How to write every dict with these keys and value types (None: use the encoder).
 
     Written as ``json`` writes them: ``"key":value`` joined by commas, ints as ``%d``
-    (``int.__repr__``), floats as ``%r`` (``float.__repr__``), strings escaped by the
+    (``int.__repr__``), floats as ``%a`` (``float.__repr__``), strings escaped by the
     encoder's own function, True/False/None as JSON words, anything else by the encoder.
-    A hidden key's value is consumed by ``%.0s``, which writes nothing (``blanks``: the
-    positions whose value is first replaced by "", so that str() of it is not made), and
+    The format is bytes (UTF-8): bytes formatting copies the text between fields with one
+    ``memcpy`` and writes ints without a temporary ``str``, where ``str`` formatting
+    scans it a character at a time (a JSON object is mostly its keys). Hidden keys are
+    not in it: ``pick`` takes the shown values out of the dict's in one C call, and
     ``tcp.payload`` is hidden or, with ``payload``, written in hex (``hexes``).
     """
+    from operator import itemgetter
+
     untimed = "_untimed" in layout
     parts: list[str] = []
+    shown: list[int] = []
     strs: list[int] = []
     bools: list[int] = []
     floats: list[int] = []
     others: list[int] = []
-    blanks: list[int] = []
     hexes: list[int] = []
-    shown = 0
     for i, (key, kind) in enumerate(zip(layout, types, strict=True)):
         if type(key) is not str:
             return None  # json's rules for other keys (numbers, True) are left to it
         payload_bytes = key == "tcp.payload" and kind in _BYTES
+        at = len(shown)  # the value's place among the shown ones
         if payload_bytes and payload:
             slot = "%s"
-            hexes.append(i)
+            hexes.append(at)
         elif payload_bytes or _hidden(key, untimed):
-            parts.append("%.0s")
-            if kind not in _CHEAP:
-                blanks.append(i)
             continue
         elif kind in _BYTES:
             return None  # bytes under another name (tls.app_data): the general path
         elif kind is int:
             slot = "%d"
         elif kind is float:
-            slot = "%r"
-            floats.append(i)
+            slot = "%a"  # ascii(repr()): a float's repr is ASCII
+            floats.append(at)
         else:
             slot = "%s"
-            (strs if kind is str else bools if kind is bool else others).append(i)
+            (strs if kind is str else bools if kind is bool else others).append(at)
         parts.append(("," if shown else "") + _quote(key).replace("%", "%%") + ":" + slot)
-        shown += 1
-    return ("{" + "".join(parts) + "}", tuple(strs), tuple(bools), tuple(floats), tuple(others),
-            tuple(blanks), tuple(hexes))
+        shown.append(i)
+    if not shown:
+        pick: Callable[[list], tuple] = lambda values: ()  # noqa: E731
+    elif len(shown) == 1:
+        one = itemgetter(shown[0])
+        pick = lambda values: (one(values),)  # noqa: E731
+    else:
+        pick = itemgetter(*shown)
+    return (("{" + "".join(parts) + "}").encode(), pick, tuple(strs), tuple(bools),
+            tuple(floats), tuple(others), tuple(hexes))
 
 
 def json_line(d: dict, *, payload: bool = False) -> str:
-    """One JSON object for ``--json``: private keys dropped, bytes only when asked (hex).
+    """One JSON object for ``--json``: private keys dropped, bytes only when asked (hex)."""
+    return json_bytes(d, payload=payload).decode()
+
+
+def json_bytes(d: dict, *, payload: bool = False) -> bytes:
+    """:func:`json_line` as UTF-8, which is what ``--json`` writes.
 
     This runs for every packet of --json, and a dict holds ~60 fields. The C encoder
     escapes and copies every key of every packet; here packets of one kind share one key
@@ -185,28 +197,27 @@ def json_line(d: dict, *, payload: bool = False) -> str:
         if len(_plans) >= _LAYOUTS_MAX:
             _plans.clear()
         plan = _plans[key] = _plan(key[0], types, payload)
-    if plan is not None:
-        fmt, strs, bools, floats, others, blanks, hexes = plan
-        for i in floats:
-            v = values[i]
-            if v - v:  # NaN or an infinity: the encoder's words for them
-                return _general(d, payload)
-        quote = _quote
-        for i in strs:
-            values[i] = quote(values[i])
-        for i in bools:
-            values[i] = "true" if values[i] else "false"
-        for i in blanks:
-            values[i] = ""
-        for i in hexes:
-            values[i] = quote(_payload_hex(bytes(values[i])))
-        try:
-            for i in others:
-                values[i] = _encode(values[i])  # None, lists (SACK edges), subclasses…
-        except TypeError:  # bytes inside a list (one tls.app_data per record)
-            return _general(d, payload)
-        return fmt % tuple(values)
-    return _general(d, payload)
+    if plan is None:
+        return _general(d, payload).encode()
+    fmt, pick, strs, bools, floats, others, hexes = plan
+    args = list(pick(values))
+    for i in floats:
+        v = args[i]
+        if v - v:  # NaN or an infinity: the encoder's words for them
+            return _general(d, payload).encode()
+    quote = _quote
+    for i in strs:
+        args[i] = quote(args[i]).encode()
+    for i in bools:
+        args[i] = b"true" if args[i] else b"false"
+    for i in hexes:
+        args[i] = quote(_payload_hex(bytes(args[i]))).encode()
+    try:
+        for i in others:
+            args[i] = _encode(args[i]).encode()  # None, lists (SACK edges), subclasses…
+    except TypeError:  # bytes inside a list (one tls.app_data per record)
+        return _general(d, payload).encode()
+    return fmt % tuple(args)
 
 
 def _general(d: dict, payload: bool) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from itertools import islice
 
 from tcplab.analyze import CHAT_PORTS, Packet, render
@@ -131,24 +132,55 @@ _JSON_BLOCK = 64
 
 
 class _Output:
-    """Buffered stdout writes: one per ``block`` lines, not one per packet."""
+    """Buffered stdout writes, one per ``block`` lines, in UTF-8 (as tshark writes).
+
+    Lines are kept as bytes: the list and --json lines are made as UTF-8 to begin with
+    (:meth:`Packet.list_bytes`, :func:`render.json_bytes`), other text is encoded as it
+    is added. They go to stdout's bytes layer when its encoding is UTF-8; under any other
+    (``PYTHONIOENCODING=ascii``, a Latin-1 terminal) through its text layer, with a
+    backslash escape for each character it cannot show instead of a traceback.
+    """
 
     def __init__(self, block: int = _BLOCK) -> None:
-        self.lines: list[str] = []
+        self.lines: list[bytes] = []
         self.block = block
-        self.write = sys.stdout.write
+        self.write, self._flush = _stdout_writer()
 
     def add(self, line: str) -> None:
-        self.lines.append(line)
-        if len(self.lines) >= self.block:
+        self.add_bytes(line.encode())
+
+    def add_bytes(self, line: bytes) -> None:
+        lines = self.lines
+        lines.append(line)
+        if len(lines) >= self.block:
             self.flush()
 
     def flush(self) -> None:
         if self.lines:
-            self.lines.append("")  # the last line's newline, without copying the text again
-            self.write("\n".join(self.lines))
+            self.lines.append(b"")  # the last line's newline, without copying the text again
+            self.write(b"\n".join(self.lines))
             self.lines.clear()
-        sys.stdout.flush()
+        self._flush()
+
+
+def _stdout_writer() -> tuple[Callable[[bytes], object], Callable[[], None]]:
+    """How UTF-8 text reaches stdout: ``(write, flush)``."""
+    import codecs
+
+    out = sys.stdout
+    buffer = getattr(out, "buffer", None)
+    try:
+        utf8 = codecs.lookup(getattr(out, "encoding", None) or "ascii").name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if buffer is not None and utf8:
+        out.flush()  # what was written as text goes first
+        return buffer.write, buffer.flush
+    reconfigure = getattr(out, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+    write = out.write
+    return (lambda data: write(data.decode())), out.flush
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,9 +231,10 @@ def run(args: argparse.Namespace) -> int:
                 if not (summaries or show_list or flow):
                     break
     elif args.json:
-        json_line = render.json_line
+        json_bytes = render.json_bytes
+        add = out.add_bytes
         for p in analysis:
-            out.add(json_line(p.fields(), payload=args.payload))
+            add(json_bytes(p.fields(), payload=args.payload))
     elif show_list:
         out.add(render.LIST_HEADER)
         out.flush()
@@ -209,16 +242,16 @@ def run(args: argparse.Namespace) -> int:
         # written with one call, not passed one by one through _Output.add.
         records = iter(analysis)
         write = out.write
-        while block := [p.list_line() for p in islice(records, _BLOCK)]:
-            block.append("")
-            write("\n".join(block))
+        while block := [p.list_bytes() for p in islice(records, _BLOCK)]:
+            block.append(b"")
+            write(b"\n".join(block))
     else:
         analysis.finish()
     damage = analysis.damage
     if damage is not None:
         bad = damage.as_packet()
         if args.json and args.packet is None:
-            out.add(render.json_line(bad))
+            out.add_bytes(render.json_bytes(bad))
         elif show_list:
             _damage_line(out, bad)
     if args.packet is not None and not found and damage is None:
@@ -273,7 +306,7 @@ def _damage_line(out: _Output, bad: dict) -> None:
 
 def _detail(out: _Output, p: Packet, args: argparse.Namespace) -> None:
     if args.json:
-        out.add(render.json_line(p.fields(), payload=args.payload))
+        out.add_bytes(render.json_bytes(p.fields(), payload=args.payload))
         return
     out.add(render.detail_tree(p.fields()))
     if args.hex:
