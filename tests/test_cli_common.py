@@ -1,8 +1,14 @@
-"""Shared CLI helpers: the progress bar shows only on a terminal and cleans up after itself."""
+"""Shared CLI behaviour: the progress bar shows only on a terminal and cleans up after
+itself; a stdout that is not UTF-8 gets escapes, not a traceback."""
 
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+
+import pytest
 
 from tcplab.cli.common import Progress
 
@@ -26,3 +32,15 @@ def test_progress_is_silent_when_not_a_terminal() -> None:
     p.update(1, 2)
     p.close()
     assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["encap", "--help"], ["analyze", "--help"]])
+def test_help_on_an_ascii_stdout_escapes_the_arrows(argv: list[str]) -> None:
+    """The help texts have arrows (CSV → packets); an ASCII or Latin-1 stdout cannot hold
+    them, and the help used to end in a UnicodeEncodeError instead of printing."""
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([sys.executable, "-m", "tcplab", *argv], capture_output=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode()
+    text = proc.stdout.decode("ascii")
+    assert "\\u2192" in text and "usage: tcplab" in text

@@ -81,8 +81,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _escape_what_stdout_cannot_encode() -> None:
+    """Under an encoding other than UTF-8 (``PYTHONIOENCODING=ascii``, a Latin-1 terminal),
+    print a character stdout cannot hold (the arrows of ``--help`` and of every packet
+    line, Hebrew chat text) as a backslash escape, not end the command with a traceback."""
+    import codecs
+
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is None:
+        return
+    try:
+        utf8 = codecs.lookup(sys.stdout.encoding or "ascii").name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8:
+        reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tcplab`` console script."""
+    _escape_what_stdout_cannot_encode()
     argv = list(sys.argv[1:] if argv is None else argv)
     # The first word that is not an option names the command (options before it are
     # global ones like --version, which need no command modules at all).

@@ -176,10 +176,7 @@ def _stdout_writer() -> tuple[Callable[[bytes], object], Callable[[], None]]:
     if buffer is not None and utf8:
         out.flush()  # what was written as text goes first
         return buffer.write, buffer.flush
-    reconfigure = getattr(out, "reconfigure", None)
-    if reconfigure is not None:
-        reconfigure(errors="backslashreplace")
-    write = out.write
+    write = out.write  # (main() has it escape what the encoding lacks)
     return (lambda data: write(data.decode())), out.flush
 
 
