@@ -107,6 +107,26 @@ class EncapSummary:
         return out
 
 
+def _output_paths(out_path: str) -> tuple[str, str | None]:
+    """Where to write, and the name to rename that to at the end (None: written in place).
+
+    A regular file (or a new name) is written beside itself and renamed over at the end.
+    Anything else is written in place: renaming over ``/dev/null``, a FIFO or a socket
+    would replace it with a regular file (and, run as root, break ``/dev/null`` for the
+    whole machine). A symbolic link keeps pointing where it did: its target is replaced.
+    """
+    import stat
+
+    try:
+        mode = os.stat(out_path).st_mode
+    except OSError:
+        return f"{out_path}.part", out_path  # a new file (or one we cannot see: open() says why)
+    if not stat.S_ISREG(mode):
+        return out_path, None
+    target = os.path.realpath(out_path)
+    return f"{target}.part", target
+
+
 def encapsulate_csv(
     csv_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -124,7 +144,7 @@ def encapsulate_csv(
     pcapng output carries each data packet's CSV ``msg_id`` as a packet comment, which
     ``tcplab analyze --http`` uses to map HTTP messages back to CSV rows. The output is
     written to a temporary name and renamed at the end, so a failure never leaves a
-    half-written file behind under the requested name.
+    half-written file behind under the requested name (:func:`_output_paths`).
     """
     from tcplab.pcap import open_writer
 
@@ -132,7 +152,7 @@ def encapsulate_csv(
     out_path = os.fspath(out_path)
     stats = ReadStats()
     messages = read_messages(csv_path, unescape=unescape, skip_bad=skip_bad, stats=stats)
-    tmp_path = f"{out_path}.part"
+    tmp_path, final_path = _output_paths(out_path)
     fmt = format or ("pcapng" if out_path.endswith(".pcapng") else "pcap")
     summary = EncapSummary(os.fspath(csv_path), out_path, options.style, linktype, fmt, stats)
     header = link.header_for(linktype, 4)
@@ -166,12 +186,14 @@ def encapsulate_csv(
                 write(frame, ts, None, None)
                 nbytes += len(frame)
                 packets += 1
-        os.replace(tmp_path, out_path)
+        if final_path is not None:
+            os.replace(tmp_path, final_path)
     except BaseException as exc:
-        try:
-            os.unlink(tmp_path)
-        except OSError:
-            pass
+        if final_path is not None:
+            try:
+                os.unlink(tmp_path)
+            except OSError:
+                pass
         if isinstance(exc, ValueError) and msg is not None:
             raise InputError(f"{source}: line {msg.line}: {exc}") from None
         raise
