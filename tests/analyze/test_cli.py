@@ -196,3 +196,30 @@ def test_a_stdout_that_is_not_utf8_gets_escapes_not_a_traceback(tmp_path, encodi
                           capture_output=True, timeout=120, check=True).stdout.decode()
     assert out == utf8.encode(encoding, "backslashreplace").decode(encoding)
     assert ("\\u2192" in out) == ("→" in utf8) and len(out.splitlines()) >= 5
+
+
+@pytest.mark.parametrize("view", [[], ["--json"]])
+def test_a_full_disk_is_an_error_not_a_traceback(tmp_path, view):
+    """Written to /dev/full (every write fails with ENOSPC): one line saying so, exit 2."""
+    import os
+    import stat
+    import subprocess
+
+    if not os.path.exists("/dev/full") or not stat.S_ISCHR(os.stat("/dev/full").st_mode):
+        pytest.skip("this machine has no /dev/full device to write to")
+    path = scenarios.anomalies().write(str(tmp_path / "a.pcap"))
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "tcplab", "analyze", path, *view],
+                              stdout=full, stderr=subprocess.PIPE, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == "tcplab: error: cannot write the output: No space left on device\n"
+
+
+def test_a_closed_stdout_is_not_a_traceback(tmp_path):
+    """Started with stdout closed (``>&-``), the list goes nowhere, as print() does then."""
+    import subprocess
+
+    path = scenarios.anomalies().write(str(tmp_path / "a.pcap"))
+    proc = subprocess.run(["sh", "-c", 'exec "$0" -m tcplab analyze "$1" >&-', sys.executable,
+                           path], stderr=subprocess.PIPE, timeout=120)
+    assert (proc.returncode, proc.stderr) == (0, b"")

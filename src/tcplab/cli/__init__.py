@@ -16,6 +16,7 @@ privilege, unsupported platform, missing program), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import os
@@ -121,7 +122,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error worth a traceback.
-        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         return 0
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        # A full disk or file-size limit is the machine's state, not a bug: say it plainly.
+        print(f"tcplab: error: cannot write {exc.filename or 'the output'}: {exc.strerror}",
+              file=sys.stderr)
+        _quiet_stdout()
+        return 2
+
+
+#: Write errors that say where the output goes is full (not a bug of ours).
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of what it still holds
+    does not fail a second time."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)

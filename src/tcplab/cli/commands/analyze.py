@@ -168,6 +168,8 @@ def _stdout_writer() -> tuple[Callable[[bytes], object], Callable[[], None]]:
     import codecs
 
     out = sys.stdout
+    if out is None:  # started with stdout closed: discarded, as print() does then
+        return (lambda data: None), (lambda: None)
     buffer = getattr(out, "buffer", None)
     try:
         utf8 = codecs.lookup(getattr(out, "encoding", None) or "ascii").name == "utf-8"
