@@ -86,16 +86,10 @@ def _escape_what_stdout_cannot_encode() -> None:
     """Under an encoding other than UTF-8 (``PYTHONIOENCODING=ascii``, a Latin-1 terminal),
     print a character stdout cannot hold (the arrows of ``--help`` and of every packet
     line, Hebrew chat text) as a backslash escape, not end the command with a traceback."""
-    import codecs
+    from tcplab.cli.common import writes_utf8
 
     reconfigure = getattr(sys.stdout, "reconfigure", None)
-    if reconfigure is None:
-        return
-    try:
-        utf8 = codecs.lookup(sys.stdout.encoding or "ascii").name == "utf-8"
-    except LookupError:
-        utf8 = False
-    if not utf8:
+    if reconfigure is not None and not writes_utf8(sys.stdout):
         reconfigure(errors="backslashreplace")
 
 

@@ -22,6 +22,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return super()._get_help_string(action)
 
 
+def writes_utf8(stream: object) -> bool:
+    """Whether ``stream`` encodes its text as UTF-8, however its encoding is spelled
+    (``utf-8``, ``UTF8``, ``utf_8``); a stream without an encoding is taken for ASCII."""
+    import codecs
+
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "utf-8"
+    except LookupError:
+        return False
+
+
 def add_command(
     subparsers: argparse._SubParsersAction,
     name: str,

@@ -14,7 +14,7 @@ from itertools import islice
 
 from tcplab.analyze import CHAT_PORTS, Packet, render
 from tcplab.analyze.session import AnalysisSession
-from tcplab.cli.common import add_command, port_number, positive_int
+from tcplab.cli.common import add_command, port_number, positive_int, writes_utf8
 from tcplab.errors import InputError
 
 ORDER = 20
@@ -165,17 +165,11 @@ class _Output:
 
 def _stdout_writer() -> tuple[Callable[[bytes], object], Callable[[], None]]:
     """How UTF-8 text reaches stdout: ``(write, flush)``."""
-    import codecs
-
     out = sys.stdout
     if out is None:  # started with stdout closed: discarded, as print() does then
         return (lambda data: None), (lambda: None)
     buffer = getattr(out, "buffer", None)
-    try:
-        utf8 = codecs.lookup(getattr(out, "encoding", None) or "ascii").name == "utf-8"
-    except LookupError:
-        utf8 = False
-    if buffer is not None and utf8:
+    if buffer is not None and writes_utf8(out):
         out.flush()  # what was written as text goes first
         return buffer.write, buffer.flush
     write = out.write  # (main() has it escape what the encoding lacks)
