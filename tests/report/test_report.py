@@ -77,6 +77,22 @@ def test_report_command(captures: dict[str, Path], tmp_path: Path) -> None:
         assert args[0] in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_file_name_that_is_not_utf8_is_escaped_not_a_crash(
+        captures: dict[str, Path], tmp_path: Path) -> None:
+    """Linux file names are bytes: one with a stray 0xff (``os.fsdecode`` keeps it as a
+    lone surrogate) used to stop the report half-written with a UnicodeEncodeError."""
+    import os
+    import shutil
+
+    raw = os.path.join(os.fsencode(tmp_path), b"bad\xffname.pcap")
+    shutil.copyfile(captures["stream"], raw)
+    name = os.fsdecode(raw)
+    html_path, md_path = write_report(build_capture_report([name]), tmp_path / "out")
+    for path in (html_path, md_path):
+        text = path.read_text(encoding="utf-8")
+        assert "bad\\udcffname.pcap" in text and "packets" in text
+
+
 def test_open_hands_the_page_to_the_browser(captures: dict[str, Path], tmp_path: Path) -> None:
     import os
 

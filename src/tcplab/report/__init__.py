@@ -84,12 +84,16 @@ def build_capture_report(paths: Iterable[str | os.PathLike[str]], *,
 
 def write_report(report: Report, out_dir: str | os.PathLike[str], *,
                  html_name: str = "report.html", md_name: str = "report.md") -> tuple[Path, Path]:
-    """Write ``report.html`` (self-contained) and ``report.md`` + ``images/`` into ``out_dir``."""
+    """Write ``report.html`` (self-contained) and ``report.md`` + ``images/`` into ``out_dir``.
+
+    A file name that is not UTF-8 (``os.fsdecode`` keeps its stray bytes as lone
+    surrogates) is written with a backslash escape for each such byte.
+    """
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
         html_path = out / html_name
-        html_path.write_text(_html.render(report), encoding="utf-8")
+        html_path.write_text(_html.render(report), encoding="utf-8", errors="backslashreplace")
         text, files = _markdown.render(report)
         for rel, content in files.items():
             target = out / rel
@@ -97,9 +101,9 @@ def write_report(report: Report, out_dir: str | os.PathLike[str], *,
             if isinstance(content, bytes):
                 target.write_bytes(content)
             else:
-                target.write_text(content, encoding="utf-8")
+                target.write_text(content, encoding="utf-8", errors="backslashreplace")
         md_path = out / md_name
-        md_path.write_text(text, encoding="utf-8")
+        md_path.write_text(text, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         raise InputError(f"{exc.filename or out}: cannot write the report: {exc.strerror}") from None
     return html_path, md_path
