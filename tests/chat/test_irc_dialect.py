@@ -153,6 +153,29 @@ def test_bad_nicknames(nick, numeric):
     assert numerics(net.lines(conn)) == ["431"]
 
 
+ECHOED = ["WHOIS :a b", "WHOIS :", "WHOIS x :", "WHOIS :x", "NICK :a b", "NICK :", "NICK ::x",
+          "NAMES :#x y", "NAMES :", "JOIN :a b", "TOPIC :a b", "WHO :", "WHOWAS :a b",
+          "CAP :a b", "MODE :#x y :z", "PRIVMSG :a b :hi", "NOTICE : :hi", "USERHOST :a b",
+          "ISON :", "KICK :a b c"]
+
+
+@pytest.mark.parametrize("command", ECHOED)
+@pytest.mark.parametrize("registered", [True, False], ids=["registered", "unregistered"])
+def test_a_reply_echoing_an_unsendable_parameter_keeps_the_session(command, registered):
+    """Replies name what the client sent; a name with a space, an empty one or one that
+    starts with ':' cannot be a middle parameter. The reply used to raise on it, and the
+    server dropped the client with 'internal error' and a traceback in its log."""
+    net = Net()
+    conn = net.irc_user("Wendy") if registered else net.connect(net.irc)
+    net.lines(conn)
+    net.send(conn, command + "\r\n")
+    replies = net.lines(conn)
+    assert conn not in net.closed
+    assert all(len(line.encode()) <= 510 and parse(line) for line in replies)
+    net.send(conn, "PING :still-here\r\n")
+    assert net.lines(conn) == [":tcplab PONG tcplab still-here"]
+
+
 def test_private_messages_both_ways_with_the_space_mapping():
     net = Net()
     native = net.native_user("Britney Spears")

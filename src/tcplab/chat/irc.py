@@ -276,7 +276,15 @@ def _cut_utf8(data: bytes, limit: int) -> int:
 
 def server_line(verb: str, *params: str, source: str = SERVER_NAME) -> bytes:
     """One server-to-client line with CR LF, never longer than 512 bytes: an over-long last
-    parameter is shortened at a character boundary."""
+    parameter is shortened at a character boundary.
+
+    A middle parameter that cannot be one (empty, with a space, starting with ``:``) is
+    sent as ``*``, IRC's word for "no name": replies echo what a client sent (the target
+    of ``WHOIS :a b``, the nickname of ``NICK :``), and an echo must not fail the reply.
+    """
+    if len(params) > 1:
+        params = tuple(p if p and " " not in p and p[0] != ":" else "*"
+                       for p in params[:-1]) + params[-1:]
     data = format_message(Message(verb, list(params), source)).encode()
     if len(data) > MAX_MESSAGE - 2:
         data = data[:_cut_utf8(data, MAX_MESSAGE - 2)]
