@@ -154,6 +154,19 @@ def test_scenarios_b_c_d_errors_with_codes_and_seed_wording():
             b"System: 412 Name or message cannot be empty.\n"]
 
 
+@pytest.mark.parametrize("text", [b"\x1b[2J", b"\x1b]0;title\x07", b"\x1b[0m \x1b[1m",
+                                  b"\x1b[31m\t"])
+@pytest.mark.parametrize("target", [b"Bob", b"*"])
+def test_a_message_of_only_escape_sequences_is_empty(text, target):
+    """Cleaning removes escape sequences whole; a message that was nothing else would
+    reach Bob as 'Alice: ' with no text. It gets 412, as an empty message does."""
+    core = core_with("Alice", "Bob")
+    assert core.receive(1, target + b": " + text + b"\n", 1.0) == [
+        (1, b"System: 412 Name or message cannot be empty.\n")]
+    assert core.receive(1, target + b": \x1b[1mhi\n", 1.0) == [
+        (2, b"* Alice: hi\n" if target == b"*" else b"Alice: hi\n")]
+
+
 def test_broadcast_reaches_everyone_else_marked():
     core = core_with("Alice", "Bob", "Carol")
     out = core.receive(2, b"*: hi all\n", 1.0)

@@ -735,6 +735,9 @@ class ChatCore:
                 continue
             if check_controls and has_controls(text):
                 text = clean_text(text)
+                if not text.strip(b" \t"):  # only escape sequences: nothing would show
+                    out.append((conn, _ERR_EMPTY[codes]))
+                    continue
             dest = by_bytes.get(target)
             if dest is None:
                 if target == b"*":
