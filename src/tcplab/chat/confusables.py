@@ -29,7 +29,9 @@ UPPER = _pairs(
     # Greek capitals
     " ΑA ΒB ΕE ΖZ ΗH ΙI ΚK ΜM ΝN ΟO ΡP ΤT ΥY ΧX"
     # Armenian and Cherokee capitals that copy Latin shapes
-    " ՕO ՍU ᎪA ᏴB ᏟC ᎠD ᎬE ᎻH ᏆI ᎫJ ᏦK ᏞL ᎷM ᏢP ᏚS ᎢT ᏙV ᏔW ᏃZ"
+    " ՕO ՍU ՏS ԼL ᎪA ᏴB ᏟC ᎠD ᎬE ᎻH ᏆI ᎫJ ᏦK ᏞL ᎷM ᏢP ᏚS ᎢT ᏙV ᏔW ᏃZ ᎾO ᏒR ᎩY ᏀG ᎳW ᏕS Ꮒh ᏏB"
+    # Cyrillic capital soft sign: a Latin small b
+    " Ьb"
     # Latin capital I is small l in most sans-serif fonts
     " Il"
 )
@@ -38,10 +40,13 @@ UPPER = _pairs(
 LOWER = _pairs(
     # Cyrillic small letters
     "аa вʙ еe ёë һh іl їï јj кĸ ӏl оo рp сc ԁd ѕs ԛq ԝw хx уy үy ґr ɡg"
+    # Cyrillic small letters shaped like Latin small capitals (т ᴛ, м ᴍ, н ʜ, г ᴦ, ь ʙ)
+    " тt мm нh гr ьb"
     # Greek small letters
     " αa βß γy ιl κĸ νv οo ρp σo τt υu χx ϲc ϳj ϵe"
     # Armenian small letters
-    " օo ոn սu հh ցg"
+    " օo ոn սu հh ցg զq"
+
     # Latin look-alikes: dotless i, long s, script g, small capitals, digits as letters
     " ıl ſf ɑa ɩl ɪl ʟl ᴏo ᴄc ᴠv ᴡw ᴢz 0o 1l |l ǀl ɵo ꞵß"
     # and since capital I is l while case folding makes it i, small i joins the same class:
@@ -69,4 +74,7 @@ COMMA_LIKE = frozenset(
 ASTERISK_LIKE = frozenset(
     "\u066d\u204e\u2055\u2217\u2731\u2732\u2733\u2734\u2735\u2736\u2737\u2738\u2739\u273a"
     "\u273b\u273c\u273d\u2743\u2749\u274a\u274b\ua673\ufe61\uff0a\U0001f7af"
+    # stars and asterisk-shaped signs (the name rule also refuses any leading symbol whose
+    # Unicode name says STAR or ASTERISK)
+    "\u2051\u2605\u2606\u2722\u2726\u2727\u229b\u22c6\u26b9"
 )

@@ -12,10 +12,12 @@ kept small enough to read; ``docs/protocol.md`` states them for users:
 * at least one letter or digit, and no leading combining mark;
 * nothing that renders like ``:`` or ``,`` (they delimit the protocol) and no leading
   character that renders like ``*`` (the broadcast mark) or ``/`` (commands);
-* Latin, Cyrillic and Greek letters are not mixed in one name (UTS #39's "moderately
-  restrictive" level): ``Alіce`` with a Cyrillic ``і`` is refused outright;
+* Latin, Cyrillic, Greek, Armenian and Cherokee letters are not mixed in one name (UTS
+  #39's "moderately restrictive" level): ``Alіce`` with a Cyrillic ``і`` is refused
+  outright;
 * uniqueness and the reserved names are judged on the **skeleton** — NFKC, look-alike
-  mapping, case folding, runs of spaces as one — so ``Alice``, ``ＡＬＩＣＥ``, ``AIice``
+  mapping, case folding, stray combining marks on Latin/Cyrillic/Greek letters dropped,
+  runs of spaces as one — so ``Alice``, ``ＡＬＩＣＥ``, ``AIice``
   (capital I) and ``Аlice`` (Cyrillic А) are one name and only one of them can be online.
 
 Pure functions over strings; no I/O. The look-alike tables are data in
@@ -57,7 +59,8 @@ _BLANK = frozenset("\u2800\u3000\u1680\U0001d159")
 #: line and paragraph separators.
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _SPACES = re.compile(r" +")
-_CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+_CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+_STAR_WORDS = frozenset({"STAR", "STARS", "ASTERISK", "ASTERISKS"})
 
 
 def _fold(text: str, table: dict[str, str]) -> str:
@@ -74,10 +77,34 @@ def skeleton(name: str) -> str:
     same few names again and again (targets of messages).
     """
     text = _DEFAULT_IGNORABLE.sub("", unicodedata.normalize("NFKC", name))
-    text = _fold(_fold(text, UPPER).casefold(), LOWER)
+    # (UPPER twice: case folding turns Cherokee small letters into the capitals it maps)
+    text = _fold(_fold(_fold(text, UPPER).casefold(), UPPER).casefold(), LOWER)
     for seq, proto in SEQUENCES:
         text = text.replace(seq, proto)
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    text = unicodedata.normalize("NFC", text)
+    if any(unicodedata.category(ch) == "Mn" for ch in text):
+        text = _drop_stray_marks(text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _drop_stray_marks(text: str) -> str:
+    """Without the combining marks left on Latin, Cyrillic or Greek letters after NFC.
+
+    A mark with a precomposed form (``é``) is part of its letter by then and stays; one
+    without (``e`` + U+0332 COMBINING LOW LINE, ``c`` + U+0323 DOT BELOW) is a faint
+    smudge on a name it would otherwise copy. Marks on other scripts' letters are how
+    those scripts write (Hebrew points, Devanagari vowel signs) and stay.
+    """
+    out: list[str] = []
+    base_script: str | None = None
+    for ch in text:
+        if unicodedata.category(ch) == "Mn":
+            if base_script in ("LATIN", "CYRILLIC", "GREEK"):
+                continue
+        else:
+            base_script = _script(ch)
+        out.append(ch)
+    return "".join(out)
 
 
 _RESERVED = frozenset(skeleton(n) for n in RESERVED_NAMES)
@@ -122,7 +149,9 @@ def nick_problem(nick: str) -> str | None:
                 if script is not None:
                     scripts.add(script)
     first = nick[0]
-    if first == "*" or first in ASTERISK_LIKE or unicodedata.normalize("NFKC", first) == "*":
+    if (first == "*" or first in ASTERISK_LIKE or unicodedata.normalize("NFKC", first) == "*"
+            or (unicodedata.category(first)[0] in "SP"
+                and _STAR_WORDS & set(unicodedata.name(first, "").replace("-", " ").split()))):
         return "A nickname cannot start with '*' or anything that looks like it."
     if first == "/":
         return "A nickname cannot start with '/'."
