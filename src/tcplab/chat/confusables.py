@@ -46,7 +46,6 @@ LOWER = _pairs(
     " αa βß γy ιl κĸ νv οo ρp σo τt υu χx ϲc ϳj ϵe"
     # Armenian small letters
     " օo ոn սu հh ցg զq"
-
     # Latin look-alikes: dotless i, long s, script g, small capitals, digits as letters
     " ıl ſf ɑa ɩl ɪl ʟl ᴏo ᴄc ᴠv ᴡw ᴢz 0o 1l |l ǀl ɵo ꞵß"
     # and since capital I is l while case folding makes it i, small i joins the same class:

@@ -60,6 +60,8 @@ _BLANK = frozenset("\u2800\u3000\u1680\U0001d159")
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _SPACES = re.compile(r" +")
 _CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+#: Scripts whose letters carry no combining mark NFC cannot fold in (see _drop_stray_marks).
+_PRECOMPOSED_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
 _STAR_WORDS = frozenset({"STAR", "STARS", "ASTERISK", "ASTERISKS"})
 
 
@@ -99,7 +101,7 @@ def _drop_stray_marks(text: str) -> str:
     base_script: str | None = None
     for ch in text:
         if unicodedata.category(ch) == "Mn":
-            if base_script in ("LATIN", "CYRILLIC", "GREEK"):
+            if base_script in _PRECOMPOSED_SCRIPTS:
                 continue
         else:
             base_script = _script(ch)
