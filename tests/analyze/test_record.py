@@ -53,6 +53,21 @@ def fast_records(path: str, final=None, **kw) -> list[Packet]:
     return out
 
 
+def block_lines(path: str, final=None, block: int = 3, **kw) -> list[str]:
+    """The list as :meth:`Analyzer.list_blocks` writes it (most lines without a record)."""
+    reader = open_capture(path)
+    out: list[str] = []
+    try:
+        for lines in _analyzer(reader, final, **kw).list_blocks(reader, block=block):
+            assert 0 < len(lines) <= block
+            out.extend(line.decode() for line in lines)
+    except CaptureDamage:
+        pass
+    finally:
+        reader.close()
+    return out
+
+
 def full_records(path: str, final=None, **kw) -> list[Packet]:
     reader = open_capture(path)
     a = _analyzer(reader, final, **kw)
@@ -72,6 +87,8 @@ def assert_identical(path: str, *, two_pass: bool = False, **kw) -> None:
     fast = fast_records(path, final, **kw)
     full = full_records(path, final, **kw)
     assert len(fast) == len(full)
+    # The list written without records is the list of the full dissector's records.
+    assert block_lines(path, final, **kw) == [g.list_line() for g in full]
     for f, g in zip(fast, full, strict=True):
         held_fast = f._fields is None
         if held_fast:

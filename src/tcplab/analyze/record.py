@@ -99,6 +99,21 @@ def _proto(name: str) -> bytes:
     return ("%-8s" % name).encode()  # noqa: UP031
 
 
+def _ack_line(number: int, time_relative: float, addrs: bytes, frame_len: int, ports: bytes,
+              flags: int, seq: int, ack: int, window: int, seglen: int,
+              opts: str | tuple[int, int, int]) -> bytes:
+    """The commonest segment's line (ACK set, no URG, no analysis tags) in one format.
+
+    Made from the numbers alone, so that the list's loop can write it for a frame it
+    makes no record for (:meth:`Analyzer.list_blocks`) exactly as the record would.
+    """
+    if type(opts) is tuple:  # NOP,NOP,Timestamps: its two numbers in the same format
+        return _TCP_TS_LINE % (number, time_relative, addrs, frame_len, ports,
+                               _FLAGS_BYTES[flags], seq, ack, window, seglen, opts[1], opts[2])
+    return _TCP_LINE % (number, time_relative, addrs, frame_len, ports, _FLAGS_BYTES[flags],
+                        seq, ack, window, seglen, opts.encode())
+
+
 _TCP_PROTO = _proto("TCP")
 _chat_info = _http.chat_info
 
@@ -307,16 +322,10 @@ class Packet:
                 seq = (self.seq_raw - self.fbase) & _M32
                 ack = (self.ack_raw - self.rbase) & _M32
             scale = self.scale
-            opts = self._opts
-            if type(opts) is tuple:  # NOP,NOP,Timestamps: its two numbers in the same format
-                return _TCP_TS_LINE % (self.number, self.time_relative, self._addrs,
-                                       self.frame_len, self._ports, _FLAGS_BYTES[flags], seq,
-                                       ack, self.window_value if flags & _SYN or scale < 0
-                                       else self.window_value << scale, seglen, opts[1], opts[2])
-            return _TCP_LINE % (self.number, self.time_relative, self._addrs, self.frame_len,
-                                self._ports, _FLAGS_BYTES[flags], seq, ack,
-                                self.window_value if flags & _SYN or scale < 0
-                                else self.window_value << scale, seglen, opts.encode())
+            return _ack_line(self.number, self.time_relative, self._addrs, self.frame_len,
+                             self._ports, flags, seq, ack,
+                             self.window_value if flags & _SYN or scale < 0
+                             else self.window_value << scale, seglen, self._opts)
         return _LINE % (self.number, self.time_relative, self._addrs, _TCP_PROTO,
                         self.frame_len, self._tcp_info().encode())
 
@@ -680,17 +689,20 @@ _APP_PORTS = TLS_PORTS | DNS_PORTS
 _TLS_FIRST_BYTES = frozenset(TLS_HEURISTIC_TYPES)
 
 
-def _direction(key: bytes) -> tuple[str, str, int, int, bytes, bytes, bool]:
+def _direction(key: bytes, chat_ports: frozenset[int]
+               ) -> tuple[str, str, int, int, bytes, bytes, bool, bool]:
     """The texts of one directed 4-tuple, formatted once per direction, not per packet
     (the packet list's address and port columns in UTF-8).
 
-    The last item says whether a port is one TLS or DNS owns (tls_dns.TLS_PORTS, DNS_PORTS).
+    The last two items say whether a port is one TLS or DNS owns (tls_dns.TLS_PORTS,
+    DNS_PORTS), and whether one is a chat port (its payload is shown as chat lines).
     """
     src = _dissect._ntoa(key[0:4])
     dst = _dissect._ntoa(key[4:8])
     sport, dport = _PORTS.unpack_from(key, 8)
     return (src, dst, sport, dport, ("%15s → %-15s" % (src, dst)).encode(),  # noqa: UP031
-            f"{sport} → {dport}".encode(), sport in _APP_PORTS or dport in _APP_PORTS)
+            f"{sport} → {dport}".encode(), sport in _APP_PORTS or dport in _APP_PORTS,
+            sport in chat_ports or dport in chat_ports)
 
 
 class Analyzer:
@@ -829,6 +841,26 @@ class Analyzer:
         and is not yielded (a frame the full dissector made is tested whole).
         Damage raises :class:`CaptureDamage` after every good record.
         """
+        return self._frames(reader, max_packets, skim, payload_only, payload_views, keep, 0)
+
+    def list_blocks(self, reader: Any, max_packets: int | None = None,
+                    block: int = 2048) -> Iterator[list[bytes]]:
+        """The packet list of ``reader``: its lines (UTF-8, no newline) in lists of ``block``.
+
+        The same read as :meth:`packets`, with each record's :meth:`Packet.list_bytes`;
+        but a fast-path frame whose line takes one of the two commonest forms (a segment
+        without analysis tags, ACK set and no URG, that no sub-dissector claims; a whole
+        HTTP message whose columns the reassembly made for an earlier one like it) has its
+        line written from the numbers the analysis step gives, with no record made: most
+        of a plain list's frames, and a record costs as much as its line. Damage raises
+        :class:`CaptureDamage` after the block holding every good line.
+        """
+        return self._frames(reader, max_packets, False, False, True, None, block)
+
+    def _frames(self, reader: Any, max_packets: int | None, skim: bool, payload_only: bool,
+                payload_views: bool, keep: Callable[[Packet], bool] | None,
+                block: int) -> Iterator[Any]:
+        """:meth:`packets` (``block`` 0) and :meth:`list_blocks`: one loop for both."""
         from tcplab.pcap import CaptureFormatError
 
         full = self.packet
@@ -840,7 +872,17 @@ class Analyzer:
         raw_unpack = _RAW_IP_TCP.unpack_from
         raw_types = _RAW_LINKTYPES
         ts_unpack = _TS_WORDS.unpack_from
-        directions: dict[bytes, tuple[str, str, int, int, bytes, bytes, bool]] = {}
+        directions: dict[bytes, tuple[str, str, int, int, bytes, bytes, bool, bool]] = {}
+        chat_ports = self.chat_ports
+        absolute = self.absolute
+        # The list's lines, when the loop writes them (list_blocks): handed out a block at
+        # a time; ``line``, ``ack_line`` the two forms it writes without a record.
+        lines: list[bytes] = []
+        add_line = lines.append if block else None
+        # Every frame adds one line: a block is full at a frame number, not a length.
+        flush_at = self.count + block
+        line = _LINE
+        ack_line = _ack_line
         options = _dissect._options
         nop_nop_ts = _dissect._NOP_NOP_TS
         dup_ack = _ta.DUPLICATE_ACK
@@ -912,15 +954,22 @@ class Analyzer:
                 if fields is None:
                     self.count = count - 1
                     p = full(data, ts, orig_len, linktype, comment, interface)
-                    if not skim and (keep is None or keep(p)):
+                    if add_line is not None:
+                        add_line(p.list_bytes())
+                        if count == flush_at:
+                            yield lines
+                            lines = []
+                            add_line = lines.append
+                            flush_at = count + block
+                    elif not skim and (keep is None or keep(p)):
                         yield p
                 else:
                     texts = directions.get(key)
                     if texts is None:
                         if len(directions) >= _DIRECTIONS_MAX:
                             directions.clear()
-                        texts = directions[key] = _direction(key)
-                    src, dst, sport, dport, addrs, ports, app_port = texts
+                        texts = directions[key] = _direction(key, chat_ports)
+                    src, dst, sport, dport, addrs, ports, app_port, chat = texts
                     flags = offflags & 0x1FF
                     start = l4 + thl  # where the payload begins
                     seglen = end - start
@@ -938,6 +987,47 @@ class Analyzer:
                                 view = segment(st, count, seq, data, start, end)
                             elif data[start] in http_first:
                                 view = reassemble(conv, fwd, rev, count, seq, data, start, end)
+                    if add_line is not None and not aflags and type(ts) is int:
+                        # list_blocks: the two commonest lines, without a record (what
+                        # Packet.list_bytes would write for it, in the same order of tests).
+                        if view is not None:
+                            shown_cols = view.shown
+                            if shown_cols is not None and shown_cols[3] == seglen:
+                                proto, info = shown_cols[4]
+                                add_line(line % (count, (ts - first) / 1e9, addrs, proto, n,
+                                                 info))
+                                if count == flush_at:
+                                    yield lines
+                                    lines = []
+                                    add_line = lines.append
+                                    flush_at = count + block
+                                if count == limit:
+                                    break
+                                continue
+                        elif (app is None and flags & 0x30 == 0x10
+                                and not (seglen and chat)):  # ACK without URG; not chat
+                            if final is None:
+                                fbase = fwd.base_seq
+                                rbase = rev.base_seq
+                                scale = fwd.win_scale
+                            elif fwd.shown is not None and conv.first_frame != count:
+                                fbase, rbase, scale, _ = fwd.shown
+                            else:
+                                fbase, rbase, scale, _ = shown(conv, fwd, rev, count)
+                            add_line(ack_line(
+                                count, (ts - first) / 1e9, addrs, n, ports, flags,
+                                seq if absolute else (seq - fbase) & _M32,
+                                ack if absolute else (ack - rbase) & _M32,
+                                window if flags & _SYN or scale < 0 else window << scale,
+                                seglen, opts))
+                            if count == flush_at:
+                                yield lines
+                                lines = []
+                                add_line = lines.append
+                                flush_at = count + block
+                            if count == limit:
+                                break
+                            continue
                     if not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
@@ -997,12 +1087,26 @@ class Analyzer:
                         p._opts = opts
                         p._http = None
                         p._ctx = self
-                        yield p
+                        if add_line is None:
+                            yield p
+                        else:
+                            add_line(p.list_bytes())
+                            if count == flush_at:
+                                yield lines
+                                lines = []
+                                add_line = lines.append
+                                flush_at = count + block
                 if count == limit:
                     break
         except CaptureFormatError as exc:
             # Raised by the reader, before the damaged record was counted.
+            if lines:
+                yield lines
+                lines = []
             raise CaptureDamage.after(exc, count) from None
+        else:
+            if lines:
+                yield lines
         finally:
             self.count = count  # once, not per frame (also when the caller stops early)
 

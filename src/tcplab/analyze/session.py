@@ -191,8 +191,12 @@ class AnalysisSession:
 
     def list_lines(self) -> Iterator[str]:
         """The packet list (without its header, :data:`render.LIST_HEADER`), line by line."""
-        for p in self.packets():
-            yield p.list_line()
+        run = self.run()
+        for block in run.list_blocks():
+            for line in block:
+                yield line.decode()
+        if run.damage is not None:
+            raise run.damage
 
     def conversations(self) -> list[_conversations.ConversationSummary]:
         return self.run(conversations=True, per_packet=False).finish(raise_damage=True).conversations
@@ -278,6 +282,37 @@ class Run:
 
     def __iter__(self) -> Iterator[Packet]:
         return self._read(yielding=True)
+
+    def list_blocks(self, block: int = 2048) -> Iterator[list[bytes]]:
+        """The packet list of the frames the filter keeps: their lines (UTF-8, without
+        newlines) in lists of up to ``block``; the summaries are fed as by iterating.
+
+        A plain list (no filter, summary or kept frame) comes from
+        :meth:`Analyzer.list_blocks`, which writes the commonest lines without making
+        their records; any other from the records, with :meth:`Packet.list_bytes`.
+        """
+        if (self.session.display_filter is not None or self._wanted_frames or self._conv
+                or self._http or self._explainer or self._flow_builders):
+            lines: list[bytes] = []
+            for p in self._read(yielding=True):
+                lines.append(p.list_bytes())
+                if len(lines) >= block:
+                    yield lines
+                    lines = []
+            if lines:
+                yield lines
+            return
+        if self._started:
+            raise RuntimeError("a Run is read once; start another with session.run()")
+        self._started = True
+        reader = self._reader
+        try:
+            yield from self._analyzer.list_blocks(reader, self.session.max_packets, block)
+        except CaptureDamage as exc:
+            self.damage = exc
+        finally:
+            reader.close()
+        self.done = True
 
     def finish(self, *, raise_damage: bool = False) -> Run:
         """Read whatever is left (the summaries need the whole file); returns the run."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from itertools import islice
 
 from tcplab.analyze import CHAT_PORTS, Packet, render
 from tcplab.analyze.session import AnalysisSession
@@ -231,12 +230,11 @@ def run(args: argparse.Namespace) -> int:
     elif show_list:
         out.add(render.LIST_HEADER)
         out.flush()
-        # The list's own loop: lines are made a block at a time by one comprehension and
-        # written with one call, not passed one by one through _Output.add.
-        records = iter(analysis)
+        # The list's own loop: lines come a block at a time (Run.list_blocks) and are
+        # written with one call each, not passed one by one through _Output.add.
         write = out.write
-        while block := [p.list_bytes() for p in islice(records, _BLOCK)]:
-            block.append(b"")
+        for block in analysis.list_blocks(_BLOCK):
+            block.append(b"")  # the last line's newline
             write(b"\n".join(block))
     else:
         analysis.finish()
