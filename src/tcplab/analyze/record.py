@@ -973,8 +973,8 @@ class Analyzer:
                     flags = offflags & 0x1FF
                     start = l4 + thl  # where the payload begins
                     seglen = end - start
-                    aflags, conv, fwd, rev = step(count, ts, src, dst, sport, dport, seq, ack,
-                                                  flags, seglen, window, wscale)
+                    aflags, conv, fwd, rev = step(count, ts, key, src, dst, sport, dport, seq,
+                                                  ack, flags, seglen, window, wscale)
                     app = view = None
                     if seglen and views:
                         if (app_port or data[start] in tls_first
@@ -1117,9 +1117,9 @@ class Analyzer:
         ``payload`` is a segment's payload that is not in the frame's own bytes (a segment
         rebuilt from IP fragments): HTTP reassembly reads it from there.
         """
-        aflags, conv, fwd, rev = self.tracker.step(p.number, p.ts_ns, p.src, p.dst, p.sport,
-                                                   p.dport, p.seq_raw, p.ack_raw, p.flags,
-                                                   p.seglen, p.window_value, wscale)
+        aflags, conv, fwd, rev = self.tracker.step(
+            p.number, p.ts_ns, _ta.flow_key(p.src, p.sport, p.dst, p.dport), p.src, p.dst,
+            p.sport, p.dport, p.seq_raw, p.ack_raw, p.flags, p.seglen, p.window_value, wscale)
         if p.seglen and not aflags & _NO_SUBDISSECTOR:
             if payload is not None:
                 if payload:

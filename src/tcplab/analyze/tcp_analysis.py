@@ -22,6 +22,9 @@ of conversations, never with the number of packets.
 
 from __future__ import annotations
 
+import socket
+import struct
+
 from tcplab.packet.tcp import ACK, FIN, RST, SYN
 
 _M32 = 0xFFFFFFFF
@@ -208,17 +211,39 @@ class FinalState:
         self.b_shown = (self.b_base, self.a_base, self.b_scale, comp)
 
 
+_PORT_PAIR = struct.Struct("!HH")
+
+
+def flow_key(src: str, sport: int, dst: str, dport: int) -> bytes:
+    """The conversation table's key for a directed 4-tuple: both addresses and both ports
+    as the IP and TCP headers carry them.
+
+    So the analyzer's one-unpack path uses the 12 bytes it reads from an IPv4 frame as
+    they are (a bytes key keeps its hash; a tuple is hashed anew on every lookup).
+    """
+    family = socket.AF_INET6 if ":" in src else socket.AF_INET
+    return (socket.inet_pton(family, src) + socket.inet_pton(family, dst)
+            + _PORT_PAIR.pack(sport, dport))
+
+
+def _reverse_key(key: bytes) -> bytes:
+    """The :func:`flow_key` of the opposite direction."""
+    n = (len(key) - 4) // 2
+    return key[n : 2 * n] + key[:n] + key[2 * n + 2 :] + key[2 * n : 2 * n + 2]
+
+
 class TcpTracker:
     """Feeds TCP segments in capture order; writes Wireshark's ``tcp.*`` analysis fields.
 
-    The only state is the conversation table (4-tuple → current :class:`Conversation`),
+    The only state is the conversation table (directed 4-tuple, as :func:`flow_key`
+    spells it → current :class:`Conversation`),
     so a live capture can use the same tracker packet by packet. Given ``final`` (from a
     first pass over the same packets, :meth:`final_states`), the displayed values are
     the ones ``tshark -2`` shows.
     """
 
     def __init__(self, final: list[FinalState] | None = None) -> None:
-        self._table: dict[tuple, tuple[Conversation, Flow, Flow]] = {}
+        self._table: dict[bytes, tuple[Conversation, Flow, Flow]] = {}
         self.conversations: list[Conversation] = []
         self.final = final
 
@@ -249,6 +274,7 @@ class TcpTracker:
         self,
         frame: int,
         ts_ns: int,
+        key: bytes,
         src: str,
         dst: str,
         sport: int,
@@ -265,9 +291,10 @@ class TcpTracker:
         ``fwd`` is the direction the segment travels, ``rev`` the other one; their
         ``base_seq``/``win_scale`` give the relative numbers and the calculated window.
         Both kinds of analyzer record (:mod:`tcplab.analyze.record`) come through here, so
-        no view can disagree with another on a rule.
+        no view can disagree with another on a rule. ``key`` is the 4-tuple's
+        :func:`flow_key`.
         """
-        entry = self._table.get((src, sport, dst, dport))
+        entry = self._table.get(key)
         if entry is not None and flags & _CONTROL == ACK:
             conv, fwd, rev = entry
             nextseq = fwd.nextseq
@@ -317,13 +344,14 @@ class TcpTracker:
                 fwd.lastacktime = ts_ns
                 fwd.lastsegmentflags = aflags
                 return aflags, conv, fwd, rev
-        return self._step(frame, ts_ns, src, dst, sport, dport, seq, ack, flags, seglen, window,
-                          wscale)
+        return self._step(frame, ts_ns, key, src, dst, sport, dport, seq, ack, flags, seglen,
+                          window, wscale)
 
     def _step(
         self,
         frame: int,
         ts_ns: int,
+        key: bytes,
         src: str,
         dst: str,
         sport: int,
@@ -337,10 +365,10 @@ class TcpTracker:
     ) -> tuple[int, Conversation, Flow, Flow]:
         """:meth:`step` for every segment: packet-tcp.c's rules in full."""
         # Keyed by the directed 4-tuple, so one lookup gives the conversation and direction.
-        entry = self._table.get((src, sport, dst, dport))
+        entry = self._table.get(key)
         aflags = 0
         if entry is None:
-            conv = self._new(src, sport, dst, dport, frame)
+            conv = self._new(key, src, sport, dst, dport, frame)
             fwd, rev = conv.a, conv.b
         else:
             conv, fwd, rev = entry
@@ -352,7 +380,7 @@ class TcpTracker:
             if not ackf:
                 if fwd.base_set and seq != fwd.base_seq:
                     # A new SYN with another ISN on a known 4-tuple: the ports were reused.
-                    conv = self._new(src, sport, dst, dport, frame)
+                    conv = self._new(key, src, sport, dst, dport, frame)
                     fwd, rev = conv.a, conv.b
                     aflags |= REUSED_PORTS
             elif fwd.base_set and seq != fwd.base_seq:
@@ -509,8 +537,9 @@ class TcpTracker:
         header (tshark analysed that much), so its flags count towards completeness as
         those of a segment without payload.
         """
-        entry = self._table.get((src, sport, dst, dport))
-        conv = self._new(src, sport, dst, dport, frame) if entry is None else entry[0]
+        key = flow_key(src, sport, dst, dport)
+        entry = self._table.get(key)
+        conv = self._new(key, src, sport, dst, dport, frame) if entry is None else entry[0]
         conv.before = conv.completeness
         if count_flags:
             if conv.first_frame != frame:
@@ -527,13 +556,14 @@ class TcpTracker:
             return displayed_completeness(f.completeness, f.first_bits, f.first_frame == frame)
         return conv.before
 
-    def _new(self, src: str, sport: int, dst: str, dport: int, frame: int) -> Conversation:
+    def _new(self, key: bytes, src: str, sport: int, dst: str, dport: int,
+             frame: int) -> Conversation:
         conv = Conversation(len(self.conversations), src, sport, dst, dport, frame)
         self.conversations.append(conv)
         final = self.final
         if final is not None and conv.stream < len(final):
             f = final[conv.stream]
             conv.a.shown, conv.b.shown = f.a_shown, f.b_shown
-        self._table[(src, sport, dst, dport)] = (conv, conv.a, conv.b)
-        self._table[(dst, dport, src, sport)] = (conv, conv.b, conv.a)
+        self._table[key] = (conv, conv.a, conv.b)
+        self._table[_reverse_key(key)] = (conv, conv.b, conv.a)
         return conv
