@@ -313,13 +313,14 @@ class TcpTracker:
                 lastack = fwd.lastack
                 rlastack = rev.lastack
                 if seglen:
+                    nextseq = (seq + seglen) & _M32
                     rscale = rev.win_scale
-                    if (rscale != WS_UNKNOWN and (seq + seglen) & _M32 == (
+                    if (rscale != WS_UNKNOWN and nextseq == (
                             rlastack + (rwindow << (0 if rscale == WS_NONE else rscale))) & _M32):
                         aflags = WINDOW_FULL
-                    if rlastack and (rlastack - seq - seglen) & _M32 < _HALF:
+                    if rlastack and (rlastack - nextseq) & _M32 < _HALF:
                         aflags |= SPURIOUS_RETRANSMISSION
-                    fwd.nextseq = nextseq = (seq + seglen) & _M32
+                    fwd.nextseq = nextseq
                     fwd.nextseqtime = ts_ns
                 elif ack == lastack:
                     if window != fwd.window:
