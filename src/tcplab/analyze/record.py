@@ -666,13 +666,18 @@ def _fill_from_fields(p: Packet, d: dict) -> None:
 
 # Link header + IPv4 without options + the fixed TCP header, in one unpack. Only the
 # fields the views need are decoded; the rest are pad bytes.
-#   link type field, version/IHL, total length, flags/fragment offset, protocol,
-#   source, destination, TCP ports, seq, ack, data offset/flags, window, urgent pointer
-# The addresses and ports are adjacent (IP source, IP destination, TCP source and
-# destination port): one 12-byte field, the key of the per-direction text cache.
-_ETH_IP_TCP = struct.Struct("!12x2sB x H 2x H x B 2x 12s IIHH 2x H")
-_NULL_IP_TCP = struct.Struct("!4sB x H 2x H x B 2x 12s IIHH 2x H")
-_RAW_IP_TCP = struct.Struct("!0sB x H 2x H x B 2x 12s IIHH 2x H")
+#   link type field with version/IHL, total length, flags/fragment offset with TTL and
+#   protocol, source, destination, TCP ports, seq, ack, data offset/flags, window,
+#   urgent pointer
+# Adjacent fields tested together are one field, tested with one comparison: the link
+# type field and version/IHL (IPv4 without options); flags/fragment offset, TTL and
+# protocol (not a fragment, TCP: ``& _NOT_FRAGMENT_TCP == 6``). The addresses and ports
+# (IP source, IP destination, TCP source and destination port) are one 12-byte field,
+# the key of the per-direction text cache and of the TCP analysis' conversation table.
+_ETH_IP_TCP = struct.Struct("!12x3s x H 2x I 2x 12s IIHH 2x H")
+_NULL_IP_TCP = struct.Struct("!5s x H 2x I 2x 12s IIHH 2x H")
+_RAW_IP_TCP = struct.Struct("!1s x H 2x I 2x 12s IIHH 2x H")
+_NOT_FRAGMENT_TCP = 0x3FFF00FF
 _PORTS = struct.Struct("!HH")
 # Directed 4-tuple bytes → (source, destination, source port, destination port, the
 # Source/Destination columns, "sport → dport"). Bounded: cleared when full.
@@ -682,8 +687,9 @@ _RAW_MIN = 20 + 20
 # Raw IP under every number platforms use for it (the version nibble tells v4 from v6).
 _RAW_LINKTYPES = frozenset({101, 12, 14, 228, 229})
 _NULL_MIN = 4 + 20 + 20
-_ETHERTYPE_IPV4 = b"\x08\x00"
-_AF_INET_LE = b"\x02\x00\x00\x00"
+_ETHERTYPE_IPV4 = b"\x08\x00\x45"  # and version 4, IHL 5
+_AF_INET_LE = b"\x02\x00\x00\x00\x45"
+_IPV4_NO_OPTIONS = b"\x45"
 _TS_WORDS = struct.Struct("!III")
 _APP_PORTS = TLS_PORTS | DNS_PORTS
 _TLS_FIRST_BYTES = frozenset(TLS_HEURISTIC_TYPES)
@@ -923,15 +929,17 @@ class Analyzer:
                             off = 4
                     elif linktype in raw_types and n >= _RAW_MIN:
                         fields = raw_unpack(data)
+                        if fields[0] != _IPV4_NO_OPTIONS:
+                            fields = None
                         off = 0
                 if fields is not None:
-                    _, vihl, total, frag, proto, key, seq, ack, offflags, window, urg = fields
+                    _, total, fragproto, key, seq, ack, offflags, window, urg = fields
                     thl = (offflags >> 12) << 2
                     end = off + total
                     l4 = off + 20
-                    # IPv4 without options, not a fragment, TCP, lengths consistent: else
-                    # the full dissector words whatever is unusual about the frame.
-                    if (vihl != 0x45 or proto != 6 or frag & 0x3FFF or end > n or thl < 20
+                    # IPv4 without options (tested above), not a fragment, TCP, lengths
+                    # consistent: else the full dissector words what is unusual about it.
+                    if (fragproto & _NOT_FRAGMENT_TCP != 6 or end > n or thl < 20
                             or l4 + thl > end):
                         fields = None
                     elif thl == 20:
