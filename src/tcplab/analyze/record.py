@@ -885,8 +885,9 @@ class Analyzer:
         # a time; ``line``, ``ack_line`` the two forms it writes without a record.
         lines: list[bytes] = []
         add_line = lines.append if block else None
-        # Every frame adds one line: a block is full at a frame number, not a length.
-        flush_at = self.count + block
+        # Every frame adds one line: a block is full at a frame number, not a length
+        # (never, for packets(): no frame number is -1).
+        flush_at = self.count + block if block else -1
         line = _LINE
         ack_line = _ack_line
         options = _dissect._options
@@ -964,11 +965,6 @@ class Analyzer:
                     p = full(data, ts, orig_len, linktype, comment, interface)
                     if add_line is not None:
                         add_line(p.list_bytes())
-                        if count == flush_at:
-                            yield lines
-                            lines = []
-                            add_line = lines.append
-                            flush_at = count + block
                     elif not skim and (keep is None or keep(p)):
                         yield p
                 else:
@@ -995,25 +991,19 @@ class Analyzer:
                                 view = segment(st, count, seq, data, start, end)
                             elif data[start] in http_first:
                                 view = reassemble(conv, fwd, rev, count, seq, data, start, end)
-                    if add_line is not None and not aflags and type(ts) is int:
-                        # list_blocks: the two commonest lines, without a record (what
-                        # Packet.list_bytes would write for it, in the same order of tests).
+                    if add_line is not None and not aflags and type(ts) is int and (
+                            # list_blocks: the two commonest lines, without a record (what
+                            # Packet.list_bytes would write, tested in the same order): a
+                            # whole HTTP message like the one its view's columns were made
+                            # for, or an ACK without URG that is not chat.
+                            (view is not None and (cols := view.shown) is not None
+                             and cols[3] == seglen)
+                            or (view is None and app is None and flags & 0x30 == 0x10
+                                and not (seglen and chat))):
                         if view is not None:
-                            shown_cols = view.shown
-                            if shown_cols is not None and shown_cols[3] == seglen:
-                                proto, info = shown_cols[4]
-                                add_line(line % (count, (ts - first) / 1e9, addrs, proto, n,
-                                                 info))
-                                if count == flush_at:
-                                    yield lines
-                                    lines = []
-                                    add_line = lines.append
-                                    flush_at = count + block
-                                if count == limit:
-                                    break
-                                continue
-                        elif (app is None and flags & 0x30 == 0x10
-                                and not (seglen and chat)):  # ACK without URG; not chat
+                            proto, info = cols[4]
+                            add_line(line % (count, (ts - first) / 1e9, addrs, proto, n, info))
+                        else:
                             if final is None:
                                 fbase = fwd.base_seq
                                 rbase = rev.base_seq
@@ -1028,15 +1018,7 @@ class Analyzer:
                                 ack if absolute else (ack - rbase) & _M32,
                                 window if flags & _SYN or scale < 0 else window << scale,
                                 seglen, opts))
-                            if count == flush_at:
-                                yield lines
-                                lines = []
-                                add_line = lines.append
-                                flush_at = count + block
-                            if count == limit:
-                                break
-                            continue
-                    if not skim and (seglen or empty):
+                    elif not skim and (seglen or empty):
                         p = new(Packet)
                         p.number = count
                         p.seglen = seglen
@@ -1099,11 +1081,11 @@ class Analyzer:
                             yield p
                         else:
                             add_line(p.list_bytes())
-                            if count == flush_at:
-                                yield lines
-                                lines = []
-                                add_line = lines.append
-                                flush_at = count + block
+                if count == flush_at:  # (list_blocks only: every frame adds one line)
+                    yield lines
+                    lines = []
+                    add_line = lines.append
+                    flush_at = count + block
                 if count == limit:
                     break
         except CaptureFormatError as exc:
