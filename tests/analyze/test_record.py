@@ -208,6 +208,20 @@ def test_golden_captures(name, options):
     assert_identical(str(GOLDEN_DIR / name), **options)
 
 
+def test_list_blocks_hold_at_least_one_line(tmp_path):
+    path = scenarios.anomalies().write(str(tmp_path / "a.pcap"))
+    reader = open_capture(path)
+    try:
+        with pytest.raises(ValueError, match="at least one line"):
+            _analyzer(reader, None).list_blocks(reader, block=0)
+    finally:
+        reader.close()
+    with pytest.raises(ValueError, match="at least one line"):
+        next(AnalysisSession(path).run().list_blocks(0))
+    # A block of one is a line at a time, the same lines.
+    assert block_lines(path, block=1) == [p.list_line() for p in full_records(path)]
+
+
 def test_count_limit(tmp_path):
     path = scenarios.random_conversations(3, 500).write(str(tmp_path / "long.pcap"))
     lines = list(AnalysisSession(path, two_pass=False, max_packets=5).list_lines())

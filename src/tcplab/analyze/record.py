@@ -861,6 +861,8 @@ class Analyzer:
         of a plain list's frames, and a record costs as much as its line. Damage raises
         :class:`CaptureDamage` after the block holding every good line.
         """
+        if block < 1:
+            raise ValueError(f"a block holds at least one line, not {block}")
         return self._frames(reader, max_packets, False, False, True, None, block)
 
     def _frames(self, reader: Any, max_packets: int | None, skim: bool, payload_only: bool,

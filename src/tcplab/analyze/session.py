@@ -291,6 +291,8 @@ class Run:
         :meth:`Analyzer.list_blocks`, which writes the commonest lines without making
         their records; any other from the records, with :meth:`Packet.list_bytes`.
         """
+        if block < 1:
+            raise ValueError(f"a block holds at least one line, not {block}")
         if (self.session.display_filter is not None or self._wanted_frames or self._conv
                 or self._http or self._explainer or self._flow_builders):
             lines: list[bytes] = []
