@@ -167,6 +167,27 @@ def test_a_message_of_only_escape_sequences_is_empty(text, target):
         (2, b"* Alice: hi\n" if target == b"*" else b"Alice: hi\n")]
 
 
+@pytest.mark.parametrize("text", ["\u200b", "\u200b\u200c\u200d", "\u00a0", "\u3000 \u2060",
+                                  "\ufeff", "\u3164", "\u2003\u200b\t\u00a0"])
+@pytest.mark.parametrize("target", [b"Bob", b"*"])
+def test_a_message_of_only_invisible_characters_is_empty(text, target):
+    """Zero-width characters, Unicode spaces and Hangul fillers show nothing: the reader
+    would get 'Alice: ' alone. 412, as for an empty message; nobody receives anything."""
+    core = core_with("Alice", "Bob", "Carol")
+    assert core.receive(1, target + b": " + text.encode() + b"\n", 1.0) == [
+        (1, b"System: 412 Name or message cannot be empty.\n")]
+
+
+@pytest.mark.parametrize("text", ["a\u200bb", "\u200b\U0001f600", "\u00a0\u05e9\u05dc\u05d5\u05dd",
+                                  "\u0301", "\ufffd"])
+def test_a_message_with_something_visible_is_delivered(text):
+    """Invisible characters around a letter, an emoji, Hebrew or even a lone combining
+    mark leave something to see: delivered as sent."""
+    core = core_with("Alice", "Bob")
+    assert core.receive(1, b"Bob: " + text.encode() + b"\n", 1.0) == [
+        (2, b"Alice: " + text.encode() + b"\n")]
+
+
 def test_broadcast_reaches_everyone_else_marked():
     core = core_with("Alice", "Bob", "Carol")
     out = core.receive(2, b"*: hi all\n", 1.0)

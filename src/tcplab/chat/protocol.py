@@ -185,6 +185,22 @@ def has_controls(data: bytes, line_ends: bool = False, ascii: bool = False) -> b
     return False
 
 
+#: Characters that take no room on screen besides spaces: zero-width space, joiners and
+#: marks, word joiner and the invisible operators, the byte-order mark, and the Hangul
+#: fillers, which render blank and are a known way to post "nothing".
+_INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064"
+                       "\ufeff\u115f\u1160\u3164\uffa0\u180e\u034f")
+
+
+def shows_nothing(text: bytes) -> bool:
+    """True when non-ASCII ``text`` is only spaces (any of Unicode's) and invisible
+    characters: the reader would see ``Alice:`` and nothing after it.
+
+    ASCII text is not asked (an ASCII message that strips to something shows it).
+    """
+    return all(ch.isspace() or ch in _INVISIBLE for ch in text.decode("utf-8", "replace"))
+
+
 def clean_text(text: bytes) -> bytes:
     """Relayed chat text without terminal escape sequences (removed whole, as the tcplab
     client removes them, so no ``[2J`` residue shows) and without any other control
@@ -738,6 +754,9 @@ class ChatCore:
                 if not text.strip(b" \t"):  # only escape sequences: nothing would show
                     out.append((conn, _ERR_EMPTY[codes]))
                     continue
+            if not text.isascii() and shows_nothing(text):  # e.g. one zero-width space
+                out.append((conn, _ERR_EMPTY[codes]))
+                continue
             dest = by_bytes.get(target)
             if dest is None:
                 if target == b"*":
