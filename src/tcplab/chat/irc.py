@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from tcplab.chat.dialect import Dialect
 from tcplab.chat.nickmap import irc_form, irc_safe
-from tcplab.chat.protocol import MAX_NICK_CHARS, PASS_HELD_LINES, Code, LineFramer
+from tcplab.chat.protocol import MAX_NICK_CHARS, PASS_HELD_LINES, Code, LineFramer, shows_nothing
 
 if TYPE_CHECKING:
     from tcplab.chat.protocol import ChatCore, Output, Session
@@ -483,7 +483,8 @@ class IrcDialect(Dialect):
                         and text[:1] != b"\x01" and (text.isascii() or _utf8(text)):
                     if len(text.translate(None, _CONTROL_BYTES)) != len(text):
                         text = plain_text(text)
-                    if text:
+                    # (text that shows nothing takes the full path, which answers 412)
+                    if text.strip(b" ") and (text.isascii() or not shows_nothing(text)):
                         if target[:1] == b"#":
                             self._to_channel(core, sess, target, text, False, out)
                         else:
@@ -654,7 +655,7 @@ class IrcDialect(Dialect):
             else:
                 return  # other CTCP (VERSION, PING, DCC …) is not relayed: see docs/irc.md
         text = plain_text(text).strip(b" ")
-        if not text:
+        if not text or (not text.isascii() and shows_nothing(text)):  # (zero-width space…)
             if not notice:
                 out.append((sess.conn, self._num(sess, Numeric.ERR_NOTEXTTOSEND,
                                                  "No text to send")))
