@@ -1006,12 +1006,10 @@ class Analyzer:
                             proto, info = cols[4]
                             add_line(line % (count, (ts - first) / 1e9, addrs, proto, n, info))
                         else:
-                            if final is None:
+                            if final is None:  # TcpTracker.shown's one-pass answer
                                 fbase = fwd.base_seq
                                 rbase = rev.base_seq
                                 scale = fwd.win_scale
-                            elif fwd.shown is not None and conv.first_frame != count:
-                                fbase, rbase, scale, _ = fwd.shown
                             else:
                                 fbase, rbase, scale, _ = shown(conv, fwd, rev, count)
                             add_line(ack_line(

@@ -283,6 +283,11 @@ class Run:
     def __iter__(self) -> Iterator[Packet]:
         return self._read(yielding=True)
 
+    def _start(self) -> None:
+        if self._started:
+            raise RuntimeError("a Run is read once; start another with session.run()")
+        self._started = True
+
     def list_blocks(self, block: int = 2048) -> Iterator[list[bytes]]:
         """The packet list of the frames the filter keeps: their lines (UTF-8, without
         newlines) in lists of up to ``block``; the summaries are fed as by iterating.
@@ -304,9 +309,7 @@ class Run:
             if lines:
                 yield lines
             return
-        if self._started:
-            raise RuntimeError("a Run is read once; start another with session.run()")
-        self._started = True
+        self._start()
         reader = self._reader
         try:
             yield from self._analyzer.list_blocks(reader, self.session.max_packets, block)
@@ -331,9 +334,7 @@ class Run:
         Not ``yielding`` (a caller that only wants the summaries) hands nothing out:
         a generator layer less per packet.
         """
-        if self._started:
-            raise RuntimeError("a Run is read once; start another with session.run()")
-        self._started = True
+        self._start()
         keep = self.session.display_filter
         consumers: list[Callable[[Any], None]] = [
             c.add for c in (self._conv, self._http, self._explainer) if c is not None]
