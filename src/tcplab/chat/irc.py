@@ -484,7 +484,7 @@ class IrcDialect(Dialect):
                     if len(text.translate(None, _CONTROL_BYTES)) != len(text):
                         text = plain_text(text)
                     # (text that shows nothing takes the full path, which answers 412)
-                    if text.strip(b" ") and (text.isascii() or not shows_nothing(text)):
+                    if not shows_nothing(text):
                         if target[:1] == b"#":
                             self._to_channel(core, sess, target, text, False, out)
                         else:
@@ -655,7 +655,7 @@ class IrcDialect(Dialect):
             else:
                 return  # other CTCP (VERSION, PING, DCC …) is not relayed: see docs/irc.md
         text = plain_text(text).strip(b" ")
-        if not text or (not text.isascii() and shows_nothing(text)):  # (zero-width space…)
+        if shows_nothing(text):  # empty, or e.g. one zero-width space
             if not notice:
                 out.append((sess.conn, self._num(sess, Numeric.ERR_NOTEXTTOSEND,
                                                  "No text to send")))

@@ -193,11 +193,13 @@ _INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u
 
 
 def shows_nothing(text: bytes) -> bool:
-    """True when non-ASCII ``text`` is only spaces (any of Unicode's) and invisible
-    characters: the reader would see ``Alice:`` and nothing after it.
+    """True when ``text`` is only spaces (any of Unicode's) and invisible characters:
+    the reader would see ``Alice:`` and nothing after it.
 
-    ASCII text is not asked (an ASCII message that strips to something shows it).
+    ASCII text (the usual case) is answered without a decode: only spaces show nothing.
     """
+    if text.isascii():
+        return not text.strip(b" ")
     return all(ch.isspace() or ch in _INVISIBLE for ch in text.decode("utf-8", "replace"))
 
 
@@ -754,7 +756,7 @@ class ChatCore:
                 if not text.strip(b" \t"):  # only escape sequences: nothing would show
                     out.append((conn, _ERR_EMPTY[codes]))
                     continue
-            if not text.isascii() and shows_nothing(text):  # e.g. one zero-width space
+            if shows_nothing(text):  # e.g. one zero-width space
                 out.append((conn, _ERR_EMPTY[codes]))
                 continue
             dest = by_bytes.get(target)
